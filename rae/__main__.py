@@ -1,0 +1,3 @@
+from rae.cli import main
+
+main()

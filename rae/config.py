@@ -1,0 +1,132 @@
+"""rae's settings: defaults, overridden by a TOML config file, then by ``RAE_*`` environment variables, then by flags.
+
+Secrets never live here. A model that needs a key names the environment variable that holds it (``api_key_env``);
+rae reads the key from the environment when it builds the LM and never writes it anywhere.
+"""
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rae.errors import RaeError
+from rae.labels import ESCI_MAPPING
+
+DEFAULT_CONFIG_FILE = "rae.toml"
+EMBEDDED_PREFIX = "local/"
+
+
+class ConfigError(RaeError, ValueError):
+    pass
+
+
+class ModelSpec(BaseModel):
+    """Which LM judges, and how it decodes. Any LiteLLM model string, or ``local/smollm2`` (the embedded default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "local/smollm2"
+    api_base: str | None = None
+    api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
+    engine: Literal["auto", "litellm", "lm15"] | None = Field(
+        default=None, description="DSPy engine; default litellm when api_base is set (it sends max_tokens), else auto"
+    )
+    temperature: float = 0.0
+    max_tokens: int = 384
+    seed: int = 0
+    num_retries: int = 6
+    timeout_s: float = 120.0
+    # The embedded model's own settings (ignored for other models):
+    n_ctx: int = 4096
+    repeat_penalty: float = 1.1
+    max_string_chars: int = 400
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.name.startswith(EMBEDDED_PREFIX)
+
+
+class ProductTextSpec(BaseModel):
+    """Which product fields the judge reads, in order, and the most characters it reads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: tuple[Literal["title", "brand", "color", "category", "bullets", "description", "price"], ...] = (
+        "title",
+        "brand",
+        "color",
+        "category",
+        "bullets",
+        "description",
+    )
+    budget: int = Field(default=900, ge=100)
+
+
+class DataSpec(BaseModel):
+    """The human-labelled set and catalog: the bundled ESCI-US sample unless a team's own files are named.
+
+    Column names map rae's fields to the file's columns, e.g. ``label_columns = {query_id = "qid", label = "grade"}``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    labels: str | None = None
+    catalog: str | None = None
+    label_columns: dict[str, str] = Field(default_factory=dict)
+    catalog_columns: dict[str, str] = Field(default_factory=dict)
+    split_seed: str = "rae-esci-v1"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelSpec = ModelSpec()
+    data: DataSpec = DataSpec()
+    store: str = "sqlite:///.rae/rae.db"
+    workers: int = Field(default=4, ge=1)
+    guidelines: Literal["query", "generic"] = "query"
+    chain_of_thought: bool = True
+    product_text: ProductTextSpec = ProductTextSpec()
+    program: str | None = Field(default=None, description="name of a compiled program artifact, or none")
+    label_mapping: dict[str, str] = Field(default_factory=lambda: {k: str(v) for k, v in ESCI_MAPPING.items()})
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        """A copy with the given top-level fields replaced; ``model_name`` replaces the model's name only."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        model_name = changes.pop("model_name", None)
+        data = self.model_dump()
+        data.update(changes)
+        if model_name is not None:
+            data["model"] = {**data["model"], "name": model_name}
+        return _validated(data, "settings")
+
+
+def load_settings(config_file: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Defaults < config file (``--config``, ``RAE_CONFIG`` or ``./rae.toml``) < ``RAE_MODEL`` / ``RAE_STORE`` / ``RAE_WORKERS``."""
+    environ = dict(os.environ) if environ is None else environ
+    path = Path(config_file or environ.get("RAE_CONFIG") or DEFAULT_CONFIG_FILE)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    elif config_file is not None or "RAE_CONFIG" in environ:
+        raise ConfigError(f"{path}: no such config file")
+    if "RAE_MODEL" in environ:
+        data.setdefault("model", {})["name"] = environ["RAE_MODEL"]
+    if "RAE_STORE" in environ:
+        data["store"] = environ["RAE_STORE"]
+    if "RAE_WORKERS" in environ:
+        data["workers"] = environ["RAE_WORKERS"]
+    return _validated(data, str(path))
+
+
+def _validated(data: dict[str, Any], source: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None

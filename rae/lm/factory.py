@@ -1,0 +1,95 @@
+"""Build the ``dspy.LM`` that a ``ModelSpec`` names, and the identity under which its outputs are stored.
+
+DSPy's own response cache is turned off on every LM rae builds: rae's store is the one cache, keyed on the program,
+the model identity below and the content, so two caches can never disagree (DSPy's key ignores ``api_base``).
+"""
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dspy
+
+from rae.config import EMBEDDED_PREFIX, ConfigError, ModelSpec
+from rae.lm.embedded import LlamaCppEngine, file_digest, smollm2_path
+
+EMBEDDED_MODELS = {"smollm2": smollm2_path}
+
+
+class ModelHandle:
+    """A model spec resolved on this machine: the weights it names (for embedded models) and its store identity."""
+
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+
+    @cached_property
+    def weights(self) -> Path | None:
+        if not self.spec.is_embedded:
+            return None
+        name = self.spec.name.removeprefix(EMBEDDED_PREFIX)
+        if name in EMBEDDED_MODELS:
+            return EMBEDDED_MODELS[name]()
+        path = Path(name).expanduser()
+        if path.suffix != ".gguf" or not path.exists():
+            known = ", ".join(EMBEDDED_PREFIX + n for n in EMBEDDED_MODELS)
+            raise ConfigError(f"unknown embedded model {self.spec.name!r}: use {known} or local/<path to a .gguf file>")
+        return path
+
+    @cached_property
+    def identity(self) -> str:
+        """Everything that changes what the model answers: name, weights or server, and decoding settings.
+
+        Never a key: a URL's user and password are dropped.
+        """
+        parts = {"model": self.spec.name, "temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens}
+        if self.weights is not None:
+            parts["weights"] = file_digest(self.weights)
+            parts["seed"] = self.spec.seed
+            parts["repeat_penalty"] = self.spec.repeat_penalty
+            parts["max_string_chars"] = self.spec.max_string_chars
+        if self.spec.api_base:
+            parts["api_base"] = _without_credentials(self.spec.api_base)
+        return json.dumps(parts, sort_keys=True)
+
+    def build(self) -> dspy.LM:
+        spec = self.spec
+        if self.weights is not None:
+            engine = LlamaCppEngine(
+                self.weights,
+                n_ctx=spec.n_ctx,
+                seed=spec.seed,
+                max_string_chars=spec.max_string_chars,
+                repeat_penalty=spec.repeat_penalty,
+            )
+            return dspy.LM(
+                spec.name, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0
+            )
+        client: dict[str, object] = {}
+        if spec.api_base:
+            client["api_base"] = spec.api_base
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise ConfigError(f"model {spec.name!r} reads its API key from ${spec.api_key_env}, which is not set")
+            client["api_key"] = key
+        engine = spec.engine or ("litellm" if spec.api_base else "auto")
+        return dspy.LM(
+            spec.name,
+            engine=engine,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            num_retries=spec.num_retries,
+            timeout=spec.timeout_s,
+            cache=False,
+            **client,
+        )
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))

@@ -1,0 +1,47 @@
+"""The whole judging program, composed: requirements and guidelines once per query, a judgment per pair.
+
+``Annotator.forward`` runs the steps in one go, which is what DSPy's optimizers trace. An annotation run
+(``rae.eval.annotate``) calls the same sub-modules one step at a time with the store between them, so that a query's
+guidelines are written once and reused by every product, engine and rerun.
+"""
+
+from typing import Literal
+
+import dspy
+
+from rae.programs.describe import ImageDescriber
+from rae.programs.guidelines import GENERIC_GUIDELINES, GuidelineWriter, Guidelines, guidelines_from
+from rae.programs.judge import RelevanceJudge
+from rae.programs.requirements import Requirement, RequirementExtractor
+
+GuidelineMode = Literal["query", "generic"]
+
+
+class Annotator(dspy.Module):
+    def __init__(self, guidelines: GuidelineMode = "query", chain_of_thought: bool = True):
+        super().__init__()
+        self.guideline_mode = guidelines
+        self.requirements = RequirementExtractor()
+        self.guidelines = GuidelineWriter()
+        self.judge = RelevanceJudge(chain_of_thought=chain_of_thought)
+        self.describer = ImageDescriber()
+
+    @property
+    def writes_guidelines(self) -> bool:
+        return self.guideline_mode == "query"
+
+    def guidelines_for(self, query: str) -> tuple[list[Requirement], Guidelines]:
+        if not self.writes_guidelines:
+            return [], GENERIC_GUIDELINES
+        requirements = self.requirements(query=query).requirements
+        return requirements, guidelines_from(self.guidelines(query=query, requirements=requirements))
+
+    def forward(self, query: str, product: str) -> dspy.Prediction:
+        requirements, guidelines = self.guidelines_for(query)
+        judgment = self.judge(query=query, guidelines=guidelines.render(), product=product)
+        return dspy.Prediction(
+            label=judgment.label,
+            reasoning=getattr(judgment, "reasoning", ""),
+            requirements=requirements,
+            guidelines=guidelines,
+        )

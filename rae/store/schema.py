@@ -1,0 +1,92 @@
+"""The cache database's tables: one per stage of the program, plus the runs that filled them.
+
+Every stage row is keyed by a fingerprint of (stage, program hash, model identity, input content); see
+``rae.store.keys``. A row also keeps what the call cost and what the model literally wrote, so that a failure can be
+read and a bill can be checked without calling the model again.
+"""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LMCall:
+    """Columns every stored LM output has: its key, its provenance, what it cost, and what the model wrote."""
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    program_hash: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(Text)
+    input_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # "ok", or "failed": the output could not be parsed
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    raw_output: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    latency_s: Mapped[float | None] = mapped_column(Float, default=None)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RequirementsRow(LMCall, Base):
+    __tablename__ = "requirements"
+
+    query: Mapped[str] = mapped_column(Text)
+    requirements: Mapped[list | None] = mapped_column(JSON, default=None)
+
+
+class GuidelinesRow(LMCall, Base):
+    __tablename__ = "guidelines"
+
+    query: Mapped[str] = mapped_column(Text)
+    guidelines: Mapped[dict | None] = mapped_column(JSON, default=None)
+
+
+class DescriptionRow(LMCall, Base):
+    __tablename__ = "descriptions"
+
+    image_hash: Mapped[str] = mapped_column(String(64), index=True)
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class JudgmentRow(LMCall, Base):
+    __tablename__ = "judgments"
+    __table_args__ = (Index("ix_judgments_pair", "query_id", "product_id"),)
+
+    query_id: Mapped[str] = mapped_column(String(128))
+    query: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str | None] = mapped_column(String(32), default=None)
+    reasoning: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class RunRow(Base):
+    """One command that wrote to the store: what it was asked, with what settings, and what it did."""
+
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    command: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, finished, aborted
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+STAGE_TABLES: dict[str, type[LMCall]] = {
+    "requirements": RequirementsRow,
+    "guidelines": GuidelinesRow,
+    "description": DescriptionRow,
+    "judgment": JudgmentRow,
+}

@@ -1,0 +1,134 @@
+"""The cache database: SQLite by default (a file under ``.rae/``, WAL), any SQLAlchemy URL (PostgreSQL) with the same code.
+
+Each result is committed as soon as it exists, so a run killed midway loses at most the calls in flight. A row is
+inserted once: if another process stored the same fingerprint first, the insert is skipped, never duplicated.
+"""
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rae.errors import RaeError
+from rae.store.schema import Base, LMCall, RunRow
+
+Row = TypeVar("Row", bound=LMCall)
+LOOKUP_CHUNK = 500
+
+
+class StoreError(RaeError, RuntimeError):
+    pass
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    def get(self, table: type[Row], fingerprint: str) -> Row | None:
+        with self.session() as session:
+            return session.get(table, fingerprint)
+
+    def get_many(self, table: type[Row], fingerprints: Iterable[str]) -> dict[str, Row]:
+        wanted = list(dict.fromkeys(fingerprints))
+        found: dict[str, Row] = {}
+        with self.session() as session:
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                chunk = wanted[start : start + LOOKUP_CHUNK]
+                for row in session.scalars(select(table).where(table.fingerprint.in_(chunk))):
+                    found[row.fingerprint] = row
+        return found
+
+    def put(self, row: LMCall) -> bool:
+        """Insert a row unless its fingerprint is already stored. True if this call inserted it."""
+        values = {c.key: getattr(row, c.key) for c in row.__table__.columns if getattr(row, c.key) is not None}
+        with self.engine.begin() as connection:
+            return _insert_once(connection, row.__table__, values)
+
+    def replace(self, row: LMCall) -> None:
+        """Store a row in place of any with the same fingerprint (a failure being retried)."""
+        with self.session() as session, session.begin():
+            session.merge(row)
+
+    def start_run(self, command: str, settings: dict[str, Any]) -> str:
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        with self.session() as session, session.begin():
+            session.add(RunRow(run_id=run_id, command=command, settings=settings, counts={}))
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, counts: dict[str, Any]) -> None:
+        with self.session() as session, session.begin():
+            run = session.get(RunRow, run_id)
+            if run is not None:
+                run.status, run.counts, run.finished_at = status, counts, datetime.now(UTC)
+
+    def runs(self, command: str | None = None) -> list[RunRow]:
+        with self.session() as session:
+            query = select(RunRow).order_by(RunRow.started_at.desc())
+            if command:
+                query = query.where(RunRow.command == command)
+            return list(session.scalars(query))
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///.rae/rae.db or postgresql+psycopg://host/db)") from None
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=64)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16, max_overflow=64)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _insert_once(connection: Any, table: Any, values: dict[str, Any]) -> bool:
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(table).values(**values))
+            return True
+        except IntegrityError:
+            return False
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=["fingerprint"])
+    return connection.execute(statement).rowcount == 1
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable url>"

@@ -58,7 +58,8 @@ def annotate(
     status = "aborted"
     try:
         with workspace.using_model():
-            summary = AnnotationRun(workspace.steps(run_id, retry_failed), workspace.labelled.catalog, workspace.settings.workers).run(chosen)
+            run = AnnotationRun(workspace.steps(run_id, retry_failed), workspace.labelled.catalog, workspace.workers)
+            summary = run.run(chosen)
         status = "finished"
     finally:
         workspace.store.finish_run(run_id, status, summary.as_dict() if status == "finished" else {})

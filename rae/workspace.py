@@ -35,6 +35,11 @@ class Workspace:
     def labelled(self) -> LabelledSet:
         return load_labelled_set(self.settings.data, self.settings.label_mapping)
 
+    @property
+    def workers(self) -> int:
+        """The configured workers, capped by what the model can serve at once (one for the embedded model)."""
+        return min(self.settings.workers, self.model.max_workers or self.settings.workers)
+
     def steps(self, run_id: str | None = None, retry_failed: bool = False) -> StoredSteps:
         return StoredSteps(
             self.annotator, self.store, self.model, self.settings.product_text, run_id=run_id, retry_failed=retry_failed

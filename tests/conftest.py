@@ -1,0 +1,60 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import dspy
+import pytest
+
+from rae.config import ModelSpec, ProductTextSpec
+from rae.datasets.labelled_set import LabelledSet
+from rae.datasets.records import HumanJudgment, Product
+from rae.eval.steps import StoredSteps
+from rae.labels import ESCI_MAPPING
+from rae.lm.factory import ModelHandle
+from rae.programs.annotator import Annotator
+from rae.store.store import Store
+from tests.scripted import ScriptedEngine, scripted_lm
+
+# query id, query, [(product id, title, ESCI label)]
+TINY = [
+    ("q1", "red kettle", [("p1", "Red kettle 1.7l", "E"), ("p2", "Blue kettle", "S"), ("p3", "Red toaster", "I"), ("p4", "Kettle descaler", "C")]),
+    ("q2", "running shoes", [("p5", "Trail running shoes", "E"), ("p6", "Walking shoes", "S"), ("p7", "Shoe laces", "C"), ("p8", "Running socks", "I")]),
+    ("q3", "desk lamp", [("p9", "LED desk lamp", "E"), ("p10", "Floor lamp", "S"), ("p11", "Desk", "I"), ("p12", "Lamp bulb", "C")]),
+]
+
+
+def tiny_labelled_set() -> LabelledSet:
+    judgments, catalog = [], {}
+    for query_id, query, products in TINY:
+        for product_id, title, esci in products:
+            judgments.append(HumanJudgment(query_id, query, product_id, ESCI_MAPPING[esci], esci))
+            catalog[product_id] = Product(product_id=product_id, title=title, brand="Acme", category=("Home",))
+    return LabelledSet.build("tiny", judgments, catalog, splits={"q1": "dev", "q2": "dev", "q3": "test"})
+
+
+@pytest.fixture
+def tiny() -> LabelledSet:
+    return tiny_labelled_set()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'rae.db'}")
+
+
+@pytest.fixture
+def engine() -> Iterator[ScriptedEngine]:
+    """A scripted model, installed as DSPy's LM (with the JSON adapter) for the test."""
+    scripted = ScriptedEngine()
+    with dspy.context(lm=scripted_lm(scripted), adapter=dspy.JSONAdapter()):
+        yield scripted
+
+
+@pytest.fixture
+def model() -> ModelHandle:
+    """A model identity that needs no weights on disk; the calls themselves go to the scripted engine."""
+    return ModelHandle(ModelSpec(name="openai/scripted-test"))
+
+
+@pytest.fixture
+def steps(store: Store, model: ModelHandle) -> StoredSteps:
+    return StoredSteps(Annotator(), store, model, ProductTextSpec())

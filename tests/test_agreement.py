@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+from typer.testing import CliRunner
+
+from rae.cli import app
+from rae.config import ModelSpec
+from rae.datasets.bundled import esci_us
+from rae.datasets.records import HumanJudgment
+from rae.eval.agreement import Compared, agreement_metrics, agreement_report, to_markdown
+from rae.eval.annotate import AnnotationRun
+from rae.eval.steps import StoredSteps
+from rae.labels import Label
+from rae.lm.factory import ModelHandle
+from rae.programs.annotator import Annotator
+from rae.store.store import Store
+
+H, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT
+
+
+def compared(pairs: list[tuple[str, Label, Label | None]]) -> list[Compared]:
+    return [
+        Compared(HumanJudgment(q, f"query {q}", f"p{i}", human, "E"), llm, "ok" if llm else "failed")
+        for i, (q, human, llm) in enumerate(pairs)
+    ]
+
+
+def test_metrics_match_scikit_learn_and_weight_adjacent_slips_less():
+    human = np.array([2, 2, 1, 0, 0, 1, 2, 0])
+    llm = np.array([2, 1, 1, 0, 2, 1, 2, 0])
+    accuracy, kappa, weighted, alpha = agreement_metrics(human, llm)
+    assert accuracy == pytest.approx(6 / 8)
+    assert kappa == pytest.approx(cohen_kappa_score(human, llm))
+    assert weighted == pytest.approx(cohen_kappa_score(human, llm, weights="quadratic"))
+    assert -1 <= alpha <= 1
+    adjacent_slip = agreement_metrics(np.array([2, 1, 0, 2]), np.array([1, 1, 0, 2]))
+    far_slip = agreement_metrics(np.array([2, 1, 0, 2]), np.array([0, 1, 0, 2]))
+    assert adjacent_slip[0] == far_slip[0] and adjacent_slip[2] > far_slip[2]
+
+
+def test_report_counts_failures_apart_and_lists_hard_disagreements():
+    rows = [("a", H, H), ("a", H, I), ("a", S, S), ("b", I, I), ("b", I, H), ("b", H, None), ("c", H, H), ("c", S, H)]
+    report = agreement_report(compared(rows), n_resamples=200)
+    assert (report.n_pairs, report.n_failed, report.n_queries) == (7, 1, 3)
+    assert report.accuracy.value == pytest.approx(4 / 7, abs=1e-4)
+    assert report.accuracy.ci_low <= report.accuracy.value <= report.accuracy.ci_high
+    assert report.baseline_label == "highly_relevant" and report.baseline_accuracy == pytest.approx(3 / 7, abs=1e-4)
+    assert report.confusion["highly_relevant"] == {"irrelevant": 1, "acceptable_substitute": 0, "highly_relevant": 2}
+    assert {(d["human"], d["llm"]) for d in report.hard_disagreements} == {("highly_relevant", "irrelevant"), ("irrelevant", "highly_relevant")}
+    assert report.per_label["acceptable_substitute"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    table = to_markdown(report)
+    assert "| kappa |" in table and "majority baseline" in table and "Hard disagreements (irrelevant vs highly_relevant): 2" in table
+
+
+def test_perfect_agreement_is_one_with_a_tight_interval():
+    rows = [(q, label, label) for q in "abcd" for label in (H, S, I)]
+    report = agreement_report(compared(rows), n_resamples=200)
+    assert report.kappa.value == 1.0 and report.kappa.ci_low == 1.0 and report.alpha.value == pytest.approx(1.0)
+
+
+def test_no_judged_pair_is_a_clear_error():
+    with pytest.raises(ValueError, match="run `rae annotate` first"):
+        agreement_report(compared([("a", H, None)]))
+
+
+def test_agreement_json_has_the_promised_shape(tmp_path, engine):
+    """Fill a store with the scripted model under the embedded model's identity, then read it through the CLI."""
+    url = f"sqlite:///{tmp_path / 'rae.db'}"
+    data = esci_us()
+    steps = StoredSteps(Annotator(), Store(url), ModelHandle(ModelSpec()))
+    AnnotationRun(steps, data.catalog, workers=4, progress=False).run(data.pairs("dev", queries=3, per_query=6))
+
+    result = CliRunner().invoke(app, ["agreement", "--split", "dev", "--queries", "4", "--per-query", "6", "--store", url, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    for name in ("accuracy", "kappa", "weighted_kappa", "alpha"):
+        assert set(report[name]) == {"value", "ci_low", "ci_high"}
+    assert report["n_pairs"] == 18 and report["n_failed"] == 0 and report["n_missing"] == 6
+    assert set(report["confusion"]) == {"irrelevant", "acceptable_substitute", "highly_relevant"}
+    assert 0 < report["baseline_accuracy"] <= 1 and report["model"] == "local/smollm2"
+    assert sum(engine.calls.values()) == 3 + 3 + 18  # the CLI itself made no call

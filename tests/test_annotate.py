@@ -1,0 +1,116 @@
+import pytest
+from dspy import lm15
+from sqlalchemy import func, select
+
+from rae.eval.annotate import AnnotationAborted, AnnotationRun
+from rae.eval.steps import StoredSteps
+from rae.programs.annotator import Annotator
+from rae.store.schema import JudgmentRow
+from tests.scripted import default_answer, field_text
+
+
+def run(steps, tiny, pairs=None, workers=2):
+    return AnnotationRun(steps, tiny.catalog, workers=workers, progress=False).run(pairs or tiny.pairs())
+
+
+def test_guidelines_are_written_once_per_query_and_a_rerun_makes_no_calls(engine, steps, tiny):
+    first = run(steps, tiny)
+    assert (first.pairs, first.judged, first.failed, first.from_store) == (12, 12, 0, 0)
+    assert engine.calls == {"requirements": 3, "guidelines": 3, "judgment": 12}
+    assert first.lm_calls == {"requirements_guidelines": 6, "judgment": 12}
+
+    second = run(steps, tiny)
+    assert second.total_calls == 0 and second.from_store == 12 and second.judged == 12
+    assert "0 LM calls made" in second.line()
+    assert sum(engine.calls.values()) == 18
+
+
+def test_a_run_resumes_where_an_earlier_one_stopped(engine, steps, tiny):
+    pairs = tiny.pairs()
+    run(steps, tiny, pairs[:5])
+    assert engine.calls["judgment"] == 5
+    rest = run(steps, tiny, pairs)
+    assert rest.lm_calls["judgment"] == 7 and rest.from_store == 5
+    with steps.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(JudgmentRow)) == 12
+
+
+def test_judgments_run_grouped_by_query_so_prompts_share_a_prefix(engine, steps, tiny):
+    run(steps, tiny, workers=1)
+    queries = [field_text(r, "query") for r in engine.requests if "label" in r.config.response_format["schema"]["properties"]]
+    assert queries == sorted(queries) and len(queries) == 12
+
+
+def test_garbage_from_the_model_is_stored_as_a_failure_with_its_text_and_the_run_goes_on(store, model, tiny, engine):
+    def script(stage, request):
+        if stage == "judgment" and "toaster" in field_text(request, "product").lower():
+            return "I think it is fine!!"
+        return default_answer(stage, request)
+
+    engine.script = script
+    steps = StoredSteps(Annotator(), store, model)
+    summary = run(steps, tiny)
+    assert (summary.judged, summary.failed) == (11, 1)
+    failed = store.session().scalars(select(JudgmentRow).where(JudgmentRow.status == "failed")).one()
+    assert failed.product_id == "p3" and failed.label is None
+    assert failed.raw_output == "I think it is fine!!" and failed.attempts == 2 and failed.error
+    calls_before = engine.calls["judgment"]
+
+    again = run(steps, tiny)
+    assert again.total_calls == 0 and again.failed == 1  # a stored failure was paid for: not paid again
+
+    engine.script = default_answer
+    retried = run(StoredSteps(Annotator(), store, model, retry_failed=True), tiny)
+    assert retried.lm_calls["judgment"] == 1 and retried.failed == 0 and engine.calls["judgment"] == calls_before + 1
+
+
+def test_a_transient_lm_error_is_not_stored_and_the_pair_is_judged_on_the_next_run(store, model, tiny, engine):
+    def script(stage, request):
+        if stage == "judgment" and "desk lamp" in field_text(request, "product").lower():
+            return lm15.RateLimitError("slow down", status=429)
+        return default_answer(stage, request)
+
+    engine.script = script
+    steps = StoredSteps(Annotator(), store, model)
+    summary = run(steps, tiny)
+    assert (summary.judged, summary.not_judged, summary.errors) == (11, 1, 1)
+    assert "LMRateLimitError" in summary.first_error and "rerun to resume" in summary.line()
+    engine.script = default_answer
+    assert run(steps, tiny).lm_calls["judgment"] == 1
+
+
+def test_an_error_no_retry_can_mend_stops_the_run_and_keeps_what_was_done(store, model, tiny, engine):
+    def script(stage, request):
+        if stage == "judgment" and field_text(request, "query") == "running shoes":
+            return lm15.AuthError("invalid api key", status=401)
+        return default_answer(stage, request)
+
+    engine.script = script
+    steps = StoredSteps(Annotator(), store, model)
+    with pytest.raises(AnnotationAborted, match=r"stopped: LMAuthError: .*invalid api key \(8 pairs stored\)"):
+        run(steps, tiny, workers=1)
+    with store.session() as session:
+        stored = session.scalar(select(func.count()).select_from(JudgmentRow))
+    assert stored == 8  # pairs run in query order: "desk lamp" and "red kettle" were judged before "running shoes"
+
+
+def test_many_workers_give_the_same_judgments_as_one(store, model, tiny, engine, tmp_path):
+    from rae.store.store import Store
+
+    run(StoredSteps(Annotator(), store, model), tiny, workers=1)
+    other = Store(f"sqlite:///{tmp_path / 'other.db'}")
+    run(StoredSteps(Annotator(), other, model), tiny, workers=8)
+
+    def labels(s):
+        with s.session() as session:
+            return {(r.query_id, r.product_id): r.label for r in session.scalars(select(JudgmentRow))}
+
+    assert labels(store) == labels(other)
+
+
+def test_a_product_missing_from_the_catalog_is_named_before_any_call(steps, tiny, engine):
+    from rae.datasets.records import Pair
+
+    with pytest.raises(AnnotationAborted, match="not in the catalog, e.g. nope"):
+        run(steps, tiny, [Pair("q1", "red kettle", "nope")])
+    assert sum(engine.calls.values()) == 0

@@ -8,12 +8,18 @@ from typing import Annotated, Literal
 import typer
 
 from rae.config import Settings, load_settings
+from rae.datasets.bundled import ESCI_QUERY_LOG
 from rae.datasets.judgments import JudgmentColumns
 from rae.datasets.readers import read_rows
-from rae.datasets.records import Pair
+from rae.datasets.records import Pair, Query
+from rae.datasets.searchlog import QuerySample, read_search_log, sample_queries
 from rae.errors import RaeError
 from rae.eval.agreement import agreement_report, compare, to_markdown
 from rae.eval.annotate import AnnotationRun
+from rae.eval.engines import build_engines, dense_available
+from rae.eval.evaluate import evaluate_engines, human_gains_for
+from rae.eval.report import evaluation_json, markdown, write_report
+from rae.eval.tracking import log_run
 from rae.workspace import Workspace
 
 app = typer.Typer(
@@ -21,6 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+queries_app = typer.Typer(help="Queries from a search log.", no_args_is_help=True)
+app.add_typer(queries_app, name="queries")
+DEFAULT_ENGINES = ("bm25-title", "bm25-title-brand", "bm25-full")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default: ./rae.toml if present)")]
 ModelOption = Annotated[str | None, typer.Option("--model", help="LiteLLM model string, or local/smollm2 (the embedded default)")]
@@ -89,6 +98,111 @@ def agreement(
         described = workspace.describe()
         typer.echo(f"split {split} · model {described['model']} · guidelines {described['guidelines']} · program {described['program']}\n")
         typer.echo(to_markdown(report))
+
+
+@app.command()
+def evaluate(
+    engines: Annotated[str | None, typer.Option("--engines", help="comma-separated engine names (see `rae engines`)")] = None,
+    queries: Annotated[int, typer.Option("--queries", help="how many queries")] = 20,
+    split: Annotated[str | None, typer.Option("--split", help="use the labelled set's queries of this split (enables the validity check)")] = None,
+    queries_file: Annotated[Path | None, typer.Option("--queries-file", help="a sample written by `rae queries sample`")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the log sample")] = 0,
+    k: Annotated[int, typer.Option("--k", help="judge and score the top k of each engine")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics and comparisons as JSON")] = False,
+    mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log the run to MLflow")] = True,
+    workers: Annotated[int | None, typer.Option("--workers", help="concurrent LM calls")] = None,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    guidelines: GuidelinesOption = None,
+) -> None:
+    """Retrieve with each engine, judge the union of their top k through the store, compare the engines.
+
+    Queries come from --queries-file, else from the labelled set's --split, else from a frequency-stratified sample of
+    the search log. Writes reports/<run-id>/ (Markdown, HTML with plots, JSON, per-query CSV, TREC runs)."""
+    workspace = _workspace(config, model, store, guidelines, workers=workers)
+    names = [n.strip() for n in engines.split(",")] if engines else _default_engines()
+    chosen = _evaluation_queries(workspace, queries, split, queries_file, seed)
+    catalog = workspace.labelled.catalog
+    built = build_engines(names, workspace.settings.engine_specs(), catalog, Path(workspace.settings.cache_dir))
+    run_id = workspace.store.start_run("evaluate", {**workspace.settings.model_dump(), "engines": names, "k": k})
+    status, counts = "aborted", {}
+    try:
+        with workspace.using_model():
+            evaluation = evaluate_engines(
+                built, chosen, workspace.steps(run_id), catalog, k, workspace.workers, human_gains_for(chosen, workspace.labelled), not as_json
+            )
+        described = {**workspace.describe(), "run_id": run_id}
+        report_dir = write_report(evaluation, described, Path(workspace.settings.reports_dir) / run_id)
+        result = {**evaluation_json(evaluation, described), "report": str(report_dir)}
+        if mlflow and workspace.settings.tracking_uri:
+            result["mlflow_run_id"] = _log_evaluation(workspace, result, report_dir)
+        status, counts = "finished", {name: e["lm_calls"] for name, e in result["engines"].items()}
+    finally:
+        workspace.store.finish_run(run_id, status, counts)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(markdown(evaluation, described))
+    for name, engine in result["engines"].items():
+        typer.echo(f"{name}: {engine['pairs']} pairs, {engine['new_pairs_judged']} new pairs judged with {engine['judgment_calls']} judgment calls, {engine['from_store']} from the store")
+    typer.echo(f"report: {report_dir}/report.html")
+
+
+@queries_app.command("sample")
+def queries_sample(
+    size: Annotated[int, typer.Option("--size", help="how many queries")] = 30,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Path, typer.Option("--out", help="where to write the sample (JSON)")] = Path("queries.json"),
+    log: Annotated[Path | None, typer.Option("--log", help="search log (UBI, CSV, JSONL, Parquet); default the bundled UBI log")] = None,
+    query_column: Annotated[str, typer.Option("--query-column")] = "user_query",
+    count_column: Annotated[str | None, typer.Option("--count-column", help="a column of search counts, if the log has one")] = None,
+    head: Annotated[int | None, typer.Option("--head", help="queries from the head (default a third of --size)")] = None,
+    torso: Annotated[int | None, typer.Option("--torso")] = None,
+    tail: Annotated[int | None, typer.Option("--tail")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Sample queries from a search log, stratified by frequency (head, torso, tail), with a seed."""
+    settings = load_settings(config)
+    path = log or Path(settings.search_log or ESCI_QUERY_LOG)
+    strata = None
+    if head is not None or torso is not None or tail is not None:
+        strata = {"head": head or 0, "torso": torso or 0, "tail": tail or 0}
+    sample = sample_queries(read_search_log(path, query_column, count_column), size, seed, strata, log=str(path))
+    sample.save(out)
+    per_stratum = ", ".join(f"{s} {sum(q.stratum == s for q in sample.queries)} of {sample.available[s]}" for s in sample.available)
+    typer.echo(f"wrote {sample.size} queries to {out} (seed {seed}; {per_stratum})")
+
+
+@app.command("engines")
+def engines_list(config: ConfigOption = None) -> None:
+    """The engines rae knows: the built-in ones and those in the config file."""
+    for name, spec in load_settings(config).engine_specs().items():
+        note = "" if spec.kind != "dense" or dense_available() else "  (needs: pip install 'rae[dense]')"
+        typer.echo(f"{name:20} {spec.model_dump_json(exclude={'kind'})} [{spec.kind}]{note}")
+
+
+def _default_engines() -> list[str]:
+    return [*DEFAULT_ENGINES, "hybrid"] if dense_available() else list(DEFAULT_ENGINES)
+
+
+def _evaluation_queries(workspace: Workspace, n: int, split: str | None, queries_file: Path | None, seed: int) -> list[Query]:
+    if queries_file is not None:
+        return QuerySample.load(queries_file).queries[:n]
+    if split is not None:
+        return workspace.labelled.queries(split, n)
+    log = Path(workspace.settings.search_log or ESCI_QUERY_LOG)
+    return sample_queries(read_search_log(log), n, seed, log=str(log)).queries
+
+
+def _log_evaluation(workspace: Workspace, result: dict, report_dir: Path) -> str:
+    params = {key: result[key] for key in ("model", "program", "guidelines", "judge_hash", "k", "queries", "run_id")}
+    params["engines"] = ",".join(result["engines"])
+    metrics = {}
+    for name, engine in result["engines"].items():
+        metrics |= {f"{name}.{metric}": value["value"] for metric, value in engine["metrics"].items()}
+        metrics |= {f"{name}.lm_calls": engine["lm_calls"], f"{name}.cost_usd": engine["cost_usd"]}
+    return log_run(workspace.settings.tracking_uri, "evaluate", result["run_id"], params, metrics, report_dir)
 
 
 def _read_pairs(path: Path) -> list[Pair]:

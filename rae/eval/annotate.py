@@ -32,7 +32,7 @@ from tqdm import tqdm
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
 from rae.errors import RaeError
-from rae.eval.steps import StepOutcome, StoredSteps
+from rae.eval.steps import Spend, StepOutcome, StoredSteps
 from rae.programs.guidelines import Guidelines
 
 FATAL_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError, LMUnsupportedModelError, LMUnsupportedFeatureError)
@@ -52,13 +52,21 @@ class AnnotationSummary:
     not_judged: int = 0
     no_guidelines: int = 0
     errors: int = 0
-    lm_calls: dict[str, int] = field(default_factory=lambda: {"requirements_guidelines": 0, "judgment": 0})
+    spend: dict[str, Spend] = field(default_factory=lambda: {"requirements_guidelines": Spend(), "judgment": Spend()})
     seconds: float = 0.0
     first_error: str | None = None
 
     @property
+    def lm_calls(self) -> dict[str, int]:
+        return {stage: spend.calls for stage, spend in self.spend.items()}
+
+    @property
+    def total(self) -> Spend:
+        return self.spend["requirements_guidelines"] + self.spend["judgment"]
+
+    @property
     def total_calls(self) -> int:
-        return sum(self.lm_calls.values())
+        return self.total.calls
 
     def line(self) -> str:
         """The closing line of a run: what was done, what it cost in calls, what is left."""
@@ -71,6 +79,10 @@ class AnnotationSummary:
         ]
         if calls == 0:
             parts[-1] = "0 LM calls made (everything was in the store)"
+        else:
+            total = self.total
+            cost = "unknown cost" if total.cost_usd is None else f"${total.cost_usd:.4f}"
+            parts.append(f"{total.input_tokens:,} input + {total.output_tokens:,} output tokens, {cost}")
         if self.not_judged:
             parts.append(f"{self.not_judged} not judged ({self.errors} LM errors; rerun to resume)")
         if self.no_guidelines:
@@ -79,7 +91,8 @@ class AnnotationSummary:
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**vars(self), "total_calls": self.total_calls}
+        data = {k: v for k, v in vars(self).items() if k != "spend"}
+        return {**data, "spend": {stage: vars(s) for stage, s in self.spend.items()}, "total_calls": self.total_calls}
 
 
 class AnnotationRun:
@@ -115,7 +128,7 @@ class AnnotationRun:
             if outcome is None:
                 return None
             with self._lock:
-                summary.lm_calls["requirements_guidelines"] += outcome.lm_calls
+                summary.spend["requirements_guidelines"] += outcome.spend
             return outcome.value if outcome.ok else None
 
         return step
@@ -170,7 +183,7 @@ def _count(summary: AnnotationSummary, outcome: StepOutcome | None) -> None:
     if outcome is None or outcome.status == "missing":
         summary.not_judged += 1
         return
-    summary.lm_calls["judgment"] += outcome.lm_calls
+    summary.spend["judgment"] += outcome.spend
     summary.from_store += outcome.cached
     if outcome.ok:
         summary.judged += 1

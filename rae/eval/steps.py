@@ -6,7 +6,7 @@ judgments of the current program and model, and how a dry run counts what a run 
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from rae.config import ProductTextSpec
@@ -29,17 +29,42 @@ Row = TypeVar("Row", bound=LMCall)
 
 
 @dataclass
+class Spend:
+    """What the LM calls behind a result cost: nothing when it came from the store. ``cost_usd`` None: price unknown."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    seconds: float = 0.0
+
+    def __add__(self, other: "Spend") -> "Spend":
+        cost = None if self.cost_usd is None or other.cost_usd is None else round(self.cost_usd + other.cost_usd, 8)
+        return Spend(
+            self.calls + other.calls,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            cost,
+            round(self.seconds + other.seconds, 4),
+        )
+
+
+@dataclass
 class StepOutcome(Generic[T]):
     """A step's result: ``ok`` with a value, ``failed`` (stored unparseable output) or ``missing`` (not stored, no call)."""
 
     value: T | None
     status: str
     cached: bool = False
-    lm_calls: int = 0
+    spend: Spend = field(default_factory=Spend)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def lm_calls(self) -> int:
+        return self.spend.calls
 
 
 class StoredSteps:
@@ -83,7 +108,7 @@ class StoredSteps:
 
     def requirements(self, query: str) -> StepOutcome[list[Requirement]]:
         key = self._key("requirements", {"query": query})
-        row, cached, calls = self._through_store(
+        row, cached, spend = self._through_store(
             RequirementsRow,
             key,
             lambda: recorded_call(self.annotator.requirements, query=query),
@@ -93,7 +118,7 @@ class StoredSteps:
             ),
         )
         value = [Requirement.model_validate(r) for r in row.requirements] if row and row.status == "ok" else None
-        return StepOutcome(value, _status(row), cached, calls)
+        return StepOutcome(value, _status(row), cached, spend)
 
     def guidelines(self, query: str) -> StepOutcome[Guidelines]:
         """The query's guidelines: written from its requirements, or the generic rubric when the program uses it."""
@@ -101,9 +126,9 @@ class StoredSteps:
             return StepOutcome(GENERIC_GUIDELINES, "ok", cached=True)
         requirements = self.requirements(query)
         if not requirements.ok:
-            return StepOutcome(None, requirements.status, requirements.cached, requirements.lm_calls)
+            return StepOutcome(None, requirements.status, requirements.cached, requirements.spend)
         key = self._key("guidelines", {"query": query, "requirements": [r.model_dump() for r in requirements.value]})
-        row, cached, calls = self._through_store(
+        row, cached, spend = self._through_store(
             GuidelinesRow,
             key,
             lambda: recorded_call(self.annotator.guidelines, query=query, requirements=requirements.value),
@@ -113,7 +138,7 @@ class StoredSteps:
             ),
         )
         value = Guidelines(**row.guidelines) if row and row.status == "ok" else None
-        return StepOutcome(value, _status(row), cached and requirements.cached, calls + requirements.lm_calls)
+        return StepOutcome(value, _status(row), cached and requirements.cached, spend + requirements.spend)
 
     def judgment(self, pair: Pair, guidelines: Guidelines, product: Product) -> StepOutcome[JudgmentRow]:
         """The judgment of one pair. Its key is the text the judge reads, not the ids: the same query and product
@@ -121,7 +146,7 @@ class StoredSteps:
         text = product_text(product, self.text_spec)
         rendered = guidelines.render()
         key = self._key("judgment", {"query": pair.query, "guidelines": rendered, "product": text})
-        row, cached, calls = self._through_store(
+        row, cached, spend = self._through_store(
             JudgmentRow,
             key,
             lambda: recorded_call(self.annotator.judge, query=pair.query, guidelines=rendered, product=text),
@@ -133,7 +158,7 @@ class StoredSteps:
                 reasoning=getattr(record.prediction, "reasoning", None) if record.ok else None,
             ),
         )
-        return StepOutcome(row, _status(row), cached, calls)
+        return StepOutcome(row, _status(row), cached, spend)
 
     def _key(self, stage: str, content: dict) -> StoreKey:
         return key_for(stage, self.hashes[stage], self.model.identity, content)
@@ -144,13 +169,13 @@ class StoredSteps:
         key: StoreKey,
         call: Callable[[], CallRecord],
         output_row: Callable[[CallRecord], Row],
-    ) -> tuple[Row | None, bool, int]:
-        """(row, served from the store, LM calls made). A stored failure is served too, unless ``retry_failed``."""
+    ) -> tuple[Row | None, bool, Spend]:
+        """(row, served from the store, what the calls cost). A stored failure is served too, unless ``retry_failed``."""
         row = self.store.get(table, key.fingerprint)
         if row is not None and not (row.status == "failed" and self.retry_failed):
-            return row, True, 0
+            return row, True, Spend()
         if not self.allow_calls:
-            return None, False, 0
+            return None, False, Spend()
         retrying = row is not None
         record = call()
         row = output_row(record)
@@ -168,7 +193,8 @@ class StoredSteps:
             self.store.replace(row)
         else:
             self.store.put(row)
-        return row, False, record.lm_calls
+        spend = Spend(record.lm_calls, record.input_tokens or 0, record.output_tokens or 0, row.cost_usd, record.latency_s)
+        return row, False, spend
 
 
 def _status(row: LMCall | None) -> str:

@@ -1,0 +1,176 @@
+import base64
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import dspy
+import pytest
+from typer.testing import CliRunner
+
+from rae.cli import app
+from rae.config import BM25Spec
+from rae.datasets.records import Query
+from rae.eval.compare import paired_comparison
+from rae.eval.engines import build_engines
+from rae.eval.evaluate import evaluate_engines, human_gains_for
+from rae.eval.metrics import engine_metrics
+from rae.eval.report import evaluation_json, write_report
+from rae.workspace import Workspace
+from tests.scripted import ScriptedEngine, scripted_lm
+
+
+class FixedEngine:
+    def __init__(self, rankings):
+        self.rankings = rankings
+
+    def search(self, query, k):
+        return self.rankings.get(query.query_id, [])[:k]
+
+
+def test_metrics_use_graded_gains_and_count_unjudged_products():
+    gains = {"q1": {"a": 2, "b": 1, "c": 0}, "q2": {"d": 0}}
+    metrics = engine_metrics({"q1": ["a", "b", "x"], "q2": ["d"]}, gains, k=3)
+    row = metrics.per_query.loc["q1"]
+    assert row["ndcg@3"] == pytest.approx(1.0)  # a (2) then b (1): the ideal order
+    assert row["precision_hr@3"] == pytest.approx(1 / 3)
+    assert row["judged@3"] == pytest.approx(2 / 3) and row["irrelevant@3"] == 0.0
+    assert metrics.per_query.loc["q2", "irrelevant@3"] == 1.0
+    worse = engine_metrics({"q1": ["c", "b", "a"], "q2": ["d"]}, gains, k=3)
+    assert worse.per_query.loc["q1", "ndcg@3"] < 1.0
+
+
+def test_a_paired_comparison_gives_a_p_value_an_effect_and_wins():
+    gains = {f"q{i}": {"good": 2, "bad": 0} for i in range(8)}
+    better = engine_metrics({q: ["good", "bad"] for q in gains}, gains, k=2)
+    worse = engine_metrics({q: ["bad", "good"] for q in gains}, gains, k=2)
+    comparison = paired_comparison("worse", "better", worse, better, "ndcg@2")
+    assert comparison.difference > 0 and comparison.wins_b == 8 and comparison.p_value < 0.01
+    assert comparison.verdict == "better is better"
+    same = paired_comparison("a", "b", better, better, "ndcg@2")
+    assert same.p_value == 1.0 and same.verdict == "no significant difference"
+
+
+def tiny_engines(tiny):
+    specs = {"title": BM25Spec(fields={"title": 1.0}), "brand": BM25Spec(fields={"brand": 1.0, "title": 0.1})}
+    return build_engines(list(specs), specs, tiny.catalog, Path("."))
+
+
+def test_an_evaluation_judges_the_union_once_and_a_new_engine_pays_only_its_new_pairs(engine, steps, tiny):
+    queries = tiny.queries()
+    first = evaluate_engines(tiny_engines(tiny), queries, steps, tiny.catalog, k=3, progress=False)
+    title, brand = first.engines
+    assert title.annotation.lm_calls == {"requirements_guidelines": 6, "judgment": 9}
+    new_for_brand = len({(q, p) for q, ps in brand.rankings.items() for p in ps} - {(q, p) for q, ps in title.rankings.items() for p in ps})
+    assert brand.annotation.lm_calls == {"requirements_guidelines": 0, "judgment": new_for_brand}
+
+    third = FixedEngine({"q1": ["p1", "p4"], "q2": ["p8", "p5"], "q3": ["p12"]})
+    engines = {**tiny_engines(tiny), "fixed": third}
+    second = evaluate_engines(engines, queries, steps, tiny.catalog, k=3, progress=False)
+    seen = {(q, p) for run in first.engines for q, ps in run.rankings.items() for p in ps}
+    added = {(q, p) for q, ps in second.engines[2].rankings.items() for p in ps} - seen
+    assert [run.annotation.total_calls for run in second.engines] == [0, 0, len(added)]
+    assert second.engines[2].annotation.lm_calls["judgment"] == len(added) > 0
+    assert all(run.annotation.total.input_tokens == 100 * run.annotation.total_calls for run in second.engines)
+
+
+def test_the_validity_check_compares_engine_orders_under_both_label_sets(engine, steps, tiny):
+    queries = tiny.queries()
+    good = FixedEngine({"q1": ["p1", "p2", "p3"], "q2": ["p5", "p6", "p7"], "q3": ["p9", "p10", "p11"]})
+    bad = FixedEngine({"q1": ["p3", "p4", "p1"], "q2": ["p8", "p7", "p5"], "q3": ["p11", "p12", "p9"]})
+    evaluation = evaluate_engines({"good": good, "bad": bad}, queries, steps, tiny.catalog, k=3,
+                                  human_gains=human_gains_for(queries, tiny), progress=False)
+    validity = evaluation.validity
+    assert validity.n_queries == 3 and validity.human["good"] > validity.human["bad"]
+    assert validity.llm["good"] > validity.llm["bad"]  # the scripted judge's word overlap agrees here
+    assert validity.verdicts[0].agrees and validity.agreeing_verdicts == 1
+    assert validity.human_judged == {"good": 1.0, "bad": 1.0}
+
+
+class Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.tables = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tables += tag == "table"
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+
+def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, steps, tiny, tmp_path):
+    queries = tiny.queries()
+    evaluation = evaluate_engines(tiny_engines(tiny), queries, steps, tiny.catalog, k=3,
+                                  human_gains=human_gains_for(queries, tiny), progress=False)
+    directory = write_report(evaluation, {"run_id": "r1", "model": "scripted"}, tmp_path / "r1")
+    page = Images()
+    page.feed((directory / "report.html").read_text())
+    assert len(page.images) == 3 and page.tables >= 4  # metrics, one comparison, labels; engines, comparison, validity, worst
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (directory / "report.md").read_text()
+    assert "## Comparisons" in markdown and "## Validity" in markdown
+    assert json.loads((directory / "metrics.json").read_text())["engines"]["title"]["metrics"]["judged@3"]["value"] == 1.0
+    assert (directory / "runs" / "title.trec").read_text().startswith("q1 Q0 ")
+    assert re.match(r"q1 0 p\d+ [012]", (directory / "runs" / "llm.qrels").read_text())
+    assert set(pd_columns(directory / "per_query.csv")) >= {"engine", "query_id", "query", "stratum", "ndcg@3"}
+
+
+def pd_columns(path):
+    return path.read_text().splitlines()[0].split(",")
+
+
+@pytest.fixture
+def scripted_workspace(monkeypatch):
+    """The CLI's workspace with the scripted model in place of the embedded one (the store keys stay the embedded model's)."""
+    scripted = ScriptedEngine()
+
+    def using_model(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def scope():
+            with dspy.context(lm=scripted_lm(scripted), adapter=dspy.JSONAdapter()):
+                yield
+
+        return scope()
+
+    monkeypatch.setattr(Workspace, "using_model", using_model)
+    return scripted
+
+
+def test_rae_evaluate_json_reports_metrics_comparison_judged_and_calls(scripted_workspace, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "--engines", "bm25-title,bm25-full", "--queries", "10", "--json", "--no-mlflow"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["queries"] == 10 and set(data["engines"]) == {"bm25-title", "bm25-full"}
+    for engine in data["engines"].values():
+        assert set(engine["metrics"]) == {"ndcg@10", "precision_hr@10", "irrelevant@10", "judged@10"}
+        assert engine["metrics"]["judged@10"]["value"] == 1.0
+    comparison = data["comparisons"][0]
+    assert (comparison["a"], comparison["b"]) == ("bm25-title", "bm25-full") and 0 <= comparison["p_value"] <= 1
+    assert data["engines"]["bm25-title"]["lm_calls"] > 0 and Path(data["report"], "report.html").exists()
+
+    again = json.loads(CliRunner().invoke(app, [*args[:2], "bm25-title,bm25-full,bm25-title-brand", *args[3:]]).output)
+    assert [e["lm_calls"] for e in list(again["engines"].values())[:2]] == [0, 0]
+    third = again["engines"]["bm25-title-brand"]
+    assert third["judgment_calls"] == third["new_pairs_judged"] == third["pairs"] - third["from_store"]
+
+
+def test_rae_evaluate_logs_to_mlflow(scripted_workspace, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["evaluate", "--engines", "bm25-title,bm25-full", "--queries", "3", "--split", "dev", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    import mlflow
+
+    mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")
+    run = mlflow.get_run(data["mlflow_run_id"])
+    assert run.data.params["engines"] == "bm25-title,bm25-full"
+    assert "bm25-title.ndcg_at_10" in run.data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"report.html", "report.md", "metrics.json"} <= artifacts
+    assert data["validity"] is not None and data["validity"]["n_queries"] == 3

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SLICE := --split dev --queries 10 --per-query 12
 
 .DEFAULT_GOAL := all
-.PHONY: all install demo test clean
+.PHONY: all install install-dense demo evaluate optimize test clean
 
 all: install demo
 
@@ -24,6 +24,19 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/rae annotate $(SLICE)
 	$(BIN)/rae agreement $(SLICE)
+
+# The dense engine (and with it the hybrid): PyTorch's CPU build, then the extra.
+install-dense: install
+	$(BIN)/pip install --progress-bar off "torch==2.13.0"
+	$(BIN)/pip install --progress-bar off -e ".[dense]"
+
+# Compare the engine configurations on 10 labelled dev queries (so the validity check against human labels runs).
+evaluate: install
+	$(BIN)/rae evaluate --split dev --queries 10
+
+# Compile the judge against the human labels (train), select on dev, report on test; writes rae/programs/compiled/.
+optimize: install
+	$(BIN)/rae optimize
 
 test: install
 	$(BIN)/python -m pytest -q

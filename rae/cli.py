@@ -7,19 +7,24 @@ from typing import Annotated, Literal
 
 import typer
 
-from rae.config import Settings, load_settings
+from rae.config import ConfigError, Settings, load_settings
 from rae.datasets.bundled import ESCI_QUERY_LOG
 from rae.datasets.judgments import JudgmentColumns
 from rae.datasets.readers import read_rows
 from rae.datasets.records import Pair, Query
 from rae.datasets.searchlog import QuerySample, read_search_log, sample_queries
 from rae.errors import RaeError
+from rae.eval.ablate import ablation_table, paired_test, run_variant, standard_variants
 from rae.eval.agreement import agreement_report, compare, to_markdown
 from rae.eval.annotate import AnnotationRun
 from rae.eval.engines import build_engines, dense_available
 from rae.eval.evaluate import evaluate_engines, human_gains_for
 from rae.eval.report import evaluation_json, markdown, write_report
 from rae.eval.tracking import log_run
+from rae.optimize.compile import Budget, OptimizerName
+from rae.optimize.run import Slices, optimize_program
+from rae.optimize.tune import TrialSettings, run_study
+from rae.programs.artifacts import UNCOMPILED, list_artifacts
 from rae.workspace import Workspace
 
 app = typer.Typer(
@@ -29,6 +34,8 @@ app = typer.Typer(
 )
 queries_app = typer.Typer(help="Queries from a search log.", no_args_is_help=True)
 app.add_typer(queries_app, name="queries")
+programs_app = typer.Typer(help="Compiled programs (versioned artifacts).", no_args_is_help=True)
+app.add_typer(programs_app, name="programs")
 DEFAULT_ENGINES = ("bm25-title", "bm25-title-brand", "bm25-full")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default: ./rae.toml if present)")]
@@ -36,6 +43,9 @@ ModelOption = Annotated[str | None, typer.Option("--model", help="LiteLLM model 
 StoreOption = Annotated[str | None, typer.Option("--store", help="database URL (default sqlite:///.rae/rae.db)")]
 GuidelinesOption = Annotated[
     Literal["query", "generic"] | None, typer.Option("--guidelines", help="query-specific guidelines, or the generic rubric")
+]
+ProgramOption = Annotated[
+    str | None, typer.Option("--program", help="compiled program to use (see `rae programs list`), or 'uncompiled'; default the newest for the model")
 ]
 SplitOption = Annotated[str, typer.Option("--split", help="train, dev, test or all")]
 QueriesOption = Annotated[int | None, typer.Option("--queries", help="only the first N queries of the split")]
@@ -45,6 +55,14 @@ PerQueryOption = Annotated[int | None, typer.Option("--per-query", help="at most
 def _workspace(config: Path | None, model: str | None, store: str | None, guidelines: str | None, **more: object) -> Workspace:
     settings: Settings = load_settings(config).with_overrides(model_name=model, store=store, guidelines=guidelines, **more)
     return Workspace(settings)
+
+
+def _header(workspace: Workspace) -> str:
+    described = workspace.describe()
+    return (
+        f"model {described['model']} · program {described['program']} (judge {described['judge_hash']}) · "
+        f"guidelines {described['guidelines']}"
+    )
 
 
 @app.command()
@@ -59,9 +77,10 @@ def annotate(
     model: ModelOption = None,
     store: StoreOption = None,
     guidelines: GuidelinesOption = None,
+    program: ProgramOption = None,
 ) -> None:
     """Judge query-product pairs into the store. Rerunning continues where a run stopped; stored work is never paid twice."""
-    workspace = _workspace(config, model, store, guidelines, workers=workers)
+    workspace = _workspace(config, model, store, guidelines, workers=workers, program=program)
     chosen = _read_pairs(pairs) if pairs else workspace.labelled.pairs(split, queries, per_query)
     run_id = workspace.store.start_run("annotate", workspace.settings.model_dump())
     status = "aborted"
@@ -72,7 +91,7 @@ def annotate(
         status = "finished"
     finally:
         workspace.store.finish_run(run_id, status, summary.as_dict() if status == "finished" else {})
-    typer.echo(f"annotate {run_id}: {summary.line()}")
+    typer.echo(f"annotate {run_id} · {_header(workspace)}\n{summary.line()}")
 
 
 @app.command()
@@ -85,9 +104,10 @@ def agreement(
     model: ModelOption = None,
     store: StoreOption = None,
     guidelines: GuidelinesOption = None,
+    program: ProgramOption = None,
 ) -> None:
     """Agreement of the stored LLM labels (this program and model) with the human labels of a split. Makes no LM calls."""
-    workspace = _workspace(config, model, store, guidelines)
+    workspace = _workspace(config, model, store, guidelines, program=program)
     humans = workspace.labelled.select(split, queries, per_query)
     pairs = [Pair(h.query_id, h.query, h.product_id) for h in humans]
     outcomes = workspace.steps().stored_judgments(pairs, workspace.labelled.catalog)
@@ -95,8 +115,7 @@ def agreement(
     if as_json:
         typer.echo(json.dumps({**report.as_dict(), "split": split, **workspace.describe()}, indent=2))
     else:
-        described = workspace.describe()
-        typer.echo(f"split {split} · model {described['model']} · guidelines {described['guidelines']} · program {described['program']}\n")
+        typer.echo(f"split {split} · {_header(workspace)}\n")
         typer.echo(to_markdown(report))
 
 
@@ -115,12 +134,13 @@ def evaluate(
     model: ModelOption = None,
     store: StoreOption = None,
     guidelines: GuidelinesOption = None,
+    program: ProgramOption = None,
 ) -> None:
     """Retrieve with each engine, judge the union of their top k through the store, compare the engines.
 
     Queries come from --queries-file, else from the labelled set's --split, else from a frequency-stratified sample of
     the search log. Writes reports/<run-id>/ (Markdown, HTML with plots, JSON, per-query CSV, TREC runs)."""
-    workspace = _workspace(config, model, store, guidelines, workers=workers)
+    workspace = _workspace(config, model, store, guidelines, workers=workers, program=program)
     names = [n.strip() for n in engines.split(",")] if engines else _default_engines()
     chosen = _evaluation_queries(workspace, queries, split, queries_file, seed)
     catalog = workspace.labelled.catalog
@@ -147,6 +167,170 @@ def evaluate(
     for name, engine in result["engines"].items():
         typer.echo(f"{name}: {engine['pairs']} pairs, {engine['new_pairs_judged']} new pairs judged with {engine['judgment_calls']} judgment calls, {engine['from_store']} from the store")
     typer.echo(f"report: {report_dir}/report.html")
+
+
+@app.command()
+def optimize(
+    optimizer: Annotated[OptimizerName, typer.Option("--optimizer", help="labeled, random-search, mipro or gepa")] = "random-search",
+    name: Annotated[str | None, typer.Option("--name", help="artifact name (default judge-<model>)")] = None,
+    train_queries: Annotated[int, typer.Option("--train-queries")] = Slices.train_queries,
+    dev_queries: Annotated[int, typer.Option("--dev-queries")] = Slices.dev_queries,
+    test_queries: Annotated[int, typer.Option("--test-queries")] = Slices.test_queries,
+    per_query: Annotated[int, typer.Option("--per-query")] = Slices.per_query,
+    demos: Annotated[int, typer.Option("--demos", help="most bootstrapped demos")] = Budget.demos,
+    labeled_demos: Annotated[int, typer.Option("--labeled-demos", help="most labelled demos")] = Budget.labeled_demos,
+    candidates: Annotated[int, typer.Option("--candidates", help="random search: extra random demo sets")] = Budget.candidates,
+    mipro_trials: Annotated[int, typer.Option("--mipro-trials")] = Budget.mipro_trials,
+    gepa_calls: Annotated[int, typer.Option("--gepa-calls", help="GEPA: most metric calls")] = Budget.gepa_metric_calls,
+    whole_program: Annotated[bool, typer.Option("--whole-program", help="compile requirements and guidelines too, not only the judge")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow")] = True,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    guidelines: GuidelinesOption = None,
+) -> None:
+    """Compile the program against the human labels (train), select on dev, report on test; save a versioned artifact."""
+    workspace = _workspace(config, model, store, guidelines, program=UNCOMPILED)
+    budget = Budget(demos, labeled_demos, candidates, mipro_trials, gepa_calls, workspace.workers)
+    slices = Slices(train_queries, dev_queries, test_queries, per_query)
+    artifact_name = name or f"judge-{_model_slug(workspace)}"
+    outcome = optimize_program(workspace, optimizer, budget, slices, artifact_name, whole_program, not as_json)
+    manifest = outcome.manifest
+    if mlflow and workspace.settings.tracking_uri:
+        metrics = {
+            f"{split}.{program}.{metric}": scores[metric]["value"]
+            for split, by_program in manifest.scores.items()
+            for program, scores in by_program.items()
+            for metric in ("kappa", "weighted_kappa", "accuracy")
+        }
+        params = {"artifact": manifest.artifact_id, "model": manifest.model, **{f"optimizer.{k}": v for k, v in manifest.optimizer.items()}}
+        log_run(workspace.settings.tracking_uri, "optimize", manifest.artifact_id, params, metrics, Path(outcome.directory))
+    if as_json:
+        typer.echo(json.dumps({"artifact": manifest.artifact_id, "directory": outcome.directory, "scores": manifest.scores,
+                               "compile_lm_calls": outcome.compile_calls, "seconds": outcome.seconds}, indent=2))
+        return
+    typer.echo(
+        f"compiled {manifest.artifact_id} with {optimizer} in {outcome.seconds / 60:.1f} min "
+        f"({outcome.compile_calls} LM calls, {outcome.compile_tokens:,} tokens while compiling)\n"
+    )
+    typer.echo("| split | program | kappa [95% CI] | weighted kappa | accuracy | pairs |\n| --- | --- | --- | --- | --- | --- |")
+    for split, by_program in outcome.reports.items():
+        for program_name, report in by_program.items():
+            typer.echo(f"| {split} | {program_name} | {report.kappa} | {report.weighted_kappa.value:.3f} | {report.accuracy.value:.3f} | {report.n_pairs} |")
+    typer.echo(f"\nartifact: {outcome.directory}")
+
+
+@app.command()
+def tune(
+    trials: Annotated[int, typer.Option("--trials", help="trials to add to the study")] = 6,
+    study: Annotated[str, typer.Option("--study", help="study name; the same name continues a study")] = "rae-tune",
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (default sqlite in the cache dir)")] = None,
+    train_queries: Annotated[int, typer.Option("--train-queries")] = Slices.train_queries,
+    dev_queries: Annotated[int, typer.Option("--dev-queries")] = Slices.dev_queries,
+    per_query: Annotated[int, typer.Option("--per-query")] = Slices.per_query,
+    save: Annotated[bool, typer.Option("--save/--no-save", help="save the best trial as a compiled program (scored on test too)")] = True,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    guidelines: GuidelinesOption = None,
+) -> None:
+    """Tune the knobs that are not prompts (demos, product fields and length, chain of thought) with Optuna."""
+    workspace = _workspace(config, model, store, guidelines, program=UNCOMPILED)
+    slices = Slices(train_queries, dev_queries, Slices.test_queries, per_query)
+    url = storage or f"sqlite:///{Path(workspace.settings.cache_dir) / 'optuna.db'}"
+    Path(workspace.settings.cache_dir).mkdir(parents=True, exist_ok=True)
+    result = run_study(workspace, study, url, trials, slices, seed, not as_json)
+    rows = [
+        {"trial": t.number, **t.params, "kappa": t.value, "weighted_kappa": t.user_attrs.get("weighted_kappa"), "state": t.state.name}
+        for t in result.trials
+    ]
+    best = TrialSettings(**result.best_trial.params)
+    summary = {"study": study, "storage": url, "trials": rows, "best": {**result.best_trial.params, "kappa": result.best_value}}
+    if save:
+        tuned = best.workspace(workspace)
+        outcome = optimize_program(tuned, "labeled", Budget(labeled_demos=best.demos), slices, f"tuned-{_model_slug(workspace)}", progress=not as_json)
+        summary["artifact"] = outcome.manifest.artifact_id
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"study {study} ({url}): {len(rows)} trials")
+    typer.echo("| trial | demos | fields | budget | chain of thought | dev kappa | state |\n| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        kappa = "" if row["kappa"] is None else f"{row['kappa']:.3f}"
+        typer.echo(f"| {row['trial']} | {row.get('demos')} | {row.get('fields')} | {row.get('budget')} | {row.get('chain_of_thought')} | {kappa} | {row['state']} |")
+    typer.echo(f"best: {summary['best']}" + (f"; saved as {summary['artifact']}" if save else ""))
+
+
+def _model_slug(workspace: Workspace) -> str:
+    return workspace.settings.model.name.split("/")[-1].replace(".", "-")
+
+
+@programs_app.command("list")
+def programs_list(as_json: Annotated[bool, typer.Option("--json")] = False, config: ConfigOption = None) -> None:
+    """The compiled programs that ship with rae or that `rae optimize` wrote, oldest first."""
+    manifests = list_artifacts(Workspace(load_settings(config)).programs_dir)
+    if as_json:
+        typer.echo(json.dumps([vars(m) for m in manifests], indent=2))
+        return
+    if not manifests:
+        typer.echo("no compiled programs yet: run `rae optimize`")
+    for m in manifests:
+        test = m.scores.get("test", {})
+        kappas = " ".join(f"{p} {s['kappa']['value']:.3f}" for p, s in test.items())
+        typer.echo(f"{m.artifact_id:28} {m.model:24} {m.optimizer.get('name', '?'):14} test kappa: {kappas}  {m.created}")
+
+
+@app.command()
+def ablate(
+    split: SplitOption = "test",
+    queries: QueriesOption = 8,
+    per_query: PerQueryOption = 10,
+    variants: Annotated[str | None, typer.Option("--variants", help="comma-separated variant names (default: all that apply)")] = None,
+    model_b: Annotated[str | None, typer.Option("--model-b", help="add a variant judged by this model")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow")] = True,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Judge the same human-labelled pairs with program variants; kappa with CIs and paired tests against the first."""
+    workspace = _workspace(config, model, store, None)
+    compiled = Workspace(workspace.settings.with_overrides(program=None)).manifest
+    available = standard_variants(workspace, compiled.artifact_id if compiled else None, model_b)
+    chosen = available
+    if variants:
+        names = [v.strip() for v in variants.split(",")]
+        unknown = set(names) - {v.name for v in available}
+        if unknown:
+            raise ConfigError(f"unknown variants {sorted(unknown)} (available: {', '.join(v.name for v in available)})")
+        chosen = [v for v in available if v.name in names]
+    judgments = workspace.labelled.select(split, queries, per_query)
+    results = [run_variant(workspace, variant, judgments, not as_json) for variant in chosen]
+    tests = [paired_test(results[0], other) for other in results[1:]]
+    if mlflow and workspace.settings.tracking_uri:
+        metrics = {f"{r.variant.name}.kappa": r.report.kappa.value for r in results}
+        log_run(workspace.settings.tracking_uri, "ablate", f"ablate-{split}", {"split": split, "queries": queries, "per_query": per_query,
+                "variants": ",".join(v.name for v in chosen), "model": workspace.settings.model.name}, metrics)
+    if as_json:
+        typer.echo(json.dumps({
+            "split": split,
+            "pairs": len(judgments),
+            "variants": [
+                {"name": r.variant.name, "description": r.variant.description, "program": r.program,
+                 **{m: vars(getattr(r.report, m)) for m in ("kappa", "weighted_kappa", "accuracy", "alpha")},
+                 "n_pairs": r.report.n_pairs, "n_failed": r.report.n_failed, "lm_calls": r.summary.total_calls}
+                for r in results
+            ],
+            "tests": [{**vars(t), "kappa_difference": vars(t.kappa_difference)} for t in tests],
+        }, indent=2))
+        return
+    typer.echo(f"{len(judgments)} human-labelled pairs of the {split} split ({queries} queries, {per_query} each) · model {workspace.settings.model.name}\n")
+    typer.echo(ablation_table(results, tests))
+    for result in results:
+        typer.echo(f"- {result.variant.name}: {result.variant.description}")
 
 
 @queries_app.command("sample")
@@ -196,7 +380,7 @@ def _evaluation_queries(workspace: Workspace, n: int, split: str | None, queries
 
 
 def _log_evaluation(workspace: Workspace, result: dict, report_dir: Path) -> str:
-    params = {key: result[key] for key in ("model", "program", "guidelines", "judge_hash", "k", "queries", "run_id")}
+    params = {key: result[key] for key in ("model", "program", "guidelines", "judge_hash", "guidelines_hash", "k", "queries", "run_id")}
     params["engines"] = ",".join(result["engines"])
     metrics = {}
     for name, engine in result["engines"].items():

@@ -164,7 +164,8 @@ class Settings(BaseModel):
     guidelines: Literal["query", "generic"] = "query"
     chain_of_thought: bool = True
     product_text: ProductTextSpec = ProductTextSpec()
-    program: str | None = Field(default=None, description="name of a compiled program artifact, or none")
+    program: str | None = Field(default=None, description="compiled program artifact, 'uncompiled', or none: the newest fitting one")
+    programs_dir: str | None = Field(default=None, description="where compiled programs live; default the package's own")
     label_mapping: dict[str, str] = Field(default_factory=lambda: {k: str(v) for k, v in ESCI_MAPPING.items()})
     engines: dict[str, EngineSpec] = Field(default_factory=dict, description="engines beside the built-in ones")
     search_log: str | None = Field(default=None, description="search log to sample queries from; default the bundled UBI log")

@@ -1,17 +1,24 @@
-"""Everything a command needs, built from the settings when first asked for: store, model, program, labelled set."""
+"""Everything a command needs, built from the settings when first asked for: store, model, program, labelled set.
+
+The program is a compiled artifact when there is one: the one named by ``program`` in the settings (``--program``),
+or by default the newest artifact fitted for the chosen model with the same guideline mode and chain-of-thought
+choice; ``uncompiled`` asks for the plain program. An artifact brings the product-text settings it was fitted with.
+"""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 
 import dspy
 
-from rae.config import Settings
+from rae.config import ProductTextSpec, Settings
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.load import load_labelled_set
 from rae.eval.steps import StoredSteps
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
+from rae.programs.artifacts import COMPILED_DIR, UNCOMPILED, Manifest, list_artifacts, load_artifact
 from rae.store.store import Store
 
 
@@ -27,9 +34,36 @@ class Workspace:
     def model(self) -> ModelHandle:
         return ModelHandle(self.settings.model)
 
+    @property
+    def programs_dir(self) -> Path:
+        return Path(self.settings.programs_dir) if self.settings.programs_dir else COMPILED_DIR
+
+    @cached_property
+    def manifest(self) -> Manifest | None:
+        """The compiled artifact in use, or None for the uncompiled program."""
+        choice = self.settings.program
+        if choice == UNCOMPILED:
+            return None
+        if choice is not None:
+            return load_artifact(choice, self.programs_dir)[1]
+        compatible = [
+            m
+            for m in list_artifacts(self.programs_dir)
+            if m.model == self.settings.model.name
+            and m.guidelines == self.settings.guidelines
+            and m.chain_of_thought == self.settings.chain_of_thought
+        ]
+        return compatible[-1] if compatible else None
+
     @cached_property
     def annotator(self) -> Annotator:
-        return Annotator(guidelines=self.settings.guidelines, chain_of_thought=self.settings.chain_of_thought)
+        if self.manifest is None:
+            return Annotator(guidelines=self.settings.guidelines, chain_of_thought=self.settings.chain_of_thought)
+        return load_artifact(self.manifest.artifact_id, self.programs_dir)[0]
+
+    @property
+    def text_spec(self) -> ProductTextSpec:
+        return self.manifest.product_text_spec() if self.manifest else self.settings.product_text
 
     @cached_property
     def labelled(self) -> LabelledSet:
@@ -41,9 +75,7 @@ class Workspace:
         return min(self.settings.workers, self.model.max_workers or self.settings.workers)
 
     def steps(self, run_id: str | None = None, retry_failed: bool = False) -> StoredSteps:
-        return StoredSteps(
-            self.annotator, self.store, self.model, self.settings.product_text, run_id=run_id, retry_failed=retry_failed
-        )
+        return StoredSteps(self.annotator, self.store, self.model, self.text_spec, run_id=run_id, retry_failed=retry_failed)
 
     @contextmanager
     def using_model(self) -> Iterator[dspy.LM]:
@@ -57,10 +89,13 @@ class Workspace:
 
     def describe(self) -> dict[str, str]:
         """What a result was computed with, for headers and JSON: never a secret."""
+        hashes = self.steps().hashes
         return {
             "model": self.settings.model.name,
-            "guidelines": self.settings.guidelines,
-            "program": self.settings.program or "uncompiled",
-            "judge_hash": self.steps().hashes["judgment"],
+            "guidelines": self.annotator.guideline_mode,
+            "chain_of_thought": str(self.annotator.judge.chain_of_thought),
+            "program": self.manifest.artifact_id if self.manifest else UNCOMPILED,
+            "judge_hash": hashes["judgment"],
+            "guidelines_hash": hashes["guidelines"],
             "store": self.store.engine.url.render_as_string(hide_password=True),
         }

@@ -1,4 +1,5 @@
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dspy
@@ -12,6 +13,7 @@ from rae.labels import ESCI_MAPPING
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.store.store import Store
+from rae.workspace import Workspace
 from tests.scripted import ScriptedEngine, scripted_lm
 
 # query id, query, [(product id, title, ESCI label)]
@@ -58,3 +60,17 @@ def model() -> ModelHandle:
 @pytest.fixture
 def steps(store: Store, model: ModelHandle) -> StoredSteps:
     return StoredSteps(Annotator(), store, model, ProductTextSpec())
+
+
+@pytest.fixture
+def scripted_workspace(monkeypatch) -> ScriptedEngine:
+    """Commands run with the scripted model in place of the embedded one; the store keys stay the embedded model's."""
+    scripted = ScriptedEngine()
+
+    @contextmanager
+    def using_model(self):
+        with dspy.context(lm=scripted_lm(scripted), adapter=dspy.JSONAdapter()):
+            yield
+
+    monkeypatch.setattr(Workspace, "using_model", using_model)
+    return scripted

@@ -74,7 +74,7 @@ def test_agreement_json_has_the_promised_shape(tmp_path, engine):
 
     result = CliRunner().invoke(app, ["agreement", "--split", "dev", "--queries", "4", "--per-query", "6", "--store", url, "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     for name in ("accuracy", "kappa", "weighted_kappa", "alpha"):
         assert set(report[name]) == {"value", "ci_low", "ci_high"}
     assert report["n_pairs"] == 18 and report["n_failed"] == 0 and report["n_missing"] == 6

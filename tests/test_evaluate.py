@@ -4,7 +4,6 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import dspy
 import pytest
 from typer.testing import CliRunner
 
@@ -16,8 +15,6 @@ from rae.eval.engines import build_engines
 from rae.eval.evaluate import evaluate_engines, human_gains_for
 from rae.eval.metrics import engine_metrics
 from rae.eval.report import evaluation_json, write_report
-from rae.workspace import Workspace
-from tests.scripted import ScriptedEngine, scripted_lm
 
 
 class FixedEngine:
@@ -121,31 +118,12 @@ def pd_columns(path):
     return path.read_text().splitlines()[0].split(",")
 
 
-@pytest.fixture
-def scripted_workspace(monkeypatch):
-    """The CLI's workspace with the scripted model in place of the embedded one (the store keys stay the embedded model's)."""
-    scripted = ScriptedEngine()
-
-    def using_model(self):
-        from contextlib import contextmanager
-
-        @contextmanager
-        def scope():
-            with dspy.context(lm=scripted_lm(scripted), adapter=dspy.JSONAdapter()):
-                yield
-
-        return scope()
-
-    monkeypatch.setattr(Workspace, "using_model", using_model)
-    return scripted
-
-
 def test_rae_evaluate_json_reports_metrics_comparison_judged_and_calls(scripted_workspace, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["evaluate", "--engines", "bm25-title,bm25-full", "--queries", "10", "--json", "--no-mlflow"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["queries"] == 10 and set(data["engines"]) == {"bm25-title", "bm25-full"}
     for engine in data["engines"].values():
         assert set(engine["metrics"]) == {"ndcg@10", "precision_hr@10", "irrelevant@10", "judged@10"}
@@ -154,7 +132,7 @@ def test_rae_evaluate_json_reports_metrics_comparison_judged_and_calls(scripted_
     assert (comparison["a"], comparison["b"]) == ("bm25-title", "bm25-full") and 0 <= comparison["p_value"] <= 1
     assert data["engines"]["bm25-title"]["lm_calls"] > 0 and Path(data["report"], "report.html").exists()
 
-    again = json.loads(CliRunner().invoke(app, [*args[:2], "bm25-title,bm25-full,bm25-title-brand", *args[3:]]).output)
+    again = json.loads(CliRunner().invoke(app, [*args[:2], "bm25-title,bm25-full,bm25-title-brand", *args[3:]]).stdout)
     assert [e["lm_calls"] for e in list(again["engines"].values())[:2]] == [0, 0]
     third = again["engines"]["bm25-title-brand"]
     assert third["judgment_calls"] == third["new_pairs_judged"] == third["pairs"] - third["from_store"]
@@ -164,7 +142,7 @@ def test_rae_evaluate_logs_to_mlflow(scripted_workspace, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["evaluate", "--engines", "bm25-title,bm25-full", "--queries", "3", "--split", "dev", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     import mlflow
 
     mlflow.set_tracking_uri("sqlite:///mlruns/mlflow.db")

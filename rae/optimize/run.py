@@ -1,0 +1,134 @@
+"""``rae optimize``: compile on train, select on dev, report on test, save the artifact.
+
+The compiled and the uncompiled program are both scored on the same dev and test pairs through the store, with the
+agreement report (kappa with a bootstrap CI over queries), so the artifact's manifest carries numbers that
+``rae agreement --program <artifact>`` reproduces without a single new call.
+"""
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import dspy
+
+from rae.datasets.records import HumanJudgment, Pair
+from rae.eval.agreement import AgreementReport, agreement_report, compare
+from rae.eval.annotate import AnnotationRun
+from rae.eval.steps import StoredSteps
+from rae.lm.recorder import RawOutputs
+from rae.optimize.compile import Budget, OptimizerName, compile_module
+from rae.optimize.examples import judge_examples, pipeline_examples
+from rae.programs.annotator import Annotator
+from rae.programs.artifacts import Manifest, save_artifact
+from rae.programs.hashing import program_hash
+from rae.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Slices:
+    """How much of each split the optimizer sees: the first N queries, at most ``per_query`` pairs each."""
+
+    train_queries: int = 12
+    dev_queries: int = 8
+    test_queries: int = 8
+    per_query: int = 6
+
+
+@dataclass
+class OptimizeOutcome:
+    manifest: Manifest
+    directory: str
+    reports: dict[str, dict[str, AgreementReport]]
+    compile_calls: int
+    compile_tokens: int
+    seconds: float
+
+
+def optimize_program(
+    workspace: Workspace,
+    optimizer: OptimizerName,
+    budget: Budget,
+    slices: Slices,
+    name: str,
+    whole_program: bool = False,
+    progress: bool = True,
+) -> OptimizeOutcome:
+    started = time.perf_counter()
+    data, catalog = workspace.labelled, workspace.labelled.catalog
+    base = workspace.annotator
+    chosen = {
+        "train": data.select("train", slices.train_queries, slices.per_query),
+        "dev": data.select("dev", slices.dev_queries, slices.per_query),
+        "test": data.select("test", slices.test_queries, slices.per_query),
+    }
+    steps = workspace.steps()
+    with workspace.using_model():
+        if whole_program:
+            trainset = pipeline_examples(chosen["train"], catalog, steps)
+            valset = pipeline_examples(chosen["dev"], catalog, steps)
+        else:
+            trainset = judge_examples(steps, chosen["train"], catalog, progress)
+            valset = judge_examples(steps, chosen["dev"], catalog, progress)
+        outputs = RawOutputs()
+        # DSPy's optimizers print their progress; stdout is kept for rae's own output (--json must stay parseable).
+        with dspy.context(callbacks=[outputs]), dspy.track_usage() as usage, contextlib.redirect_stdout(sys.stderr):
+            compiled = compile_program(base, optimizer, trainset, valset, budget, whole_program)
+        reports = {
+            split: {
+                "uncompiled": score_program(workspace, base, chosen[split], progress),
+                "compiled": score_program(workspace, compiled, chosen[split], progress),
+            }
+            for split in ("dev", "test")
+        }
+    manifest = Manifest(
+        name=name,
+        version=0,
+        model=workspace.settings.model.name,
+        model_identity=workspace.model.identity,
+        guidelines=base.guideline_mode,
+        chain_of_thought=base.judge.chain_of_thought,
+        product_text=workspace.text_spec.model_dump(mode="json"),
+        optimizer={"name": optimizer, "whole_program": whole_program, **budget.as_dict()},
+        dataset={
+            "name": data.name,
+            "fingerprint": data.fingerprint(),
+            **{split: {"queries": len({j.query_id for j in js}), "pairs": len(js)} for split, js in chosen.items()},
+        },
+        scores={split: {program: _scores(report) for program, report in by_program.items()} for split, by_program in reports.items()},
+        program_hashes={stage: program_hash(getattr(compiled, stage)) for stage in ("requirements", "guidelines", "judge")},
+    )
+    directory = save_artifact(compiled, manifest, workspace.programs_dir)
+    tokens = sum((e.get("prompt_tokens") or 0) + (e.get("completion_tokens") or 0) for per_lm in usage.usage_data.values() for e in per_lm)
+    return OptimizeOutcome(manifest, str(directory), reports, len(outputs.texts), tokens, round(time.perf_counter() - started, 1))
+
+
+def compile_program(base: Annotator, optimizer: OptimizerName, trainset: list, valset: list, budget: Budget, whole_program: bool = False) -> Annotator:
+    """A compiled copy of ``base``: its judge compiled, or with ``whole_program`` every predictor."""
+    if whole_program:
+        return compile_module(base, optimizer, trainset, valset, budget)
+    compiled = base.deepcopy()
+    compiled.judge = compile_module(base.judge, optimizer, trainset, valset, budget)
+    return compiled
+
+
+def score_program(workspace: Workspace, program: Annotator, judgments: list[HumanJudgment], progress: bool = True) -> AgreementReport:
+    """Judge the pairs with ``program`` through the store, then its agreement with the humans."""
+    catalog = workspace.labelled.catalog
+    steps = StoredSteps(program, workspace.store, workspace.model, workspace.text_spec)
+    pairs = [Pair(j.query_id, j.query, j.product_id) for j in judgments]
+    AnnotationRun(steps, catalog, workspace.workers, progress).run(pairs)
+    return agreement_report(compare(judgments, steps.stored_judgments(pairs, catalog), catalog))
+
+
+def _scores(report: AgreementReport) -> dict[str, Any]:
+    return {
+        "kappa": vars(report.kappa),
+        "weighted_kappa": vars(report.weighted_kappa),
+        "accuracy": vars(report.accuracy),
+        "alpha": vars(report.alpha),
+        "n_pairs": report.n_pairs,
+        "n_failed": report.n_failed,
+        "baseline_accuracy": report.baseline_accuracy,
+    }

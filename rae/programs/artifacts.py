@@ -1,0 +1,106 @@
+"""Compiled programs as versioned artifacts: DSPy's state JSON plus a manifest, under ``rae/programs/compiled/``.
+
+An artifact is a whole program configuration: the predictors' fitted instructions and demos (``program.json``, DSPy's
+readable state, never a pickle), and in ``manifest.json`` the settings it was fitted with (guidelines mode, chain of
+thought, product text), the model, the data and split it saw, the optimizer and its budget, its scores with CIs,
+the git commit and the date. Loading one rebuilds exactly that program, so the store's program hash, and with it every
+key, follows the artifact: a new artifact never reuses an old program's judgments.
+"""
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from rae.config import ProductTextSpec
+from rae.errors import RaeError
+from rae.programs.annotator import Annotator
+
+COMPILED_DIR = Path(__file__).parent / "compiled"
+UNCOMPILED = "uncompiled"
+
+
+class ArtifactError(RaeError):
+    pass
+
+
+@dataclass
+class Manifest:
+    name: str
+    version: int
+    model: str
+    model_identity: str
+    guidelines: str
+    chain_of_thought: bool
+    product_text: dict[str, Any]
+    optimizer: dict[str, Any]
+    dataset: dict[str, Any]
+    scores: dict[str, Any] = field(default_factory=dict)
+    program_hashes: dict[str, str] = field(default_factory=dict)
+    dspy_version: str = dspy.__version__
+    git_commit: str = ""
+    created: str = ""
+
+    @property
+    def artifact_id(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+    def product_text_spec(self) -> ProductTextSpec:
+        return ProductTextSpec.model_validate(self.product_text)
+
+
+def build_annotator(manifest: Manifest) -> Annotator:
+    return Annotator(guidelines=manifest.guidelines, chain_of_thought=manifest.chain_of_thought)
+
+
+def save_artifact(annotator: Annotator, manifest: Manifest, root: Path = COMPILED_DIR) -> Path:
+    """Write ``<root>/<name>-v<version>/``; the version is one more than the newest of that name."""
+    manifest.version = max((m.version for m in list_artifacts(root) if m.name == manifest.name), default=0) + 1
+    manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")
+    manifest.git_commit = manifest.git_commit or _git_commit()
+    directory = root / manifest.artifact_id
+    directory.mkdir(parents=True, exist_ok=False)
+    annotator.save(str(directory / "program.json"))
+    (directory / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+    return directory
+
+
+def list_artifacts(root: Path = COMPILED_DIR) -> list[Manifest]:
+    """Every artifact, oldest first."""
+    manifests = []
+    for path in sorted(root.glob("*/manifest.json")) if root.exists() else []:
+        try:
+            manifests.append(Manifest(**json.loads(path.read_text())))
+        except (ValueError, TypeError) as exc:
+            raise ArtifactError(f"{path}: not a rae manifest ({exc})") from None
+    return sorted(manifests, key=lambda m: (m.created, m.version))
+
+
+def load_artifact(artifact_id: str, root: Path = COMPILED_DIR) -> tuple[Annotator, Manifest]:
+    known = {m.artifact_id: m for m in list_artifacts(root)}
+    if artifact_id not in known:
+        names = ", ".join(known) or "none yet (run `rae optimize`)"
+        raise ArtifactError(f"no compiled program {artifact_id!r}; known: {names}")
+    manifest = known[artifact_id]
+    annotator = build_annotator(manifest)
+    annotator.load(str(root / artifact_id / "program.json"))
+    return annotator, manifest
+
+
+def newest_for_model(model: str, root: Path = COMPILED_DIR) -> Manifest | None:
+    """The most recent artifact fitted for this model name, if any: the default program for that model."""
+    compatible = [m for m in list_artifacts(root) if m.model == model]
+    return compatible[-1] if compatible else None
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""

@@ -17,8 +17,10 @@ from rae.errors import RaeError
 from rae.eval.ablate import ablation_table, paired_test, run_variant, standard_variants
 from rae.eval.agreement import agreement_report, compare, to_markdown
 from rae.eval.annotate import AnnotationRun
+from rae.eval.dry_run import estimate_cost
+from rae.eval.spending import SpendingLimit
 from rae.eval.engines import build_engines, dense_available
-from rae.eval.evaluate import evaluate_engines, human_gains_for
+from rae.eval.evaluate import evaluate_engines, human_gains_for, pairs_of, retrieve
 from rae.eval.report import evaluation_json, markdown, write_report
 from rae.eval.tracking import log_run
 from rae.optimize.compile import Budget, OptimizerName
@@ -50,6 +52,8 @@ ProgramOption = Annotated[
 SplitOption = Annotated[str, typer.Option("--split", help="train, dev, test or all")]
 QueriesOption = Annotated[int | None, typer.Option("--queries", help="only the first N queries of the split")]
 PerQueryOption = Annotated[int | None, typer.Option("--per-query", help="at most N pairs per query (a fixed sample)")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="estimate LM calls, tokens and cost from the store; call nothing")]
+BudgetOption = Annotated[float | None, typer.Option("--budget", help="stop before spending more than this many US dollars")]
 
 
 def _workspace(config: Path | None, model: str | None, store: str | None, guidelines: str | None, **more: object) -> Workspace:
@@ -73,6 +77,8 @@ def annotate(
     pairs: Annotated[Path | None, typer.Option("--pairs", help="judge the pairs in this file (columns query_id, query, product_id) instead of a split")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="concurrent LM calls")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="call the LM again for stored parse failures")] = False,
+    dry_run: DryRunOption = False,
+    budget: BudgetOption = None,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -82,11 +88,15 @@ def annotate(
     """Judge query-product pairs into the store. Rerunning continues where a run stopped; stored work is never paid twice."""
     workspace = _workspace(config, model, store, guidelines, workers=workers, program=program)
     chosen = _read_pairs(pairs) if pairs else workspace.labelled.pairs(split, queries, per_query)
+    if dry_run:
+        typer.echo(estimate_cost(workspace.steps(), chosen, workspace.labelled.catalog).line())
+        return
+    limit = _spending_limit(workspace, chosen, budget)
     run_id = workspace.store.start_run("annotate", workspace.settings.model_dump())
     status = "aborted"
     try:
         with workspace.using_model():
-            run = AnnotationRun(workspace.steps(run_id, retry_failed), workspace.labelled.catalog, workspace.workers)
+            run = AnnotationRun(workspace.steps(run_id, retry_failed), workspace.labelled.catalog, workspace.workers, limit=limit)
             summary = run.run(chosen)
         status = "finished"
     finally:
@@ -130,6 +140,8 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics and comparisons as JSON")] = False,
     mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log the run to MLflow")] = True,
     workers: Annotated[int | None, typer.Option("--workers", help="concurrent LM calls")] = None,
+    dry_run: DryRunOption = False,
+    budget: BudgetOption = None,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -145,12 +157,20 @@ def evaluate(
     chosen = _evaluation_queries(workspace, queries, split, queries_file, seed)
     catalog = workspace.labelled.catalog
     built = build_engines(names, workspace.settings.engine_specs(), catalog, Path(workspace.settings.cache_dir))
+    if dry_run or budget is not None:
+        pairs = list(dict.fromkeys(p for engine in built.values() for p in pairs_of(chosen, retrieve(engine, chosen, k)[0])))
+        if dry_run:
+            estimate = estimate_cost(workspace.steps(), pairs, catalog)
+            typer.echo(json.dumps({"dry_run": vars(estimate) | {"calls": estimate.calls}}, default=vars, indent=2) if as_json else estimate.line())
+            return
+    limit = _spending_limit(workspace, pairs, budget) if budget is not None else None
     run_id = workspace.store.start_run("evaluate", {**workspace.settings.model_dump(), "engines": names, "k": k})
     status, counts = "aborted", {}
     try:
         with workspace.using_model():
             evaluation = evaluate_engines(
-                built, chosen, workspace.steps(run_id), catalog, k, workspace.workers, human_gains_for(chosen, workspace.labelled), not as_json
+                built, chosen, workspace.steps(run_id), catalog, k, workspace.workers, human_gains_for(chosen, workspace.labelled),
+                not as_json, limit,
             )
         described = {**workspace.describe(), "run_id": run_id}
         report_dir = write_report(evaluation, described, Path(workspace.settings.reports_dir) / run_id)
@@ -364,6 +384,17 @@ def engines_list(config: ConfigOption = None) -> None:
     for name, spec in load_settings(config).engine_specs().items():
         note = "" if spec.kind != "dense" or dense_available() else "  (needs: pip install 'rae[dense]')"
         typer.echo(f"{name:20} {spec.model_dump_json(exclude={'kind'})} [{spec.kind}]{note}")
+
+
+def _spending_limit(workspace: Workspace, pairs: list[Pair], budget: float | None) -> SpendingLimit | None:
+    """A limit from --budget, expecting each call to cost what the dry run estimates."""
+    if budget is None:
+        return None
+    estimate = estimate_cost(workspace.steps(), pairs, workspace.labelled.catalog)
+    if estimate.cost_usd is None:
+        name = workspace.settings.model.name
+        raise ConfigError(f'--budget needs a price for {name}: LiteLLM has none; add [prices."{name}"] to the config')
+    return SpendingLimit(budget, estimate.cost_usd / estimate.calls if estimate.calls else 0.0)
 
 
 def _default_engines() -> list[str]:

@@ -36,8 +36,10 @@ class ModelSpec(BaseModel):
     temperature: float = 0.0
     max_tokens: int = 384
     seed: int = 0
-    num_retries: int = 6
+    num_retries: int = Field(default=6, description="retries of a 429, 5xx, timeout or dropped connection (rae's, with jitter)")
     timeout_s: float = 120.0
+    requests_per_minute: int | None = Field(default=None, description="the provider's limit, shared by all workers")
+    tokens_per_minute: int | None = None
     # The embedded model's own settings (ignored for other models):
     n_ctx: int = 4096
     repeat_penalty: float = 1.1
@@ -46,6 +48,15 @@ class ModelSpec(BaseModel):
     @property
     def is_embedded(self) -> bool:
         return self.name.startswith(EMBEDDED_PREFIX)
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens, for a model LiteLLM has no price for (a self-hosted one, say)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
 
 
 class ProductTextSpec(BaseModel):
@@ -168,6 +179,7 @@ class Settings(BaseModel):
     programs_dir: str | None = Field(default=None, description="where compiled programs live; default the package's own")
     label_mapping: dict[str, str] = Field(default_factory=lambda: {k: str(v) for k, v in ESCI_MAPPING.items()})
     engines: dict[str, EngineSpec] = Field(default_factory=dict, description="engines beside the built-in ones")
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="per model name; else LiteLLM's price list")
     search_log: str | None = Field(default=None, description="search log to sample queries from; default the bundled UBI log")
 
     def engine_specs(self) -> dict[str, EngineSpec]:

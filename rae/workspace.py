@@ -32,7 +32,7 @@ class Workspace:
 
     @cached_property
     def model(self) -> ModelHandle:
-        return ModelHandle(self.settings.model)
+        return ModelHandle(self.settings.model, self.settings.prices.get(self.settings.model.name))
 
     @property
     def programs_dir(self) -> Path:

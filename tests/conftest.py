@@ -53,8 +53,14 @@ def engine() -> Iterator[ScriptedEngine]:
 
 @pytest.fixture
 def model() -> ModelHandle:
-    """A model identity that needs no weights on disk; the calls themselves go to the scripted engine."""
-    return ModelHandle(ModelSpec(name="openai/scripted-test"))
+    """A model identity that needs no weights on disk; the calls themselves go to the scripted engine.
+
+    Its retry waits are recorded (``handle.waits``) instead of slept.
+    """
+    handle = ModelHandle(ModelSpec(name="openai/scripted-test"))
+    handle.waits = []
+    handle.call_policy.sleep = handle.waits.append
+    return handle
 
 
 @pytest.fixture

@@ -75,8 +75,26 @@ def test_a_transient_lm_error_is_not_stored_and_the_pair_is_judged_on_the_next_r
     summary = run(steps, tiny)
     assert (summary.judged, summary.not_judged, summary.errors) == (11, 1, 1)
     assert "LMRateLimitError" in summary.first_error and "rerun to resume" in summary.line()
+    assert len(model.waits) == 6  # the policy's six retries, each waited for, before the pair was given up
     engine.script = default_answer
     assert run(steps, tiny).lm_calls["judgment"] == 1
+
+
+def test_a_rate_limited_call_is_retried_after_the_servers_retry_after(store, model, tiny, engine):
+    refused = set()
+
+    def script(stage, request):
+        product = field_text(request, "product")
+        if stage == "judgment" and product not in refused:
+            refused.add(product)
+            return lm15.RateLimitError("slow down", status=429, retry_after=3.0)
+        return default_answer(stage, request)
+
+    engine.script = script
+    summary = run(StoredSteps(Annotator(), store, model), tiny)
+    assert summary.judged == 12 and summary.errors == 0
+    assert summary.spend["judgment"].retries == 12 and "12 retries of transient errors" in summary.line()
+    assert len(model.waits) == 12 and all(3.0 <= w <= 3.5 for w in model.waits)
 
 
 def test_an_error_no_retry_can_mend_stops_the_run_and_keeps_what_was_done(store, model, tiny, engine):

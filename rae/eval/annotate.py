@@ -5,9 +5,9 @@ then every pair, ordered by query so that calls sharing a prompt prefix run toge
 ``workers`` threads. Each result is committed when it arrives, so a killed run loses only the calls in flight, and
 rerunning the same command continues where it stopped (everything done is a store hit).
 
-An LM error is not an answer and is never stored: a pair whose call failed (server down, rate limit after DSPy's
+An LM error is not an answer and is never stored: a pair whose call failed (server down, rate limit after rae's
 retries) is counted and left for the next run. An error that no retry can mend (a bad key, an unknown model) stops
-the run at once, as do ten such errors in a row.
+the run at once, as do ten such errors in a row. With a spending limit, the run stops before it would pass it.
 """
 
 import contextvars
@@ -32,6 +32,7 @@ from tqdm import tqdm
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
 from rae.errors import RaeError
+from rae.eval.spending import SpendingLimit
 from rae.eval.steps import Spend, StepOutcome, StoredSteps
 from rae.programs.guidelines import Guidelines
 
@@ -52,6 +53,7 @@ class AnnotationSummary:
     not_judged: int = 0
     no_guidelines: int = 0
     errors: int = 0
+    stopped_at_budget: float | None = None
     spend: dict[str, Spend] = field(default_factory=lambda: {"requirements_guidelines": Spend(), "judgment": Spend()})
     seconds: float = 0.0
     first_error: str | None = None
@@ -83,8 +85,12 @@ class AnnotationSummary:
             total = self.total
             cost = "unknown cost" if total.cost_usd is None else f"${total.cost_usd:.4f}"
             parts.append(f"{total.input_tokens:,} input + {total.output_tokens:,} output tokens, {cost}")
+            if total.retries:
+                parts.append(f"{total.retries} retries of transient errors")
         if self.not_judged:
             parts.append(f"{self.not_judged} not judged ({self.errors} LM errors; rerun to resume)")
+        if self.stopped_at_budget is not None:
+            parts.append(f"stopped before passing the budget of ${self.stopped_at_budget:.4f}; rerun (with more budget) to continue")
         if self.no_guidelines:
             parts.append(f"{self.no_guidelines} without guidelines (their query's guidelines failed to parse)")
         parts.append(f"{_duration(self.seconds)}")
@@ -96,11 +102,14 @@ class AnnotationSummary:
 
 
 class AnnotationRun:
-    def __init__(self, steps: StoredSteps, catalog: Catalog, workers: int = 1, progress: bool = True):
+    def __init__(
+        self, steps: StoredSteps, catalog: Catalog, workers: int = 1, progress: bool = True, limit: SpendingLimit | None = None
+    ):
         self.steps = steps
         self.catalog = catalog
         self.workers = workers
         self.progress = progress
+        self.limit = limit
         self._lock = threading.Lock()
         self._errors_in_a_row = 0
         self._fatal: LMError | None = None
@@ -120,6 +129,8 @@ class AnnotationRun:
             summary.seconds = round(time.perf_counter() - started, 2)
         if self._fatal is not None:
             raise AnnotationAborted(f"stopped: {_one_line(self._fatal)} ({summary.judged + summary.failed} pairs stored)")
+        if self.limit is not None and self.limit.reached:
+            summary.stopped_at_budget = self.limit.limit
         return summary
 
     def _guidelines(self, summary: AnnotationSummary) -> Callable[[str], Guidelines | None]:
@@ -138,7 +149,10 @@ class AnnotationRun:
             query_guidelines = guidelines.get(pair.query)
             if query_guidelines is None:
                 with self._lock:
-                    summary.no_guidelines += 1
+                    if self._stopping:
+                        summary.not_judged += 1
+                    else:
+                        summary.no_guidelines += 1
                 return
             outcome = self._guarded(summary, lambda: self.steps.judgment(pair, query_guidelines, self.catalog[pair.product_id]))
             with self._lock:
@@ -146,10 +160,21 @@ class AnnotationRun:
 
         return step
 
+    @property
+    def _stopping(self) -> bool:
+        """The run is ending early: an error no retry can mend, or the budget."""
+        return self._fatal is not None or (self.limit is not None and self.limit.reached)
+
     def _guarded(self, summary: AnnotationSummary, step: Callable[[], StepOutcome]) -> StepOutcome | None:
         """Run a step; an LM error is counted (and may stop the run) instead of being raised in a worker."""
         if self._fatal is not None:
             return None
+        reserved = 0.0
+        if self.limit is not None:
+            reserved = self.limit.reserve()
+            if reserved is None:
+                return None
+        outcome = None
         try:
             outcome = step()
         except LMError as exc:
@@ -160,6 +185,10 @@ class AnnotationRun:
                 if isinstance(exc, FATAL_ERRORS) or self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
                     self._fatal = self._fatal or exc
             return None
+        finally:
+            if self.limit is not None:
+                spend = outcome.spend if outcome is not None else Spend()
+                self.limit.settle(reserved, spend.cost_usd, spend.calls)
         with self._lock:
             self._errors_in_a_row = 0
         return outcome

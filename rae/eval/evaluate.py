@@ -17,6 +17,7 @@ from rae.eval.annotate import AnnotationRun, AnnotationSummary
 from rae.eval.compare import Comparison, Validity, compare_engines, validity_check
 from rae.eval.engines import SearchEngine
 from rae.eval.metrics import EngineMetrics, Gains, Rankings, condensed, engine_metrics
+from rae.eval.spending import SpendingLimit
 from rae.eval.steps import StoredSteps
 from rae.labels import Label
 
@@ -65,6 +66,7 @@ def evaluate_engines(
     workers: int = 1,
     human_gains: Gains | None = None,
     progress: bool = True,
+    limit: SpendingLimit | None = None,
 ) -> Evaluation:
     runs = []
     for name, engine in engines.items():
@@ -72,9 +74,9 @@ def evaluate_engines(
         unknown = sorted({p for products in rankings.values() for p in products if p not in catalog})
         if unknown:
             raise ValueError(f"engine {name} returned products that are not in the catalog, e.g. {', '.join(unknown[:3])}")
-        summary = AnnotationRun(steps, catalog, workers, progress).run(_pairs(queries, rankings))
+        summary = AnnotationRun(steps, catalog, workers, progress, limit).run(pairs_of(queries, rankings))
         runs.append(EngineRun(name, rankings, seconds, summary))
-    all_pairs = list(dict.fromkeys(p for run in runs for p in _pairs(queries, run.rankings)))
+    all_pairs = list(dict.fromkeys(p for run in runs for p in pairs_of(queries, run.rankings)))
     llm_gains = _llm_gains(steps, all_pairs, catalog)
     metrics = {run.name: engine_metrics(run.rankings, llm_gains, k) for run in runs}
     human_gains = {q: g for q, g in (human_gains or {}).items() if g}
@@ -100,7 +102,7 @@ def human_gains_for(queries: list[Query], labelled: LabelledSet) -> Gains:
     return {q.query_id: by_id.get(q.query_id) or by_text.get(normalize_query(q.text), {}) for q in queries}
 
 
-def _pairs(queries: list[Query], rankings: Rankings) -> list[Pair]:
+def pairs_of(queries: list[Query], rankings: Rankings) -> list[Pair]:
     return [Pair(q.query_id, q.text, p) for q in queries for p in rankings[q.query_id]]
 
 

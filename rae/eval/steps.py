@@ -13,7 +13,6 @@ from rae.config import ProductTextSpec
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair, Product
 from rae.lm.factory import ModelHandle
-from rae.lm.pricing import call_cost
 from rae.lm.recorder import CallRecord, recorded_call
 from rae.programs.annotator import Annotator
 from rae.programs.guidelines import GENERIC_GUIDELINES, Guidelines, guidelines_from
@@ -37,6 +36,7 @@ class Spend:
     output_tokens: int = 0
     cost_usd: float | None = 0.0
     seconds: float = 0.0
+    retries: int = 0
 
     def __add__(self, other: "Spend") -> "Spend":
         cost = None if self.cost_usd is None or other.cost_usd is None else round(self.cost_usd + other.cost_usd, 8)
@@ -46,6 +46,7 @@ class Spend:
             self.output_tokens + other.output_tokens,
             cost,
             round(self.seconds + other.seconds, 4),
+            self.retries + other.retries,
         )
 
 
@@ -85,6 +86,7 @@ class StoredSteps:
         self.run_id = run_id
         self.allow_calls = allow_calls
         self.retry_failed = retry_failed
+        self.policy = model.call_policy
         self.hashes = {
             "requirements": program_hash(annotator.requirements),
             "guidelines": program_hash(annotator.guidelines),
@@ -111,7 +113,7 @@ class StoredSteps:
         row, cached, spend = self._through_store(
             RequirementsRow,
             key,
-            lambda: recorded_call(self.annotator.requirements, query=query),
+            lambda: recorded_call(self.annotator.requirements, self.policy, query=query),
             lambda record: RequirementsRow(
                 query=query,
                 requirements=[r.model_dump() for r in record.prediction.requirements] if record.ok else None,
@@ -131,7 +133,7 @@ class StoredSteps:
         row, cached, spend = self._through_store(
             GuidelinesRow,
             key,
-            lambda: recorded_call(self.annotator.guidelines, query=query, requirements=requirements.value),
+            lambda: recorded_call(self.annotator.guidelines, self.policy, query=query, requirements=requirements.value),
             lambda record: GuidelinesRow(
                 query=query,
                 guidelines=vars(guidelines_from(record.prediction)) if record.ok else None,
@@ -149,7 +151,7 @@ class StoredSteps:
         row, cached, spend = self._through_store(
             JudgmentRow,
             key,
-            lambda: recorded_call(self.annotator.judge, query=pair.query, guidelines=rendered, product=text),
+            lambda: recorded_call(self.annotator.judge, self.policy, query=pair.query, guidelines=rendered, product=text),
             lambda record: JudgmentRow(
                 query_id=pair.query_id,
                 query=pair.query,
@@ -187,13 +189,13 @@ class StoredSteps:
         )
         row.status, row.error, row.raw_output, row.attempts = record.status, record.error, record.raw_output, record.attempts
         row.input_tokens, row.output_tokens, row.latency_s = record.input_tokens, record.output_tokens, record.latency_s
-        row.cost_usd = call_cost(self.model.spec, record.input_tokens, record.output_tokens)
+        row.cost_usd = self.model.cost(record.input_tokens, record.output_tokens)
         row.run_id = self.run_id
         if retrying:
             self.store.replace(row)
         else:
             self.store.put(row)
-        spend = Spend(record.lm_calls, record.input_tokens or 0, record.output_tokens or 0, row.cost_usd, record.latency_s)
+        spend = Spend(record.lm_calls, record.input_tokens or 0, record.output_tokens or 0, row.cost_usd, record.latency_s, record.retries)
         return row, False, spend
 
 

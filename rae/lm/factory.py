@@ -12,8 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dspy
 
-from rae.config import EMBEDDED_PREFIX, ConfigError, ModelSpec
+from rae.config import EMBEDDED_PREFIX, ConfigError, ModelPrice, ModelSpec
 from rae.lm.embedded import LlamaCppEngine, file_digest, smollm2_path
+from rae.lm.limits import RateLimiter
+from rae.lm.pricing import call_cost
+from rae.lm.recorder import CallPolicy
+from rae.lm.retry import RetryPolicy
 
 EMBEDDED_MODELS = {"smollm2": smollm2_path}
 
@@ -21,8 +25,12 @@ EMBEDDED_MODELS = {"smollm2": smollm2_path}
 class ModelHandle:
     """A model spec resolved on this machine: the weights it names (for embedded models) and its store identity."""
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, price: ModelPrice | None = None):
         self.spec = spec
+        self.price = price
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
+        return call_cost(self.spec, self.price, input_tokens, output_tokens)
 
     @cached_property
     def weights(self) -> Path | None:
@@ -52,6 +60,14 @@ class ModelHandle:
         if self.spec.api_base:
             parts["api_base"] = _without_credentials(self.spec.api_base)
         return json.dumps(parts, sort_keys=True)
+
+    @cached_property
+    def call_policy(self) -> CallPolicy:
+        """One rate limiter and retry policy per model, shared by every worker that calls it."""
+        return CallPolicy(
+            retry=RetryPolicy(max_retries=self.spec.num_retries),
+            limiter=RateLimiter(self.spec.requests_per_minute, self.spec.tokens_per_minute),
+        )
 
     @property
     def max_workers(self) -> int | None:
@@ -85,7 +101,7 @@ class ModelHandle:
             engine=engine,
             temperature=spec.temperature,
             max_tokens=spec.max_tokens,
-            num_retries=spec.num_retries,
+            num_retries=0,  # rae retries, with jitter and counted (rae.lm.retry)
             timeout=spec.timeout_s,
             cache=False,
             **client,

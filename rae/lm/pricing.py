@@ -1,12 +1,15 @@
-"""What a call cost, in US dollars, from its tokens: LiteLLM's price list where it knows the model, else unknown.
+"""What a call cost, in US dollars, from its tokens: the configured price for the model, else LiteLLM's price list,
+else unknown.
 
 A model run in-process costs nothing per call. An unknown price is None, never a made-up zero.
 """
 
-from rae.config import ModelSpec
+from rae.config import ModelPrice, ModelSpec
 
 
-def call_cost(spec: ModelSpec, input_tokens: int | None, output_tokens: int | None) -> float | None:
+def call_cost(spec: ModelSpec, price: ModelPrice | None, input_tokens: int | None, output_tokens: int | None) -> float | None:
+    if price is not None:
+        return round(((input_tokens or 0) * price.input_per_million + (output_tokens or 0) * price.output_per_million) / 1e6, 8)
     if spec.is_embedded:
         return 0.0
     if input_tokens is None and output_tokens is None:

@@ -3,20 +3,37 @@
 DSPy's LM history is shared by every thread, so it cannot tell which call was whose. A callback and a usage tracker
 installed with ``dspy.context`` for one call are thread-local, and record exactly that call's LM traffic.
 
-A completion that does not parse into the signature's fields is retried (``parse_retries``) at a higher temperature:
-at temperature 0 the same prompt would give the same unparseable text. If it still fails, the result is a failure
-that keeps the raw text, and the caller stores it: it was paid for.
+Each attempt first takes a slot from the model's rate limiter, and charges it the tokens it used. A transient LM
+error (429, 5xx, timeout, dropped connection) is retried by the ``RetryPolicy``; when the retries run out it
+propagates, because it is not the model's answer and must not be stored as one. A completion that does not parse into
+the signature's fields is retried (``parse_retries``) at a higher temperature, since at temperature 0 the same prompt
+would give the same text; if it still fails, the result is a failure that keeps the raw text, and the caller stores
+it: it was paid for.
 """
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
 from dspy.utils.callback import BaseCallback
 from dspy.utils.exceptions import AdapterParseError
 
+from rae.lm.limits import RateLimiter
+from rae.lm.retry import RETRYABLE, RetryPolicy
+
 RETRY_TEMPERATURE = 0.7
+
+
+@dataclass
+class CallPolicy:
+    """How calls to one model are paced and retried."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    parse_retries: int = 1
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass
@@ -29,6 +46,7 @@ class CallRecord:
     output_tokens: int | None
     latency_s: float
     lm_calls: int
+    retries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -50,35 +68,48 @@ class RawOutputs(BaseCallback):
             self.texts.append(_text_of(outputs[-1] if isinstance(outputs, list) else outputs))
 
 
-def recorded_call(module: dspy.Module, parse_retries: int = 1, **inputs: Any) -> CallRecord:
-    """Run ``module(**inputs)`` under the configured LM. LM errors (network, rate limit after DSPy's retries,
-    authentication) propagate: they are not the model's answer and must not be stored as one."""
+def recorded_call(module: dspy.Module, policy: CallPolicy | None = None, **inputs: Any) -> CallRecord:
+    """Run ``module(**inputs)`` under the configured LM, paced and retried by ``policy``."""
+    policy = policy or CallPolicy()
     outputs = RawOutputs()
     started = time.perf_counter()
-    prediction, error, attempts = None, None, 0
+    prediction, error, attempts, retries, charged = None, None, 0, 0, 0
     with dspy.context(callbacks=[*dspy.settings.get("callbacks", []), outputs]), dspy.track_usage() as usage:
-        for attempt in range(parse_retries + 1):
+        while True:
             attempts += 1
-            lm = dspy.settings.lm if attempt == 0 else dspy.settings.lm.copy(temperature=RETRY_TEMPERATURE)
+            lm = dspy.settings.lm if error is None else dspy.settings.lm.copy(temperature=RETRY_TEMPERATURE)
+            policy.limiter.acquire()
             try:
                 with dspy.context(lm=lm):
                     prediction = module(**inputs)
                 error = None
                 break
+            except RETRYABLE as exc:
+                retries += 1
+                if retries > policy.retry.max_retries:
+                    raise
+                policy.sleep(policy.retry.delay(retries, exc))
             except AdapterParseError as exc:
                 error = _first_line(str(exc))
                 if not outputs.texts and exc.lm_response:
                     outputs.texts.append(exc.lm_response)
+                if attempts - retries > policy.parse_retries:
+                    break
+            finally:
+                used = sum(_token_totals(usage.usage_data))
+                policy.limiter.spend(used - charged)
+                charged = used
     tokens_in, tokens_out = _token_totals(usage.usage_data)
     return CallRecord(
         prediction=prediction,
         raw_output=outputs.texts[-1] if outputs.texts else None,
         error=error,
         attempts=attempts,
-        input_tokens=tokens_in,
-        output_tokens=tokens_out,
+        input_tokens=tokens_in if usage.usage_data else None,
+        output_tokens=tokens_out if usage.usage_data else None,
         latency_s=round(time.perf_counter() - started, 4),
-        lm_calls=max(len(outputs.texts), attempts),
+        lm_calls=max(len(outputs.texts), attempts - retries),
+        retries=retries,
     )
 
 
@@ -92,10 +123,8 @@ def _first_line(message: str) -> str:
     return message.strip().splitlines()[0][:500] if message.strip() else "unparseable output"
 
 
-def _token_totals(usage_data: dict[str, list[dict[str, Any]]]) -> tuple[int | None, int | None]:
+def _token_totals(usage_data: dict[str, list[dict[str, Any]]]) -> tuple[int, int]:
     entries = [entry for per_lm in usage_data.values() for entry in per_lm]
-    if not entries:
-        return None, None
     return (
         sum(entry.get("prompt_tokens") or 0 for entry in entries),
         sum(entry.get("completion_tokens") or 0 for entry in entries),

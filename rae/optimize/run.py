@@ -107,10 +107,18 @@ def optimize_program(
 def compile_program(base: Annotator, optimizer: OptimizerName, trainset: list, valset: list, budget: Budget, whole_program: bool = False) -> Annotator:
     """A compiled copy of ``base``: its judge compiled, or with ``whole_program`` every predictor."""
     if whole_program:
-        return compile_module(base, optimizer, trainset, valset, budget)
+        return _owned(compile_module(base, optimizer, trainset, valset, budget))
     compiled = base.deepcopy()
-    compiled.judge = compile_module(base.judge, optimizer, trainset, valset, budget)
+    compiled.judge = _owned(compile_module(base.judge, optimizer, trainset, valset, budget))
     return compiled
+
+
+def _owned(module: dspy.Module) -> dspy.Module:
+    """A compiled module made part of its parent. DSPy marks an optimizer's result ``_compiled``, and a parent's
+    ``save`` skips a compiled sub-module as frozen: the judge's demos would silently not be saved."""
+    module._compiled = False
+    module.__dict__.pop("candidate_programs", None)  # every candidate the search scored: not part of the program
+    return module
 
 
 def score_program(workspace: Workspace, program: Annotator, judgments: list[HumanJudgment], progress: bool = True) -> AgreementReport:

@@ -1,0 +1,36 @@
+"""A spending limit for a run: stop cleanly before the money spent passes the budget.
+
+Workers run calls concurrently, so checking the money already spent is not enough: before each step a worker
+reserves the expected cost of a call, and the reservation is settled with what the step really cost (nothing, for a
+store hit). A step that would push spent plus reserved past the limit is not started; the run ends with what it has,
+and the same command, rerun with more budget, continues from the store.
+"""
+
+import threading
+
+
+class SpendingLimit:
+    def __init__(self, limit_usd: float, expected_call_usd: float):
+        self.limit = limit_usd
+        self.expected = max(expected_call_usd, 0.0)
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.calls = 0
+        self.lock = threading.Lock()
+        self.reached = False
+
+    def reserve(self) -> float | None:
+        """The amount reserved for one more step, or None if it might pass the limit."""
+        with self.lock:
+            amount = max(self.expected, self.spent / self.calls if self.calls else 0.0)
+            if self.reached or self.spent + self.reserved + amount > self.limit:
+                self.reached = True
+                return None
+            self.reserved += amount
+            return amount
+
+    def settle(self, reserved: float, cost_usd: float | None, calls: int) -> None:
+        with self.lock:
+            self.reserved -= reserved
+            self.spent += cost_usd or 0.0
+            self.calls += calls

@@ -1,0 +1,52 @@
+from rae.config import ModelPrice, ModelSpec
+from rae.eval.annotate import AnnotationRun
+from rae.eval.dry_run import estimate_cost
+from rae.eval.spending import SpendingLimit
+from rae.eval.steps import StoredSteps
+from rae.lm.factory import ModelHandle
+from rae.programs.annotator import Annotator
+
+PRICE = ModelPrice(input_per_million=1000.0, output_per_million=0.0)  # the scripted model: 100 input tokens a call = $0.10
+
+
+def priced_steps(store) -> StoredSteps:
+    handle = ModelHandle(ModelSpec(name="openai/scripted-test"), PRICE)
+    handle.call_policy.sleep = lambda s: None
+    return StoredSteps(Annotator(), store, handle)
+
+
+def test_the_dry_run_counts_exactly_the_calls_the_run_then_makes(engine, store, tiny):
+    steps = priced_steps(store)
+    pairs = tiny.pairs()
+    AnnotationRun(steps, tiny.catalog, progress=False).run(pairs[:5])
+    plan = estimate_cost(steps, pairs, tiny.catalog)
+    assert (plan.pairs, plan.judgments_stored, plan.queries, plan.guidelines_stored) == (12, 5, 3, 2)
+    assert {name: s.calls for name, s in plan.stages.items()} == {"requirements": 1, "guidelines": 1, "judgment": 7}
+    assert plan.cost_usd is not None and plan.cost_usd > 0 and "would make 9 LM calls" in plan.line()
+    before = sum(engine.calls.values())
+    summary = AnnotationRun(steps, tiny.catalog, progress=False).run(pairs)
+    assert sum(engine.calls.values()) - before == plan.calls == summary.total_calls
+    assert estimate_cost(steps, pairs, tiny.catalog).calls == 0
+
+
+def test_the_dry_run_learns_token_counts_from_the_stores_history(engine, store, tiny, monkeypatch):
+    import rae.eval.dry_run as dry_run
+
+    monkeypatch.setattr(dry_run, "MIN_HISTORY", 5)
+    steps = priced_steps(store)
+    AnnotationRun(steps, tiny.catalog, progress=False).run(tiny.pairs()[:6])
+    plan = estimate_cost(steps, tiny.pairs(), tiny.catalog)
+    judgment = plan.stages["judgment"]
+    assert judgment.from_history and judgment.input_tokens == 100 * judgment.calls  # the scripted model's 100 a call
+
+
+def test_a_budget_is_never_passed_and_the_run_resumes_with_more(engine, store, tiny):
+    steps = priced_steps(store)
+    limit = SpendingLimit(0.95, expected_call_usd=0.1)
+    first = AnnotationRun(steps, tiny.catalog, workers=4, progress=False, limit=limit).run(tiny.pairs())
+    assert first.stopped_at_budget == 0.95 and "stopped before passing the budget of $0.9500" in first.line()
+    assert first.total.cost_usd <= 0.95 and first.total_calls == 9  # 9 calls at $0.10: a tenth would pass $0.95
+    assert first.judged + first.not_judged == 12
+    rest = AnnotationRun(steps, tiny.catalog, workers=4, progress=False, limit=SpendingLimit(10.0, 0.1)).run(tiny.pairs())
+    assert rest.stopped_at_budget is None and rest.judged == 12
+    assert first.total_calls + rest.total_calls == 18  # 3 requirements + 3 guidelines + 12 judgments, none twice

@@ -103,8 +103,15 @@ class AnnotationSummary:
 
 class AnnotationRun:
     def __init__(
-        self, steps: StoredSteps, catalog: Catalog, workers: int = 1, progress: bool = True, limit: SpendingLimit | None = None
+        self,
+        steps: StoredSteps,
+        catalog: Catalog,
+        workers: int = 1,
+        progress: bool = True,
+        limit: SpendingLimit | None = None,
+        order_by_query: bool = True,
     ):
+        self.order_by_query = order_by_query
         self.steps = steps
         self.catalog = catalog
         self.workers = workers
@@ -115,7 +122,10 @@ class AnnotationRun:
         self._fatal: LMError | None = None
 
     def run(self, pairs: Iterable[Pair]) -> AnnotationSummary:
-        pairs = sorted(set(pairs), key=lambda p: (p.query, p.product_id))
+        """Judge the pairs: in query order (prompts that share a prefix run together), or as given (to measure that)."""
+        pairs = list(dict.fromkeys(pairs))
+        if self.order_by_query:
+            pairs.sort(key=lambda p: (p.query, p.product_id))
         missing = sorted({p.product_id for p in pairs if p.product_id not in self.catalog})
         if missing:
             raise AnnotationAborted(f"{len(missing)} products to judge are not in the catalog, e.g. {', '.join(missing[:3])}")

@@ -1,0 +1,103 @@
+"""``make bench``: rae's throughput, CPU, cache and store numbers, as one JSON on stdout.
+
+The model server is ``rae.bench.fake_server`` in its own process (so its CPU is not counted as rae's), answering
+after a fixed latency. The 20,000-pair run happens in a child process of its own, so that its peak memory is that
+run's alone. ``--quick`` runs every measurement small, to check that the benchmark works (the test suite does).
+"""
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rae.bench.workloads import (
+    Server,
+    annotation_throughput,
+    embedded_prefix_ordering,
+    naive_run,
+    peak_memory_mib,
+    second_engine_cost,
+    store_lookups,
+    temporary_directory,
+)
+
+FULL = {"throughput": ((1, 50), (8, 400), (32, 1600), (64, 3200)), "naive": 2000, "twenty_k": 20_000, "store_rows": 1_000_000}
+QUICK = {"throughput": ((1, 5), (8, 16)), "naive": 20, "twenty_k": 200, "store_rows": 20_000}
+
+
+@contextmanager
+def server_process(latency_s: float) -> Iterator[Server]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rae.bench.fake_server", "--latency", str(latency_s)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield Server(process.stdout.readline().strip(), latency_s)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def one_run(url: str, latency_s: float, workers: int, pairs: int) -> None:
+    """The child process of the large run: one annotation run, then its own peak memory."""
+    with temporary_directory() as directory:
+        result = annotation_throughput(Server(url, latency_s), workers, pairs, Path(directory), guidelines="query")
+    print(json.dumps({**result, "peak_memory_mib": peak_memory_mib()}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m rae.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: check that the benchmark works")
+    parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--one-run", nargs=4, metavar=("URL", "LATENCY", "WORKERS", "PAIRS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one_run:
+        url, latency, workers, pairs = args.one_run
+        one_run(url, float(latency), int(workers), int(pairs))
+        return
+    sizes = QUICK if args.quick else FULL
+    report: dict = {"machine": {"cpus": _cpus(), "python": platform.python_version(), "platform": platform.platform()}}
+    with temporary_directory() as tmp:
+        directory = Path(tmp)
+        with server_process(0.2) as server:
+            report["throughput_200ms"] = [annotation_throughput(server, w, n, directory) for w, n in sizes["throughput"]]
+            naive = naive_run(server, sizes["naive"])
+            rae = annotation_throughput(server, 64, sizes["naive"], directory)
+            report["naive_vs_rae"] = {"naive": naive, "rae_64_workers": rae, "speedup": round(naive["seconds"] / rae["seconds"], 1)}
+            report["cache"] = second_engine_cost(server, directory, n_pairs=sizes["naive"] // 2)
+        with server_process(1.0) as slow:
+            child = subprocess.run(
+                [sys.executable, "-m", "rae.bench", "--one-run", slow.url, "1.0", "64", str(sizes["twenty_k"])],
+                capture_output=True, text=True, check=True,
+            )
+            report["large_run_1s"] = json.loads(child.stdout.strip().splitlines()[-1])
+        if not args.skip_embedded:
+            report["embedded"] = embedded_prefix_ordering(directory, *((2, 3) if args.quick else (3, 8)))
+        report["store"] = store_lookups(directory, rows=sizes["store_rows"])
+    report["targets"] = _targets(report)
+    print(json.dumps(report, indent=2))
+
+
+def _targets(report: dict) -> dict:
+    at_64 = next((r for r in report["throughput_200ms"] if r["workers"] == 64), None)
+    large = report["large_run_1s"]
+    return {
+        "throughput_64_workers_at_least_288_pairs_per_s": None if at_64 is None else at_64["pairs_per_s"] >= 288,
+        "twenty_thousand_pairs_at_1s_under_6_minutes": large["pairs"] == 20_000 and large["seconds"] < 360 if large["pairs"] == 20_000 else None,
+        "framework_cpu_under_2_ms_per_pair": None if at_64 is None else at_64["framework_cpu_ms_per_pair"] < 2,
+        "peak_memory_under_1_gib": large["peak_memory_mib"] < 1024,
+        "second_engine_paid_only_new_pairs": report["cache"]["second_engine_paid_exactly_its_new_pairs"],
+    }
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SLICE := --split dev --queries 10 --per-query 12
 
 .DEFAULT_GOAL := all
-.PHONY: all install install-dense demo evaluate optimize test clean
+.PHONY: all install install-dense demo evaluate optimize bench test clean
 
 all: install demo
 
@@ -37,6 +37,10 @@ evaluate: install
 # Compile the judge against the human labels (train), select on dev, report on test; writes rae/programs/compiled/.
 optimize: install
 	$(BIN)/rae optimize
+
+# Throughput, CPU, cache, memory and store numbers as one JSON (about 17 minutes on 2 cores; see the README).
+bench: install
+	$(BIN)/python -m rae.bench
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -30,8 +30,13 @@ class ModelSpec(BaseModel):
     name: str = "local/smollm2"
     api_base: str | None = None
     api_key_env: str | None = Field(default=None, description="name of the environment variable holding the key")
-    engine: Literal["auto", "litellm", "lm15"] | None = Field(
-        default=None, description="DSPy engine; default litellm when api_base is set (it sends max_tokens), else auto"
+    engine: Literal["auto", "litellm", "lm15", "server"] | None = Field(
+        default=None,
+        description="DSPy engine; default 'server' (rae's lean OpenAI-compatible engine) when api_base is set, else auto",
+    )
+    structured_output: Literal["json_schema", "json_object", "llama_cpp", "none"] = Field(
+        default="json_object",
+        description="with api_base: json_schema (vLLM, Ollama), llama_cpp (a schema inside json_object), json_object",
     )
     temperature: float = 0.0
     max_tokens: int = 384

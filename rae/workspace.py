@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dspy
 
+from rae.lm.adapter import JSONAdapter
+
 from rae.config import ProductTextSpec, Settings
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.load import load_labelled_set
@@ -82,7 +84,7 @@ class Workspace:
         """The model as DSPy's LM, with the JSON adapter, for the calls made inside the block (and their workers)."""
         lm = self.model.build()
         try:
-            with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+            with dspy.context(lm=lm, adapter=JSONAdapter()):
                 yield lm
         finally:
             lm.close()

@@ -3,6 +3,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dspy
+
+from rae.lm.adapter import JSONAdapter
 import pytest
 
 from rae.config import ModelSpec, ProductTextSpec
@@ -47,7 +49,7 @@ def store(tmp_path: Path) -> Store:
 def engine() -> Iterator[ScriptedEngine]:
     """A scripted model, installed as DSPy's LM (with the JSON adapter) for the test."""
     scripted = ScriptedEngine()
-    with dspy.context(lm=scripted_lm(scripted), adapter=dspy.JSONAdapter()):
+    with dspy.context(lm=scripted_lm(scripted), adapter=JSONAdapter()):
         yield scripted
 
 
@@ -75,7 +77,7 @@ def scripted_workspace(monkeypatch) -> ScriptedEngine:
 
     @contextmanager
     def using_model(self):
-        with dspy.context(lm=scripted_lm(scripted), adapter=dspy.JSONAdapter()):
+        with dspy.context(lm=scripted_lm(scripted), adapter=JSONAdapter()):
             yield
 
     monkeypatch.setattr(Workspace, "using_model", using_model)

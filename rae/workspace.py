@@ -18,6 +18,7 @@ from rae.config import ProductTextSpec, Settings
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.load import load_labelled_set
 from rae.eval.steps import StoredSteps
+from rae.images.cache import ImageCache
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import COMPILED_DIR, UNCOMPILED, Manifest, list_artifacts, load_artifact
@@ -54,14 +55,38 @@ class Workspace:
             if m.model == self.settings.model.name
             and m.guidelines == self.settings.guidelines
             and m.chain_of_thought == self.settings.chain_of_thought
+            and m.judge_mode == self.judge_mode[0]
         ]
         return compatible[-1] if compatible else None
 
     @cached_property
     def annotator(self) -> Annotator:
         if self.manifest is None:
-            return Annotator(guidelines=self.settings.guidelines, chain_of_thought=self.settings.chain_of_thought)
+            return Annotator(self.settings.guidelines, self.settings.chain_of_thought, self.judge_mode[0])
         return load_artifact(self.manifest.artifact_id, self.programs_dir)[0]
+
+    @cached_property
+    def describer(self) -> ModelHandle:
+        """The model that writes visual descriptions: ``describer`` in the settings, else the judge's model."""
+        spec = self.settings.describer
+        return self.model if spec is None else ModelHandle(spec, self.settings.prices.get(spec.name))
+
+    @cached_property
+    def judge_mode(self) -> tuple[str, str | None]:
+        """The judge mode in effect, and why it differs from the one asked for (a model that reads no images)."""
+        wanted = self.settings.judge_mode
+        if wanted == "image" and not self.model.has_vision:
+            return "text", f"{self.settings.model.name} reads no images: judging from the text (set model.vision = true if it does)"
+        if wanted == "description" and not self.describer.has_vision:
+            return "text", (
+                f"{self.describer.spec.name} reads no images, so there are no visual descriptions: judging from the text "
+                "(name a vision model under [describer])"
+            )
+        return wanted, None
+
+    @cached_property
+    def images(self) -> ImageCache | None:
+        return None if self.annotator.judge_mode == "text" else ImageCache(self.store, self.settings.cache_dir)
 
     @property
     def text_spec(self) -> ProductTextSpec:
@@ -77,12 +102,21 @@ class Workspace:
         return min(self.settings.workers, self.model.max_workers or self.settings.workers)
 
     def steps(self, run_id: str | None = None, retry_failed: bool = False) -> StoredSteps:
-        return StoredSteps(self.annotator, self.store, self.model, self.text_spec, run_id=run_id, retry_failed=retry_failed)
+        return StoredSteps(
+            self.annotator,
+            self.store,
+            self.model,
+            self.text_spec,
+            run_id=run_id,
+            retry_failed=retry_failed,
+            images=self.images,
+            describer=self.describer,
+        )
 
     @contextmanager
     def using_model(self) -> Iterator[dspy.LM]:
         """The model as DSPy's LM, with the JSON adapter, for the calls made inside the block (and their workers)."""
-        lm = self.model.build()
+        lm = self.model.lm
         try:
             with dspy.context(lm=lm, adapter=JSONAdapter()):
                 yield lm
@@ -97,6 +131,8 @@ class Workspace:
             "guidelines": self.annotator.guideline_mode,
             "chain_of_thought": str(self.annotator.judge.chain_of_thought),
             "program": self.manifest.artifact_id if self.manifest else UNCOMPILED,
+            "judge_mode": self.annotator.judge_mode,
+            "judge_mode_note": self.judge_mode[1] or "",
             "judge_hash": hashes["judgment"],
             "guidelines_hash": hashes["guidelines"],
             "store": self.store.engine.url.render_as_string(hide_password=True),

@@ -88,3 +88,24 @@ def test_a_stored_row_keeps_provenance_cost_and_raw_output(engine, steps, store,
     assert row.raw_output and '"label"' in row.raw_output
     assert row.input_tokens == 100 and row.output_tokens == 10 and row.latency_s >= 0
     assert row.program_hash == steps.hashes["judgment"] and "scripted-test" in row.model_id
+
+
+def test_a_store_made_by_an_older_rae_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    from rae.store.store import Store
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE judgments (fingerprint VARCHAR(64) PRIMARY KEY, program_hash VARCHAR(64), model_id TEXT, input_hash VARCHAR(64), "
+        "status VARCHAR(16), error TEXT, raw_output TEXT, attempts INTEGER, input_tokens INTEGER, output_tokens INTEGER, cost_usd FLOAT, "
+        "latency_s FLOAT, run_id VARCHAR(64), created_at DATETIME, query_id VARCHAR(128), query TEXT, product_id VARCHAR(128), "
+        "label VARCHAR(32), reasoning TEXT)"
+    )
+    old.execute("INSERT INTO judgments (fingerprint, status, label) VALUES ('f1', 'ok', 'irrelevant')")
+    old.commit()
+    old.close()
+    store = Store(f"sqlite:///{path}")
+    row = store.get(JudgmentRow, "f1")
+    assert row.label == "irrelevant" and row.visual == "none"

@@ -55,11 +55,25 @@ def standard_variants(workspace: Workspace, compiled: str | None, model_b: str |
         Variant("generic-guidelines", "uncompiled; one generic rubric instead of query guidelines", {"program": UNCOMPILED, "guidelines": "generic"}),
         Variant("no-chain-of-thought", "uncompiled; the judge labels without reasoning first", {"program": UNCOMPILED, "chain_of_thought": False}),
     ]
+    if workspace.describer.has_vision:
+        variants.append(Variant("visual-description", "uncompiled; the judge also reads a description of the image", {"program": UNCOMPILED, "judge_mode": "description"}))
+    if workspace.model.has_vision:
+        variants.append(Variant("image", "uncompiled; the judge also sees the image", {"program": UNCOMPILED, "judge_mode": "image"}))
     if compiled:
         variants.append(Variant("compiled", f"the compiled program {compiled}", {"program": compiled}))
     if model_b:
         variants.append(Variant(f"model-b:{model_b}", f"uncompiled, judged by {model_b}", {"program": UNCOMPILED, "model_name": model_b}))
     return variants
+
+
+def skipped_variants(workspace: Workspace) -> list[str]:
+    """The variants that do not apply to this model, with the reason: said beside the table, not silently dropped."""
+    skipped = []
+    if not workspace.describer.has_vision:
+        skipped.append(f"visual-description: {workspace.describer.spec.name} reads no images")
+    if not workspace.model.has_vision:
+        skipped.append(f"image: {workspace.settings.model.name} reads no images")
+    return skipped
 
 
 def run_variant(base: Workspace, variant: Variant, judgments: list[HumanJudgment], progress: bool = True) -> VariantResult:

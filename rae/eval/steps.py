@@ -7,11 +7,15 @@ judgments of the current program and model, and how a dry run counts what a run 
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+import threading
 from typing import Generic, TypeVar
+
+import dspy
 
 from rae.config import ProductTextSpec
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair, Product
+from rae.images.cache import FetchedImage, ImageCache
 from rae.lm.factory import ModelHandle
 from rae.lm.recorder import CallRecord, recorded_call
 from rae.programs.annotator import Annotator
@@ -20,7 +24,7 @@ from rae.programs.hashing import program_hash
 from rae.programs.product_text import product_text
 from rae.programs.requirements import Requirement
 from rae.store.keys import StoreKey, key_for
-from rae.store.schema import GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
+from rae.store.schema import DescriptionRow, GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
 from rae.store.store import Store
 
 T = TypeVar("T")
@@ -68,6 +72,16 @@ class StepOutcome(Generic[T]):
         return self.spend.calls
 
 
+@dataclass
+class Visual:
+    """What the judge sees of a product's image: ``none``, a ``description`` of it, or the ``image``; and what that cost."""
+
+    kind: str
+    description: str | None = None
+    image: FetchedImage | None = None
+    spend: Spend = field(default_factory=Spend)
+
+
 class StoredSteps:
     def __init__(
         self,
@@ -78,7 +92,11 @@ class StoredSteps:
         run_id: str | None = None,
         allow_calls: bool = True,
         retry_failed: bool = False,
+        images: ImageCache | None = None,
+        describer: ModelHandle | None = None,
     ):
+        self.images = images
+        self.describer = describer or model
         self.annotator = annotator
         self.store = store
         self.model = model
@@ -87,15 +105,22 @@ class StoredSteps:
         self.allow_calls = allow_calls
         self.retry_failed = retry_failed
         self.policy = model.call_policy
+        self._in_flight: dict[str, threading.Lock] = {}
+        self._in_flight_lock = threading.Lock()
         self.hashes = {
             "requirements": program_hash(annotator.requirements),
             "guidelines": program_hash(annotator.guidelines),
             "judgment": program_hash(annotator.judge),
+            "description": program_hash(annotator.describer),
         }
+        if annotator.judge_mode == "image":
+            self.hashes["image_judgment"] = program_hash(annotator.image_judge)
 
     def lookup_only(self) -> "StoredSteps":
         """The same steps, reading the store without ever calling the LM."""
-        return StoredSteps(self.annotator, self.store, self.model, self.text_spec, self.run_id, allow_calls=False)
+        return StoredSteps(
+            self.annotator, self.store, self.model, self.text_spec, self.run_id, allow_calls=False, images=self.images, describer=self.describer
+        )
 
     def stored_judgments(self, pairs: list[Pair], catalog: Catalog) -> dict[Pair, StepOutcome[JudgmentRow]]:
         """What the store holds for each pair under this program and model; ``missing`` where it holds nothing."""
@@ -143,24 +168,69 @@ class StoredSteps:
         return StepOutcome(value, _status(row), cached and requirements.cached, spend + requirements.spend)
 
     def judgment(self, pair: Pair, guidelines: Guidelines, product: Product) -> StepOutcome[JudgmentRow]:
-        """The judgment of one pair. Its key is the text the judge reads, not the ids: the same query and product
-        text under another id (another engine, another log) is the same work and is not paid again."""
-        text = product_text(product, self.text_spec)
+        """The judgment of one pair. Its key is what the judge reads, not the ids: the same query and product text
+        under another id (another engine, another log) is the same work and is not paid again. What the judge saw of
+        the image (nothing, a description, the image) is part of that and is recorded with the judgment."""
+        visual = self._visual(product)
+        image = visual.image
+        text = product_text(product, self.text_spec, visual_description=visual.description or "")
         rendered = guidelines.render()
-        key = self._key("judgment", {"query": pair.query, "guidelines": rendered, "product": text})
+        content = {"query": pair.query, "guidelines": rendered, "product": text}
+        if image is not None:
+            content["image"] = image.content_hash
+            stage, judge = "image_judgment", self.annotator.image_judge
+            call = lambda: recorded_call(  # noqa: E731
+                judge, self.policy, query=pair.query, guidelines=rendered, product=text, image=dspy.Image(image.data_uri())
+            )
+        else:
+            stage, judge = "judgment", self.annotator.judge
+            call = lambda: recorded_call(judge, self.policy, query=pair.query, guidelines=rendered, product=text)  # noqa: E731
         row, cached, spend = self._through_store(
             JudgmentRow,
-            key,
-            lambda: recorded_call(self.annotator.judge, self.policy, query=pair.query, guidelines=rendered, product=text),
+            self._key(stage, content),
+            call,
             lambda record: JudgmentRow(
                 query_id=pair.query_id,
                 query=pair.query,
                 product_id=pair.product_id,
                 label=str(record.prediction.label) if record.ok else None,
                 reasoning=getattr(record.prediction, "reasoning", None) if record.ok else None,
+                visual=visual.kind,
             ),
         )
-        return StepOutcome(row, _status(row), cached, spend)
+        return StepOutcome(row, _status(row), cached, spend + visual.spend)
+
+    def description(self, image: FetchedImage) -> StepOutcome[str]:
+        """The visual description of one image, by the describer model, once per image content (whichever product)."""
+        key = key_for("description", self.hashes["description"], self.describer.identity, {"image": image.content_hash})
+
+        def call() -> CallRecord:
+            with dspy.context(lm=self.describer.lm):
+                return recorded_call(self.annotator.describer, self.describer.call_policy, image=dspy.Image(image.data_uri()))
+
+        row, cached, spend = self._through_store(
+            DescriptionRow,
+            key,
+            call,
+            lambda record: DescriptionRow(image_hash=image.content_hash, description=record.prediction.description if record.ok else None),
+            model=self.describer,
+        )
+        return StepOutcome(row.description if row and row.status == "ok" else None, _status(row), cached, spend)
+
+    def _visual(self, product: Product) -> "Visual":
+        """What the judge sees of the product's image in this mode: nothing, a description of it, or the image."""
+        mode = self.annotator.judge_mode
+        if mode == "text" or self.images is None:
+            return Visual("none")
+        image = self.images.image(product.image)
+        if not image.ok:
+            return Visual("none")
+        if mode == "image":
+            return Visual("image", image=image)
+        described = self.description(image)
+        if not described.ok:
+            return Visual("none", spend=described.spend)
+        return Visual("description", description=described.value, spend=described.spend)
 
     def _key(self, stage: str, content: dict) -> StoreKey:
         return key_for(stage, self.hashes[stage], self.model.identity, content)
@@ -171,13 +241,37 @@ class StoredSteps:
         key: StoreKey,
         call: Callable[[], CallRecord],
         output_row: Callable[[CallRecord], Row],
+        model: ModelHandle | None = None,
     ) -> tuple[Row | None, bool, Spend]:
-        """(row, served from the store, what the calls cost). A stored failure is served too, unless ``retry_failed``."""
+        """(row, served from the store, what the calls cost). A stored failure is served too, unless ``retry_failed``.
+
+        One call per key at a time: a worker that needs what another worker is computing (two products with one image,
+        two ids with one text) waits for it and reads the store, instead of paying for it again."""
         row = self.store.get(table, key.fingerprint)
         if row is not None and not (row.status == "failed" and self.retry_failed):
             return row, True, Spend()
         if not self.allow_calls:
             return None, False, Spend()
+        with self._in_flight_lock:
+            flight = self._in_flight.setdefault(key.fingerprint, threading.Lock())
+        try:
+            with flight:
+                return self._call_and_store(table, key, call, output_row, model)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.pop(key.fingerprint, None)
+
+    def _call_and_store(
+        self,
+        table: type[Row],
+        key: StoreKey,
+        call: Callable[[], CallRecord],
+        output_row: Callable[[CallRecord], Row],
+        model: ModelHandle | None,
+    ) -> tuple[Row | None, bool, Spend]:
+        row = self.store.get(table, key.fingerprint)  # stored by another worker while this one waited?
+        if row is not None and not (row.status == "failed" and self.retry_failed):
+            return row, True, Spend()
         retrying = row is not None
         record = call()
         row = output_row(record)
@@ -189,7 +283,7 @@ class StoredSteps:
         )
         row.status, row.error, row.raw_output, row.attempts = record.status, record.error, record.raw_output, record.attempts
         row.input_tokens, row.output_tokens, row.latency_s = record.input_tokens, record.output_tokens, record.latency_s
-        row.cost_usd = self.model.cost(record.input_tokens, record.output_tokens)
+        row.cost_usd = (model or self.model).cost(record.input_tokens, record.output_tokens)
         row.run_id = self.run_id
         if retrying:
             self.store.replace(row)

@@ -39,6 +39,25 @@ class ModelHandle:
         return call_cost(self.price, input_tokens, output_tokens)
 
     @cached_property
+    def lm(self) -> dspy.LM:
+        """The model as a ``dspy.LM``, built once: every worker and every step calling this model shares it."""
+        return self.build()
+
+    @property
+    def has_vision(self) -> bool:
+        """Whether the model reads images: as configured, else no for the embedded model, else DSPy's model list,
+        else yes for a server (the user chose it; a text-only server answers an image with an error)."""
+        if self.spec.vision is not None:
+            return self.spec.vision
+        if self.spec.is_embedded:
+            return False
+        from dspy.clients.model_metadata import model_info
+
+        provider, _, model = self.spec.name.rpartition("/")
+        known = model_info(provider or "openai", model).get("supports_vision")
+        return bool(known) if known is not None else self.spec.api_base is not None
+
+    @cached_property
     def weights(self) -> Path | None:
         if not self.spec.is_embedded:
             return None

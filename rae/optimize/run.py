@@ -89,6 +89,7 @@ def optimize_program(
         model_identity=workspace.model.identity,
         guidelines=base.guideline_mode,
         chain_of_thought=base.judge.chain_of_thought,
+        judge_mode=base.judge_mode,
         product_text=workspace.text_spec.model_dump(mode="json"),
         optimizer={"name": optimizer, "whole_program": whole_program, **budget.as_dict()},
         dataset={

@@ -15,16 +15,24 @@ from rae.programs.judge import RelevanceJudge
 from rae.programs.requirements import Requirement, RequirementExtractor
 
 GuidelineMode = Literal["query", "generic"]
+JudgeMode = Literal["text", "description", "image"]
 
 
 class Annotator(dspy.Module):
-    def __init__(self, guidelines: GuidelineMode = "query", chain_of_thought: bool = True):
+    """``judge_mode``: the judge reads the product text only; the text and a visual description of the image
+    (written once per image by ``describer``); or the text and the image itself (``image_judge``; a product without
+    an image is judged from its text by ``judge``)."""
+
+    def __init__(self, guidelines: GuidelineMode = "query", chain_of_thought: bool = True, judge_mode: JudgeMode = "text"):
         super().__init__()
         self.guideline_mode = guidelines
+        self.judge_mode = judge_mode
         self.requirements = RequirementExtractor()
         self.guidelines = GuidelineWriter()
         self.judge = RelevanceJudge(chain_of_thought=chain_of_thought)
         self.describer = ImageDescriber()
+        if judge_mode == "image":
+            self.image_judge = RelevanceJudge(chain_of_thought=chain_of_thought, sees_image=True)
 
     @property
     def writes_guidelines(self) -> bool:

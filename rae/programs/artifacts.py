@@ -41,6 +41,7 @@ class Manifest:
     dataset: dict[str, Any]
     scores: dict[str, Any] = field(default_factory=dict)
     program_hashes: dict[str, str] = field(default_factory=dict)
+    judge_mode: str = "text"
     dspy_version: str = dspy.__version__
     git_commit: str = ""
     created: str = ""
@@ -54,7 +55,7 @@ class Manifest:
 
 
 def build_annotator(manifest: Manifest) -> Annotator:
-    return Annotator(guidelines=manifest.guidelines, chain_of_thought=manifest.chain_of_thought)
+    return Annotator(guidelines=manifest.guidelines, chain_of_thought=manifest.chain_of_thought, judge_mode=manifest.judge_mode)
 
 
 def save_artifact(annotator: Annotator, manifest: Manifest, root: Path = COMPILED_DIR) -> Path:

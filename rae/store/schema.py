@@ -68,6 +68,25 @@ class JudgmentRow(LMCall, Base):
     product_id: Mapped[str] = mapped_column(String(128))
     label: Mapped[str | None] = mapped_column(String(32), default=None)
     reasoning: Mapped[str | None] = mapped_column(Text, default=None)
+    visual: Mapped[str] = mapped_column(String(32), default="none")  # what the judge saw of the image: none, description, image
+
+
+class ImageRow(Base):
+    """What fetching a product image gave: the content hash of the bytes kept on disk, or why there is none.
+
+    A missing image (offline, 404, not an image, too large) is a fact recorded for its source, so a run does not try
+    again on every product, and the judgment records that it was made without the image.
+    """
+
+    __tablename__ = "images"
+
+    source: Mapped[str] = mapped_column(String(2048), primary_key=True)  # a URL or a local path
+    status: Mapped[str] = mapped_column(String(16))  # "ok" or "missing"
+    content_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    media_type: Mapped[str | None] = mapped_column(String(64), default=None)
+    size: Mapped[int | None] = mapped_column(Integer, default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class RunRow(Base):

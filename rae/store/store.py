@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, create_engine, event, insert, select
+from sqlalchemy import bindparam, create_engine, event, insert, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +34,7 @@ class Store:
         self._statements: dict[tuple[str, str], Any] = {}
         try:
             Base.metadata.create_all(self.engine)
+            _add_missing_columns(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
 
@@ -86,8 +87,17 @@ class Store:
             self._statements[key] = _insert_once(self.dialect, table)
         return self._statements[key]
 
-    def replace(self, row: LMCall) -> None:
-        """Store a row in place of any with the same fingerprint (a failure being retried)."""
+    def replace(self, row: Base) -> None:
+        """Store a row in place of any with the same key (a failure being retried, an image fetched again): one
+        atomic upsert, so two workers doing it at once cannot collide."""
+        table = row.__table__
+        values = {c.key: getattr(row, c.key) for c in table.columns if getattr(row, c.key) is not None}
+        keys = [c.name for c in table.primary_key.columns]
+        if self.dialect in ("sqlite", "postgresql"):
+            statement = _upsert(self.dialect, table, values, keys)
+            with self.engine.begin() as connection:
+                connection.execute(statement)
+            return
         with self.session() as session, session.begin():
             session.merge(row)
 
@@ -125,12 +135,39 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a store made by an older rae up to date: columns added since then are added, with their defaults.
+
+    Only additions: rae never drops or changes a column, so a store stays readable by the version that wrote it.
+    """
+    inspector = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            default = column.default.arg if column.default is not None and not callable(column.default.arg) else None
+            clause = f" DEFAULT '{default}'" if isinstance(default, str) else f" DEFAULT {default}" if default is not None else ""
+            with engine.begin() as connection:
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{clause}'))
+
+
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
+
+
+def _upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    statement = dialect_insert(table).values(**values)
+    return statement.on_conflict_do_update(index_elements=keys, set_={k: statement.excluded[k] for k in values if k not in keys})
 
 
 def _insert_once(dialect: str, table: Any) -> Any:

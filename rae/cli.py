@@ -18,10 +18,10 @@ from rae.eval.ablate import ablation_table, paired_test, run_variant, skipped_va
 from rae.eval.agreement import agreement_report, compare, to_markdown
 from rae.eval.annotate import AnnotationRun
 from rae.eval.dry_run import estimate_cost
-from rae.eval.spending import SpendingLimit
 from rae.eval.engines import build_engines, dense_available
 from rae.eval.evaluate import evaluate_engines, human_gains_for, pairs_of, retrieve
 from rae.eval.report import evaluation_json, markdown, write_report
+from rae.eval.spending import SpendingLimit
 from rae.eval.tracking import log_run
 from rae.optimize.compile import Budget, OptimizerName
 from rae.optimize.run import Slices, optimize_program

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import dspy
 
-from rae.lm.adapter import JSONAdapter
-
 from rae.config import ProductTextSpec, Settings
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.load import load_labelled_set
 from rae.eval.steps import StoredSteps
 from rae.images.cache import ImageCache
+from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import COMPILED_DIR, UNCOMPILED, Manifest, list_artifacts, load_artifact

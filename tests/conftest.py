@@ -1,17 +1,19 @@
+import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dspy
-
-from rae.lm.adapter import JSONAdapter
 import pytest
+from sqlalchemy import create_engine, text
 
 from rae.config import ModelSpec, ProductTextSpec
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.records import HumanJudgment, Product
 from rae.eval.steps import StoredSteps
 from rae.labels import ESCI_MAPPING
+from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.store.store import Store
@@ -40,9 +42,35 @@ def tiny() -> LabelledSet:
     return tiny_labelled_set()
 
 
+POSTGRES = os.environ.get("RAE_TEST_POSTGRES")  # .ci/run starts a server and sets it
+REQUIRE_POSTGRES = os.environ.get("RAE_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store: an SQLite file, and a new PostgreSQL database when a server is configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rae.db'}"
+        return
+    if not POSTGRES:
+        if REQUIRE_POSTGRES:
+            pytest.fail("RAE_REQUIRE_POSTGRES=1 but RAE_TEST_POSTGRES names no server")
+        pytest.skip("no PostgreSQL server: set RAE_TEST_POSTGRES (.ci/run starts one)")
+    name = f"rae_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'rae.db'}")
+def store(store_url: str) -> Store:
+    return Store(store_url)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.store.store import Store
 
-H, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT
+H, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT  # noqa: E741 - the ESCI letters
 
 
 def compared(pairs: list[tuple[str, Label, Label | None]]) -> list[Compared]:

@@ -9,12 +9,11 @@ from typer.testing import CliRunner
 
 from rae.cli import app
 from rae.config import BM25Spec
-from rae.datasets.records import Query
 from rae.eval.compare import paired_comparison
 from rae.eval.engines import build_engines
 from rae.eval.evaluate import evaluate_engines, human_gains_for
 from rae.eval.metrics import engine_metrics
-from rae.eval.report import evaluation_json, write_report
+from rae.eval.report import write_report
 
 
 class FixedEngine:

@@ -106,7 +106,7 @@ def test_an_unknown_program_is_a_clear_error(project):
 
     workspace = Workspace(load_settings().with_overrides(program="judge-nope-v9"))
     with pytest.raises(ArtifactError, match="no compiled program 'judge-nope-v9'"):
-        workspace.annotator
+        _ = workspace.annotator
 
 
 def test_tune_runs_a_resumable_study_and_saves_the_best_trial(scripted_workspace, project):

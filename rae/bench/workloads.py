@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import dspy
-
-from rae.lm.adapter import JSONAdapter
 from sqlalchemy import insert
 
 from rae.config import ModelSpec
@@ -24,6 +22,7 @@ from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
 from rae.eval.annotate import AnnotationRun
 from rae.eval.steps import StoredSteps
+from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.guidelines import GENERIC_GUIDELINES

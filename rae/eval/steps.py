@@ -5,9 +5,10 @@ With ``allow_calls=False`` the same code only looks up, which is how ``rae agree
 judgments of the current program and model, and how a dry run counts what a run would cost.
 """
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-import threading
 from typing import Generic, TypeVar
 
 import dspy
@@ -28,6 +29,8 @@ from rae.store.schema import DescriptionRow, GuidelinesRow, JudgmentRow, LMCall,
 from rae.store.store import Store
 
 T = TypeVar("T")
+CLAIM_LEASE_S = 600.0  # longer than any call with its retries; a dead holder on this host is seen at once
+CLAIM_POLL_S = 0.2
 Row = TypeVar("Row", bound=LMCall)
 
 
@@ -254,24 +257,53 @@ class StoredSteps:
             return None, False, Spend()
         with self._in_flight_lock:
             flight = self._in_flight.setdefault(key.fingerprint, threading.Lock())
+        waited = not flight.acquire(blocking=False)
+        if waited:
+            flight.acquire()
         try:
-            with flight:
-                return self._call_and_store(table, key, call, output_row, model)
+            if waited:  # another worker of this process had it: it is probably stored now
+                row = self.store.get(table, key.fingerprint)
+                if row is not None and not (row.status == "failed" and self.retry_failed):
+                    return row, True, Spend()
+            return self._claim_then_call(table, key, call, output_row, model, row)
         finally:
+            flight.release()
             with self._in_flight_lock:
                 self._in_flight.pop(key.fingerprint, None)
 
-    def _call_and_store(
+    def _claim_then_call(
         self,
         table: type[Row],
         key: StoreKey,
         call: Callable[[], CallRecord],
         output_row: Callable[[CallRecord], Row],
         model: ModelHandle | None,
+        row: Row | None,
     ) -> tuple[Row | None, bool, Spend]:
-        row = self.store.get(table, key.fingerprint)  # stored by another worker while this one waited?
-        if row is not None and not (row.status == "failed" and self.retry_failed):
-            return row, True, Spend()
+        """Hold the store's claim on the key while paying for it: another process needing it waits for the result."""
+        while not self.store.claim(key.fingerprint, CLAIM_LEASE_S):
+            time.sleep(CLAIM_POLL_S)  # another process is paying for this key: wait for its result
+            row = self.store.get(table, key.fingerprint)
+            if row is not None and not (row.status == "failed" and self.retry_failed):
+                return row, True, Spend()
+        released = False
+        try:
+            result = self._call_and_store_claimed(table, key, call, output_row, model, row)
+            released = True  # the row was stored and the claim released in one transaction
+            return result
+        finally:
+            if not released:
+                self.store.release(key.fingerprint)
+
+    def _call_and_store_claimed(
+        self,
+        table: type[Row],
+        key: StoreKey,
+        call: Callable[[], CallRecord],
+        output_row: Callable[[CallRecord], Row],
+        model: ModelHandle | None,
+        row: Row | None,
+    ) -> tuple[Row | None, bool, Spend]:
         retrying = row is not None
         record = call()
         row = output_row(record)
@@ -287,8 +319,9 @@ class StoredSteps:
         row.run_id = self.run_id
         if retrying:
             self.store.replace(row)
+            self.store.release(key.fingerprint)
         else:
-            self.store.put(row)
+            self.store.put(row, release_claim=True)
         spend = Spend(record.lm_calls, record.input_tokens or 0, record.output_tokens or 0, row.cost_usd, record.latency_s, record.retries)
         return row, False, spend
 

@@ -10,7 +10,7 @@ from typing import Literal
 import dspy
 
 from rae.programs.describe import ImageDescriber
-from rae.programs.guidelines import GENERIC_GUIDELINES, GuidelineWriter, Guidelines, guidelines_from
+from rae.programs.guidelines import GENERIC_GUIDELINES, Guidelines, GuidelineWriter, guidelines_from
 from rae.programs.judge import RelevanceJudge
 from rae.programs.requirements import Requirement, RequirementExtractor
 

@@ -89,6 +89,20 @@ class ImageRow(Base):
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ClaimRow(Base):
+    """A call in progress somewhere: the process that is paying for this key. Another process that needs the same key
+    waits for its result instead of paying again. A claim ends when its result is stored, when its lease runs out, or
+    at once when its owner process is seen to be dead (a killed run)."""
+
+    __tablename__ = "claims"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RunRow(Base):
     """One command that wrote to the store: what it was asked, with what settings, and what it did."""
 

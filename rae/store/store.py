@@ -4,22 +4,26 @@ Each result is committed as soon as it exists, so a run killed midway loses at m
 inserted once: if another process stored the same fingerprint first, the insert is skipped, never duplicated.
 """
 
+import os
+import socket
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, create_engine, event, insert, inspect, select, text
+from sqlalchemy import bindparam, create_engine, delete, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rae.errors import RaeError
-from rae.store.schema import Base, LMCall, RunRow
+from rae.store.schema import Base, ClaimRow, LMCall, RunRow
 
 Row = TypeVar("Row", bound=LMCall)
 LOOKUP_CHUNK = 500
+OWNER = uuid.uuid4().hex  # this process, as the holder of claims
+HOST = socket.gethostname()
 
 
 class StoreError(RaeError, RuntimeError):
@@ -61,19 +65,55 @@ class Store:
                     found[row.fingerprint] = row
         return found
 
-    def put(self, row: LMCall) -> bool:
+    def put(self, row: LMCall, release_claim: bool = False) -> bool:
         """Insert a row unless its fingerprint is already stored. True if this call inserted it.
 
-        Committed at once: a run killed a moment later has lost nothing it paid for."""
+        Committed at once: a run killed a moment later has lost nothing it paid for. With ``release_claim``, this
+        process's claim on the key ends in the same transaction."""
         table = row.__table__
         values = {c.key: getattr(row, c.key) for c in table.columns}
         values["created_at"] = values["created_at"] or datetime.now(UTC)
         values["attempts"] = values["attempts"] or 1
         with self.engine.begin() as connection:
             try:
-                return connection.execute(self._insert(table), values).rowcount == 1
+                inserted = connection.execute(self._insert(table), values).rowcount == 1
             except IntegrityError:  # a dialect without ON CONFLICT: another process stored it first
+                inserted = False
+            if release_claim:
+                connection.execute(self._release(), {"fingerprint": row.fingerprint, "owner": OWNER})
+            return inserted
+
+    def claim(self, fingerprint: str, lease_s: float) -> bool:
+        """Claim a key for this process before paying for it. True if this process now holds it: nobody held it, or
+        the holder's lease ran out, or the holder is a process on this host that no longer exists."""
+        now = datetime.now(UTC)
+        values = {"fingerprint": fingerprint, "owner": OWNER, "host": HOST, "pid": os.getpid(), "expires_at": now + timedelta(seconds=lease_s)}
+        with self.engine.begin() as connection:
+            if connection.execute(self._insert(ClaimRow.__table__), values).rowcount == 1:
+                return True
+            holder = connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint == fingerprint)).first()
+            if holder is None or holder.owner == OWNER:
+                return holder is not None
+            expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
+            if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
                 return False
+            taken = connection.execute(
+                update(ClaimRow.__table__)
+                .where(ClaimRow.fingerprint == fingerprint, ClaimRow.owner == holder.owner)
+                .values(owner=OWNER, host=HOST, pid=os.getpid(), expires_at=values["expires_at"])
+            )
+            return taken.rowcount == 1
+
+    def release(self, fingerprint: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(self._release(), {"fingerprint": fingerprint, "owner": OWNER})
+
+    def _release(self) -> Any:
+        key = ("release", "claims")
+        if key not in self._statements:
+            claims = ClaimRow.__table__
+            self._statements[key] = delete(claims).where(claims.c.fingerprint == bindparam("fingerprint"), claims.c.owner == bindparam("owner"))
+        return self._statements[key]
 
     def _lookup(self, table: type[Row]) -> Any:
         key = ("lookup", table.__tablename__)
@@ -133,6 +173,16 @@ def _engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16, max_overflow=64)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _add_missing_columns(engine: Engine) -> None:

@@ -4,8 +4,8 @@ import os
 from urllib.parse import quote_plus
 
 import httpx
-from jsonpath_ng.ext import parse as parse_jsonpath
 from jsonpath_ng.exceptions import JsonPathParserError
+from jsonpath_ng.ext import parse as parse_jsonpath
 
 from rae.config import HttpSpec
 from rae.datasets.records import Query

@@ -1,6 +1,7 @@
 """The ``rae`` command line. Each command is a thin layer: read settings, build the workspace, call one step."""
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,7 @@ from rae.eval.annotate import AnnotationRun
 from rae.eval.dry_run import estimate_cost
 from rae.eval.engines import build_engines, dense_available
 from rae.eval.evaluate import evaluate_engines, human_gains_for, pairs_of, retrieve
+from rae.eval.injection import adversarial_judgments, measure_injection
 from rae.eval.report import evaluation_json, markdown, write_report
 from rae.eval.spending import SpendingLimit
 from rae.eval.tracking import log_run
@@ -27,6 +29,7 @@ from rae.optimize.compile import Budget, OptimizerName
 from rae.optimize.run import Slices, optimize_program
 from rae.optimize.tune import TrialSettings, run_study
 from rae.programs.artifacts import UNCOMPILED, list_artifacts
+from rae.secrets import redact, redacting_log_handler
 from rae.workspace import Workspace
 
 app = typer.Typer(
@@ -373,6 +376,33 @@ def ablate(
         typer.echo(f"- not run: {reason}")
 
 
+@app.command()
+def injection(
+    split: SplitOption = "dev",
+    pairs: Annotated[int, typer.Option("--pairs", help="how many human-irrelevant pairs to attack")] = 24,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Measure how often instructions hidden in a listing flip the judge's label, with and without rae's defences."""
+    workspace = _workspace(config, model, store, None)
+    report = measure_injection(workspace, adversarial_judgments(workspace, split, pairs), not as_json)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"{report['pairs']} human-irrelevant pairs of the {split} split, each judged clean and with an instruction injected · {report['model']}\n")
+    typer.echo("| judge | pairs | label raised by the injection | raised to highly_relevant |\n| --- | --- | --- | --- |")
+    for name in ("undefended", "defended"):
+        r = report[name]
+        typer.echo(f"| {name} | {r['pairs']} | {r['flip_rate']:.1%} | {r['to_highly_relevant_rate']:.1%} |")
+    flagging = report["flagging"]
+    typer.echo(
+        f"\nflagged as instructions to the judge: {flagging['caught']} of {flagging['injected']} injected listings; "
+        f"{flagging['false_alarms_in_catalog']} of {flagging['catalog_products']} catalog listings (false alarms)"
+    )
+
+
 @queries_app.command("sample")
 def queries_sample(
     size: Annotated[int, typer.Option("--size", help="how many queries")] = 30,
@@ -447,9 +477,11 @@ def _read_pairs(path: Path) -> list[Pair]:
 
 
 def main() -> None:
-    """The console script: a user-facing error is one line on stderr and exit status 1, never a traceback."""
+    """The console script: a user-facing error is one line on stderr and exit status 1, never a traceback.
+    Everything logged or printed as an error goes through the secret redaction first."""
+    logging.basicConfig(level=logging.WARNING, handlers=[redacting_log_handler()], force=True)
     try:
         app()
     except RaeError as exc:
-        print(f"rae: error: {exc}", file=sys.stderr)
+        print(f"rae: error: {redact(str(exc))}", file=sys.stderr)
         sys.exit(1)

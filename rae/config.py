@@ -79,6 +79,7 @@ class ProductTextSpec(BaseModel):
         "description",
     )
     budget: int = Field(default=900, ge=100)
+    delimit: bool = Field(default=True, description="wrap the listing in <product> tags, as data; off only to measure the defence")
 
 
 ProductField = Literal["title", "brand", "color", "category", "bullets", "description"]

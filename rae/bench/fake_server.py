@@ -32,6 +32,7 @@ class Fault:
     retry_after: float | None = None
     stall_s: float | None = None
     garbage: str | None = None
+    echo_credentials: bool = False  # a careless server that quotes the request's Authorization header in its error
 
 
 FaultPlan = Callable[[int, dict[str, Any]], Fault | None]  # (request number from 0, request body) -> fault or None
@@ -40,6 +41,7 @@ FaultPlan = Callable[[int, dict[str, Any]], Fault | None]  # (request number fro
 @dataclass
 class Recorded:
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
     image_parts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -113,6 +115,7 @@ def build_app(latency_s: float, faults: FaultPlan | None = None, recorded: Recor
         if recorded is not None:
             with recorded.lock:
                 recorded.bodies.append(body)
+                recorded.authorizations.append(request.headers.get("Authorization", ""))
                 recorded.image_parts += _image_parts(body)
         fault = faults(number, body) if faults else None
         await asyncio.sleep(latency_s)
@@ -121,7 +124,10 @@ def build_app(latency_s: float, faults: FaultPlan | None = None, recorded: Recor
                 await asyncio.sleep(fault.stall_s)
             if fault.status is not None:
                 headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                error = {"error": {"message": f"fake server fault {fault.status}", "type": "server_error", "code": fault.status}}
+                message = f"fake server fault {fault.status}"
+                if fault.echo_credentials:
+                    message += f" for request with Authorization: {request.headers.get('Authorization', '')}"
+                error = {"error": {"message": message, "type": "server_error", "code": fault.status}}
                 return web.json_response(error, status=fault.status, headers=headers)
         text = fault.garbage if fault is not None and fault.garbage is not None else completion_for(body)
         prompt_tokens = len(json.dumps(body.get("messages", []))) // 4

@@ -37,6 +37,7 @@ from rae.errors import RaeError
 from rae.eval.spending import SpendingLimit
 from rae.eval.steps import Spend, StepOutcome, StoredSteps
 from rae.programs.guidelines import Guidelines
+from rae.secrets import redact
 
 FATAL_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMNotConfiguredError, LMUnsupportedModelError, LMUnsupportedFeatureError)
 UNREACHABLE = "unreachable"
@@ -239,7 +240,7 @@ def _count(summary: AnnotationSummary, outcome: StepOutcome | None) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = redact(str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 

@@ -22,8 +22,10 @@ from rae.lm.recorder import CallRecord, recorded_call
 from rae.programs.annotator import Annotator
 from rae.programs.guidelines import GENERIC_GUIDELINES, Guidelines, guidelines_from
 from rae.programs.hashing import program_hash
-from rae.programs.product_text import product_text
+from rae.programs.hostile_text import suspicious_instructions
+from rae.programs.product_text import product_text, seller_text
 from rae.programs.requirements import Requirement
+from rae.secrets import redact
 from rae.store.keys import StoreKey, key_for
 from rae.store.schema import DescriptionRow, GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
 from rae.store.store import Store
@@ -199,6 +201,7 @@ class StoredSteps:
                 label=str(record.prediction.label) if record.ok else None,
                 reasoning=getattr(record.prediction, "reasoning", None) if record.ok else None,
                 visual=visual.kind,
+                flags=",".join(suspicious_instructions(seller_text(product))),
             ),
         )
         return StepOutcome(row, _status(row), cached, spend + visual.spend)
@@ -313,7 +316,8 @@ class StoredSteps:
             key.model_id,
             key.input_hash,
         )
-        row.status, row.error, row.raw_output, row.attempts = record.status, record.error, record.raw_output, record.attempts
+        raw = redact(record.raw_output) if record.raw_output is not None else None  # keys stay out of the store
+        row.status, row.error, row.raw_output, row.attempts = record.status, record.error, raw, record.attempts
         row.input_tokens, row.output_tokens, row.latency_s = record.input_tokens, record.output_tokens, record.latency_s
         row.cost_usd = (model or self.model).cost(record.input_tokens, record.output_tokens)
         row.run_id = self.run_id

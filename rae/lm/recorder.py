@@ -27,6 +27,7 @@ from dspy.utils.exceptions import AdapterParseError
 
 from rae.lm.limits import RateLimiter
 from rae.lm.retry import RETRYABLE, RetryPolicy
+from rae.secrets import redact
 
 RETRY_TEMPERATURE = 0.7
 
@@ -166,6 +167,7 @@ def _text_of(output: Any) -> str:
 
 
 def _first_line(message: str) -> str:
+    message = redact(message)
     return message.strip().splitlines()[0][:500] if message.strip() else "unparseable output"
 
 

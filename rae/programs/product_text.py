@@ -34,8 +34,15 @@ def product_text(product: Product, spec: ProductTextSpec = ProductTextSpec(), vi
         left -= len(line) + 1
     if visual_description:
         lines.append(f"Image (as described): {visual_description.strip()}")
+    if not spec.delimit:
+        return "\n".join(lines)
     body = "\n".join(lines).replace(OPEN, "").replace(CLOSE, "")
     return f"{OPEN}\n{body}\n{CLOSE}"
+
+
+def seller_text(product: Product) -> str:
+    """Everything in the listing that the seller wrote: where instructions to the judge would hide."""
+    return "\n".join([product.title, product.brand, product.bullets, product.description])
 
 
 def _field_value(product: Product, name: str) -> str:

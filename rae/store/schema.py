@@ -69,6 +69,7 @@ class JudgmentRow(LMCall, Base):
     label: Mapped[str | None] = mapped_column(String(32), default=None)
     reasoning: Mapped[str | None] = mapped_column(Text, default=None)
     visual: Mapped[str] = mapped_column(String(32), default="none")  # what the judge saw of the image: none, description, image
+    flags: Mapped[str] = mapped_column(String(255), default="")  # instructions to the judge found in the listing, comma-separated
 
 
 class ImageRow(Base):

@@ -185,6 +185,13 @@ class Settings(BaseModel):
         default="text", description="the judge reads the text; the text and a visual description; or the text and the image"
     )
     describer: ModelSpec | None = Field(default=None, description="the multimodal model that describes images; default the judge's")
+    confidence: Literal["auto", "probabilities", "samples", "none"] = Field(
+        default="auto",
+        description="how sure the judge is of each label: the model's own probabilities (the embedded model), the agreement "
+        "of several sampled judgments (any model; costs confidence_samples - 1 more calls a pair), or none; auto: "
+        "probabilities where the model gives them, else none",
+    )
+    confidence_samples: int = Field(default=5, ge=2)
     product_text: ProductTextSpec = ProductTextSpec()
     program: str | None = Field(default=None, description="compiled program artifact, 'uncompiled', or none: the newest fitting one")
     programs_dir: str | None = Field(default=None, description="where compiled programs live; default the package's own")

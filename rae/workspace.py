@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dspy
 
-from rae.config import ProductTextSpec, Settings
+from rae.config import ConfigError, ProductTextSpec, Settings
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.load import load_labelled_set
 from rae.eval.steps import StoredSteps
@@ -34,7 +34,21 @@ class Workspace:
 
     @cached_property
     def model(self) -> ModelHandle:
-        return ModelHandle(self.settings.model, self.settings.prices.get(self.settings.model.name))
+        spec = self.settings.model
+        return ModelHandle(spec, self.settings.prices.get(spec.name), score_choices=self.confidence == "probabilities")
+
+    @cached_property
+    def confidence(self) -> str:
+        """How sure the judge is of each label is measured: by the model's own probabilities, by samples, or not."""
+        wanted = self.settings.confidence
+        gives = ModelHandle(self.settings.model).gives_probabilities
+        if wanted == "auto":
+            return "probabilities" if gives else "none"
+        if wanted == "probabilities" and not gives:
+            raise ConfigError(
+                f"{self.settings.model.name} gives no label probabilities: set confidence = 'samples' (or 'none')"
+            )
+        return wanted
 
     @property
     def programs_dir(self) -> Path:
@@ -100,16 +114,26 @@ class Workspace:
         """The configured workers, capped by what the model can serve at once (one for the embedded model)."""
         return min(self.settings.workers, self.model.max_workers or self.settings.workers)
 
-    def steps(self, run_id: str | None = None, retry_failed: bool = False) -> StoredSteps:
+    def steps(
+        self,
+        run_id: str | None = None,
+        retry_failed: bool = False,
+        annotator: Annotator | None = None,
+        text_spec: ProductTextSpec | None = None,
+    ) -> StoredSteps:
+        """The program's steps through the store, as every command runs them; another program or product text may
+        stand in for this workspace's (a candidate being scored, a measurement's variant)."""
         return StoredSteps(
-            self.annotator,
+            annotator or self.annotator,
             self.store,
             self.model,
-            self.text_spec,
+            text_spec or self.text_spec,
             run_id=run_id,
             retry_failed=retry_failed,
             images=self.images,
             describer=self.describer,
+            confidence=self.confidence,
+            confidence_samples=self.settings.confidence_samples,
         )
 
     @contextmanager
@@ -132,6 +156,7 @@ class Workspace:
             "program": self.manifest.artifact_id if self.manifest else UNCOMPILED,
             "judge_mode": self.annotator.judge_mode,
             "judge_mode_note": self.judge_mode[1] or "",
+            "confidence": self.confidence,
             "judge_hash": hashes["judgment"],
             "guidelines_hash": hashes["guidelines"],
             "store": self.store.engine.url.render_as_string(hide_password=True),

@@ -6,16 +6,13 @@ from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
 from rae.cli import app
-from rae.config import ModelSpec
+from rae.config import Settings
 from rae.datasets.bundled import esci_us
 from rae.datasets.records import HumanJudgment
 from rae.eval.agreement import Compared, NothingJudged, agreement_metrics, agreement_report, to_markdown
 from rae.eval.annotate import AnnotationRun
-from rae.eval.steps import StoredSteps
 from rae.labels import Label
-from rae.lm.factory import ModelHandle
-from rae.programs.annotator import Annotator
-from rae.store.store import Store
+from rae.workspace import Workspace
 
 H, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT  # noqa: E741 - the ESCI letters
 
@@ -69,7 +66,7 @@ def test_agreement_json_has_the_promised_shape(tmp_path, engine):
     """Fill a store with the scripted model under the embedded model's identity, then read it through the CLI."""
     url = f"sqlite:///{tmp_path / 'rae.db'}"
     data = esci_us()
-    steps = StoredSteps(Annotator(), Store(url), ModelHandle(ModelSpec()))
+    steps = Workspace(Settings(store=url, program="uncompiled")).steps()  # what the CLI's workspace will look up
     AnnotationRun(steps, data.catalog, workers=4, progress=False).run(data.pairs("dev", queries=3, per_query=6))
 
     args = ["agreement", "--split", "dev", "--queries", "4", "--per-query", "6", "--store", url, "--json", "--program", "uncompiled"]

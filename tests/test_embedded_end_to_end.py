@@ -35,6 +35,8 @@ def test_annotate_store_and_agreement_with_the_embedded_model(tmp_path: Path):
         assert json.loads(row.raw_output)["label"] == row.label  # grammar-constrained: the raw text is the JSON
         assert row.input_tokens > 100 and row.output_tokens > 0 and row.cost_usd == 0.0
         assert '"weights"' in row.model_id  # the GGUF's digest is part of the model identity
+        assert row.confidence_method == "probabilities" and set(row.probabilities) == {"irrelevant", "acceptable_substitute", "highly_relevant"}
+        assert abs(sum(row.probabilities.values()) - 1) < 1e-4 and row.confidence == row.probabilities[row.label]
 
     report = rae("agreement", *SLICE, "--json", cwd=tmp_path)
     assert report.returncode == 0, report.stderr

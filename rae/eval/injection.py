@@ -127,4 +127,4 @@ def _steps(workspace: Workspace, defended: bool) -> StoredSteps:
         cot = workspace.settings.chain_of_thought
         annotator.judge.judge = dspy.ChainOfThought(JudgeRelevanceUndefended) if cot else dspy.Predict(JudgeRelevanceUndefended)
         text_spec = text_spec.model_copy(update={"delimit": False})
-    return StoredSteps(annotator, workspace.store, workspace.model, text_spec)
+    return workspace.steps(annotator=annotator, text_spec=text_spec)

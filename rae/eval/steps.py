@@ -8,7 +8,7 @@ judgments of the current program and model, and how a dry run counts what a run 
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 import dspy
@@ -33,6 +33,7 @@ from rae.store.store import Store
 T = TypeVar("T")
 CLAIM_LEASE_S = 600.0  # longer than any call with its retries; a dead holder on this host is seen at once
 CLAIM_POLL_S = 0.2
+SAMPLE_TEMPERATURE = 0.7
 Row = TypeVar("Row", bound=LMCall)
 
 
@@ -99,7 +100,11 @@ class StoredSteps:
         retry_failed: bool = False,
         images: ImageCache | None = None,
         describer: ModelHandle | None = None,
+        confidence: str = "none",
+        confidence_samples: int = 5,
     ):
+        self.confidence = confidence
+        self.confidence_samples = confidence_samples
         self.images = images
         self.describer = describer or model
         self.annotator = annotator
@@ -124,7 +129,16 @@ class StoredSteps:
     def lookup_only(self) -> "StoredSteps":
         """The same steps, reading the store without ever calling the LM."""
         return StoredSteps(
-            self.annotator, self.store, self.model, self.text_spec, self.run_id, allow_calls=False, images=self.images, describer=self.describer
+            self.annotator,
+            self.store,
+            self.model,
+            self.text_spec,
+            self.run_id,
+            allow_calls=False,
+            images=self.images,
+            describer=self.describer,
+            confidence=self.confidence,
+            confidence_samples=self.confidence_samples,
         )
 
     def stored_judgments(self, pairs: list[Pair], catalog: Catalog) -> dict[Pair, StepOutcome[JudgmentRow]]:
@@ -181,19 +195,19 @@ class StoredSteps:
         text = product_text(product, self.text_spec, visual_description=visual.description or "")
         rendered = guidelines.render()
         content = {"query": pair.query, "guidelines": rendered, "product": text}
+        inputs = {"query": pair.query, "guidelines": rendered, "product": text}
         if image is not None:
             content["image"] = image.content_hash
+            inputs["image"] = dspy.Image(image.data_uri())
             stage, judge = "image_judgment", self.annotator.image_judge
-            call = lambda: recorded_call(  # noqa: E731
-                judge, self.policy, query=pair.query, guidelines=rendered, product=text, image=dspy.Image(image.data_uri())
-            )
         else:
             stage, judge = "judgment", self.annotator.judge
-            call = lambda: recorded_call(judge, self.policy, query=pair.query, guidelines=rendered, product=text)  # noqa: E731
+        if self.confidence != "none":  # how sureness is measured is part of what is stored, so part of the key
+            content["confidence"] = self.confidence if self.confidence != "samples" else f"samples:{self.confidence_samples}"
         row, cached, spend = self._through_store(
             JudgmentRow,
             self._key(stage, content),
-            call,
+            lambda: self._judged(judge, inputs),
             lambda record: JudgmentRow(
                 query_id=pair.query_id,
                 query=pair.query,
@@ -202,9 +216,26 @@ class StoredSteps:
                 reasoning=getattr(record.prediction, "reasoning", None) if record.ok else None,
                 visual=visual.kind,
                 flags=",".join(suspicious_instructions(seller_text(product))),
+                **_confidence(record, self.confidence),
             ),
         )
         return StepOutcome(row, _status(row), cached, spend + visual.spend)
+
+    def _judged(self, judge: dspy.Module, inputs: dict) -> CallRecord:
+        """One judgment; with sampled confidence, ``confidence_samples - 1`` more at a higher temperature (each with its
+        own seed), whose agreement with the first label is how sure the judge is. The first, greedy, label is kept."""
+        record = recorded_call(judge, self.policy, **inputs)
+        if self.confidence != "samples" or not record.ok:
+            return record
+        labels = [str(record.prediction.label)]
+        for seed in range(1, self.confidence_samples):
+            with dspy.context(lm=dspy.settings.lm.copy(temperature=SAMPLE_TEMPERATURE, seed=seed)):
+                extra = recorded_call(judge, self.policy, **inputs)
+            record = _merged(record, extra)
+            if extra.ok:
+                labels.append(str(extra.prediction.label))
+        record.probabilities = {"label": {label: labels.count(label) / len(labels) for label in sorted(set(labels))}}
+        return record
 
     def description(self, image: FetchedImage) -> StepOutcome[str]:
         """The visual description of one image, by the describer model, once per image content (whichever product)."""
@@ -328,6 +359,27 @@ class StoredSteps:
             self.store.put(row, release_claim=True)
         spend = Spend(record.lm_calls, record.input_tokens or 0, record.output_tokens or 0, row.cost_usd, record.latency_s, record.retries)
         return row, False, spend
+
+
+def _confidence(record: CallRecord, method: str) -> dict:
+    """The row's confidence columns: the probability of the label given, and of each label."""
+    probabilities = (record.probabilities or {}).get("label") if record.ok else None
+    if method == "none" or not probabilities:
+        return {"confidence_method": "none"}
+    label = str(record.prediction.label)
+    return {"confidence_method": method, "probabilities": probabilities, "confidence": round(probabilities.get(label, 0.0), 6)}
+
+
+def _merged(first: CallRecord, extra: CallRecord) -> CallRecord:
+    """One record for a judgment and the samples taken to measure its confidence: their calls and tokens add up."""
+    return replace(
+        first,
+        input_tokens=(first.input_tokens or 0) + (extra.input_tokens or 0),
+        output_tokens=(first.output_tokens or 0) + (extra.output_tokens or 0),
+        lm_calls=first.lm_calls + extra.lm_calls,
+        retries=first.retries + extra.retries,
+        latency_s=round(first.latency_s + extra.latency_s, 4),
+    )
 
 
 def _status(row: LMCall | None) -> str:

@@ -27,9 +27,10 @@ NO_KEY = "no-key-needed"
 class ModelHandle:
     """A model spec resolved on this machine: the weights it names (for embedded models) and its store identity."""
 
-    def __init__(self, spec: ModelSpec, price: ModelPrice | None = None):
+    def __init__(self, spec: ModelSpec, price: ModelPrice | None = None, score_choices: bool = False):
         self.spec = spec
         self.configured_price = price
+        self.score_choices = score_choices
 
     @cached_property
     def price(self) -> ModelPrice | None:
@@ -97,6 +98,11 @@ class ModelHandle:
         )
 
     @property
+    def gives_probabilities(self) -> bool:
+        """Whether the model can say how likely each option of a choice was (the embedded model scores them)."""
+        return self.spec.is_embedded
+
+    @property
     def max_workers(self) -> int | None:
         """How many calls the model can serve at once: one for an in-process model (it holds a lock), else no limit."""
         return 1 if self.spec.is_embedded else None
@@ -110,6 +116,7 @@ class ModelHandle:
                 seed=spec.seed,
                 max_string_chars=spec.max_string_chars,
                 repeat_penalty=spec.repeat_penalty,
+                score_choices=self.score_choices,
             )
             return dspy.LM(
                 spec.name, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0

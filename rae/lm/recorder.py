@@ -53,6 +53,7 @@ class CallRecord:
     latency_s: float
     lm_calls: int
     retries: int = 0
+    probabilities: dict[str, dict[str, float]] | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,16 +69,20 @@ class Completion:
     text: str
     input_tokens: int | None
     output_tokens: int | None
+    probabilities: dict[str, dict[str, float]] | None = None  # per choice field: the model's probability of each option
 
 
 _completions: ContextVar[list[Completion] | None] = ContextVar("rae_completions", default=None)
 
 
-def report_completion(text: str, input_tokens: int | None, output_tokens: int | None) -> None:
-    """Called by rae's engines for every completion, so the call being recorded gets its text and tokens."""
+def report_completion(
+    text: str, input_tokens: int | None, output_tokens: int | None, probabilities: dict[str, dict[str, float]] | None = None
+) -> None:
+    """Called by rae's engines for every completion, so the call being recorded gets its text, tokens, and (where the
+    engine can measure them) the probabilities of the options of its choice fields."""
     sink = _completions.get()
     if sink is not None:
-        sink.append(Completion(text, input_tokens, output_tokens))
+        sink.append(Completion(text, input_tokens, output_tokens, probabilities))
 
 
 class RawOutputs(BaseCallback):
@@ -133,6 +138,7 @@ def recorded_call(module: dspy.Module, policy: CallPolicy | None = None, **input
         latency_s=round(time.perf_counter() - started, 4),
         lm_calls=max(len(reported), attempts - retries),
         retries=retries,
+        probabilities=completions[-1].probabilities if completions and prediction is not None else None,
     )
 
 

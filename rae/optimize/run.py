@@ -16,7 +16,6 @@ import dspy
 from rae.datasets.records import HumanJudgment, Pair
 from rae.eval.agreement import AgreementReport, agreement_report, compare
 from rae.eval.annotate import AnnotationRun
-from rae.eval.steps import StoredSteps
 from rae.lm.recorder import RawOutputs
 from rae.optimize.compile import Budget, OptimizerName, compile_module
 from rae.optimize.examples import judge_examples, pipeline_examples
@@ -125,7 +124,7 @@ def _owned(module: dspy.Module) -> dspy.Module:
 def score_program(workspace: Workspace, program: Annotator, judgments: list[HumanJudgment], progress: bool = True) -> AgreementReport:
     """Judge the pairs with ``program`` through the store, then its agreement with the humans."""
     catalog = workspace.labelled.catalog
-    steps = StoredSteps(program, workspace.store, workspace.model, workspace.text_spec)
+    steps = workspace.steps(annotator=program)
     pairs = [Pair(j.query_id, j.query, j.product_id) for j in judgments]
     AnnotationRun(steps, catalog, workspace.workers, progress).run(pairs)
     return agreement_report(compare(judgments, steps.stored_judgments(pairs, catalog), catalog))

@@ -70,6 +70,9 @@ class JudgmentRow(LMCall, Base):
     reasoning: Mapped[str | None] = mapped_column(Text, default=None)
     visual: Mapped[str] = mapped_column(String(32), default="none")  # what the judge saw of the image: none, description, image
     flags: Mapped[str] = mapped_column(String(255), default="")  # instructions to the judge found in the listing, comma-separated
+    confidence: Mapped[float | None] = mapped_column(Float, default=None)  # the probability of the label given
+    probabilities: Mapped[dict | None] = mapped_column(JSON, default=None)  # of each label
+    confidence_method: Mapped[str] = mapped_column(String(16), default="none")  # probabilities, samples or none
 
 
 class ImageRow(Base):

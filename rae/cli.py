@@ -3,6 +3,8 @@
 import json
 import logging
 import sys
+import threading
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +18,7 @@ from rae.datasets.records import Pair, Query
 from rae.datasets.searchlog import QuerySample, read_search_log, sample_queries
 from rae.errors import RaeError
 from rae.eval.ablate import ablation_table, paired_test, run_variant, skipped_variants, standard_variants
-from rae.eval.agreement import agreement_report, compare, to_markdown
+from rae.eval.agreement import agreement_report, compare, human_agreement, to_markdown
 from rae.eval.annotate import AnnotationRun
 from rae.eval.dry_run import estimate_cost
 from rae.eval.engines import build_engines, dense_available
@@ -29,6 +31,9 @@ from rae.optimize.compile import Budget, OptimizerName
 from rae.optimize.run import Slices, optimize_program
 from rae.optimize.tune import TrialSettings, run_study
 from rae.programs.artifacts import UNCOMPILED, list_artifacts
+from rae.review.labels import human_pairs, latest_reviews
+from rae.review.queue import SOURCES, build_queue
+from rae.review.server import ReviewService, start_server
 from rae.secrets import redact, redacting_log_handler
 from rae.workspace import Workspace
 
@@ -41,6 +46,8 @@ queries_app = typer.Typer(help="Queries from a search log.", no_args_is_help=Tru
 app.add_typer(queries_app, name="queries")
 programs_app = typer.Typer(help="Compiled programs (versioned artifacts).", no_args_is_help=True)
 app.add_typer(programs_app, name="programs")
+review_app = typer.Typer(help="Humans review the hard cases; their labels flow back.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
 DEFAULT_ENGINES = ("bm25-title", "bm25-title-brand", "bm25-full")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default: ./rae.toml if present)")]
@@ -127,6 +134,8 @@ def agreement(
     queries: QueriesOption = None,
     per_query: PerQueryOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a Markdown table")] = False,
+    reviews: Annotated[bool, typer.Option("--with-reviews", help="include the pairs only human reviewers labelled")] = False,
+    humans: Annotated[bool, typer.Option("--human-vs-human", help="also report agreement among humans on pairs several labelled")] = False,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -135,16 +144,23 @@ def agreement(
     judge_mode: JudgeModeOption = None,
 ) -> None:
     """Agreement of the stored LLM labels (this program and model) with the human labels of a split. Makes no LM calls."""
-    workspace = _workspace(config, model, store, guidelines, program=program, judge_mode=judge_mode)
+    workspace = _workspace(config, model, store, guidelines, program=program, judge_mode=judge_mode, with_reviews=reviews or None)
     humans = workspace.labelled.select(split, queries, per_query)
     pairs = [Pair(h.query_id, h.query, h.product_id) for h in humans]
     outcomes = workspace.steps().stored_judgments(pairs, workspace.labelled.catalog)
     report = agreement_report(compare(humans, outcomes, workspace.labelled.catalog))
+    among_humans = human_agreement(human_pairs(workspace.labelled, latest_reviews(workspace.store))) if humans else None
     if as_json:
-        typer.echo(json.dumps({**report.as_dict(), "split": split, **workspace.describe()}, indent=2))
-    else:
-        typer.echo(f"split {split} · {_header(workspace)}\n")
-        typer.echo(to_markdown(report))
+        extra = {"human_vs_human": among_humans} if humans else {}
+        typer.echo(json.dumps({**report.as_dict(), "split": split, "labelled_set": workspace.labelled.fingerprint(), **workspace.describe(), **extra}, indent=2))
+        return
+    typer.echo(f"split {split} · labelled set {workspace.labelled.name} ({workspace.labelled.fingerprint()}) · {_header(workspace)}\n")
+    typer.echo(to_markdown(report))
+    if among_humans is not None:
+        typer.echo(f"\nHuman vs human: {among_humans['pairs_with_two_or_more_labels']} pairs labelled by two or more; "
+                   f"Krippendorff's alpha {among_humans['alpha']}")
+        for pair in among_humans["rater_pairs"]:
+            typer.echo(f"- {pair['raters'][0]} vs {pair['raters'][1]}: {pair['pairs']} pairs, accuracy {pair['accuracy']:.3f}, kappa {pair['kappa']:.3f}")
 
 
 @app.command()
@@ -401,6 +417,66 @@ def injection(
         f"\nflagged as instructions to the judge: {flagging['caught']} of {flagging['injected']} injected listings; "
         f"{flagging['false_alarms_in_catalog']} of {flagging['catalog_products']} catalog listings (false alarms)"
     )
+
+
+@review_app.command("queue")
+def review_queue(
+    name: Annotated[str, typer.Option("--name", help="the queue's name (adding to an existing queue appends)")] = "review",
+    size: Annotated[int, typer.Option("--size")] = 40,
+    mix: Annotated[str, typer.Option("--mix", help="shares of confidence, disagreement and worst")] = "confidence:0.5,disagreement:0.3,worst:0.2",
+    split: SplitOption = "dev",
+    evaluation: Annotated[str | None, typer.Option("--evaluation", help="run id of an evaluation for its worst queries (default the latest)")] = None,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    program: ProgramOption = None,
+) -> None:
+    """Queue the pairs a human should see: low confidence, hard disagreements with human labels, worst queries."""
+    workspace = _workspace(config, model, store, None, program=program)
+    try:
+        shares = {part.split(":")[0].strip(): float(part.split(":")[1]) for part in mix.split(",") if part.strip()}
+    except (IndexError, ValueError):
+        raise ConfigError(f"--mix takes source:share pairs, e.g. confidence:0.5,disagreement:0.3,worst:0.2 (got {mix!r})") from None
+    unknown = set(shares) - set(SOURCES)
+    if unknown:
+        raise ConfigError(f"unknown review sources {sorted(unknown)}: use {', '.join(SOURCES)}")
+    report_dir = _evaluation_dir(workspace, evaluation)
+    items = build_queue(workspace, name, size, shares, split, report_dir)
+    reasons = Counter(item.reason.split(":")[0].split(" for ")[0] for item in items)
+    typer.echo(f"queued {len(items)} pairs in {name!r}: " + ", ".join(f"{n} {r}" for r, n in reasons.most_common()))
+    if report_dir is None and shares.get("worst"):
+        typer.echo("no evaluation run found: no worst-query pairs (run `rae evaluate` first)")
+
+
+@review_app.command("serve")
+def review_serve(
+    name: Annotated[str, typer.Option("--name", help="the queue to review")] = "review",
+    port: Annotated[int, typer.Option("--port")] = 8765,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    program: ProgramOption = None,
+) -> None:
+    """Serve the review page on 127.0.0.1: one key per label (1, 2, 3), every label saved at once."""
+    workspace = _workspace(config, model, store, None, program=program)
+    server = start_server(ReviewService(workspace, name), port)
+    typer.echo(f"review page: http://127.0.0.1:{server.server_address[1]}/?reviewer=<your name>  (Ctrl+C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def _evaluation_dir(workspace: Workspace, run_id: str | None) -> Path | None:
+    if run_id is None:
+        finished = [r for r in workspace.store.runs("evaluate") if r.status == "finished"]
+        if not finished:
+            return None
+        run_id = finished[0].run_id
+    directory = Path(workspace.settings.reports_dir) / run_id
+    if not (directory / "metrics.json").exists():
+        raise ConfigError(f"no report of evaluation {run_id} in {directory}")
+    return directory
 
 
 @queries_app.command("sample")

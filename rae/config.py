@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rae.errors import RaeError
 from rae.labels import ESCI_MAPPING
@@ -177,7 +177,7 @@ class Settings(BaseModel):
     store: str = "sqlite:///.rae/rae.db"
     cache_dir: str = Field(default=".rae", description="where embeddings and fetched images are kept")
     reports_dir: str = "reports"
-    tracking_uri: str | None = Field(default="sqlite:///mlruns/mlflow.db", description="MLflow tracking URI; none to skip")
+    tracking_uri: str | None = Field(default="sqlite:///mlruns/mlflow.db", description='MLflow tracking URI; "none" to skip')
     workers: int = Field(default=4, ge=1)
     guidelines: Literal["query", "generic"] = "query"
     chain_of_thought: bool = True
@@ -192,6 +192,7 @@ class Settings(BaseModel):
         "probabilities where the model gives them, else none",
     )
     confidence_samples: int = Field(default=5, ge=2)
+    with_reviews: bool = Field(default=False, description="the labelled set gains the pairs that only human reviewers labelled")
     product_text: ProductTextSpec = ProductTextSpec()
     program: str | None = Field(default=None, description="compiled program artifact, 'uncompiled', or none: the newest fitting one")
     programs_dir: str | None = Field(default=None, description="where compiled programs live; default the package's own")
@@ -203,6 +204,12 @@ class Settings(BaseModel):
     def engine_specs(self) -> dict[str, EngineSpec]:
         """The built-in engines, with the config's own added (or replacing a built-in of the same name)."""
         return {**BUILTIN_ENGINES, **self.engines}
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_tracking(cls, value: str | None) -> str | None:
+        """TOML has no null: "none" (or nothing) turns MLflow off."""
+        return None if value is None or value.strip().lower() in ("", "none", "off") else value
 
     def with_overrides(self, **changes: Any) -> "Settings":
         """A copy with the given top-level fields replaced; ``model_name`` replaces the model's name only."""

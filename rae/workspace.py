@@ -107,7 +107,13 @@ class Workspace:
 
     @cached_property
     def labelled(self) -> LabelledSet:
-        return load_labelled_set(self.settings.data, self.settings.label_mapping)
+        """The human-labelled set; with ``with_reviews``, a new version that includes the reviewers' labels."""
+        labelled = load_labelled_set(self.settings.data, self.settings.label_mapping)
+        if not self.settings.with_reviews:
+            return labelled
+        from rae.review.labels import latest_reviews, with_reviews
+
+        return with_reviews(labelled, latest_reviews(self.store))
 
     @property
     def workers(self) -> int:

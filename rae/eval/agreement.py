@@ -119,14 +119,15 @@ def agreement_metrics(human: np.ndarray, llm: np.ndarray) -> np.ndarray:
                 accuracy_score(human, llm),
                 cohen_kappa_score(human, llm, labels=labels),
                 cohen_kappa_score(human, llm, labels=labels, weights="quadratic"),
-                _alpha(human, llm),
+                _alpha(np.vstack([human, llm])),
             ]
         )
 
 
-def _alpha(human: np.ndarray, llm: np.ndarray) -> float:
+def _alpha(reliability: np.ndarray) -> float:
+    """Krippendorff's ordinal alpha of a raters x pairs matrix of gains (NaN where a rater did not label a pair)."""
     try:
-        return float(krippendorff.alpha(reliability_data=np.vstack([human, llm]), level_of_measurement="ordinal", value_domain=[0, 1, 2]))
+        return float(krippendorff.alpha(reliability_data=reliability, level_of_measurement="ordinal", value_domain=[0, 1, 2]))
     except (ValueError, ZeroDivisionError):  # one value in all the data: alpha is undefined
         return float("nan")
 
@@ -219,3 +220,25 @@ def to_markdown(report: AgreementReport, max_disagreements: int = 10) -> str:
     if len(hard) > max_disagreements:
         lines.append(f"- ... and {len(hard) - max_disagreements} more (--json lists them all)")
     return "\n".join(lines)
+
+
+def human_agreement(raters: dict[tuple[str, str], dict[str, Label]], min_pairs: int = 5) -> dict[str, Any]:
+    """Agreement among humans where two or more labelled the same pairs: Krippendorff's alpha over all of them, and
+    accuracy and Cohen's kappa for each two raters who share at least ``min_pairs`` pairs ("original" is the labelled
+    set's own label). The yardstick for the LLM: the paper's humans agreed with each other about 82% of the time."""
+    names = sorted({rater for by_rater in raters.values() for rater in by_rater})
+    matrix = np.full((len(names), len(raters)), np.nan)
+    for column, by_rater in enumerate(raters.values()):
+        for rater, label in by_rater.items():
+            matrix[names.index(rater), column] = label.gain
+    alpha = _alpha(matrix) if raters and len(names) >= 2 else float("nan")
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = [(r[a].gain, r[b].gain) for r in raters.values() if a in r and b in r]
+            if len(shared) < min_pairs:
+                continue
+            first, second = np.array([x for x, _ in shared]), np.array([y for _, y in shared])
+            values = agreement_metrics(first, second)
+            pairs.append({"raters": [a, b], "pairs": len(shared), "accuracy": round(float(values[0]), 4), "kappa": round(float(values[1]), 4)})
+    return {"pairs_with_two_or_more_labels": len(raters), "raters": names, "alpha": round(alpha, 4), "rater_pairs": pairs}

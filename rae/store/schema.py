@@ -107,6 +107,41 @@ class ClaimRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ReviewItemRow(Base):
+    """A pair put before human reviewers, and why (low confidence, a hard disagreement, a worst query)."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_queue", "queue", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(128))
+    position: Mapped[int] = mapped_column(Integer)
+    query_id: Mapped[str] = mapped_column(String(128))
+    query: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    judgment: Mapped[str | None] = mapped_column(String(64), default=None)  # fingerprint of the LLM judgment shown
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HumanLabelRow(Base):
+    """A human reviewer's label for a pair, saved the moment it is given. Every reviewer's label is kept, and a
+    reviewer who changes their mind adds a row: the latest counts, the history stays."""
+
+    __tablename__ = "human_labels"
+    __table_args__ = (Index("ix_human_labels_pair", "query_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query_id: Mapped[str] = mapped_column(String(128))
+    query: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(32))
+    reviewer: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text, default="")
+    item_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class RunRow(Base):
     """One command that wrote to the store: what it was asked, with what settings, and what it did."""
 

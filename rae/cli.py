@@ -22,6 +22,7 @@ from rae.eval.agreement import agreement_report, compare, human_agreement, to_ma
 from rae.eval.annotate import AnnotationRun
 from rae.eval.dry_run import estimate_cost
 from rae.eval.engines import build_engines, dense_available
+from rae.eval.errors import analyse_errors
 from rae.eval.evaluate import evaluate_engines, human_gains_for, pairs_of, retrieve
 from rae.eval.injection import adversarial_judgments, measure_injection
 from rae.eval.report import evaluation_json, markdown, write_report
@@ -417,6 +418,36 @@ def injection(
         f"\nflagged as instructions to the judge: {flagging['caught']} of {flagging['injected']} injected listings; "
         f"{flagging['false_alarms_in_catalog']} of {flagging['catalog_products']} catalog listings (false alarms)"
     )
+
+
+@app.command()
+def errors(
+    split: SplitOption = "dev",
+    queries: QueriesOption = None,
+    per_query: PerQueryOption = None,
+    limit: Annotated[int, typer.Option("--limit", help="analyse at most this many disagreements (hard ones first)")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    program: ProgramOption = None,
+) -> None:
+    """Group the judge's disagreements with the human labels by cause: brand, product type, colour, size, category,
+    too strict, misread the query. The cause is named by an LLM with the query's requirements in hand."""
+    workspace = _workspace(config, model, store, None, program=program)
+    analysis = analyse_errors(workspace, workspace.labelled.select(split, queries, per_query), limit, not as_json)
+    if as_json:
+        typer.echo(json.dumps({**analysis.as_dict(), "split": split, **workspace.describe()}, indent=2))
+        return
+    typer.echo(f"split {split} · {_header(workspace)}\n")
+    typer.echo(f"{analysis.disagreements} disagreements with the human labels; {analysis.analysed} analysed, {analysis.failed} failed\n")
+    typer.echo("| cause | pairs |\n| --- | --- |")
+    for cause, count in analysis.as_dict()["causes"].items():
+        typer.echo(f"| {cause} | {count} |")
+    for cause, examples in analysis.examples.items():
+        typer.echo(f"\n{cause}:")
+        for example in examples[:3]:
+            typer.echo(f"- {example['query']!r} / {example['product'][:60]!r}: human {example['human']}, judge {example['judge']}. {example['explanation']}")
 
 
 @review_app.command("queue")

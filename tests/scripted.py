@@ -27,6 +27,8 @@ def stage_of(request: Request) -> str:
         return "guidelines"
     if "description" in properties:
         return "description"
+    if "cause" in properties:
+        return "error_cause"
     return "unknown"
 
 
@@ -55,6 +57,9 @@ def default_answer(stage: str, request: Request) -> Answer:
         return {"reasoning": f"{hits} of {len(words)} query words appear", "label": label}
     if stage == "description":
         return {"description": "a red square"}
+    if stage == "error_cause":
+        strict = field_text(request, "judge_label") == "irrelevant"
+        return {"cause": "too_strict" if strict else "product_type", "explanation": "the judge weighed the type"}
     return {}
 
 

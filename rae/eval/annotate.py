@@ -138,8 +138,8 @@ class AnnotationRun:
         started = time.perf_counter()
         try:
             queries = list(dict.fromkeys(p.query for p in pairs))
-            guidelines = dict(zip(queries, self._each(queries, self._guidelines(summary), "guidelines"), strict=True))
-            self._each(pairs, self._judgment(summary, guidelines), "judgments")
+            guidelines = dict(zip(queries, each_concurrently(queries, self._guidelines(summary), self.workers, self.progress, "guidelines"), strict=True))
+            each_concurrently(pairs, self._judgment(summary, guidelines), self.workers, self.progress, "judgments")
         finally:
             summary.seconds = round(time.perf_counter() - started, 2)
         if self._fatal is not None:
@@ -212,19 +212,19 @@ class AnnotationRun:
             self._calls_answered += outcome.spend.calls
         return outcome
 
-    def _each(self, items: list, step: Callable[[Any], Any], what: str) -> list:
-        """``step`` over ``items`` on the worker pool, in order, with a progress bar; results in input order."""
-        with (
-            tqdm(total=len(items), desc=what, unit=what.rstrip("s"), disable=not self.progress, leave=False) as bar,
-            ThreadPoolExecutor(max_workers=self.workers) as pool,
-        ):
-            futures: list[Future] = []
-            for item in items:
-                # Each task runs in a copy of this thread's context, so dspy.context(lm=..., adapter=...) reaches it.
-                future = pool.submit(contextvars.copy_context().run, step, item)
-                future.add_done_callback(lambda _: bar.update())
-                futures.append(future)
-            return [future.result() for future in futures]
+def each_concurrently(items: list, step: Callable[[Any], Any], workers: int, progress: bool, what: str) -> list:
+    """``step`` over ``items`` on a pool of ``workers`` threads, in order, with a progress bar; results in input order."""
+    with (
+        tqdm(total=len(items), desc=what, unit=what.rstrip("s"), disable=not progress, leave=False) as bar,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        futures: list[Future] = []
+        for item in items:
+            # Each task runs in a copy of this thread's context, so dspy.context(lm=..., adapter=...) reaches it.
+            future = pool.submit(contextvars.copy_context().run, step, item)
+            future.add_done_callback(lambda _: bar.update())
+            futures.append(future)
+        return [future.result() for future in futures]
 
 
 def _count(summary: AnnotationSummary, outcome: StepOutcome | None) -> None:

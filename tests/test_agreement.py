@@ -79,3 +79,14 @@ def test_agreement_json_has_the_promised_shape(tmp_path, engine):
     assert set(report["confusion"]) == {"irrelevant", "acceptable_substitute", "highly_relevant"}
     assert 0 < report["baseline_accuracy"] <= 1 and report["model"] == "local/smollm2"
     assert sum(engine.calls.values()) == 3 + 3 + 18  # the CLI itself made no call
+
+
+def test_json_output_has_null_where_an_interval_is_undefined(tmp_path, engine):
+    """One query: the bootstrap interval is undefined, and JSON has no NaN."""
+    url = f"sqlite:///{tmp_path / 'rae.db'}"
+    data = esci_us()
+    steps = Workspace(Settings(store=url, program="uncompiled")).steps()
+    AnnotationRun(steps, data.catalog, progress=False).run(data.pairs("dev", queries=1, per_query=3))
+    result = CliRunner().invoke(app, ["agreement", "--split", "dev", "--queries", "1", "--per-query", "3", "--store", url, "--json", "--program", "uncompiled"])
+    assert "NaN" not in result.stdout
+    assert json.loads(result.stdout)["kappa"]["ci_low"] is None

@@ -1,3 +1,8 @@
+import json
+
+from typer.testing import CliRunner
+
+from rae.cli import app
 from rae.config import ModelPrice, ModelSpec
 from rae.eval.annotate import AnnotationRun
 from rae.eval.dry_run import estimate_cost
@@ -50,3 +55,15 @@ def test_a_budget_is_never_passed_and_the_run_resumes_with_more(engine, store, t
     rest = AnnotationRun(steps, tiny.catalog, workers=4, progress=False, limit=SpendingLimit(10.0, 0.1)).run(tiny.pairs())
     assert rest.stopped_at_budget is None and rest.judged == 12
     assert first.total_calls + rest.total_calls == 18  # 3 requirements + 3 guidelines + 12 judgments, none twice
+
+
+def test_the_evaluate_dry_run_prints_json_and_calls_nothing(tmp_path, engine):
+    url = f"sqlite:///{tmp_path / 'rae.db'}"
+    result = CliRunner().invoke(app, ["evaluate", "--split", "dev", "--queries", "2", "--k", "3", "--engines", "bm25-title,bm25-full",
+                                      "--store", url, "--dry-run", "--json", "--program", "uncompiled"])
+    assert result.exit_code == 0, result.output
+    estimate = json.loads(result.stdout)["dry_run"]
+    assert estimate["queries"] == 2 and 6 <= estimate["pairs"] <= 12  # the union of two engines' top 3 for 2 queries
+    assert estimate["calls"] == estimate["pairs"] + 2 * 2  # a judgment per pair; requirements and guidelines per query
+    assert estimate["stages"]["judgment"]["calls"] == estimate["pairs"]
+    assert sum(engine.calls.values()) == 0

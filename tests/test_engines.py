@@ -86,3 +86,18 @@ def test_trec_runs_go_out_and_come_back_in(tmp_path: Path):
     engine = TrecRunEngine(path)
     assert engine.search(Query("q1", "anything"), 2) == ["p3", "p1"]
     assert engine.search(Query("unknown", "x"), 5) == []
+
+
+def test_dense_retrieval_finds_by_meaning_and_keeps_its_embeddings(tiny, tmp_path):
+    from rae.config import DenseSpec
+    from rae.eval.engines import dense_available
+
+    assert dense_available(), "make install includes the dense extra"
+    specs = {"dense": DenseSpec(fields=("title",)), "bm25": BM25Spec(fields={"title": 1.0}), "mix": FusionSpec(engines=("bm25", "dense"))}
+    engines = build_engines(["dense", "mix"], specs, tiny.catalog, tmp_path)
+    assert engines["dense"].search(Query("x", "trainers for jogging"), 2)[0] == "p5"  # "Trail running shoes", no shared word
+    assert engines["mix"].search(Query("q3", "desk lamp"), 1) == ["p9"]
+    cached = list((tmp_path / "embeddings").glob("minilm-*.npy"))
+    assert len(cached) == 1
+    again = build_engines(["dense"], specs, tiny.catalog, tmp_path)["dense"]
+    assert (again.vectors == engines["dense"].vectors).all()

@@ -135,3 +135,15 @@ def test_a_claim_held_by_a_live_process_waits_and_a_dead_or_expired_one_is_taken
     assert store.claim("k3", lease_s=60)  # its process is gone (killed): take it over at once
     assert store.claim("k4", lease_s=60)  # its lease ran out
     assert not store.claim("k5", lease_s=60)  # another host's, still leased: wait
+
+
+def test_processes_opening_a_new_store_at_the_same_moment_all_get_one_schema(store_url):
+    """Two rae commands started together on an empty database both create its tables; neither may fail on the race."""
+    script = "import sys, time; from rae.store.store import Store; time.sleep(max(0.0, float(sys.argv[2]) - time.time())); Store(sys.argv[1])"
+    start = str(time.time() + 8)  # after every process has imported rae, so that they race for the schema
+    runs = [subprocess.Popen([sys.executable, "-c", script, store_url, start], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    with Store(store_url).engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(JudgmentRow)).scalar() == 0

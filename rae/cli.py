@@ -147,10 +147,10 @@ def agreement(
 ) -> None:
     """Agreement of the stored LLM labels (this program and model) with the human labels of a split. Makes no LM calls."""
     workspace = _workspace(config, model, store, guidelines, program=program, judge_mode=judge_mode, with_reviews=reviews or None)
-    humans = workspace.labelled.select(split, queries, per_query)
-    pairs = [Pair(h.query_id, h.query, h.product_id) for h in humans]
+    labels = workspace.labelled.select(split, queries, per_query)
+    pairs = [Pair(h.query_id, h.query, h.product_id) for h in labels]
     outcomes = workspace.steps().stored_judgments(pairs, workspace.labelled.catalog)
-    report = agreement_report(compare(humans, outcomes, workspace.labelled.catalog))
+    report = agreement_report(compare(labels, outcomes, workspace.labelled.catalog))
     among_humans = human_agreement(human_pairs(workspace.labelled, latest_reviews(workspace.store))) if humans else None
     if as_json:
         extra = {"human_vs_human": among_humans} if humans else {}
@@ -158,9 +158,11 @@ def agreement(
         return
     typer.echo(f"split {split} · labelled set {workspace.labelled.name} ({workspace.labelled.fingerprint()}) · {_header(workspace)}\n")
     typer.echo(to_markdown(report))
-    if among_humans is not None:
+    if among_humans is not None and not among_humans["pairs_with_two_or_more_labels"]:
+        typer.echo("\nHuman vs human: no pair has been labelled by two or more people yet (`rae review serve`).")
+    elif among_humans is not None:
         typer.echo(f"\nHuman vs human: {among_humans['pairs_with_two_or_more_labels']} pairs labelled by two or more; "
-                   f"Krippendorff's alpha {among_humans['alpha']}")
+                   f"Krippendorff's alpha {among_humans['alpha']:.3f}")
         for pair in among_humans["rater_pairs"]:
             typer.echo(f"- {pair['raters'][0]} vs {pair['raters'][1]}: {pair['pairs']} pairs, accuracy {pair['accuracy']:.3f}, kappa {pair['kappa']:.3f}")
 

@@ -93,6 +93,10 @@ def test_optimize_writes_a_versioned_artifact_that_the_other_commands_load(scrip
     uncompiled = json.loads(CliRunner().invoke(app, ["agreement", "--split", "test", "--queries", "2", "--per-query", "4", "--json", "--program", "uncompiled"]).stdout)
     assert uncompiled["judge_hash"] != agreement["judge_hash"] and uncompiled["guidelines_hash"] == agreement["guidelines_hash"]
 
+    evaluated = CliRunner().invoke(app, ["evaluate", "--split", "test", "--queries", "2", "--k", "3", "--engines", "bm25-title", "--no-mlflow"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"(program judge-smollm2-v1, judge {agreement['judge_hash'][:16]})" in evaluated.stdout  # the evaluator reruns it
+
     listed = CliRunner().invoke(app, ["programs", "list"])
     assert "judge-smollm2-v1" in listed.output and optimizer in listed.output
     second = CliRunner().invoke(app, ["optimize", "--optimizer", optimizer, *options, "--json", *SMALL])

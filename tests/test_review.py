@@ -111,6 +111,11 @@ def test_reviewed_labels_flow_back_as_a_new_labelled_set_and_humans_are_compared
     assert humans["pairs_with_two_or_more_labels"] == 6 and humans["raters"] == ["ana", "original"]
     assert humans["rater_pairs"] == [{"raters": ["ana", "original"], "pairs": 6, "accuracy": 1.0, "kappa": humans["rater_pairs"][0]["kappa"]}]
 
+    table = CliRunner().invoke(app, ["agreement", *SLICE, "--human-vs-human"]).stdout
+    assert "Human vs human: 6 pairs labelled by two or more; Krippendorff's alpha" in table
+    unasked = CliRunner().invoke(app, ["agreement", *SLICE]).stdout, CliRunner().invoke(app, ["agreement", *SLICE, "--json"]).stdout
+    assert "Human vs human" not in unasked[0] and "human_vs_human" not in json.loads(unasked[1])  # only when asked for
+
 
 CHROMIUM = Path("/usr/bin/chromium")
 KEYS = "31232113322113233121"  # twenty labels, by key

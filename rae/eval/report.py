@@ -182,7 +182,8 @@ def _html(evaluation: Evaluation, described: dict[str, Any]) -> str:
 def _title(evaluation: Evaluation, described: dict[str, Any]) -> str:
     return (
         f"rae evaluation {described.get('run_id', '')}: {len(evaluation.engines)} engines, {len(evaluation.queries)} queries, "
-        f"top {evaluation.k}, judged by {described.get('model', '?')} ({described.get('program', '?')} program)"
+        f"top {evaluation.k}, judged by {described.get('model', '?')} (program {described.get('program', '?')}, "
+        f"judge {str(described.get('judge_hash', '?'))[:16]})"
     )
 
 

@@ -36,7 +36,7 @@ evaluate: install
 optimize: install
 	$(BIN)/rae optimize
 
-# Throughput, CPU, cache, memory and store numbers as one JSON (about 17 minutes on 2 cores; see the README).
+# Throughput, CPU, cache, memory and store numbers as one JSON (about 15 minutes on 2 cores; see the README).
 bench: install
 	$(BIN)/python -m rae.bench
 

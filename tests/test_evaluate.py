@@ -14,6 +14,7 @@ from rae.eval.engines import build_engines
 from rae.eval.evaluate import evaluate_engines, human_gains_for
 from rae.eval.metrics import engine_metrics
 from rae.eval.report import write_report
+from tests.browser import chromium_page, needs_chromium
 
 
 class FixedEngine:
@@ -94,11 +95,15 @@ class Images(HTMLParser):
             self.images.append(dict(attrs)["src"])
 
 
-def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, steps, tiny, tmp_path):
+def tiny_report(steps, tiny, directory: Path) -> Path:
     queries = tiny.queries()
     evaluation = evaluate_engines(tiny_engines(tiny), queries, steps, tiny.catalog, k=3,
                                   human_gains=human_gains_for(queries, tiny), progress=False)
-    directory = write_report(evaluation, {"run_id": "r1", "model": "scripted"}, tmp_path / "r1")
+    return write_report(evaluation, {"run_id": "r1", "model": "scripted"}, directory)
+
+
+def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, steps, tiny, tmp_path):
+    directory = tiny_report(steps, tiny, tmp_path / "r1")
     page = Images()
     page.feed((directory / "report.html").read_text())
     assert len(page.images) == 3 and page.tables >= 4  # metrics, one comparison, labels; engines, comparison, validity, worst
@@ -111,6 +116,18 @@ def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, ste
     assert (directory / "runs" / "title.trec").read_text().startswith("q1 Q0 ")
     assert re.match(r"q1 0 p\d+ [012]", (directory / "runs" / "llm.qrels").read_text())
     assert set(pd_columns(directory / "per_query.csv")) >= {"engine", "query_id", "query", "stratum", "ndcg@3"}
+
+
+@needs_chromium
+def test_the_html_report_renders_its_plots_in_a_real_browser(engine, steps, tiny, tmp_path):
+    report = tiny_report(steps, tiny, tmp_path / "r1") / "report.html"
+    with chromium_page() as page:
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:")) else route.abort())
+        page.goto(report.as_uri())
+        sizes = page.eval_on_selector_all("img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        assert len(sizes) == 3 and all(done and width > 100 and height > 100 for done, width, height in sizes)
+        assert page.eval_on_selector_all("table", "tables => tables.length") >= 4
+        assert "rae evaluation r1" in page.title() + page.inner_text("body")
 
 
 def pd_columns(path):

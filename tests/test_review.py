@@ -1,7 +1,6 @@
 """The review loop without a browser: the queue, the page's API, labels flowing back, humans against humans."""
 
 import json
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ from rae.config import load_settings
 from rae.review.server import ReviewService, start_server
 from rae.store.schema import HumanLabelRow, ReviewItemRow
 from rae.workspace import Workspace
+from tests.browser import chromium_page, needs_chromium
 from tests.test_confidence import wavering
 
 SLICE = ["--split", "dev", "--queries", "3", "--per-query", "6"]
@@ -117,7 +117,6 @@ def test_reviewed_labels_flow_back_as_a_new_labelled_set_and_humans_are_compared
     assert "Human vs human" not in unasked[0] and "human_vs_human" not in json.loads(unasked[1])  # only when asked for
 
 
-CHROMIUM = Path("/usr/bin/chromium")
 KEYS = "31232113322113233121"  # twenty labels, by key
 
 
@@ -131,19 +130,13 @@ def twenty_queued(tmp_path: Path, monkeypatch, scripted_workspace) -> Path:
     return tmp_path
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("RAE_REQUIRE_BROWSER") != "1", reason="no /usr/bin/chromium (.ci/run installs it)")
+@needs_chromium
 def test_a_reviewer_labels_twenty_pairs_with_the_keyboard_in_a_real_browser(twenty_queued):
-    from playwright.sync_api import sync_playwright
-
     workspace = Workspace(load_settings())
     server = start_server(ReviewService(workspace, "browser"), port=0)
     url = f"http://127.0.0.1:{server.server_address[1]}/?reviewer=e2e"
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run",
-             "--disable-component-update", "--disable-sync"]
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
-            page = browser.new_page()
+        with chromium_page() as page:
             page.goto(url)
 
             def label(position: int, key: str) -> None:
@@ -161,7 +154,6 @@ def test_a_reviewer_labels_twenty_pairs_with_the_keyboard_in_a_real_browser(twen
             for position, key in enumerate(KEYS[2:], start=3):
                 label(position, key)
             page.wait_for_selector("#done", state="visible")
-            browser.close()
     finally:
         server.shutdown()
 

@@ -70,6 +70,8 @@ QueriesOption = Annotated[int | None, typer.Option("--queries", help="only the f
 PerQueryOption = Annotated[int | None, typer.Option("--per-query", help="at most N pairs per query (a fixed sample)")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="estimate LM calls, tokens and cost from the store; call nothing")]
 BudgetOption = Annotated[float | None, typer.Option("--budget", help="stop before spending more than this many US dollars")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of Markdown tables")]
+MlflowOption = Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log the run to MLflow")]
 
 
 def _workspace(config: Path | None, model: str | None, store: str | None, guidelines: str | None, **more: object) -> Workspace:
@@ -135,7 +137,7 @@ def agreement(
     split: SplitOption = "dev",
     queries: QueriesOption = None,
     per_query: PerQueryOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a Markdown table")] = False,
+    as_json: JsonOption = False,
     reviews: Annotated[bool, typer.Option("--with-reviews", help="include the pairs only human reviewers labelled")] = False,
     humans: Annotated[bool, typer.Option("--human-vs-human", help="also report agreement among humans on pairs several labelled")] = False,
     config: ConfigOption = None,
@@ -175,8 +177,8 @@ def evaluate(
     queries_file: Annotated[Path | None, typer.Option("--queries-file", help="a sample written by `rae queries sample`")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the log sample")] = 0,
     k: Annotated[int, typer.Option("--k", help="judge and score the top k of each engine")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="print the metrics and comparisons as JSON")] = False,
-    mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log the run to MLflow")] = True,
+    as_json: JsonOption = False,
+    mlflow: MlflowOption = True,
     workers: Annotated[int | None, typer.Option("--workers", help="concurrent LM calls")] = None,
     dry_run: DryRunOption = False,
     budget: BudgetOption = None,
@@ -243,8 +245,8 @@ def optimize(
     mipro_trials: Annotated[int, typer.Option("--mipro-trials")] = Budget.mipro_trials,
     gepa_calls: Annotated[int, typer.Option("--gepa-calls", help="GEPA: most metric calls")] = Budget.gepa_metric_calls,
     whole_program: Annotated[bool, typer.Option("--whole-program", help="compile requirements and guidelines too, not only the judge")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow")] = True,
+    as_json: JsonOption = False,
+    mlflow: MlflowOption = True,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -291,7 +293,7 @@ def tune(
     per_query: Annotated[int, typer.Option("--per-query")] = Slices.per_query,
     save: Annotated[bool, typer.Option("--save/--no-save", help="save the best trial as a compiled program (scored on test too)")] = True,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -329,7 +331,7 @@ def _model_slug(workspace: Workspace) -> str:
 
 
 @programs_app.command("list")
-def programs_list(as_json: Annotated[bool, typer.Option("--json")] = False, config: ConfigOption = None) -> None:
+def programs_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """The compiled programs that ship with rae or that `rae optimize` wrote, oldest first."""
     manifests = list_artifacts(Workspace(load_settings(config)).programs_dir)
     if as_json:
@@ -350,8 +352,8 @@ def ablate(
     per_query: PerQueryOption = 10,
     variants: Annotated[str | None, typer.Option("--variants", help="comma-separated variant names (default: all that apply)")] = None,
     model_b: Annotated[str | None, typer.Option("--model-b", help="add a variant judged by this model")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow")] = True,
+    as_json: JsonOption = False,
+    mlflow: MlflowOption = True,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -400,7 +402,7 @@ def ablate(
 def injection(
     split: SplitOption = "dev",
     pairs: Annotated[int, typer.Option("--pairs", help="how many human-irrelevant pairs to attack")] = 24,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -429,7 +431,7 @@ def errors(
     queries: QueriesOption = None,
     per_query: PerQueryOption = None,
     limit: Annotated[int, typer.Option("--limit", help="analyse at most this many disagreements (hard ones first)")] = 100,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOption = False,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,

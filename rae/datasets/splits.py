@@ -41,8 +41,3 @@ def read_frozen_splits(path: Path) -> dict[str, str]:
     data = json.loads(path.read_text())
     return {query_id: split for split, ids in data["splits"].items() for query_id in ids}
 
-
-def write_frozen_splits(path: Path, assignment: dict[str, str], seed: str = DEFAULT_SEED) -> None:
-    splits = {name: sorted(q for q, s in assignment.items() if s == name) for name in SPLITS}
-    rule = "sha256(f'{seed}:{query_id}') % 100: train < 50 <= dev < 75 <= test"
-    path.write_text(json.dumps({"seed": seed, "rule": rule, "splits": splits}, indent=1) + "\n")

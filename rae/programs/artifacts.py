@@ -92,12 +92,6 @@ def load_artifact(artifact_id: str, root: Path = COMPILED_DIR) -> tuple[Annotato
     return annotator, manifest
 
 
-def newest_for_model(model: str, root: Path = COMPILED_DIR) -> Manifest | None:
-    """The most recent artifact fitted for this model name, if any: the default program for that model."""
-    compatible = [m for m in list_artifacts(root) if m.model == model]
-    return compatible[-1] if compatible else None
-
-
 def _git_commit() -> str:
     try:
         return subprocess.run(

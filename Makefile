@@ -40,7 +40,9 @@ optimize: install
 bench: install
 	$(BIN)/python -m rae.bench
 
+# Lint first (ruff), then the suite. The store tests start a throwaway PostgreSQL when its binaries are on the machine.
 test: install
+	$(BIN)/ruff check rae tests
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -17,6 +17,15 @@ from rae.labels import ESCI_MAPPING
 DEFAULT_CONFIG_FILE = "rae.toml"
 EMBEDDED_PREFIX = "local/"
 
+# The choices a setting can take, named once: the settings, the program, the LM layer and the command line read them
+# from here.
+JudgeMode = Literal["text", "description", "image"]  # the judge reads the text; the text and a description; the image
+GuidelineMode = Literal["query", "generic"]  # guidelines written for the query, or one generic rubric
+StructuredOutput = Literal["json_schema", "json_object", "llama_cpp", "none"]  # how a server takes an output schema
+ProductField = Literal["title", "brand", "color", "category", "bullets", "description"]
+ProductTextField = Literal["title", "brand", "color", "category", "bullets", "description", "price"]
+Confidence = Literal["auto", "probabilities", "samples", "none"]
+
 
 class ConfigError(RaeError, ValueError):
     pass
@@ -34,7 +43,7 @@ class ModelSpec(BaseModel):
         default=None,
         description="DSPy engine; default 'server' (rae's lean OpenAI-compatible engine) when api_base is set, else auto",
     )
-    structured_output: Literal["json_schema", "json_object", "llama_cpp", "none"] = Field(
+    structured_output: StructuredOutput = Field(
         default="json_object",
         description="with api_base: json_schema (vLLM, Ollama), llama_cpp (a schema inside json_object), json_object",
     )
@@ -70,7 +79,7 @@ class ProductTextSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    fields: tuple[Literal["title", "brand", "color", "category", "bullets", "description", "price"], ...] = (
+    fields: tuple[ProductTextField, ...] = (
         "title",
         "brand",
         "color",
@@ -81,8 +90,6 @@ class ProductTextSpec(BaseModel):
     budget: int = Field(default=900, ge=100)
     delimit: bool = Field(default=True, description="wrap the listing in <product> tags, as data; off only to measure the defence")
 
-
-ProductField = Literal["title", "brand", "color", "category", "bullets", "description"]
 
 
 class BM25Spec(BaseModel):
@@ -179,13 +186,13 @@ class Settings(BaseModel):
     reports_dir: str = "reports"
     tracking_uri: str | None = Field(default="sqlite:///mlruns/mlflow.db", description='MLflow tracking URI; "none" to skip')
     workers: int = Field(default=4, ge=1)
-    guidelines: Literal["query", "generic"] = "query"
+    guidelines: GuidelineMode = "query"
     chain_of_thought: bool = True
-    judge_mode: Literal["text", "description", "image"] = Field(
+    judge_mode: JudgeMode = Field(
         default="text", description="the judge reads the text; the text and a visual description; or the text and the image"
     )
     describer: ModelSpec | None = Field(default=None, description="the multimodal model that describes images; default the judge's")
-    confidence: Literal["auto", "probabilities", "samples", "none"] = Field(
+    confidence: Confidence = Field(
         default="auto",
         description="how sure the judge is of each label: the model's own probabilities (the embedded model), the agreement "
         "of several sampled judgments (any model; costs confidence_samples - 1 more calls a pair), or none; auto: "

@@ -23,6 +23,14 @@ class Label(StrEnum):
 
 LABELS: tuple[Label, ...] = (Label.IRRELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.HIGHLY_RELEVANT)
 
+# The two ends of the scale. A judge and a human who put one pair at opposite ends disagree hard: these are the cases
+# the agreement report lists, the review queue shows first and the error analysis reads first.
+HARD = frozenset({Label.IRRELEVANT, Label.HIGHLY_RELEVANT})
+
+
+def is_hard_disagreement(a: Label, b: Label) -> bool:
+    return {a, b} == HARD
+
 # ESCI (Amazon Shopping Queries): Exact, Substitute, Complement, Irrelevant. A complement does not answer the
 # query, so it maps to irrelevant; the original letter is kept beside the mapped label so another mapping stays
 # possible.

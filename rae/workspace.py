@@ -7,21 +7,32 @@ choice; ``uncompiled`` asks for the plain program. An artifact brings the produc
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import dspy
 
-from rae.config import ConfigError, ProductTextSpec, Settings
-from rae.datasets.labelled_set import LabelledSet
+from rae.annotate.executor import CacheThrough
+from rae.annotate.steps import StoredSteps
+from rae.config import ConfigError, JudgeMode, ProductTextSpec, Settings
+from rae.datasets.labelled_set import LabelledSet, with_reviews
 from rae.datasets.load import load_labelled_set
-from rae.eval.steps import StoredSteps
-from rae.images.cache import ImageCache
 from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import COMPILED_DIR, UNCOMPILED, Manifest, list_artifacts, load_artifact
+from rae.store.human_labels import latest_reviews
+from rae.store.images import ImageCache
 from rae.store.store import Store
+
+
+@dataclass(frozen=True)
+class JudgeModeChoice:
+    """The judge mode in effect, and why it differs from the one asked for (a model that reads no images), if it does."""
+
+    mode: JudgeMode
+    note: str | None = None
 
 
 class Workspace:
@@ -31,6 +42,11 @@ class Workspace:
     @cached_property
     def store(self) -> Store:
         return Store(self.settings.store)
+
+    @cached_property
+    def executor(self) -> CacheThrough:
+        """The one cache-through executor of this workspace: every step, run and command it builds shares it."""
+        return CacheThrough(self.store)
 
     @cached_property
     def model(self) -> ModelHandle:
@@ -68,14 +84,14 @@ class Workspace:
             if m.model == self.settings.model.name
             and m.guidelines == self.settings.guidelines
             and m.chain_of_thought == self.settings.chain_of_thought
-            and m.judge_mode == self.judge_mode[0]
+            and m.judge_mode == self.judge_mode.mode
         ]
         return compatible[-1] if compatible else None
 
     @cached_property
     def annotator(self) -> Annotator:
         if self.manifest is None:
-            return Annotator(self.settings.guidelines, self.settings.chain_of_thought, self.judge_mode[0])
+            return Annotator(self.settings.guidelines, self.settings.chain_of_thought, self.judge_mode.mode)
         return load_artifact(self.manifest.artifact_id, self.programs_dir)[0]
 
     @cached_property
@@ -85,17 +101,17 @@ class Workspace:
         return self.model if spec is None else ModelHandle(spec, self.settings.prices.get(spec.name))
 
     @cached_property
-    def judge_mode(self) -> tuple[str, str | None]:
-        """The judge mode in effect, and why it differs from the one asked for (a model that reads no images)."""
+    def judge_mode(self) -> JudgeModeChoice:
         wanted = self.settings.judge_mode
         if wanted == "image" and not self.model.has_vision:
-            return "text", f"{self.settings.model.name} reads no images: judging from the text (set model.vision = true if it does)"
+            return JudgeModeChoice("text", f"{self.settings.model.name} reads no images: judging from the text (set model.vision = true if it does)")
         if wanted == "description" and not self.describer.has_vision:
-            return "text", (
+            return JudgeModeChoice(
+                "text",
                 f"{self.describer.spec.name} reads no images, so there are no visual descriptions: judging from the text "
-                "(name a vision model under [describer])"
+                "(name a vision model under [describer])",
             )
-        return wanted, None
+        return JudgeModeChoice(wanted)
 
     @cached_property
     def images(self) -> ImageCache | None:
@@ -111,8 +127,6 @@ class Workspace:
         labelled = load_labelled_set(self.settings.data, self.settings.label_mapping)
         if not self.settings.with_reviews:
             return labelled
-        from rae.review.labels import latest_reviews, with_reviews
-
         return with_reviews(labelled, latest_reviews(self.store))
 
     @property
@@ -131,7 +145,7 @@ class Workspace:
         stand in for this workspace's (a candidate being scored, a measurement's variant)."""
         return StoredSteps(
             annotator or self.annotator,
-            self.store,
+            self.executor,
             self.model,
             text_spec or self.text_spec,
             run_id=run_id,
@@ -154,16 +168,25 @@ class Workspace:
 
     def describe(self) -> dict[str, str]:
         """What a result was computed with, for headers and JSON: never a secret."""
-        hashes = self.steps().hashes
+        hashes = self.annotator.stage_hashes()
         return {
             "model": self.settings.model.name,
             "guidelines": self.annotator.guideline_mode,
             "chain_of_thought": str(self.annotator.judge.chain_of_thought),
             "program": self.manifest.artifact_id if self.manifest else UNCOMPILED,
             "judge_mode": self.annotator.judge_mode,
-            "judge_mode_note": self.judge_mode[1] or "",
+            "judge_mode_note": self.judge_mode.note or "",
             "confidence": self.confidence,
             "judge_hash": hashes["judgment"],
             "guidelines_hash": hashes["guidelines"],
             "store": self.store.engine.url.render_as_string(hide_password=True),
         }
+
+    def header(self) -> str:
+        """The line every command prints first: which model, program, judge hash, guidelines and judge mode."""
+        described = self.describe()
+        header = (
+            f"model {described['model']} · program {described['program']} (judge {described['judge_hash']}) · "
+            f"guidelines {described['guidelines']} · judge mode {described['judge_mode']}"
+        )
+        return header + (f"\nnote: {described['judge_mode_note']}" if described["judge_mode_note"] else "")

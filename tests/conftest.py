@@ -8,16 +8,18 @@ import dspy
 import pytest
 from sqlalchemy import create_engine, text
 
+from rae.annotate.executor import CacheThrough
+from rae.annotate.steps import StoredSteps
 from rae.config import ModelSpec, ProductTextSpec
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.records import HumanJudgment, Product
-from rae.eval.steps import StoredSteps
 from rae.labels import ESCI_MAPPING
 from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.store.store import Store
 from rae.workspace import Workspace
+from tests.postgres import throwaway_server
 from tests.scripted import ScriptedEngine, scripted_lm
 
 # query id, query, [(product id, title, ESCI label)]
@@ -42,26 +44,36 @@ def tiny() -> LabelledSet:
     return tiny_labelled_set()
 
 
-POSTGRES = os.environ.get("RAE_TEST_POSTGRES")  # .ci/run starts a server and sets it
 REQUIRE_POSTGRES = os.environ.get("RAE_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    """A PostgreSQL server for the run: the one ``RAE_TEST_POSTGRES`` names, else a throwaway one (``tests.postgres``)."""
+    if os.environ.get("RAE_TEST_POSTGRES"):
+        yield os.environ["RAE_TEST_POSTGRES"]
+        return
+    with throwaway_server() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store: an SQLite file, and a new PostgreSQL database when a server is configured."""
+    """A fresh, empty store: an SQLite file, and a new PostgreSQL database when a server can be had."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'rae.db'}"
         return
-    if not POSTGRES:
+    server = request.getfixturevalue("postgres_server")
+    if not server:
         if REQUIRE_POSTGRES:
-            pytest.fail("RAE_REQUIRE_POSTGRES=1 but RAE_TEST_POSTGRES names no server")
-        pytest.skip("no PostgreSQL server: set RAE_TEST_POSTGRES (.ci/run starts one)")
+            pytest.fail("RAE_REQUIRE_POSTGRES=1 but there is no PostgreSQL: install it (initdb, pg_ctl) or set RAE_TEST_POSTGRES")
+        pytest.skip("no PostgreSQL on this machine (initdb, pg_ctl) and no RAE_TEST_POSTGRES")
     name = f"rae_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+        yield server.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
@@ -95,13 +107,11 @@ def model() -> ModelHandle:
 
 @pytest.fixture
 def steps(store: Store, model: ModelHandle) -> StoredSteps:
-    return StoredSteps(Annotator(), store, model, ProductTextSpec())
+    return StoredSteps(Annotator(), CacheThrough(store), model, ProductTextSpec())
 
 
-@pytest.fixture
-def scripted_workspace(monkeypatch) -> ScriptedEngine:
+def install_scripted(monkeypatch: pytest.MonkeyPatch, scripted: ScriptedEngine) -> ScriptedEngine:
     """Commands run with the scripted model in place of the embedded one; the store keys stay the embedded model's."""
-    scripted = ScriptedEngine()
 
     @contextmanager
     def using_model(self):
@@ -110,3 +120,8 @@ def scripted_workspace(monkeypatch) -> ScriptedEngine:
 
     monkeypatch.setattr(Workspace, "using_model", using_model)
     return scripted
+
+
+@pytest.fixture
+def scripted_workspace(monkeypatch) -> ScriptedEngine:
+    return install_scripted(monkeypatch, ScriptedEngine())

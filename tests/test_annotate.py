@@ -2,8 +2,9 @@ import pytest
 from dspy import lm15
 from sqlalchemy import func, select
 
-from rae.eval.annotate import AnnotationAborted, AnnotationRun
-from rae.eval.steps import StoredSteps
+from rae.annotate.executor import CacheThrough
+from rae.annotate.run import AnnotationAborted, AnnotationRun
+from rae.annotate.steps import StoredSteps
 from rae.programs.annotator import Annotator
 from rae.store.schema import JudgmentRow
 from tests.scripted import default_answer, field_text
@@ -48,7 +49,7 @@ def test_garbage_from_the_model_is_stored_as_a_failure_with_its_text_and_the_run
         return default_answer(stage, request)
 
     engine.script = script
-    steps = StoredSteps(Annotator(), store, model)
+    steps = StoredSteps(Annotator(), CacheThrough(store), model)
     summary = run(steps, tiny)
     assert (summary.judged, summary.failed) == (11, 1)
     failed = store.session().scalars(select(JudgmentRow).where(JudgmentRow.status == "failed")).one()
@@ -60,7 +61,7 @@ def test_garbage_from_the_model_is_stored_as_a_failure_with_its_text_and_the_run
     assert again.total_calls == 0 and again.failed == 1  # a stored failure was paid for: not paid again
 
     engine.script = default_answer
-    retried = run(StoredSteps(Annotator(), store, model, retry_failed=True), tiny)
+    retried = run(StoredSteps(Annotator(), CacheThrough(store), model, retry_failed=True), tiny)
     assert retried.lm_calls["judgment"] == 1 and retried.failed == 0 and engine.calls["judgment"] == calls_before + 1
 
 
@@ -71,7 +72,7 @@ def test_a_transient_lm_error_is_not_stored_and_the_pair_is_judged_on_the_next_r
         return default_answer(stage, request)
 
     engine.script = script
-    steps = StoredSteps(Annotator(), store, model)
+    steps = StoredSteps(Annotator(), CacheThrough(store), model)
     summary = run(steps, tiny)
     assert (summary.judged, summary.not_judged, summary.errors) == (11, 1, 1)
     assert "LMRateLimitError" in summary.first_error and "rerun to resume" in summary.line()
@@ -91,7 +92,7 @@ def test_a_rate_limited_call_is_retried_after_the_servers_retry_after(store, mod
         return default_answer(stage, request)
 
     engine.script = script
-    summary = run(StoredSteps(Annotator(), store, model), tiny)
+    summary = run(StoredSteps(Annotator(), CacheThrough(store), model), tiny)
     assert summary.judged == 12 and summary.errors == 0
     assert summary.spend["judgment"].retries == 12 and "12 retries of transient errors" in summary.line()
     assert len(model.waits) == 12 and all(3.0 <= w <= 3.5 for w in model.waits)
@@ -104,7 +105,7 @@ def test_an_error_no_retry_can_mend_stops_the_run_and_keeps_what_was_done(store,
         return default_answer(stage, request)
 
     engine.script = script
-    steps = StoredSteps(Annotator(), store, model)
+    steps = StoredSteps(Annotator(), CacheThrough(store), model)
     with pytest.raises(AnnotationAborted, match=r"stopped: LMAuthError: .*invalid api key \(8 pairs stored\)"):
         run(steps, tiny, workers=1)
     with store.session() as session:
@@ -115,9 +116,9 @@ def test_an_error_no_retry_can_mend_stops_the_run_and_keeps_what_was_done(store,
 def test_many_workers_give_the_same_judgments_as_one(store, model, tiny, engine, tmp_path):
     from rae.store.store import Store
 
-    run(StoredSteps(Annotator(), store, model), tiny, workers=1)
+    run(StoredSteps(Annotator(), CacheThrough(store), model), tiny, workers=1)
     other = Store(f"sqlite:///{tmp_path / 'other.db'}")
-    run(StoredSteps(Annotator(), other, model), tiny, workers=8)
+    run(StoredSteps(Annotator(), CacheThrough(other), model), tiny, workers=8)
 
     def labels(s):
         with s.session() as session:

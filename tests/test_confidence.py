@@ -1,9 +1,10 @@
 import pytest
 from sqlalchemy import select
 
+from rae.annotate.executor import CacheThrough
+from rae.annotate.run import AnnotationRun
+from rae.annotate.steps import StoredSteps
 from rae.config import ConfigError, ModelSpec, Settings
-from rae.eval.annotate import AnnotationRun
-from rae.eval.steps import StoredSteps
 from rae.programs.annotator import Annotator
 from rae.store.schema import JudgmentRow
 from rae.workspace import Workspace
@@ -20,7 +21,7 @@ def wavering(stage, request):
 
 def test_sampled_confidence_is_the_agreement_of_the_samples_with_the_greedy_label(engine, store, model, tiny):
     engine.script = wavering
-    steps = StoredSteps(Annotator(), store, model, confidence="samples", confidence_samples=5)
+    steps = StoredSteps(Annotator(), CacheThrough(store), model, confidence="samples", confidence_samples=5)
     summary = AnnotationRun(steps, tiny.catalog, progress=False).run(tiny.pairs())
     assert summary.lm_calls["judgment"] == 12 * 5  # each pair: the judgment and four samples
     with store.session() as session:
@@ -35,8 +36,8 @@ def test_sampled_confidence_is_the_agreement_of_the_samples_with_the_greedy_labe
 
 def test_the_confidence_method_is_part_of_the_key(engine, store, model, tiny):
     pairs = tiny.pairs()[:2]
-    AnnotationRun(StoredSteps(Annotator(), store, model), tiny.catalog, progress=False).run(pairs)
-    again = AnnotationRun(StoredSteps(Annotator(), store, model, confidence="samples", confidence_samples=3), tiny.catalog, progress=False)
+    AnnotationRun(StoredSteps(Annotator(), CacheThrough(store), model), tiny.catalog, progress=False).run(pairs)
+    again = AnnotationRun(StoredSteps(Annotator(), CacheThrough(store), model, confidence="samples", confidence_samples=3), tiny.catalog, progress=False)
     assert again.run(pairs).lm_calls["judgment"] == 2 * 3
 
 

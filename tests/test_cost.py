@@ -2,12 +2,13 @@ import json
 
 from typer.testing import CliRunner
 
+from rae.annotate.cost_estimate import estimate_cost
+from rae.annotate.executor import CacheThrough
+from rae.annotate.run import AnnotationRun
+from rae.annotate.spending import SpendingLimit
+from rae.annotate.steps import StoredSteps
 from rae.cli import app
 from rae.config import ModelPrice, ModelSpec
-from rae.eval.annotate import AnnotationRun
-from rae.eval.dry_run import estimate_cost
-from rae.eval.spending import SpendingLimit
-from rae.eval.steps import StoredSteps
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 
@@ -17,7 +18,7 @@ PRICE = ModelPrice(input_per_million=1000.0, output_per_million=0.0)  # the scri
 def priced_steps(store) -> StoredSteps:
     handle = ModelHandle(ModelSpec(name="openai/scripted-test"), PRICE)
     handle.call_policy.sleep = lambda s: None
-    return StoredSteps(Annotator(), store, handle)
+    return StoredSteps(Annotator(), CacheThrough(store), handle)
 
 
 def test_the_dry_run_counts_exactly_the_calls_the_run_then_makes(engine, store, tiny):
@@ -35,7 +36,7 @@ def test_the_dry_run_counts_exactly_the_calls_the_run_then_makes(engine, store, 
 
 
 def test_the_dry_run_learns_token_counts_from_the_stores_history(engine, store, tiny, monkeypatch):
-    import rae.eval.dry_run as dry_run
+    import rae.annotate.cost_estimate as dry_run
 
     monkeypatch.setattr(dry_run, "MIN_HISTORY", 5)
     steps = priced_steps(store)

@@ -8,8 +8,8 @@ import pytest
 
 from rae.config import BM25Spec, FusionSpec, HttpSpec, Settings
 from rae.datasets.records import Query
-from rae.eval.engines import EngineError, build_engines
-from rae.eval.engines.trec import TrecRunEngine, write_trec_run
+from rae.retrieve.build import EngineError, build_engines
+from rae.retrieve.trec import TrecRunEngine, write_trec_run
 
 
 def test_bm25_field_weights_change_the_ranking(tiny):
@@ -90,7 +90,7 @@ def test_trec_runs_go_out_and_come_back_in(tmp_path: Path):
 
 def test_dense_retrieval_finds_by_meaning_and_keeps_its_embeddings(tiny, tmp_path):
     from rae.config import DenseSpec
-    from rae.eval.engines import dense_available
+    from rae.retrieve.build import dense_available
 
     assert dense_available(), "make install includes the dense extra"
     specs = {"dense": DenseSpec(fields=("title",)), "bm25": BM25Spec(fields={"title": 1.0}), "mix": FusionSpec(engines=("bm25", "dense"))}

@@ -9,11 +9,12 @@ from typer.testing import CliRunner
 
 from rae.cli import app
 from rae.config import BM25Spec
-from rae.eval.compare import paired_comparison
-from rae.eval.engines import build_engines
-from rae.eval.evaluate import evaluate_engines, human_gains_for
-from rae.eval.metrics import engine_metrics
-from rae.eval.report import write_report
+from rae.evaluate.compare import paired_comparison
+from rae.evaluate.evaluation import evaluate_engines, human_gains_for
+from rae.evaluate.metrics import engine_metrics
+from rae.evaluate.report import write_report
+from rae.retrieve.build import build_engines
+from rae.retrieve.rankings import retrieve_all
 from tests.browser import chromium_page, needs_chromium
 
 
@@ -48,6 +49,11 @@ def test_a_paired_comparison_gives_a_p_value_an_effect_and_wins():
     assert same.p_value == 1.0 and same.verdict == "no significant difference"
 
 
+def evaluated(engines, queries, steps, tiny, **options):
+    """The engines' top 3, judged through ``steps`` and compared."""
+    return evaluate_engines(retrieve_all(engines, queries, 3, tiny.catalog), queries, steps, tiny.catalog, k=3, progress=False, **options)
+
+
 def tiny_engines(tiny):
     specs = {"title": BM25Spec(fields={"title": 1.0}), "brand": BM25Spec(fields={"brand": 1.0, "title": 0.1})}
     return build_engines(list(specs), specs, tiny.catalog, Path("."))
@@ -55,7 +61,7 @@ def tiny_engines(tiny):
 
 def test_an_evaluation_judges_the_union_once_and_a_new_engine_pays_only_its_new_pairs(engine, steps, tiny):
     queries = tiny.queries()
-    first = evaluate_engines(tiny_engines(tiny), queries, steps, tiny.catalog, k=3, progress=False)
+    first = evaluated(tiny_engines(tiny), queries, steps, tiny)
     title, brand = first.engines
     assert title.annotation.lm_calls == {"requirements_guidelines": 6, "judgment": 9}
     new_for_brand = len({(q, p) for q, ps in brand.rankings.items() for p in ps} - {(q, p) for q, ps in title.rankings.items() for p in ps})
@@ -63,7 +69,7 @@ def test_an_evaluation_judges_the_union_once_and_a_new_engine_pays_only_its_new_
 
     third = FixedEngine({"q1": ["p1", "p4"], "q2": ["p8", "p5"], "q3": ["p12"]})
     engines = {**tiny_engines(tiny), "fixed": third}
-    second = evaluate_engines(engines, queries, steps, tiny.catalog, k=3, progress=False)
+    second = evaluated(engines, queries, steps, tiny)
     seen = {(q, p) for run in first.engines for q, ps in run.rankings.items() for p in ps}
     added = {(q, p) for q, ps in second.engines[2].rankings.items() for p in ps} - seen
     assert [run.annotation.total_calls for run in second.engines] == [0, 0, len(added)]
@@ -75,8 +81,7 @@ def test_the_validity_check_compares_engine_orders_under_both_label_sets(engine,
     queries = tiny.queries()
     good = FixedEngine({"q1": ["p1", "p2", "p3"], "q2": ["p5", "p6", "p7"], "q3": ["p9", "p10", "p11"]})
     bad = FixedEngine({"q1": ["p3", "p4", "p1"], "q2": ["p8", "p7", "p5"], "q3": ["p11", "p12", "p9"]})
-    evaluation = evaluate_engines({"good": good, "bad": bad}, queries, steps, tiny.catalog, k=3,
-                                  human_gains=human_gains_for(queries, tiny), progress=False)
+    evaluation = evaluated({"good": good, "bad": bad}, queries, steps, tiny, human_gains=human_gains_for(queries, tiny))
     validity = evaluation.validity
     assert validity.n_queries == 3 and validity.human["good"] > validity.human["bad"]
     assert validity.llm["good"] > validity.llm["bad"]  # the scripted judge's word overlap agrees here
@@ -97,8 +102,7 @@ class Images(HTMLParser):
 
 def tiny_report(steps, tiny, directory: Path) -> Path:
     queries = tiny.queries()
-    evaluation = evaluate_engines(tiny_engines(tiny), queries, steps, tiny.catalog, k=3,
-                                  human_gains=human_gains_for(queries, tiny), progress=False)
+    evaluation = evaluated(tiny_engines(tiny), queries, steps, tiny, human_gains=human_gains_for(queries, tiny))
     return write_report(evaluation, {"run_id": "r1", "model": "scripted"}, directory)
 
 

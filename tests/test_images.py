@@ -12,16 +12,17 @@ import pytest
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
+from rae.annotate.executor import CacheThrough
+from rae.annotate.run import AnnotationRun
+from rae.annotate.steps import StoredSteps
 from rae.bench.fake_server import FakeServer
 from rae.config import ModelSpec, Settings
-from rae.eval.annotate import AnnotationRun
-from rae.eval.steps import StoredSteps
-from rae.images.cache import ImageCache, ImageLimits
 from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
+from rae.store.images import ImageCache, ImageLimits
 from rae.store.schema import DescriptionRow, ImageRow, JudgmentRow
-from rae.workspace import Workspace
+from rae.workspace import JudgeModeChoice, Workspace
 
 
 def png(colour: str, shape: str = "square", size: int = 48) -> bytes:
@@ -121,7 +122,7 @@ def pictured(tiny, tmp_path):
 
 def judge(server: FakeServer, store, data, mode: str, tmp_path: Path):
     handle = ModelHandle(ModelSpec(name="openai/vision-model", api_base=server.url))
-    steps = StoredSteps(Annotator(judge_mode=mode), store, handle, images=ImageCache(store, tmp_path))
+    steps = StoredSteps(Annotator(judge_mode=mode), CacheThrough(store), handle, images=ImageCache(store, tmp_path))
     pairs = [p for p in data.pairs() if p.query_id == "q1"]
     with dspy.context(lm=handle.lm, adapter=JSONAdapter()):
         summary = AnnotationRun(steps, data.catalog, workers=2, progress=False).run(pairs)
@@ -165,15 +166,15 @@ def test_the_three_modes_are_three_keys_and_the_text_mode_sends_no_image(picture
 
 def test_a_model_without_vision_judges_from_text_and_says_so():
     workspace = Workspace(Settings(judge_mode="image"))
-    mode, note = workspace.judge_mode
-    assert mode == "text" and "local/smollm2 reads no images" in note
+    choice = workspace.judge_mode
+    assert choice.mode == "text" and "local/smollm2 reads no images" in choice.note
     assert workspace.annotator.judge_mode == "text" and workspace.describe()["judge_mode"] == "text"
     described = Workspace(Settings(judge_mode="description", describer=ModelSpec(name="openai/gpt-4o-mini")))
-    assert described.judge_mode == ("description", None) and described.describer.spec.name == "openai/gpt-4o-mini"
+    assert described.judge_mode == JudgeModeChoice("description") and described.describer.spec.name == "openai/gpt-4o-mini"
 
 
 def test_ablate_adds_the_visual_variants_for_a_vision_model_and_says_why_not_otherwise():
-    from rae.eval.ablate import skipped_variants, standard_variants
+    from rae.studies.ablation import skipped_variants, standard_variants
 
     vision = Workspace(Settings(model=ModelSpec(name="openai/gpt-4o-mini")))
     assert {"visual-description", "image"} <= {v.name for v in standard_variants(vision, None, None)}
@@ -183,7 +184,7 @@ def test_ablate_adds_the_visual_variants_for_a_vision_model_and_says_why_not_oth
 
 
 def test_ablate_runs_the_image_variants_against_a_vision_server(pictured, tmp_path, monkeypatch):
-    from rae.eval.ablate import paired_test, run_variant, standard_variants
+    from rae.studies.ablation import paired_test, run_variant, standard_variants
 
     with FakeServer() as server:
         settings = Settings(model=ModelSpec(name="openai/vision-model", api_base=server.url), store=f"sqlite:///{tmp_path}/s.db", cache_dir=str(tmp_path))
@@ -193,5 +194,5 @@ def test_ablate_runs_the_image_variants_against_a_vision_server(pictured, tmp_pa
         judgments = pictured.select("dev")
         results = [run_variant(workspace, variants[name], judgments, progress=False) for name in ("query-guidelines", "visual-description", "image")]
         assert server.recorded.image_parts > 0
-    assert all(r.report.n_pairs == 8 for r in results)
+    assert [r.scored.report.n_pairs for r in results] == [8, 8, 8]
     assert paired_test(results[0], results[2]).n_pairs == 8

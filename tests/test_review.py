@@ -91,7 +91,7 @@ def test_the_page_api_saves_each_label_at_once_and_keeps_every_reviewer(project)
 
 def test_reviewed_labels_flow_back_as_a_new_labelled_set_and_humans_are_compared(project):
     from rae.labels import Label
-    from rae.review.labels import save_label
+    from rae.store.human_labels import save_label
 
     workspace = Workspace(load_settings())
     labelled = workspace.labelled.select("dev", 3, 6)

@@ -8,10 +8,11 @@ import pytest
 from dspy import lm15
 from sqlalchemy import select
 
+from rae.annotate.executor import CacheThrough
+from rae.annotate.run import AnnotationAborted, AnnotationRun
+from rae.annotate.steps import StoredSteps
 from rae.bench.fake_server import FakeServer, Fault
 from rae.config import ModelSpec
-from rae.eval.annotate import AnnotationAborted, AnnotationRun
-from rae.eval.steps import StoredSteps
 from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.lm.server import KeepAliveConnections
@@ -28,7 +29,7 @@ def handle_for(server: FakeServer, **spec) -> ModelHandle:
 
 def annotate(handle: ModelHandle, store, tiny, workers: int = 4):
     with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
-        return AnnotationRun(StoredSteps(Annotator(), store, handle), tiny.catalog, workers=workers, progress=False).run(tiny.pairs())
+        return AnnotationRun(StoredSteps(Annotator(), CacheThrough(store), handle), tiny.catalog, workers=workers, progress=False).run(tiny.pairs())
 
 
 def test_the_request_carries_max_tokens_the_bare_model_name_and_json_mode(store, tiny):

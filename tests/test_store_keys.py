@@ -4,9 +4,10 @@ import dataclasses
 
 import dspy
 
+from rae.annotate.executor import CacheThrough
+from rae.annotate.steps import StoredSteps
 from rae.config import ModelSpec, ProductTextSpec
 from rae.datasets.records import Pair
-from rae.eval.steps import StoredSteps
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.store.schema import JudgmentRow
@@ -20,9 +21,9 @@ def judge_once(steps: StoredSteps, tiny, pair: Pair, product=None):
 def test_same_text_hits_and_changed_product_text_misses(engine, steps, tiny):
     pair = Pair("q1", "red kettle", "p1")
     first = judge_once(steps, tiny, pair)
-    assert not first.cached and first.lm_calls == 1
+    assert not first.cached and first.spend.calls == 1
     again = judge_once(steps, tiny, pair)
-    assert again.cached and again.lm_calls == 0 and again.value.fingerprint == first.value.fingerprint
+    assert again.cached and again.spend.calls == 0 and again.value.fingerprint == first.value.fingerprint
     retitled = dataclasses.replace(tiny.catalog["p1"], title="Red kettle 1.7l, now with a longer title")
     changed = judge_once(steps, tiny, pair, retitled)
     assert not changed.cached and changed.value.fingerprint != first.value.fingerprint
@@ -37,38 +38,38 @@ def test_the_same_text_under_other_ids_is_not_paid_twice(engine, steps, tiny):
 
 def test_a_changed_program_or_model_never_reuses_a_row(engine, store, model, tiny):
     pair = Pair("q1", "red kettle", "p1")
-    base = StoredSteps(Annotator(), store, model)
+    base = StoredSteps(Annotator(), CacheThrough(store), model)
     judge_once(base, tiny, pair)
 
     with_demo = Annotator()
     with_demo.judge.judge.predict.demos = [dspy.Example(query="q", guidelines="g", product="p", reasoning="r", label="irrelevant")]
-    compiled = StoredSteps(with_demo, store, model)
+    compiled = StoredSteps(with_demo, CacheThrough(store), model)
     assert compiled.hashes["judgment"] != base.hashes["judgment"]
     assert compiled.hashes["guidelines"] == base.hashes["guidelines"]  # the guidelines are still reused
     assert not judge_once(compiled, tiny, pair).cached
 
-    other_model = StoredSteps(Annotator(), store, ModelHandle(ModelSpec(name="openai/another-model")))
+    other_model = StoredSteps(Annotator(), CacheThrough(store), ModelHandle(ModelSpec(name="openai/another-model")))
     assert not judge_once(other_model, tiny, pair).cached
 
-    warmer = StoredSteps(Annotator(), store, ModelHandle(ModelSpec(name="openai/scripted-test", temperature=0.5)))
+    warmer = StoredSteps(Annotator(), CacheThrough(store), ModelHandle(ModelSpec(name="openai/scripted-test", temperature=0.5)))
     assert not judge_once(warmer, tiny, pair).cached
 
-    no_cot = StoredSteps(Annotator(chain_of_thought=False), store, model)
+    no_cot = StoredSteps(Annotator(chain_of_thought=False), CacheThrough(store), model)
     assert not judge_once(no_cot, tiny, pair).cached
     assert engine.calls["judgment"] == 5
 
 
 def test_other_product_fields_or_budget_are_other_text(engine, store, model, tiny):
     pair = Pair("q1", "red kettle", "p1")
-    judge_once(StoredSteps(Annotator(), store, model, ProductTextSpec()), tiny, pair)
-    short = StoredSteps(Annotator(), store, model, ProductTextSpec(fields=("title",), budget=100))
+    judge_once(StoredSteps(Annotator(), CacheThrough(store), model, ProductTextSpec()), tiny, pair)
+    short = StoredSteps(Annotator(), CacheThrough(store), model, ProductTextSpec(fields=("title",), budget=100))
     assert not judge_once(short, tiny, pair).cached
 
 
 def test_generic_guidelines_are_keyed_apart_and_need_no_guideline_calls(engine, store, model, tiny):
     pair = Pair("q1", "red kettle", "p1")
-    judge_once(StoredSteps(Annotator(), store, model), tiny, pair)
-    generic = StoredSteps(Annotator(guidelines="generic"), store, model)
+    judge_once(StoredSteps(Annotator(), CacheThrough(store), model), tiny, pair)
+    generic = StoredSteps(Annotator(guidelines="generic"), CacheThrough(store), model)
     outcome = judge_once(generic, tiny, pair)
     assert not outcome.cached
     assert engine.calls == {"requirements": 1, "guidelines": 1, "judgment": 2}

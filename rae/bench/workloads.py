@@ -16,12 +16,13 @@ from typing import Any
 import dspy
 from sqlalchemy import insert
 
+from rae.annotate.executor import CacheThrough
+from rae.annotate.run import AnnotationRun
+from rae.annotate.steps import StoredSteps
 from rae.config import ModelSpec
 from rae.datasets.bundled import esci_us
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
-from rae.eval.annotate import AnnotationRun
-from rae.eval.steps import StoredSteps
 from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
@@ -61,7 +62,7 @@ def annotation_throughput(server: Server, workers: int, n_pairs: int, directory:
     """Pairs per second and framework CPU per pair of one annotation run from an empty store."""
     pairs, catalog = bench_pairs(n_pairs)
     handle = server.handle()
-    steps = StoredSteps(Annotator(guidelines=guidelines), fresh_store(directory), handle)
+    steps = StoredSteps(Annotator(guidelines=guidelines), CacheThrough(fresh_store(directory)), handle)
     _ = handle.price  # resolved once per model, before the clock starts
     lm = handle.build()
     with dspy.context(lm=lm, adapter=JSONAdapter()):
@@ -100,7 +101,7 @@ def second_engine_cost(server: Server, directory: Path, n_pairs: int = 1000, new
     pairs, catalog = bench_pairs(int(n_pairs * (1 + new_share)))
     first, second = pairs[:n_pairs], pairs[int(n_pairs * new_share) :]
     handle = server.handle()
-    steps = StoredSteps(Annotator(guidelines="generic"), fresh_store(directory), handle)
+    steps = StoredSteps(Annotator(guidelines="generic"), CacheThrough(fresh_store(directory)), handle)
     with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
         a = AnnotationRun(steps, catalog, workers=64, progress=False).run(first)
         b = AnnotationRun(steps, catalog, workers=64, progress=False).run(second)
@@ -120,7 +121,7 @@ def embedded_prefix_ordering(directory: Path, queries: int = 3, per_query: int =
     handle = ModelHandle(ModelSpec())
     results = {}
     for name, order, ordered in (("query_order", chosen, True), ("interleaved", interleaved, False)):
-        steps = StoredSteps(Annotator(guidelines="generic"), fresh_store(directory), handle)
+        steps = StoredSteps(Annotator(guidelines="generic"), CacheThrough(fresh_store(directory)), handle)
         with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
             started = time.perf_counter()
             AnnotationRun(steps, data.catalog, workers=1, progress=False, order_by_query=ordered).run(order)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rae.datasets.readers import DataFileError, read_rows
-from rae.datasets.records import HumanJudgment
+from rae.datasets.records import HumanJudgment, Pair
 from rae.labels import ESCI_MAPPING, Label, UnknownLabelError, to_label
 
 
@@ -50,3 +50,9 @@ def load_judgments(
             )
         )
     return judgments
+
+
+def load_pairs(path: Path | str, columns: JudgmentColumns = JudgmentColumns()) -> list[Pair]:
+    """Query-product pairs to judge, from a file with query id, query and product id columns (no label needed)."""
+    rows = read_rows(path, required=(columns.query_id, columns.query, columns.product_id))
+    return [Pair(str(r.get(columns.query_id)).strip(), str(r.get(columns.query)).strip(), str(r.get(columns.product_id)).strip()) for r in rows]

@@ -1,10 +1,11 @@
 """A human-labelled set: the judgments, the catalog their products come from, and the split of its queries."""
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 
 from rae.datasets.catalog import Catalog
-from rae.datasets.records import HumanJudgment, Pair, Query
+from rae.datasets.records import HumanJudgment, Pair, Query, ReviewLabel
 from rae.datasets.splits import assign_splits, check_split_name
 from rae.errors import RaeError
 
@@ -52,7 +53,7 @@ class LabelledSet:
         return sorted(chosen, key=lambda j: (j.query_id, j.product_id))
 
     def pairs(self, split: str = "all", queries: int | None = None, per_query: int | None = None) -> list[Pair]:
-        return [Pair(j.query_id, j.query, j.product_id) for j in self.select(split, queries, per_query)]
+        return [j.pair for j in self.select(split, queries, per_query)]
 
     def queries(self, split: str = "all", queries: int | None = None) -> list[Query]:
         """The distinct queries of a split, by id; the first ``queries`` of them if given."""
@@ -65,6 +66,30 @@ class LabelledSet:
         for j in sorted(self.judgments, key=lambda j: (j.query_id, j.product_id)):
             digest.update(f"{j.query_id}\t{j.product_id}\t{j.label}\t{self.splits[j.query_id]}\n".encode())
         return digest.hexdigest()[:16]
+
+
+def with_reviews(labelled: LabelledSet, reviews: list[ReviewLabel]) -> LabelledSet:
+    """The labelled set with the pairs that only reviewers labelled: a new version, with its own fingerprint.
+
+    The original labels stay as they were. A pair that only reviewers labelled is labelled by their majority (the
+    latest label on a tie). The fingerprint covers the added labels, so an artifact compiled on this version, or an
+    agreement measured on it, says which labels it saw.
+    """
+    known = {(j.query_id, j.product_id) for j in labelled.judgments}
+    by_pair: dict[tuple[str, str], list[ReviewLabel]] = {}
+    for review in reviews:
+        if (review.query_id, review.product_id) not in known and review.product_id in labelled.catalog:
+            by_pair.setdefault((review.query_id, review.product_id), []).append(review)
+    added = []
+    for (query_id, product_id), pair_reviews in sorted(by_pair.items()):
+        counts = Counter(r.label for r in pair_reviews)
+        top = max(counts.values())
+        winner = max((r for r in pair_reviews if counts[r.label] == top), key=lambda r: r.created_at).label
+        reviewers = ",".join(sorted({r.reviewer for r in pair_reviews}))
+        added.append(HumanJudgment(query_id, pair_reviews[0].query, product_id, winner, f"review:{reviewers}"))
+    if not added:
+        return labelled
+    return LabelledSet.build(f"{labelled.name}+reviews", labelled.judgments + added, labelled.catalog, dict(labelled.splits))
 
 
 def _sample_per_query(judgments: list[HumanJudgment], per_query: int) -> list[HumanJudgment]:

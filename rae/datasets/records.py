@@ -1,6 +1,7 @@
 """Typed records that flow between rae's steps: products, human judgments, query-product pairs."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from rae.labels import Label
 
@@ -28,6 +29,10 @@ class HumanJudgment:
     label: Label
     original_label: str
 
+    @property
+    def pair(self) -> "Pair":
+        return Pair(self.query_id, self.query, self.product_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Pair:
@@ -44,3 +49,16 @@ class Query:
     text: str
     frequency: int = 1
     stratum: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewLabel:
+    """A reviewer's latest label for a pair, as the review page saved it."""
+
+    query_id: str
+    query: str
+    product_id: str
+    label: Label
+    reviewer: str
+    note: str
+    created_at: datetime

@@ -91,6 +91,11 @@ class QuerySample:
         data = asdict(self)
         Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
+    def describe(self) -> str:
+        """The seed and, per stratum, how many queries were taken of how many the log has."""
+        per_stratum = ", ".join(f"{s} {sum(q.stratum == s for q in self.queries)} of {self.available[s]}" for s in self.available)
+        return f"seed {self.seed}; {per_stratum}"
+
     @classmethod
     def load(cls, path: Path | str) -> "QuerySample":
         try:

@@ -20,15 +20,14 @@ import http.client
 import json
 import ssl
 import threading
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from dspy import lm15
 from dspy.lm15 import ImagePart, Message, Request, Response, TextPart, Usage
 
+from rae.config import StructuredOutput
 from rae.lm.recorder import report_completion
-
-StructuredOutput = Literal["json_schema", "json_object", "llama_cpp", "none"]
 
 
 class OpenAICompatibleEngine:

@@ -8,9 +8,9 @@ guidelines it will read when it runs.
 import dspy
 from tqdm import tqdm
 
+from rae.annotate.steps import StoredSteps
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import HumanJudgment
-from rae.eval.steps import StoredSteps
 from rae.programs.product_text import product_text
 
 INPUTS = ("query", "guidelines", "product")

@@ -13,15 +13,15 @@ from typing import Any
 
 import dspy
 
-from rae.datasets.records import HumanJudgment, Pair
-from rae.eval.agreement import AgreementReport, agreement_report, compare
-from rae.eval.annotate import AnnotationRun
+from rae.datasets.records import HumanJudgment
 from rae.lm.recorder import RawOutputs
 from rae.optimize.compile import Budget, OptimizerName, compile_module
 from rae.optimize.examples import judge_examples, pipeline_examples
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import Manifest, save_artifact
 from rae.programs.hashing import program_hash
+from rae.studies.agreement import AgreementReport
+from rae.studies.scoring import judge_and_compare
 from rae.workspace import Workspace
 
 
@@ -37,12 +37,43 @@ class Slices:
 
 @dataclass
 class OptimizeOutcome:
+    optimizer: str
     manifest: Manifest
     directory: str
     reports: dict[str, dict[str, AgreementReport]]
     compile_calls: int
     compile_tokens: int
     seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"artifact": self.manifest.artifact_id, "directory": self.directory, "scores": self.manifest.scores,
+                "compile_lm_calls": self.compile_calls, "seconds": self.seconds}
+
+    def markdown(self) -> str:
+        lines = [
+            f"compiled {self.manifest.artifact_id} with {self.optimizer} in {self.seconds / 60:.1f} min "
+            f"({self.compile_calls} LM calls, {self.compile_tokens:,} tokens while compiling)",
+            "",
+            "| split | program | kappa [95% CI] | weighted kappa | accuracy | pairs |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for split, by_program in self.reports.items():
+            for program, report in by_program.items():
+                lines.append(
+                    f"| {split} | {program} | {report.kappa} | {report.weighted_kappa.value:.3f} | {report.accuracy.value:.3f} | {report.n_pairs} |"
+                )
+        return "\n".join([*lines, "", f"artifact: {self.directory}"])
+
+    def mlflow_fields(self) -> tuple[dict[str, Any], dict[str, float | None]]:
+        manifest = self.manifest
+        metrics = {
+            f"{split}.{program}.{metric}": scores[metric]["value"]
+            for split, by_program in manifest.scores.items()
+            for program, scores in by_program.items()
+            for metric in ("kappa", "weighted_kappa", "accuracy")
+        }
+        params = {"artifact": manifest.artifact_id, "model": manifest.model, **{f"optimizer.{k}": v for k, v in manifest.optimizer.items()}}
+        return params, metrics
 
 
 def optimize_program(
@@ -101,7 +132,7 @@ def optimize_program(
     )
     directory = save_artifact(compiled, manifest, workspace.programs_dir)
     tokens = sum((e.get("prompt_tokens") or 0) + (e.get("completion_tokens") or 0) for per_lm in usage.usage_data.values() for e in per_lm)
-    return OptimizeOutcome(manifest, str(directory), reports, len(outputs.texts), tokens, round(time.perf_counter() - started, 1))
+    return OptimizeOutcome(optimizer, manifest, str(directory), reports, len(outputs.texts), tokens, round(time.perf_counter() - started, 1))
 
 
 def compile_program(base: Annotator, optimizer: OptimizerName, trainset: list, valset: list, budget: Budget, whole_program: bool = False) -> Annotator:
@@ -123,11 +154,7 @@ def _owned(module: dspy.Module) -> dspy.Module:
 
 def score_program(workspace: Workspace, program: Annotator, judgments: list[HumanJudgment], progress: bool = True) -> AgreementReport:
     """Judge the pairs with ``program`` through the store, then its agreement with the humans."""
-    catalog = workspace.labelled.catalog
-    steps = workspace.steps(annotator=program)
-    pairs = [Pair(j.query_id, j.query, j.product_id) for j in judgments]
-    AnnotationRun(steps, catalog, workspace.workers, progress).run(pairs)
-    return agreement_report(compare(judgments, steps.stored_judgments(pairs, catalog), catalog))
+    return judge_and_compare(workspace, judgments, program, progress).report
 
 
 def _scores(report: AgreementReport) -> dict[str, Any]:

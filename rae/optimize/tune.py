@@ -8,13 +8,14 @@ trial with the same settings reads them back.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 
 from rae.config import ProductTextSpec
 from rae.optimize.compile import Budget
 from rae.optimize.examples import judge_examples
-from rae.optimize.run import Slices, compile_program, score_program
+from rae.optimize.run import Slices, compile_program, optimize_program, score_program
 from rae.workspace import Workspace
 
 FIELD_SETS = {
@@ -74,3 +75,45 @@ def run_study(base: Workspace, study_name: str, storage: str, trials: int, slice
 
     study.optimize(objective, n_trials=trials)
     return study
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str
+    trials: list[dict[str, Any]]
+    best: dict[str, Any]
+    artifact: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {"study": self.study, "storage": self.storage, "trials": self.trials, "best": self.best}
+        return data | ({"artifact": self.artifact} if self.artifact else {})
+
+    def markdown(self) -> str:
+        lines = [
+            f"study {self.study} ({self.storage}): {len(self.trials)} trials",
+            "| trial | demos | fields | budget | chain of thought | dev kappa | state |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in self.trials:
+            kappa = "" if row["kappa"] is None else f"{row['kappa']:.3f}"
+            lines.append(
+                f"| {row['trial']} | {row.get('demos')} | {row.get('fields')} | {row.get('budget')} | {row.get('chain_of_thought')} | {kappa} | {row['state']} |"
+            )
+        lines.append(f"best: {self.best}" + (f"; saved as {self.artifact}" if self.artifact else ""))
+        return "\n".join(lines)
+
+
+def tune(base: Workspace, study_name: str, storage: str, trials: int, slices: Slices, seed: int, save_as: str | None, progress: bool) -> TuneResult:
+    """Add ``trials`` to the study; with ``save_as``, compile the best trial's settings into an artifact of that name."""
+    study = run_study(base, study_name, storage, trials, slices, seed, progress)
+    rows = [
+        {"trial": t.number, **t.params, "kappa": t.value, "weighted_kappa": t.user_attrs.get("weighted_kappa"), "state": t.state.name}
+        for t in study.trials
+    ]
+    result = TuneResult(study_name, storage, rows, {**study.best_trial.params, "kappa": study.best_value})
+    if save_as:
+        best = TrialSettings(**study.best_trial.params)
+        outcome = optimize_program(best.workspace(base), "labeled", Budget(labeled_demos=best.demos), slices, save_as, progress=progress)
+        result.artifact = outcome.manifest.artifact_id
+    return result

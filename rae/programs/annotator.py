@@ -1,21 +1,18 @@
 """The whole judging program, composed: requirements and guidelines once per query, a judgment per pair.
 
 ``Annotator.forward`` runs the steps in one go, which is what DSPy's optimizers trace. An annotation run
-(``rae.eval.annotate``) calls the same sub-modules one step at a time with the store between them, so that a query's
+(``rae.annotate``) calls the same sub-modules one step at a time with the store between them, so that a query's
 guidelines are written once and reused by every product, engine and rerun.
 """
 
-from typing import Literal
-
 import dspy
 
+from rae.config import GuidelineMode, JudgeMode
 from rae.programs.describe import ImageDescriber
 from rae.programs.guidelines import GENERIC_GUIDELINES, Guidelines, GuidelineWriter, guidelines_from
+from rae.programs.hashing import program_hash
 from rae.programs.judge import RelevanceJudge
 from rae.programs.requirements import Requirement, RequirementExtractor
-
-GuidelineMode = Literal["query", "generic"]
-JudgeMode = Literal["text", "description", "image"]
 
 
 class Annotator(dspy.Module):
@@ -37,6 +34,19 @@ class Annotator(dspy.Module):
     @property
     def writes_guidelines(self) -> bool:
         return self.guideline_mode == "query"
+
+    def stage_hashes(self) -> dict[str, str]:
+        """The program hash of each stage, as the store keys carry it: a stage whose predictor changed (new demos, new
+        instructions) gets a new hash, and a stage that did not keeps its stored work."""
+        hashes = {
+            "requirements": program_hash(self.requirements),
+            "guidelines": program_hash(self.guidelines),
+            "judgment": program_hash(self.judge),
+            "description": program_hash(self.describer),
+        }
+        if self.judge_mode == "image":
+            hashes["image_judgment"] = program_hash(self.image_judge)
+        return hashes
 
     def guidelines_for(self, query: str) -> tuple[list[Requirement], Guidelines]:
         if not self.writes_guidelines:

@@ -1,1 +1,2 @@
-"""Step 10 of the loop: humans review the hard cases, and their labels flow back into calibration and optimisation."""
+"""Step 9 of the loop, Repeat: humans review the hard cases on a web page, and their labels flow back into calibration
+and optimisation."""

@@ -2,44 +2,92 @@
 
 Three sources, mixed in the proportions asked for (a short source leaves its share to the others):
 
-- low confidence: this program's stored judgments the judge was least sure of;
-- hard disagreements: pairs where the judge said irrelevant and a human highly relevant, or the reverse;
-- worst queries: the pairs of the queries an evaluation scored worst, for each engine.
+- ``confidence``: this program's stored judgments the judge was least sure of;
+- ``disagreement``: pairs where the judge said irrelevant and a human highly relevant, or the reverse;
+- ``worst``: the pairs of the queries an evaluation scored worst, for each engine.
 
-A pair a reviewer has already labelled is not queued again for the same reason, and no pair is queued twice.
+A pair a reviewer has already labelled is not queued again for the same reason, and no pair is queued twice. Each
+queued item records its source and a reason a reviewer can read.
 """
 
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from rae.config import ConfigError
+from rae.datasets.labelled_set import with_reviews
 from rae.datasets.records import Pair
-from rae.eval.engines.trec import TrecRunEngine
-from rae.labels import Label
-from rae.review.labels import latest_reviews, with_reviews
+from rae.labels import Label, is_hard_disagreement
+from rae.retrieve.trec import TrecRunEngine
+from rae.store.human_labels import latest_reviews
 from rae.store.schema import JudgmentRow, ReviewItemRow
+from rae.store.store import Store
 from rae.workspace import Workspace
 
 SOURCES = ("confidence", "disagreement", "worst")
-HARD = {Label.IRRELEVANT, Label.HIGHLY_RELEVANT}
+SOURCE_NAMES = {"confidence": "low confidence", "disagreement": "hard disagreement", "worst": "worst query"}
 
 
 @dataclass(frozen=True)
 class Candidate:
     pair: Pair
+    source: str  # one of SOURCES
     reason: str
-    judgment: str | None
+    judgment: str | None  # the fingerprint of the LLM judgment the reviewer is shown
+
+
+@dataclass
+class Queued:
+    """What one ``rae review queue`` added to a queue."""
+
+    queue: str
+    items: list[ReviewItemRow]
+    by_source: Counter = field(default_factory=Counter)
+    no_evaluation: bool = False  # worst queries were asked for, but there is no evaluation to take them from
+
+    def line(self) -> str:
+        counts = ", ".join(f"{n} {SOURCE_NAMES[source]}" for source, n in self.by_source.most_common())
+        line = f"queued {len(self.items)} pairs in {self.queue!r}: {counts}"
+        if self.no_evaluation:
+            line += "\nno evaluation run found: no worst-query pairs (run `rae evaluate` first)"
+        return line
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``confidence:0.5,disagreement:0.3,worst:0.2`` as shares by source."""
+    try:
+        shares = {part.split(":")[0].strip(): float(part.split(":")[1]) for part in text.split(",") if part.strip()}
+    except (IndexError, ValueError):
+        raise ConfigError(f"--mix takes source:share pairs, e.g. confidence:0.5,disagreement:0.3,worst:0.2 (got {text!r})") from None
+    unknown = set(shares) - set(SOURCES)
+    if unknown:
+        raise ConfigError(f"unknown review sources {sorted(unknown)}: use {', '.join(SOURCES)}")
+    return shares
+
+
+def evaluation_dir(store: Store, reports_dir: Path, run_id: str | None) -> Path | None:
+    """The report directory of evaluation ``run_id`` (default: the latest finished one); None if there is none."""
+    if run_id is None:
+        finished = [r for r in store.runs("evaluate") if r.status == "finished"]
+        if not finished:
+            return None
+        run_id = finished[0].run_id
+    directory = reports_dir / run_id
+    if not (directory / "metrics.json").exists():
+        raise ConfigError(f"no report of evaluation {run_id} in {directory}")
+    return directory
 
 
 def low_confidence(workspace: Workspace, reviewed: set[tuple[str, str]], limit: int) -> list[Candidate]:
-    steps = workspace.steps()
+    judge_hash = workspace.annotator.stage_hashes()["judgment"]
     with workspace.store.session() as session:
         rows = session.scalars(
             select(JudgmentRow)
             .where(
-                JudgmentRow.program_hash == steps.hashes["judgment"],
+                JudgmentRow.program_hash == judge_hash,
                 JudgmentRow.model_id == workspace.model.identity,
                 JudgmentRow.confidence.is_not(None),
             )
@@ -47,7 +95,7 @@ def low_confidence(workspace: Workspace, reviewed: set[tuple[str, str]], limit: 
             .limit(limit + len(reviewed))
         ).all()
     return [
-        Candidate(Pair(r.query_id, r.query, r.product_id), f"low confidence: {r.label} at {r.confidence:.2f}", r.fingerprint)
+        Candidate(Pair(r.query_id, r.query, r.product_id), "confidence", f"low confidence: {r.label} at {r.confidence:.2f}", r.fingerprint)
         for r in rows
         if (r.query_id, r.product_id) not in reviewed
     ][:limit]
@@ -56,13 +104,13 @@ def low_confidence(workspace: Workspace, reviewed: set[tuple[str, str]], limit: 
 def hard_disagreements(workspace: Workspace, split: str, limit: int) -> list[Candidate]:
     labelled = with_reviews(workspace.labelled, latest_reviews(workspace.store))
     humans = labelled.select(split)
-    pairs = [Pair(h.query_id, h.query, h.product_id) for h in humans]
-    outcomes = workspace.steps().stored_judgments(pairs, labelled.catalog)
+    outcomes = workspace.steps().stored_judgments([h.pair for h in humans], labelled.catalog)
     found = []
-    for human, pair in zip(humans, pairs, strict=True):
-        outcome = outcomes[pair]
-        if outcome.ok and {human.label, Label(outcome.value.label)} == HARD:
-            found.append(Candidate(pair, f"hard disagreement: human {human.label}, judge {outcome.value.label}", outcome.value.fingerprint))
+    for human in humans:
+        outcome = outcomes[human.pair]
+        if outcome.ok and is_hard_disagreement(human.label, Label(outcome.value.label)):
+            reason = f"hard disagreement: human {human.label}, judge {outcome.value.label}"
+            found.append(Candidate(human.pair, "disagreement", reason, outcome.value.fingerprint))
     return found[:limit]
 
 
@@ -79,14 +127,13 @@ def worst_queries(workspace: Workspace, report_dir: Path, reviewed: set[tuple[st
     catalog = workspace.labelled.catalog
     known = [p for p in pairs if p.product_id in catalog and (p.query_id, p.product_id) not in reviewed]
     outcomes = workspace.steps().stored_judgments(known, catalog)
-    return [Candidate(p, pairs[p], outcomes[p].value.fingerprint if outcomes[p].ok else None) for p in known][:limit]
+    return [Candidate(p, "worst", pairs[p], outcomes[p].value.fingerprint if outcomes[p].ok else None) for p in known][:limit]
 
 
-def build_queue(
-    workspace: Workspace, name: str, size: int, mix: dict[str, float], split: str, report_dir: Path | None
-) -> list[ReviewItemRow]:
+def build_queue(workspace: Workspace, name: str, size: int, mix: dict[str, float], split: str, report_dir: Path | None) -> Queued:
     reviewed = {(r.query_id, r.product_id) for r in latest_reviews(workspace.store)}
     shares = {source: mix.get(source, 0.0) for source in SOURCES}
+    no_evaluation = report_dir is None and bool(shares["worst"])
     if report_dir is None:
         shares["worst"] = 0.0
     total = sum(shares.values()) or 1.0
@@ -112,12 +159,13 @@ def build_queue(
             if len(chosen) >= size:
                 break
             take(candidate)
+    taken = list(chosen.values())[:size]
     with workspace.store.session() as session, session.begin():
         start = session.scalar(select(func.coalesce(func.max(ReviewItemRow.position), 0)).where(ReviewItemRow.queue == name))
         items = [
             ReviewItemRow(queue=name, position=start + i + 1, query_id=c.pair.query_id, query=c.pair.query,
-                          product_id=c.pair.product_id, reason=c.reason, judgment=c.judgment)
-            for i, c in enumerate(list(chosen.values())[:size])
+                          product_id=c.pair.product_id, source=c.source, reason=c.reason, judgment=c.judgment)
+            for i, c in enumerate(taken)
         ]
         session.add_all(items)
-    return items
+    return Queued(name, items, Counter(c.source for c in taken), no_evaluation)

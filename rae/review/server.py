@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from rae.errors import RaeError
 from rae.labels import LABELS, Label
-from rae.review.labels import save_label
+from rae.store.human_labels import save_label
+from rae.store.images import ImageCache
 from rae.store.schema import HumanLabelRow, ImageRow, JudgmentRow, ReviewItemRow
 from rae.workspace import Workspace
 
@@ -113,8 +114,6 @@ class ReviewService:
             row = session.scalars(select(ImageRow).where(ImageRow.content_hash == content_hash, ImageRow.status == "ok")).first()
         if row is None:
             return None
-        from rae.images.cache import ImageCache
-
         fetched = ImageCache(self.workspace.store, self.workspace.settings.cache_dir).image(row.source)
         return (fetched.path.read_bytes(), fetched.media_type) if fetched.ok else None
 

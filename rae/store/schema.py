@@ -94,9 +94,9 @@ class ImageRow(Base):
 
 
 class ClaimRow(Base):
-    """A call in progress somewhere: the process that is paying for this key. Another process that needs the same key
-    waits for its result instead of paying again. A claim ends when its result is stored, when its lease runs out, or
-    at once when its owner process is seen to be dead (a killed run)."""
+    """A call in progress somewhere: the claimant (an executor, in some process) that is paying for this key. Another
+    claimant that needs the same key waits for its result instead of paying again. A claim ends when its result is
+    stored, when its lease runs out, or at once when its owner's process is seen to be dead (a killed run)."""
 
     __tablename__ = "claims"
 
@@ -132,6 +132,7 @@ class ReviewItemRow(Base):
     query_id: Mapped[str] = mapped_column(String(128))
     query: Mapped[str] = mapped_column(Text)
     product_id: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(32), default="")  # confidence, disagreement or worst (see rae.review.queue)
     reason: Mapped[str] = mapped_column(Text)
     judgment: Mapped[str | None] = mapped_column(String(64), default=None)  # fingerprint of the LLM judgment shown
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -167,12 +168,3 @@ class RunRow(Base):
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
-
-
-STAGE_TABLES: dict[str, type[LMCall]] = {
-    "requirements": RequirementsRow,
-    "guidelines": GuidelinesRow,
-    "description": DescriptionRow,
-    "judgment": JudgmentRow,
-    "error_cause": ErrorCauseRow,
-}

@@ -2,13 +2,19 @@
 
 Each result is committed as soon as it exists, so a run killed midway loses at most the calls in flight. A row is
 inserted once: if another process stored the same fingerprint first, the insert is skipped, never duplicated.
+
+Claims say who is paying for a key right now. A claim belongs to one claimant (an ``annotate.executor.CacheThrough``,
+of which a process may have several), never to a whole process: two claimants in one process wait for each other as
+two processes do. The protocol that uses claims lives in ``rae.annotate.executor``; this module only keeps them.
 """
 
 import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,12 +30,19 @@ from rae.store.schema import Base, ClaimRow, LMCall, RunRow
 Row = TypeVar("Row", bound=LMCall)
 LOOKUP_CHUNK = 500
 SCHEMA_ATTEMPTS = 5
-OWNER = uuid.uuid4().hex  # this process, as the holder of claims
 HOST = socket.gethostname()
 
 
 class StoreError(RaeError, RuntimeError):
     pass
+
+
+@dataclass
+class RunRecord:
+    """The run a command is recording: its id, and the counts it will be stored with when it finishes."""
+
+    run_id: str
+    counts: dict[str, Any] = field(default_factory=dict)
 
 
 class Store:
@@ -66,11 +79,11 @@ class Store:
                     found[row.fingerprint] = row
         return found
 
-    def put(self, row: LMCall, release_claim: bool = False) -> bool:
+    def put(self, row: LMCall, release_claim_of: str | None = None) -> bool:
         """Insert a row unless its fingerprint is already stored. True if this call inserted it.
 
-        Committed at once: a run killed a moment later has lost nothing it paid for. With ``release_claim``, this
-        process's claim on the key ends in the same transaction."""
+        Committed at once: a run killed a moment later has lost nothing it paid for. With ``release_claim_of``, that
+        claimant's claim on the key ends in the same transaction."""
         table = row.__table__
         values = {c.key: getattr(row, c.key) for c in table.columns}
         values["created_at"] = values["created_at"] or datetime.now(UTC)
@@ -80,20 +93,21 @@ class Store:
                 inserted = connection.execute(self._insert(table), values).rowcount == 1
             except IntegrityError:  # a dialect without ON CONFLICT: another process stored it first
                 inserted = False
-            if release_claim:
-                connection.execute(self._release(), {"fingerprint": row.fingerprint, "owner": OWNER})
+            if release_claim_of is not None:
+                connection.execute(self._release(), {"fingerprint": row.fingerprint, "owner": release_claim_of})
             return inserted
 
-    def claim(self, fingerprint: str, lease_s: float) -> bool:
-        """Claim a key for this process before paying for it. True if this process now holds it: nobody held it, or
-        the holder's lease ran out, or the holder is a process on this host that no longer exists."""
+    def claim(self, fingerprint: str, owner: str, lease_s: float) -> bool:
+        """Claim a key for ``owner`` before paying for it. True if ``owner`` now holds it: nobody held it, or the holder's
+        lease ran out, or the holder is a process on this host that no longer exists (a killed run). A claim held by
+        another owner, in this process or another, is respected until then."""
         now = datetime.now(UTC)
-        values = {"fingerprint": fingerprint, "owner": OWNER, "host": HOST, "pid": os.getpid(), "expires_at": now + timedelta(seconds=lease_s)}
+        values = {"fingerprint": fingerprint, "owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": now + timedelta(seconds=lease_s)}
         with self.engine.begin() as connection:
             if connection.execute(self._insert(ClaimRow.__table__), values).rowcount == 1:
                 return True
             holder = connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint == fingerprint)).first()
-            if holder is None or holder.owner == OWNER:
+            if holder is None or holder.owner == owner:
                 return holder is not None
             expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
             if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
@@ -101,13 +115,13 @@ class Store:
             taken = connection.execute(
                 update(ClaimRow.__table__)
                 .where(ClaimRow.fingerprint == fingerprint, ClaimRow.owner == holder.owner)
-                .values(owner=OWNER, host=HOST, pid=os.getpid(), expires_at=values["expires_at"])
+                .values(owner=owner, host=HOST, pid=os.getpid(), expires_at=values["expires_at"])
             )
             return taken.rowcount == 1
 
-    def release(self, fingerprint: str) -> None:
+    def release(self, fingerprint: str, owner: str) -> None:
         with self.engine.begin() as connection:
-            connection.execute(self._release(), {"fingerprint": fingerprint, "owner": OWNER})
+            connection.execute(self._release(), {"fingerprint": fingerprint, "owner": owner})
 
     def _release(self) -> Any:
         key = ("release", "claims")
@@ -141,6 +155,18 @@ class Store:
             return
         with self.session() as session, session.begin():
             session.merge(row)
+
+    @contextmanager
+    def recorded_run(self, command: str, settings: dict[str, Any]) -> Iterator[RunRecord]:
+        """Record a command as a run: ``running`` while the block runs, then ``finished`` with the counts the block set,
+        or ``aborted`` if it raised (an error, a Ctrl+C)."""
+        run = RunRecord(self.start_run(command, settings))
+        status = "aborted"
+        try:
+            yield run
+            status = "finished"
+        finally:
+            self.finish_run(run.run_id, status, run.counts if status == "finished" else {})
 
     def start_run(self, command: str, settings: dict[str, Any]) -> str:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]

@@ -1,0 +1,73 @@
+"""What an annotation run did, and the one closing line a user reads."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rae.annotate.spending import Spend
+
+
+@dataclass
+class AnnotationSummary:
+    pairs: int = 0
+    judged: int = 0
+    failed: int = 0
+    from_store: int = 0
+    not_judged: int = 0
+    no_guidelines: int = 0
+    errors: int = 0
+    stopped_at_budget: float | None = None
+    spend: dict[str, Spend] = field(default_factory=lambda: {"requirements_guidelines": Spend(), "judgment": Spend()})
+    seconds: float = 0.0
+    first_error: str | None = None
+
+    @property
+    def lm_calls(self) -> dict[str, int]:
+        return {stage: spend.calls for stage, spend in self.spend.items()}
+
+    @property
+    def total(self) -> Spend:
+        return self.spend["requirements_guidelines"] + self.spend["judgment"]
+
+    @property
+    def total_calls(self) -> int:
+        return self.total.calls
+
+    @property
+    def new_pairs_judged(self) -> int:
+        """Pairs this run paid a judgment for (stored now, as a label or a parse failure)."""
+        return self.pairs - self.from_store - self.not_judged - self.no_guidelines
+
+    def line(self) -> str:
+        """The closing line of a run: what was done, what it cost in calls, what is left."""
+        calls = self.total_calls
+        parts = [
+            f"{self.pairs} pairs: {self.judged} judged, {self.failed} failed to parse",
+            f"{self.from_store} from the store (cache hits)",
+            f"{calls} LM calls made ({self.lm_calls['judgment']} judgments, "
+            f"{self.lm_calls['requirements_guidelines']} for requirements and guidelines)",
+        ]
+        if calls == 0:
+            parts[-1] = "0 LM calls made (everything was in the store)"
+        else:
+            total = self.total
+            cost = "unknown cost" if total.cost_usd is None else f"${total.cost_usd:.4f}"
+            parts.append(f"{total.input_tokens:,} input + {total.output_tokens:,} output tokens, {cost}")
+            if total.retries:
+                parts.append(f"{total.retries} retries of transient errors")
+        if self.not_judged:
+            parts.append(f"{self.not_judged} not judged ({self.errors} LM errors; rerun to resume)")
+        if self.stopped_at_budget is not None:
+            parts.append(f"stopped before passing the budget of ${self.stopped_at_budget:.4f}; rerun (with more budget) to continue")
+        if self.no_guidelines:
+            parts.append(f"{self.no_guidelines} without guidelines (their query's guidelines failed to parse)")
+        parts.append(duration(self.seconds))
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in vars(self).items() if k != "spend"}
+        return {**data, "spend": {stage: vars(s) for stage, s in self.spend.items()}, "total_calls": self.total_calls}
+
+
+def duration(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{seconds:.1f}s"

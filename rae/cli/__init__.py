@@ -1,0 +1,45 @@
+"""The ``rae`` command line. Each command is a thin layer: read settings, build the workspace, call one step, print
+the result (its Markdown, or ``--json``). The commands live by theme in this package's modules."""
+
+import logging
+import sys
+
+import typer
+
+from rae.cli import data, evaluation, fitting, judging, review
+from rae.errors import RaeError
+from rae.secrets import redact, redacting_log_handler
+
+app = typer.Typer(
+    help="rae: LLM relevance judgments for e-commerce search, fitted to your human labels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+for command in (judging.annotate, judging.agreement, evaluation.evaluate, fitting.optimize, fitting.tune, judging.ablate,
+                judging.injection, judging.errors):
+    app.command()(command)
+app.command("engines")(evaluation.engines_list)
+
+queries_app = typer.Typer(help="Queries from a search log.", no_args_is_help=True)
+queries_app.command("sample")(data.queries_sample)
+app.add_typer(queries_app, name="queries")
+
+programs_app = typer.Typer(help="Compiled programs (versioned artifacts).", no_args_is_help=True)
+programs_app.command("list")(fitting.programs_list)
+app.add_typer(programs_app, name="programs")
+
+review_app = typer.Typer(help="Humans review the hard cases; their labels flow back.", no_args_is_help=True)
+review_app.command("queue")(review.queue)
+review_app.command("serve")(review.serve)
+app.add_typer(review_app, name="review")
+
+
+def main() -> None:
+    """The console script: a user-facing error is one line on stderr and exit status 1, never a traceback.
+    Everything logged or printed as an error goes through the secret redaction first."""
+    logging.basicConfig(level=logging.WARNING, handlers=[redacting_log_handler()], force=True)
+    try:
+        app()
+    except RaeError as exc:
+        print(f"rae: error: {redact(str(exc))}", file=sys.stderr)
+        sys.exit(1)

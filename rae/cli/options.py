@@ -1,0 +1,61 @@
+"""What every command shares: its common options, the workspace they build, and how a result is printed."""
+
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import typer
+
+from rae.config import GuidelineMode, JudgeMode, Settings, load_settings
+from rae.jsonout import dumps
+from rae.tracking import log_run
+from rae.workspace import Workspace
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default: ./rae.toml if present)")]
+ModelOption = Annotated[str | None, typer.Option("--model", help="LiteLLM model string, or local/smollm2 (the embedded default)")]
+StoreOption = Annotated[str | None, typer.Option("--store", help="database URL (default sqlite:///.rae/rae.db)")]
+JudgeModeOption = Annotated[
+    JudgeMode | None, typer.Option("--judge-mode", help="the judge reads the text; text and a visual description; or text and the image")
+]
+GuidelinesOption = Annotated[GuidelineMode | None, typer.Option("--guidelines", help="query-specific guidelines, or the generic rubric")]
+ProgramOption = Annotated[
+    str | None, typer.Option("--program", help="compiled program to use (see `rae programs list`), or 'uncompiled'; default the newest for the model")
+]
+SplitOption = Annotated[str, typer.Option("--split", help="train, dev, test or all")]
+QueriesOption = Annotated[int | None, typer.Option("--queries", help="only the first N queries of the split")]
+PerQueryOption = Annotated[int | None, typer.Option("--per-query", help="at most N pairs per query (a fixed sample)")]
+WorkersOption = Annotated[int | None, typer.Option("--workers", help="concurrent LM calls")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="estimate LM calls, tokens and cost from the store; call nothing")]
+BudgetOption = Annotated[float | None, typer.Option("--budget", help="stop before spending more than this many US dollars")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of Markdown tables")]
+MlflowOption = Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log the run to MLflow")]
+
+
+class Result(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def markdown(self) -> str: ...
+
+
+def workspace_from(config: Path | None, model: str | None, store: str | None, guidelines: str | None, **more: object) -> Workspace:
+    """The workspace of the settings file, with the command line's choices on top (None: not given)."""
+    settings: Settings = load_settings(config).with_overrides(model_name=model, store=store, guidelines=guidelines, **more)
+    workspace = Workspace(settings)
+    if workspace.judge_mode.note:  # said at once, on stderr, when the judge mode asked for cannot be used
+        typer.echo(f"rae: note: {workspace.judge_mode.note}", err=True)
+    return workspace
+
+
+def show(result: Result, as_json: bool, header: str = "", **extra: Any) -> None:
+    """A result as JSON (with ``extra`` keys), or as its Markdown under an optional header."""
+    if as_json:
+        typer.echo(dumps({**result.as_dict(), **extra}))
+    else:
+        typer.echo(f"{header}\n\n{result.markdown()}" if header else result.markdown())
+
+
+def track(workspace: Workspace, enabled: bool, kind: str, name: str, fields: tuple[dict[str, Any], dict], artifacts: Path | None = None) -> str | None:
+    """Log a run to MLflow when asked and configured; MLflow's run id, or None."""
+    if not enabled or not workspace.settings.tracking_uri:
+        return None
+    params, metrics = fields
+    return log_run(workspace.settings.tracking_uri, kind, name, params, metrics, artifacts)

@@ -1,0 +1,47 @@
+"""Commands of the review loop: queue the hard cases, serve the review page."""
+
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rae.cli.options import ConfigOption, ModelOption, ProgramOption, SplitOption, StoreOption, workspace_from
+from rae.review.queue import build_queue, evaluation_dir, parse_mix
+from rae.review.server import ReviewService, start_server
+
+
+def queue(
+    name: Annotated[str, typer.Option("--name", help="the queue's name (adding to an existing queue appends)")] = "review",
+    size: Annotated[int, typer.Option("--size")] = 40,
+    mix: Annotated[str, typer.Option("--mix", help="shares of confidence, disagreement and worst")] = "confidence:0.5,disagreement:0.3,worst:0.2",
+    split: SplitOption = "dev",
+    evaluation: Annotated[str | None, typer.Option("--evaluation", help="run id of an evaluation for its worst queries (default the latest)")] = None,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    program: ProgramOption = None,
+) -> None:
+    """Queue the pairs a human should see: low confidence, hard disagreements with human labels, worst queries."""
+    workspace = workspace_from(config, model, store, None, program=program)
+    shares = parse_mix(mix)
+    report_dir = evaluation_dir(workspace.store, Path(workspace.settings.reports_dir), evaluation)
+    typer.echo(build_queue(workspace, name, size, shares, split, report_dir).line())
+
+
+def serve(
+    name: Annotated[str, typer.Option("--name", help="the queue to review")] = "review",
+    port: Annotated[int, typer.Option("--port")] = 8765,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    program: ProgramOption = None,
+) -> None:
+    """Serve the review page on 127.0.0.1: one key per label (1, 2, 3), every label saved at once."""
+    workspace = workspace_from(config, model, store, None, program=program)
+    server = start_server(ReviewService(workspace, name), port)
+    typer.echo(f"review page: http://127.0.0.1:{server.server_address[1]}/?reviewer=<your name>  (Ctrl+C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()

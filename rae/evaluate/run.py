@@ -1,0 +1,58 @@
+"""``rae evaluate`` as one run: judge every engine's results through the store, score, compare, write the report.
+
+The engines' results are retrieved once, before (a dry run and a budget read the same pairs that are then judged).
+The run is recorded in the store with what each engine cost in LM calls.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rae.annotate.spending import SpendingLimit
+from rae.datasets.records import Query
+from rae.evaluate.evaluation import Evaluation, evaluate_engines, human_gains_for
+from rae.evaluate.report import evaluation_json, markdown, mlflow_fields, write_report
+from rae.retrieve.rankings import Retrieval
+from rae.workspace import Workspace
+
+
+@dataclass
+class EvaluationRun:
+    run_id: str
+    evaluation: Evaluation
+    described: dict[str, Any]
+    report_dir: Path
+    mlflow_run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result = {**evaluation_json(self.evaluation, self.described), "report": str(self.report_dir)}
+        return result | ({"mlflow_run_id": self.mlflow_run_id} if self.mlflow_run_id else {})
+
+    def markdown(self) -> str:
+        lines = [markdown(self.evaluation, self.described)]
+        for engine in self.evaluation.engines:
+            summary = engine.annotation
+            lines.append(
+                f"{engine.name}: {summary.pairs} pairs, {summary.new_pairs_judged} new pairs judged with "
+                f"{summary.lm_calls['judgment']} judgment calls, {summary.from_store} from the store"
+            )
+        lines.append(f"report: {self.report_dir}/report.html")
+        return "\n".join(lines)
+
+    def mlflow_fields(self) -> tuple[dict[str, Any], dict[str, float | None]]:
+        return mlflow_fields(self.as_dict())
+
+
+def run_evaluation(
+    workspace: Workspace, retrievals: list[Retrieval], queries: list[Query], k: int, limit: SpendingLimit | None, progress: bool
+) -> EvaluationRun:
+    settings = {**workspace.settings.model_dump(), "engines": [r.name for r in retrievals], "k": k}
+    with workspace.store.recorded_run("evaluate", settings) as run, workspace.using_model():
+        evaluation = evaluate_engines(
+            retrievals, queries, workspace.steps(run.run_id), workspace.labelled.catalog, k, workspace.workers,
+            human_gains_for(queries, workspace.labelled), progress, limit,
+        )
+        described = {**workspace.describe(), "run_id": run.run_id}
+        report_dir = write_report(evaluation, described, Path(workspace.settings.reports_dir) / run.run_id)
+        run.counts = {engine.name: engine.annotation.total_calls for engine in evaluation.engines}
+    return EvaluationRun(run.run_id, evaluation, described, report_dir)

@@ -25,6 +25,7 @@ StructuredOutput = Literal["json_schema", "json_object", "llama_cpp", "none"]  #
 ProductField = Literal["title", "brand", "color", "category", "bullets", "description"]
 ProductTextField = Literal["title", "brand", "color", "category", "bullets", "description", "price"]
 Confidence = Literal["auto", "probabilities", "samples", "none"]
+PromptFormat = Literal["dspy", "grammar"]  # DSPy's JSONAdapter prompt, or descriptions only (the grammar gives the shape)
 
 
 class ConfigError(RaeError, ValueError):
@@ -55,6 +56,11 @@ class ModelSpec(BaseModel):
     requests_per_minute: int | None = Field(default=None, description="the provider's limit, shared by all workers")
     tokens_per_minute: int | None = None
     vision: bool | None = Field(default=None, description="reads images; default: DSPy's model list, or yes for a server")
+    prompt_format: PromptFormat | None = Field(
+        default=None,
+        description="dspy: DSPy's JSONAdapter prompt, byte for byte; grammar: field descriptions instead of JSON templates, for "
+        "a model whose decoding a grammar constrains; default grammar for the embedded model, dspy otherwise",
+    )
     # The embedded model's own settings (ignored for other models):
     n_ctx: int = 4096
     repeat_penalty: float = 1.1
@@ -148,7 +154,53 @@ class TrecSpec(BaseModel):
     path: str
 
 
-EngineSpec = Annotated[BM25Spec | DenseSpec | FusionSpec | HttpSpec | TrecSpec, Field(discriminator="kind")]
+class ClusterAuth(BaseModel):
+    """How to authenticate to a search cluster, by the names of the environment variables that hold the secrets."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username_env: str | None = None  # basic authentication: user and password
+    password_env: str | None = None
+    api_key_env: str | None = None  # an API key (sent as "ApiKey <key>")
+
+
+class SearchClusterSpec(BaseModel):
+    """An OpenSearch or Elasticsearch index: ``url`` is its ``_search`` endpoint, ``query`` the request body with
+    ``{{query}}`` (the query text, escaped as a JSON string) and ``{{k}}``. The product id is the hit's ``_id``, or
+    a field of its ``_source`` (``id_field``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["opensearch", "elasticsearch"] = "opensearch"
+    url: str
+    query: str = '{"query": {"multi_match": {"query": "{{query}}", "fields": ["title^3", "brand^2", "description"]}}, "size": {{k}}}'
+    id_field: str | None = None
+    auth: ClusterAuth = ClusterAuth()
+    verify_tls: bool = True
+    timeout_s: float = 10.0
+    retries: int = Field(default=3, ge=0, description="retries of a timeout, a dropped connection or a 5xx, with backoff")
+
+
+class SolrSpec(BaseModel):
+    """A Solr collection: ``url`` is its ``/select`` handler; ``q`` the query with ``{{query}}``; ``fl`` the id field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["solr"] = "solr"
+    url: str
+    q: str = "{{query}}"
+    fl: str = "id"
+    def_type: str | None = Field(default=None, description="defType, e.g. edismax")
+    qf: str | None = Field(default=None, description="query fields for (e)dismax, e.g. 'title^3 description'")
+    auth: ClusterAuth = ClusterAuth()
+    verify_tls: bool = True
+    timeout_s: float = 10.0
+    retries: int = Field(default=3, ge=0)
+
+
+EngineSpec = Annotated[
+    BM25Spec | DenseSpec | FusionSpec | HttpSpec | TrecSpec | SearchClusterSpec | SolrSpec, Field(discriminator="kind")
+]
 
 BUILTIN_ENGINES: dict[str, EngineSpec] = {
     "bm25-title": BM25Spec(fields={"title": 1.0}),
@@ -192,6 +244,8 @@ class Settings(BaseModel):
         default="text", description="the judge reads the text; the text and a visual description; or the text and the image"
     )
     describer: ModelSpec | None = Field(default=None, description="the multimodal model that describes images; default the judge's")
+    judges: dict[str, ModelSpec] = Field(default_factory=dict, description="named LLM judges for --judges: a panel, majority label")
+    panel_ties: Literal["lower", "higher"] = Field(default="lower", description="a panel's tie: the lower label (as Quepid's consensus) or the higher")
     confidence: Confidence = Field(
         default="auto",
         description="how sure the judge is of each label: the model's own probabilities (the embedded model), the agreement "
@@ -199,6 +253,13 @@ class Settings(BaseModel):
         "probabilities where the model gives them, else none",
     )
     confidence_samples: int = Field(default=5, ge=2)
+    refine_attempts: int = Field(
+        default=3, ge=1, description="attempts at an output that is content, not a placeholder (the first is the usual call)"
+    )
+    refine_temperature: float = Field(default=0.3, ge=0, le=2, description="temperature of the attempts after the first")
+    human_cost_per_pair: float = Field(
+        default=0.05, ge=0, description="US dollars a human label costs (about 10 s of an annotator's time); rae plan uses it"
+    )
     with_reviews: bool = Field(default=False, description="the labelled set gains the pairs that only human reviewers labelled")
     product_text: ProductTextSpec = ProductTextSpec()
     program: str | None = Field(default=None, description="compiled program artifact, 'uncompiled', or none: the newest fitting one")
@@ -206,6 +267,9 @@ class Settings(BaseModel):
     label_mapping: dict[str, str] = Field(default_factory=lambda: {k: str(v) for k, v in ESCI_MAPPING.items()})
     engines: dict[str, EngineSpec] = Field(default_factory=dict, description="engines beside the built-in ones")
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="per model name; else LiteLLM's price list")
+    rating_scales: dict[str, dict[str, dict[str, str]]] = Field(
+        default_factory=dict, description="a team's own rating scales: [rating_scales.NAME] reads = {rating = label}, writes = {label = rating}"
+    )
     search_log: str | None = Field(default=None, description="search log to sample queries from; default the bundled UBI log")
 
     def engine_specs(self) -> dict[str, EngineSpec]:

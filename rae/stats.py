@@ -31,7 +31,7 @@ class Estimate:
 
     def __str__(self) -> str:
         if not np.isfinite(self.value):
-            return "n/a"
+            return f"n/a ({self.note})" if self.note else "n/a"
         if not self.has_interval:
             return f"{self.value:.3f} ({self.note or 'no interval'})"
         return f"{self.value:.3f} [{self.ci_low:.3f}, {self.ci_high:.3f}]"

@@ -18,7 +18,6 @@ from rae.annotate.steps import StoredSteps
 from rae.config import ConfigError, JudgeMode, ProductTextSpec, Settings
 from rae.datasets.labelled_set import LabelledSet, with_reviews
 from rae.datasets.load import load_labelled_set
-from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import COMPILED_DIR, UNCOMPILED, Manifest, list_artifacts, load_artifact
@@ -129,6 +128,12 @@ class Workspace:
             return labelled
         return with_reviews(labelled, latest_reviews(self.store))
 
+    @cached_property
+    def human_labels(self) -> LabelledSet:
+        """Every human label there is: the labelled set's, and the reviewers' for the pairs the set lacks (whatever
+        ``with_reviews`` says: an evaluation's correction by humans wants all of them)."""
+        return with_reviews(load_labelled_set(self.settings.data, self.settings.label_mapping), latest_reviews(self.store))
+
     @property
     def workers(self) -> int:
         """The configured workers, capped by what the model can serve at once (one for the embedded model)."""
@@ -154,14 +159,17 @@ class Workspace:
             describer=self.describer,
             confidence=self.confidence,
             confidence_samples=self.settings.confidence_samples,
+            refine_attempts=self.settings.refine_attempts,
+            refine_temperature=self.settings.refine_temperature,
         )
 
     @contextmanager
     def using_model(self) -> Iterator[dspy.LM]:
-        """The model as DSPy's LM, with the JSON adapter, for the calls made inside the block (and their workers)."""
+        """The model as DSPy's LM, with the adapter that writes its prompts, for the calls made inside the block (and
+        their workers)."""
         lm = self.model.lm
         try:
-            with dspy.context(lm=lm, adapter=JSONAdapter()):
+            with dspy.context(lm=lm, adapter=self.model.adapter()):
                 yield lm
         finally:
             lm.close()

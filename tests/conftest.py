@@ -115,7 +115,7 @@ def install_scripted(monkeypatch: pytest.MonkeyPatch, scripted: ScriptedEngine) 
 
     @contextmanager
     def using_model(self):
-        with dspy.context(lm=scripted_lm(scripted), adapter=JSONAdapter()):
+        with dspy.context(lm=scripted_lm(scripted, name=self.settings.model.name), adapter=JSONAdapter()):
             yield
 
     monkeypatch.setattr(Workspace, "using_model", using_model)

@@ -20,7 +20,8 @@ def knows_more_with_query_guidelines():
             return default_answer(stage, request)
         generic = "meets every requirement the query states" in field_text(request, "guidelines")
         label = "highly_relevant" if generic else human[(field_text(request, "query"), field_text(request, "product"))]
-        return {"reasoning": "r", "label": label} if "reasoning" in request.config.response_format["schema"]["properties"] else {"label": label}
+        reasoning = "the listing was read against the guidelines"
+        return {"reasoning": reasoning, "label": label} if "reasoning" in request.config.response_format["schema"]["properties"] else {"label": label}
 
     return script
 

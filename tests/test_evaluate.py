@@ -110,7 +110,9 @@ def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, ste
     directory = tiny_report(steps, tiny, tmp_path / "r1")
     page = Images()
     page.feed((directory / "report.html").read_text())
-    assert len(page.images) == 3 and page.tables >= 4  # metrics, one comparison, labels; engines, comparison, validity, worst
+    # plots: metrics, three ways (PPI), one comparison, labels; tables: engines, comparison, validity, PPI engines, PPI
+    # comparison, worst queries
+    assert len(page.images) == 4 and page.tables == 6
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -123,15 +125,39 @@ def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, ste
 
 
 @needs_chromium
-def test_the_html_report_renders_its_plots_in_a_real_browser(engine, steps, tiny, tmp_path):
+def test_the_html_report_renders_its_plots_and_drill_down_in_a_real_browser(engine, steps, tiny, tmp_path):
     report = tiny_report(steps, tiny, tmp_path / "r1") / "report.html"
     with chromium_page() as page:
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:")) else route.abort())
         page.goto(report.as_uri())
-        sizes = page.eval_on_selector_all("img", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        assert len(sizes) == 3 and all(done and width > 100 and height > 100 for done, width, height in sizes)
-        assert page.eval_on_selector_all("table", "tables => tables.length") >= 4
+        sizes = page.eval_on_selector_all("img.plot", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        assert len(sizes) == 4 and all(done and width > 100 and height > 100 for done, width, height in sizes)
+        assert page.eval_on_selector_all("table", "tables => tables.length") == 6
         assert "rae evaluation r1" in page.title() + page.inner_text("body")
+
+        # The drill-down: every query, each engine's top 3 side by side, labels, reasoning on demand.
+        assert page.locator("section.dd-query").count() == 3
+        first = page.locator("section.dd-query").first
+        assert first.locator(".dd-engine").count() == 2 and first.locator(".dd-item").count() == 6
+        reasoning = first.locator(".dd-item details").first
+        assert not reasoning.locator(".dd-reasoning").is_visible()
+        reasoning.locator("summary").click()
+        assert "query words appear" in reasoning.locator(".dd-reasoning").inner_text()  # the scripted judge's reasoning
+        assert first.locator(".dd-human").count() == 6  # every product of the tiny set has a human label
+
+        # One product returned by both engines carries one stripe colour in both columns.
+        shared = page.eval_on_selector_all(".dd-query:first-child .dd-item", """items => {
+            const seen = {}; for (const i of items) (seen[i.dataset.product] ||= []).push(i.style.borderLeftColor);
+            return Object.values(seen).filter(c => c.length > 1).every(c => c.every(x => x === c[0])) && Object.values(seen).some(c => c.length > 1);
+        }""")
+        assert shared
+
+        # Sorted by the per-query difference, worst first; sorting the other way reverses the order.
+        differences = [float(t.rsplit("difference ", 1)[1]) for t in page.locator(".dd-metrics").all_inner_texts()]
+        assert differences == sorted(differences)
+        page.select_option("#dd-sort", "difference:desc")
+        again = [float(t.rsplit("difference ", 1)[1]) for t in page.locator(".dd-metrics").all_inner_texts()]
+        assert again == sorted(differences, reverse=True)
 
 
 def pd_columns(path):

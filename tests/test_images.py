@@ -146,10 +146,10 @@ def test_the_description_mode_describes_each_image_once(pictured, store, tmp_pat
     with FakeServer() as server:
         summary, rows = judge(server, store, pictured, "description", tmp_path)
         assert described_requests(server) == 2  # two distinct images among three products
-        judged_with = [b for b in server.recorded.bodies if "Image (as described): ok" in b["messages"][-1]["content"]]
+        judged_with = [b for b in server.recorded.bodies if "Image (as described): the description this server writes" in b["messages"][-1]["content"]]
         assert len(judged_with) == 3
     with store.session() as session:
-        assert session.scalar(select(DescriptionRow.description).limit(1)) == "ok"
+        assert session.scalar(select(DescriptionRow.description).limit(1)) == "the description this server writes"
     assert summary.judged == 4 and rows["p2"].visual == "description" and rows["p4"].visual == "none"
 
 

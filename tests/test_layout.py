@@ -25,8 +25,8 @@ FLOORS: list[set[str]] = [
     {"workspace"},
     {"evaluate"},
     {"studies"},
-    {"optimize", "review"},
-    {"bench", "cli", "__main__", "__init__"},
+    {"optimize", "review", "interop"},
+    {"bench", "cli", "api", "__main__", "__init__"},
 ]
 
 

@@ -12,7 +12,9 @@ from rae.cli import app
 from rae.datasets.bundled import esci_us
 from rae.optimize.metric import agreement_metric, feedback_metric, label_agreement
 from rae.programs.artifacts import list_artifacts, load_artifact
+from rae.programs.judge import RelevanceJudge
 from rae.programs.product_text import product_text
+from rae.programs.validators import reasoning_problem
 from tests.conftest import install_scripted
 from tests.scripted import ScriptedEngine, default_answer, field_text
 
@@ -191,3 +193,33 @@ def test_tune_runs_a_resumable_study_and_saves_the_best_trial(scripted_workspace
     assert again["artifact"] == "tuned-smollm2-v1"
     manifest = list_artifacts(project / "programs")[0]
     assert manifest.optimizer["name"] == "labeled" and manifest.product_text["budget"] == again["best"]["budget"]
+
+
+def test_a_bootstrapped_demo_with_filler_reasoning_is_never_kept(engine):
+    """The judge is always right, but writes DSPy's filler as its reasoning for half the products. Bootstrapping (the
+    step every rae optimizer but ``labeled`` builds its demos with) keeps a trace as a demo only if rae's metric
+    passes it: the traces with filler must not become demos, the others may."""
+    data = esci_us()
+    judgments = data.select("train", 3, 4)
+    filler_products = {j.product_id for i, j in enumerate(judgments) if i % 2 == 0}
+
+    def script(stage, request):
+        product = field_text(request, "product")
+        filler = any(data.catalog[p].title in product for p in filler_products)
+        reasoning = "Not supplied for this particular example." if filler else "The listing says what it is; the guidelines decide."
+        human = next(str(j.label) for j in judgments if data.catalog[j.product_id].title in product)
+        return {"reasoning": reasoning, "label": human}
+
+    engine.script = script
+    trainset = [
+        dspy.Example(query=j.query, guidelines="g", product=product_text(data.catalog[j.product_id]), label=str(j.label)).with_inputs(
+            "query", "guidelines", "product"
+        )
+        for j in judgments
+    ]
+    compiled = dspy.BootstrapFewShot(metric=agreement_metric, max_bootstrapped_demos=len(trainset), max_labeled_demos=0).compile(
+        RelevanceJudge(), trainset=trainset
+    )
+    demos = compiled.judge.predict.demos
+    assert len(demos) == len(trainset) - len(filler_products)  # every right trace with real reasoning, and no other
+    assert all(reasoning_problem(demo["query"], demo["reasoning"]) is None for demo in demos)

@@ -16,9 +16,8 @@ from rae.lm.recorder import CallPolicy, CallRecord, recorded_call
 SAMPLE_TEMPERATURE = 0.7
 
 
-def sampled_judgment(judge: dspy.Module, policy: CallPolicy, inputs: dict[str, Any], samples: int) -> CallRecord:
-    """One judgment and ``samples - 1`` more to measure its confidence; their calls and tokens add up in one record."""
-    record = recorded_call(judge, policy, **inputs)
+def with_samples(record: CallRecord, judge: dspy.Module, policy: CallPolicy, inputs: dict[str, Any], samples: int) -> CallRecord:
+    """A judgment and ``samples - 1`` more to measure its confidence; their calls and tokens add up in one record."""
     if not record.ok:
         return record
     labels = [str(record.prediction.label)]

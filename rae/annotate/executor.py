@@ -71,7 +71,8 @@ class CacheThrough:
     def through(self, table: type[Row], fingerprint: str, pay: Callable[[], Paid[Row]], retry_failed: bool = False) -> Through[Row]:
         """The key's row: from the store, or paid for by ``pay`` exactly once among everyone sharing the store.
 
-        A stored failure serves too, unless ``retry_failed``: then it is paid for again and replaced."""
+        A stored failure (or degenerate output) serves too, unless ``retry_failed``: then it is paid for again and
+        replaced."""
         row = self.store.get(table, fingerprint)
         if _serves(row, retry_failed):
             return Through(row, cached=True)
@@ -127,5 +128,6 @@ class _Flight:
 
 
 def _serves(row: LMCall | None, retry_failed: bool) -> bool:
-    """A stored row serves the step: a success, or a failure when failures are not to be retried."""
-    return row is not None and not (row.status == "failed" and retry_failed)
+    """A stored row serves the step: a success, or a failure (unparseable or degenerate output) when failures are not
+    to be retried."""
+    return row is not None and not (row.status in ("failed", "degenerate") and retry_failed)

@@ -28,7 +28,7 @@ from dspy.utils.exceptions import (
 
 from rae.annotate.concurrency import each_concurrently
 from rae.annotate.spending import Spend, SpendingLimit
-from rae.annotate.steps import StepOutcome, StoredSteps
+from rae.annotate.steps import NO_REASONING, StepOutcome, StoredSteps
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
@@ -73,10 +73,10 @@ class AnnotationRun:
         missing = sorted({p.product_id for p in pairs if p.product_id not in self.catalog})
         if missing:
             raise AnnotationAborted(f"{len(missing)} products to judge are not in the catalog, e.g. {', '.join(missing[:3])}")
-        summary = AnnotationSummary(pairs=len(pairs))
+        queries = list(dict.fromkeys(p.query for p in pairs))
+        summary = AnnotationSummary(pairs=len(pairs), queries=len(queries))
         started = time.perf_counter()
         try:
-            queries = list(dict.fromkeys(p.query for p in pairs))
             made = each_concurrently(queries, self._guidelines(summary), self.workers, self.progress, "guidelines")
             guidelines = dict(zip(queries, made, strict=True))
             each_concurrently(pairs, self._judgment(summary, guidelines), self.workers, self.progress, "judgments")
@@ -96,6 +96,8 @@ class AnnotationRun:
             if outcome is not None:
                 with self._lock:
                     summary.spend["requirements_guidelines"] += outcome.spend
+                    if outcome.degenerate is not None:
+                        summary.degenerate[outcome.degenerate.stage] += 1
             return outcome
 
         return step
@@ -160,6 +162,8 @@ def _count(summary: AnnotationSummary, outcome: StepOutcome | None) -> None:
     summary.from_store += outcome.cached
     if outcome.ok:
         summary.judged += 1
+        if NO_REASONING in outcome.value.flags.split(","):
+            summary.degenerate["reasoning"] += 1
     else:
         summary.failed += 1
 

@@ -1,5 +1,6 @@
 """What an annotation run did, and the one closing line a user reads."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ class AnnotationSummary:
     spend: dict[str, Spend] = field(default_factory=lambda: {"requirements_guidelines": Spend(), "judgment": Spend()})
     seconds: float = 0.0
     first_error: str | None = None
+    queries: int = 0
+    degenerate: Counter = field(default_factory=Counter)  # outputs that said nothing, by stage: requirements, guidelines, reasoning
 
     @property
     def lm_calls(self) -> dict[str, int]:
@@ -43,7 +46,7 @@ class AnnotationSummary:
         parts = [
             f"{self.pairs} pairs: {self.judged} judged, {self.failed} failed to parse",
             f"{self.from_store} from the store (cache hits)",
-            f"{calls} LM calls made ({self.lm_calls['judgment']} judgments, "
+            f"{calls} LM calls made ({self.lm_calls['judgment']} for judgments, "
             f"{self.lm_calls['requirements_guidelines']} for requirements and guidelines)",
         ]
         if calls == 0:
@@ -60,8 +63,22 @@ class AnnotationSummary:
             parts.append(f"stopped before passing the budget of ${self.stopped_at_budget:.4f}; rerun (with more budget) to continue")
         if self.no_guidelines:
             parts.append(f"{self.no_guidelines} without guidelines (their query's guidelines failed to parse)")
+        if self.degenerate:
+            parts.append(self.degenerate_line())
         parts.append(duration(self.seconds))
         return "; ".join(parts)
+
+    def degenerate_line(self) -> str:
+        """Outputs that parsed but said nothing, per stage, and what was done instead."""
+        said = []
+        for stage in ("requirements", "guidelines"):
+            if self.degenerate[stage]:
+                said.append(f"{stage} {self.degenerate[stage]} of {self.queries} queries")
+        if said:
+            said[-1] += " (generic rubric used)"
+        if self.degenerate["reasoning"]:
+            said.append(f"reasoning {self.degenerate['reasoning']} of {self.pairs} judgments (stored as none)")
+        return "degenerate outputs: " + ", ".join(said)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if k != "spend"}

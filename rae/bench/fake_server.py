@@ -57,35 +57,42 @@ def completion_for(body: dict[str, Any]) -> str:
         return json.dumps(_from_schema(schema, schema, choice))
     system = next((_text(m) for m in messages if m.get("role") == "system"), "")
     output_part = system.split("Your output fields are:")[-1].split("All interactions")[0]
-    return json.dumps({name: _from_type(kind, choice) for name, kind in FIELD_LINE.findall(output_part)})
+    return json.dumps({name: _from_type(kind, choice, name) for name, kind in FIELD_LINE.findall(output_part)})
 
 
-def _from_schema(node: dict[str, Any], root: dict[str, Any], choice: int) -> Any:
+def _from_schema(node: dict[str, Any], root: dict[str, Any], choice: int, name: str = "answer") -> Any:
     if "$ref" in node:
-        return _from_schema(root["$defs"][node["$ref"].split("/")[-1]], root, choice)
+        return _from_schema(root["$defs"][node["$ref"].split("/")[-1]], root, choice, name)
     if "enum" in node:
         return node["enum"][choice % len(node["enum"])]
     if "anyOf" in node:
-        return _from_schema(node["anyOf"][0], root, choice)
+        return _from_schema(node["anyOf"][0], root, choice, name)
     kind = node.get("type")
     if kind == "object":
-        return {name: _from_schema(sub, root, choice) for name, sub in node.get("properties", {}).items()}
+        return {key: _from_schema(sub, root, choice, key) for key, sub in node.get("properties", {}).items()}
     if kind == "array":
-        return [_from_schema(node.get("items", {}), root, choice)]
+        return [_from_schema(node.get("items", {}), root, choice, name)]
     if kind in ("integer", "number"):
         return 0
     if kind == "boolean":
         return False
-    return "ok"
+    return _text_for(name)
 
 
-def _from_type(kind: str, choice: int) -> Any:
+def _from_type(kind: str, choice: int, name: str) -> Any:
     if kind.startswith("Literal["):
         options = re.findall(r"'([^']*)'", kind)
         return options[choice % len(options)]
+    if kind.startswith("list[Requirement"):
+        return [{"name": "product type", "value": "the asked-for product", "importance": "must"}]
     if kind.startswith("list["):
         return []
-    return "ok"
+    return _text_for(name)
+
+
+def _text_for(name: str) -> str:
+    """A short text that reads as content and differs from field to field (as a model's answers would)."""
+    return f"the {name.replace('_', ' ')} this server writes"
 
 
 def _text(message: dict[str, Any]) -> str:

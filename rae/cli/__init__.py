@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from rae.cli import data, evaluation, fitting, judging, review
+from rae.cli import data, evaluation, fitting, interop, judging, review, studies
 from rae.errors import RaeError
 from rae.secrets import redact, redacting_log_handler
 
@@ -15,10 +15,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for command in (judging.annotate, judging.agreement, evaluation.evaluate, fitting.optimize, fitting.tune, judging.ablate,
-                judging.injection, judging.errors):
+for command in (judging.annotate, judging.agreement, evaluation.evaluate, evaluation.report, evaluation.plan, fitting.optimize,
+                fitting.tune, studies.ablate, studies.injection, studies.errors, studies.audit):
     app.command()(command)
 app.command("engines")(evaluation.engines_list)
+app.command("ppi-check")(studies.ppi_check)
 
 queries_app = typer.Typer(help="Queries from a search log.", no_args_is_help=True)
 queries_app.command("sample")(data.queries_sample)
@@ -27,6 +28,11 @@ app.add_typer(queries_app, name="queries")
 programs_app = typer.Typer(help="Compiled programs (versioned artifacts).", no_args_is_help=True)
 programs_app.command("list")(fitting.programs_list)
 app.add_typer(programs_app, name="programs")
+
+judgments_app = typer.Typer(help="Judgment lists in and out: TREC, Quepid, OpenSearch SRW, CSV, JSON Lines.", no_args_is_help=True)
+judgments_app.command("import")(interop.judgments_import)
+judgments_app.command("export")(interop.judgments_export)
+app.add_typer(judgments_app, name="judgments")
 
 review_app = typer.Typer(help="Humans review the hard cases; their labels flow back.", no_args_is_help=True)
 review_app.command("queue")(review.queue)

@@ -1,13 +1,14 @@
 """Commands about the data itself: sampling queries from a search log."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from rae.cli.options import ConfigOption
 from rae.config import load_settings
 from rae.datasets.bundled import ESCI_QUERY_LOG
+from rae.datasets.query_sets import write_srw_query_set
 from rae.datasets.searchlog import read_search_log, sample_queries
 
 
@@ -21,6 +22,7 @@ def queries_sample(
     head: Annotated[int | None, typer.Option("--head", help="queries from the head (default a third of --size)")] = None,
     torso: Annotated[int | None, typer.Option("--torso")] = None,
     tail: Annotated[int | None, typer.Option("--tail")] = None,
+    out_format: Annotated[Literal["rae", "srw"], typer.Option("--format", help="rae (JSON, with strata) or srw (SRW's query set NDJSON)")] = "rae",
     config: ConfigOption = None,
 ) -> None:
     """Sample queries from a search log, stratified by frequency (head, torso, tail), with a seed."""
@@ -29,5 +31,8 @@ def queries_sample(
     if head is not None or torso is not None or tail is not None:
         strata = {"head": head or 0, "torso": torso or 0, "tail": tail or 0}
     sample = sample_queries(read_search_log(path, query_column, count_column), size, seed, strata, log=str(path))
-    sample.save(out)
+    if out_format == "srw":
+        write_srw_query_set(out, sample.queries)
+    else:
+        sample.save(out)
     typer.echo(f"wrote {sample.size} queries to {out} ({sample.describe()})")

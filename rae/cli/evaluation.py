@@ -1,4 +1,4 @@
-"""Commands that compare engines: evaluate, engines."""
+"""Commands that compare engines: evaluate, engines, report (score an evaluation again), plan (how many human labels)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -22,9 +22,12 @@ from rae.cli.options import (
     track,
     workspace_from,
 )
-from rae.config import load_settings
+from rae.config import ConfigError, load_settings
+from rae.evaluate.plan import plan_labels
 from rae.evaluate.queries import evaluation_queries
-from rae.evaluate.run import run_evaluation
+from rae.evaluate.report import write_report
+from rae.evaluate.run import EvaluationRun, run_evaluation
+from rae.evaluate.stored_run import load_evaluation, rescored, workspace_of
 from rae.jsonout import dumps
 from rae.retrieve.build import build_engines, default_engine_names, dense_available
 from rae.retrieve.rankings import retrieve_all, union_of_pairs
@@ -73,3 +76,43 @@ def engines_list(config: ConfigOption = None) -> None:
     for name, spec in load_settings(config).engine_specs().items():
         note = "" if spec.kind != "dense" or dense_available() else "  (needs: pip install 'rae[dense]')"
         typer.echo(f"{name:20} {spec.model_dump_json(exclude={'kind'})} [{spec.kind}]{note}")
+
+
+def report(
+    run_id: Annotated[str | None, typer.Argument(help="the evaluation's run id (default: the latest)")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Score an evaluation again from the store, with the human labels it holds now (say, after the review page);
+    rewrite its report. No LM call."""
+    base = workspace_from(config, None, store, None)
+    stored = load_evaluation(base.store, Path(base.settings.reports_dir), run_id)
+    workspace = workspace_of(stored, base)
+    evaluation = rescored(workspace, stored)
+    described = {**workspace.describe(), "run_id": stored.run_id}
+    run = EvaluationRun(stored.run_id, evaluation, described, write_report(evaluation, described, stored.directory))
+    show(run, as_json)
+
+
+def plan(
+    target_width: Annotated[float, typer.Option("--target-width", help="the full width of the 95% interval wanted")] = 0.05,
+    run_id: Annotated[str | None, typer.Option("--run", help="the evaluation to plan for (default: the latest)")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="default ndcg@k")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """How many queries humans should label to know each engine's metric (and each difference) that precisely, with
+    the judge's help (prediction-powered) and without it, and what it would cost."""
+    base = workspace_from(config, None, store, None)
+    stored = load_evaluation(base.store, Path(base.settings.reports_dir), run_id)
+    workspace = workspace_of(stored, base)
+    evaluation = rescored(workspace, stored)
+    if evaluation.corrected is None:
+        raise ConfigError("no human label for any evaluated query yet: rae review queue --for-evaluation, then rae review serve")
+    pools = stored.pools()
+    pairs_per_query = sum(map(len, pools.values())) / max(len(pools), 1)
+    judge_cost = sum(e.annotation.total.cost_usd or 0.0 for e in evaluation.engines) / max(len(pools), 1)
+    chosen = metric or evaluation.main_metric
+    show(plan_labels(evaluation.corrected, evaluation.metrics, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, judge_cost), as_json)

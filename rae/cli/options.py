@@ -28,6 +28,7 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="estimate LM calls
 BudgetOption = Annotated[float | None, typer.Option("--budget", help="stop before spending more than this many US dollars")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of Markdown tables")]
 MlflowOption = Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log the run to MLflow")]
+JudgesOption = Annotated[str | None, typer.Option("--judges", help="a panel of LLM judges named under [judges.<name>] in the config, comma-separated")]
 
 
 class Result(Protocol):

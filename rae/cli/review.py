@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from rae.cli.options import ConfigOption, ModelOption, ProgramOption, SplitOption, StoreOption, workspace_from
-from rae.review.queue import build_queue, evaluation_dir, parse_mix
+from rae.evaluate.stored_run import evaluation_dir, load_evaluation
+from rae.review.for_evaluation import Design, draw_for_evaluation
+from rae.review.queue import build_queue, parse_mix
 from rae.review.server import ReviewService, start_server
 
 
@@ -17,15 +19,27 @@ def queue(
     mix: Annotated[str, typer.Option("--mix", help="shares of confidence, disagreement and worst")] = "confidence:0.5,disagreement:0.3,worst:0.2",
     split: SplitOption = "dev",
     evaluation: Annotated[str | None, typer.Option("--evaluation", help="run id of an evaluation for its worst queries (default the latest)")] = None,
+    for_evaluation: Annotated[
+        str | None, typer.Option("--for-evaluation", help="instead: draw queries of this evaluation ('latest' for the latest) for humans to label whole")
+    ] = None,
+    n_queries: Annotated[int, typer.Option("--queries", help="with --for-evaluation: how many queries to draw")] = 10,
+    design: Annotated[Design, typer.Option("--design", help="with --for-evaluation: uniform, or confidence (more where the judge was unsure)")] = "uniform",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
     program: ProgramOption = None,
 ) -> None:
-    """Queue the pairs a human should see: low confidence, hard disagreements with human labels, worst queries."""
+    """Queue the pairs a human should see: low confidence, hard disagreements with human labels, worst queries; or, with
+    --for-evaluation, a random draw of an evaluation's queries whose labels correct its numbers (prediction-powered)."""
     workspace = workspace_from(config, model, store, None, program=program)
+    reports = Path(workspace.settings.reports_dir)
+    if for_evaluation is not None:
+        stored = load_evaluation(workspace.store, reports, None if for_evaluation == "latest" else for_evaluation)
+        typer.echo(draw_for_evaluation(workspace, stored, n_queries, design, name, seed).line())
+        return
     shares = parse_mix(mix)
-    report_dir = evaluation_dir(workspace.store, Path(workspace.settings.reports_dir), evaluation)
+    report_dir = evaluation_dir(workspace.store, reports, evaluation)
     typer.echo(build_queue(workspace, name, size, shares, split, report_dir).line())
 
 

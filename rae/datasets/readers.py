@@ -55,12 +55,13 @@ def file_format(path: Path) -> str:
     raise DataFileError(path, None, "unknown file type; use .csv, .tsv, .jsonl, .ndjson or .parquet (optionally .gz)")
 
 
-def read_rows(path: Path | str, required: tuple[str, ...] = ()) -> Iterator[Row]:
-    """The rows of a data file; ``required`` columns must be present (and non-empty) in every row."""
+def read_rows(path: Path | str, required: tuple[str, ...] = (), fmt: str | None = None) -> Iterator[Row]:
+    """The rows of a data file; ``required`` columns must be present (and non-empty) in every row. ``fmt`` (csv,
+    tsv, jsonl, parquet) overrides what the file's name says."""
     path = Path(path)
     if not path.exists():
         raise DataFileError(path, None, "no such file")
-    fmt = file_format(path)
+    fmt = fmt or file_format(path)
     rows = _parquet_rows(path) if fmt == "parquet" else _text_rows(path, fmt)
     seen_any = False
     for row in rows:

@@ -62,3 +62,15 @@ class ReviewLabel:
     reviewer: str
     note: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RaterLabel:
+    """One rater's label for a pair, as a judgment file carries it: a human's, or another LLM judge's."""
+
+    query_id: str
+    query: str
+    product_id: str
+    label: Label
+    rater: str
+    explanation: str = ""

@@ -14,13 +14,14 @@ from rae.annotate.steps import StoredSteps
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.catalog import Catalog
 from rae.datasets.labelled_set import LabelledSet
-from rae.datasets.records import Pair, Query
+from rae.datasets.records import Pair, Product, Query
 from rae.datasets.searchlog import normalize_query
 from rae.evaluate.compare import Comparison, compare_engines
-from rae.evaluate.metrics import EngineMetrics, Gains, condensed, engine_metrics
+from rae.evaluate.corrected import Corrected, corrected_metrics
+from rae.evaluate.metrics import EngineMetrics, Gains, condensed, engine_metrics, metric_names
 from rae.evaluate.validity import Validity, validity_check
 from rae.labels import Label
-from rae.retrieve.rankings import Rankings, Retrieval, pairs_of, union_of_pairs
+from rae.retrieve.rankings import Rankings, Retrieval, pairs_of
 
 
 @dataclass
@@ -29,6 +30,14 @@ class EngineRun:
     rankings: Rankings
     retrieval_seconds: float
     annotation: AnnotationSummary
+
+
+@dataclass(frozen=True)
+class JudgedPair:
+    """What the report shows of one judgment: the label and the judge's reasoning (None: it gave none worth keeping)."""
+
+    label: str
+    reasoning: str | None
 
 
 @dataclass
@@ -41,6 +50,9 @@ class Evaluation:
     comparisons: list[Comparison]
     validity: Validity | None
     human_gains: Gains = field(default_factory=dict)
+    corrected: Corrected | None = None  # the judge's metrics corrected by the human-labelled queries (PPI)
+    judged: dict[tuple[str, str], JudgedPair] = field(default_factory=dict)  # (query id, product id) -> the judgment
+    products: dict[str, Product] = field(default_factory=dict)  # every product an engine returned
 
     @property
     def main_metric(self) -> str:
@@ -62,15 +74,35 @@ def evaluate_engines(
     human_gains: Gains | None = None,
     progress: bool = True,
     limit: SpendingLimit | None = None,
+    sample_weights: dict[str, float] | None = None,
 ) -> Evaluation:
-    """Judge each engine's pairs through the store, one engine after another, then score and compare the engines."""
+    """Judge each engine's pairs through the store, one engine after another, then score and compare the engines.
+
+    ``sample_weights`` (query id -> inverse inclusion probability) name the queries a sampling design drew for human
+    labelling (``rae review queue --for-evaluation``)."""
     runs = []
     for retrieval in retrievals:
         summary = AnnotationRun(steps, catalog, workers, progress, limit).run(pairs_of(queries, retrieval.rankings))
         runs.append(EngineRun(retrieval.name, retrieval.rankings, retrieval.seconds, summary))
-    llm_gains = _llm_gains(steps, union_of_pairs(queries, retrievals), catalog)
+    return scored(runs, queries, steps, catalog, k, human_gains or {}, sample_weights)
+
+
+def scored(
+    runs: list[EngineRun], queries: list[Query], steps: StoredSteps, catalog: Catalog, k: int, human_gains: Gains,
+    sample_weights: dict[str, float] | None = None,
+) -> Evaluation:
+    """Metrics, comparisons, validity and the human-corrected estimates of judged rankings, from the store (no call)."""
+    pairs = list(dict.fromkeys(p for run in runs for p in pairs_of(queries, run.rankings)))
+    judged = _judged(steps, pairs, catalog)
+    llm_gains: Gains = {}
+    for (query_id, product_id), judgment in judged.items():
+        llm_gains.setdefault(query_id, {})[product_id] = Label(judgment.label).gain
     metrics = {run.name: engine_metrics(run.rankings, llm_gains, k) for run in runs}
-    human_gains = {q: g for q, g in (human_gains or {}).items() if g}
+    human_gains = {q: g for q, g in human_gains.items() if g}
+    corrected = None
+    if human_gains:
+        rankings = {run.name: run.rankings for run in runs}
+        corrected = corrected_metrics(rankings, metrics, human_gains, metric_names(k)[:2], f"ndcg@{k}", k, sample_weights)
     return Evaluation(
         k=k,
         queries=queries,
@@ -80,6 +112,9 @@ def evaluate_engines(
         comparisons=compare_engines(metrics, f"ndcg@{k}"),
         validity=_validity(runs, llm_gains, human_gains, k),
         human_gains=human_gains,
+        corrected=corrected,
+        judged=judged,
+        products={p.product_id: catalog[p.product_id] for p in pairs},
     )
 
 
@@ -93,12 +128,13 @@ def human_gains_for(queries: list[Query], labelled: LabelledSet) -> Gains:
     return {q.query_id: by_id.get(q.query_id) or by_text.get(normalize_query(q.text), {}) for q in queries}
 
 
-def _llm_gains(steps: StoredSteps, pairs: list[Pair], catalog: Catalog) -> Gains:
-    gains: Gains = {}
-    for pair, outcome in steps.stored_judgments(pairs, catalog).items():
-        if outcome.ok:
-            gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
-    return gains
+def _judged(steps: StoredSteps, pairs: list[Pair], catalog: Catalog) -> dict[tuple[str, str], JudgedPair]:
+    """The stored judgment of each pair that has one (a parse failure has no label: the pair counts as unjudged)."""
+    return {
+        (pair.query_id, pair.product_id): JudgedPair(outcome.value.label, outcome.value.reasoning)
+        for pair, outcome in steps.stored_judgments(pairs, catalog).items()
+        if outcome.ok
+    }
 
 
 def _validity(runs: list[EngineRun], llm_gains: Gains, human_gains: Gains, k: int) -> Validity | None:

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rae.evaluate.compare import Comparison  # noqa: E402
+from rae.evaluate.corrected import Corrected  # noqa: E402
 from rae.evaluate.metrics import EngineMetrics, Gains  # noqa: E402
 from rae.retrieve.rankings import Rankings  # noqa: E402
 
@@ -79,4 +80,23 @@ def label_distribution(rankings: dict[str, Rankings], gains: Gains, k: int) -> b
     axis.set_xlim(0, 1)
     axis.set_xlabel(f"share of the top {k}")
     axis.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return _png(figure)
+
+
+def three_ways(corrected: Corrected, metric: str) -> bytes:
+    """Each engine's metric estimated by the judge alone, by humans alone and by both (PPI), with 95% intervals."""
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    engines = list(corrected.engines)
+    kinds = [("llm_only", "judge only", "#868e96"), ("humans_only", "humans only", "#1c7ed6"), ("ppi", "PPI", "#2b8a3e")]
+    width = 0.8 / len(kinds)
+    for i, (field, label, colour) in enumerate(kinds):
+        estimates = [getattr(corrected.engines[e][metric], field) for e in engines]
+        means = np.array([e.value for e in estimates], dtype=float)
+        errors = np.array([[e.value - e.ci_low for e in estimates], [e.ci_high - e.value for e in estimates]], dtype=float)
+        axis.bar(np.arange(len(engines)) + i * width, np.nan_to_num(means), width, yerr=np.nan_to_num(errors), capsize=3, label=label, color=colour)
+    axis.set_xticks(np.arange(len(engines)) + width, engines)
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel(metric)
+    axis.legend(fontsize=8)
+    axis.set_title(f"{metric}: judge only, humans only ({len(corrected.labelled_queries)} queries), PPI")
     return _png(figure)

@@ -4,18 +4,20 @@ from pathlib import Path
 
 from rae.datasets.bundled import ESCI_QUERY_LOG
 from rae.datasets.labelled_set import LabelledSet
+from rae.datasets.query_sets import read_query_set
 from rae.datasets.records import Query
-from rae.datasets.searchlog import QuerySample, read_search_log, sample_queries
+from rae.datasets.searchlog import read_search_log, sample_queries
 
 
 def evaluation_queries(
     labelled: LabelledSet, search_log: str | None, n: int, split: str | None = None, queries_file: Path | None = None, seed: int = 0
 ) -> list[Query]:
-    """The first ``n`` queries of ``queries_file`` (written by ``rae queries sample``), else of the labelled set's
+    """The first ``n`` queries of ``queries_file`` (a sample of ``rae queries sample``, an SRW query set, a text or CSV
+    file), else of the labelled set's
     ``split`` (whose human labels then allow the validity check), else a frequency-stratified sample of ``n`` queries
     of the search log (the bundled UBI log unless the settings name one)."""
     if queries_file is not None:
-        return QuerySample.load(queries_file).queries[:n]
+        return read_query_set(queries_file)[:n]
     if split is not None:
         return labelled.queries(split, n)
     log = Path(search_log or ESCI_QUERY_LOG)

@@ -1,20 +1,20 @@
-"""The evaluation report: the same tables as Markdown, as a self-contained HTML page with its plots, and as JSON.
+"""The evaluation report: the same tables as Markdown, as a self-contained HTML page with its plots and per-query
+drill-down, and as JSON.
 
-Written to ``reports/<run-id>/``: ``report.md``, ``report.html`` (images inlined, so it opens anywhere),
-``metrics.json``, ``per_query.csv``, the engines' rankings as TREC run files and the LLM labels as TREC qrels (so that
-other tools can score them), under ``runs/``.
+Written to ``reports/<run-id>/``: ``report.md``, ``report.html`` (everything inlined, so it opens anywhere),
+``metrics.json``, ``queries.json`` (what ``rae report`` recomputes from), ``per_query.csv``, the engines' rankings as
+TREC run files and the LLM labels as TREC qrels (so that other tools can score them), under ``runs/``.
 """
 
-import base64
-import html
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from rae.evaluate import plots
 from rae.evaluate.evaluation import Evaluation
-from rae.evaluate.metrics import metric_names
+from rae.evaluate.html_page import html_page
+from rae.evaluate.tables import tables, title
 from rae.jsonout import dumps, plain
 from rae.retrieve.trec import write_trec_run
 
@@ -30,6 +30,7 @@ def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[s
             {**vars(c), "verdict": c.verdict} for c in evaluation.comparisons
         ],
         "validity": None,
+        "human_correction": None,
         "worst_queries": {
             run.name: [{"query_id": q.query_id, "query": q.text, f"ndcg@{k}": round(s, 4)} for q, s in evaluation.worst_queries(run.name)]
             for run in evaluation.engines
@@ -51,6 +52,13 @@ def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[s
             "annotation_seconds": summary.seconds,
             "retrieval_seconds": run.retrieval_seconds,
         }
+    if evaluation.corrected is not None:
+        corrected = evaluation.corrected.as_dict()
+        for name, by_metric in corrected.pop("engines").items():
+            data["engines"][name]["ppi"] = by_metric
+        for comparison, estimates in zip(data["comparisons"], corrected.pop("comparisons"), strict=True):
+            comparison["ppi"] = {k: v for k, v in estimates.items() if k not in ("a", "b")}
+        data["human_correction"] = corrected
     if evaluation.validity is not None:
         v = evaluation.validity
         data["validity"] = {
@@ -66,75 +74,20 @@ def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[s
     return plain(data)
 
 
-def tables(evaluation: Evaluation, described: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The report's tables, each titled; Markdown and HTML both render these."""
-    data = evaluation_json(evaluation, described)
-    names = metric_names(evaluation.k)
-    engines = pd.DataFrame(
-        [
-            {
-                "engine": name,
-                **{m: _estimate(e["metrics"][m]) for m in names},
-                "new pairs judged": e["new_pairs_judged"],
-                "from store": e["from_store"],
-                "LM calls": e["lm_calls"],
-                "tokens in/out": f"{e['input_tokens']:,}/{e['output_tokens']:,}",
-                "cost": "unknown" if e["cost_usd"] is None else f"${e['cost_usd']:.4f}",
-                "time (judge, retrieve)": f"{e['annotation_seconds']:.0f}s, {e['retrieval_seconds']:.2f}s",
-            }
-            for name, e in data["engines"].items()
-        ]
-    )
-    result = {f"Engines (95% CI over {len(evaluation.queries)} queries)": engines}
-    if evaluation.comparisons:
-        result["Comparisons (paired randomization test over queries)"] = pd.DataFrame(
-            [
-                {
-                    "a vs b": f"{c.a} vs {c.b}",
-                    f"{c.metric} a / b": f"{c.mean_a:.3f} / {c.mean_b:.3f}",
-                    "difference (b - a)": f"{c.difference:+.3f}",
-                    "p": f"{c.p_value:.3g}",
-                    "effect d_z": f"{c.effect_size:.2f}",
-                    "queries won a / b / tied": f"{c.wins_a} / {c.wins_b} / {c.ties}",
-                    "verdict": c.verdict,
-                }
-                for c in evaluation.comparisons
-            ]
-        )
-    if evaluation.validity is not None:
-        v = evaluation.validity
-        result[
-            f"Validity: LLM vs human labels on {v.n_queries} human-labelled queries "
-            f"(Kendall's tau {v.kendall_tau:.2f}; {v.agreeing_verdicts} of {len(v.verdicts)} pairwise verdicts agree)"
-        ] = pd.DataFrame(
-            [
-                {"engine": e, f"{v.metric} (LLM labels)": f"{v.llm[e]:.3f}", f"{v.metric} (human labels)": f"{v.human[e]:.3f}",
-                 f"judged@{evaluation.k} by humans": f"{v.human_judged[e]:.2f}"}
-                for e in v.llm
-            ]
-        )
-    worst = [
-        {"engine": engine, "query": w["query"], f"ndcg@{evaluation.k}": f"{w[f'ndcg@{evaluation.k}']:.3f}"}
-        for engine, rows in data["worst_queries"].items()
-        for w in rows
-    ]
-    result["Worst queries per engine"] = pd.DataFrame(worst)
-    return result
-
-
 def markdown(evaluation: Evaluation, described: dict[str, Any]) -> str:
-    lines = [_title(evaluation, described), ""]
-    for title, table in tables(evaluation, described).items():
-        lines += [f"## {title}", "", table.to_markdown(index=False), ""]
-    return "\n".join(lines)
+    return _markdown(evaluation, described, tables(evaluation, evaluation_json(evaluation, described)))
 
 
-def write_report(evaluation: Evaluation, described: dict[str, Any], directory: Path) -> Path:
+def write_report(evaluation: Evaluation, described: dict[str, Any], directory: Path, images: dict[str, str] | None = None) -> Path:
+    """Every file of the report; ``images``: product id -> data URI of a cached image, for the drill-down."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "report.md").write_text(markdown(evaluation, described))
-    (directory / "metrics.json").write_text(dumps(evaluation_json(evaluation, described)) + "\n")
+    data = evaluation_json(evaluation, described)
+    titled = tables(evaluation, data)
+    (directory / "report.md").write_text(_markdown(evaluation, described, titled))
+    (directory / "metrics.json").write_text(dumps(data) + "\n")
+    (directory / "queries.json").write_text(dumps([asdict(q) for q in evaluation.queries]) + "\n")
     per_query(evaluation).to_csv(directory / "per_query.csv", index=False)
-    (directory / "report.html").write_text(_html(evaluation, described))
+    (directory / "report.html").write_text(html_page(evaluation, described, titled, images))
     runs = directory / "runs"
     runs.mkdir(exist_ok=True)
     for run in evaluation.engines:
@@ -142,6 +95,13 @@ def write_report(evaluation: Evaluation, described: dict[str, Any], directory: P
     qrels = [f"{q} 0 {p} {g}" for q, labels in sorted(evaluation.llm_gains.items()) for p, g in sorted(labels.items())]
     (runs / "llm.qrels").write_text("\n".join(qrels) + "\n")
     return directory
+
+
+def _markdown(evaluation: Evaluation, described: dict[str, Any], titled: dict[str, pd.DataFrame]) -> str:
+    lines = [title(evaluation, described), ""]
+    for heading, table in titled.items():
+        lines += [f"## {heading}", "", table.to_markdown(index=False), ""]
+    return "\n".join(lines)
 
 
 def per_query(evaluation: Evaluation) -> pd.DataFrame:
@@ -156,45 +116,6 @@ def per_query(evaluation: Evaluation) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _html(evaluation: Evaluation, described: dict[str, Any]) -> str:
-    k = evaluation.k
-    figures = [("Metrics per engine", plots.metrics_with_ci(evaluation.metrics, metric_names(k)[:3]))]
-    query_text = {q.query_id: q.text for q in evaluation.queries}
-    for comparison in evaluation.comparisons:
-        figures.append((f"{comparison.b} vs {comparison.a}", plots.per_query_differences(comparison, evaluation.metrics, query_text)))
-    rankings = {run.name: run.rankings for run in evaluation.engines}
-    figures.append(("Labels in the top k", plots.label_distribution(rankings, evaluation.llm_gains, k)))
-    body = [f"<h1>{html.escape(_title(evaluation, described))}</h1>"]
-    for title, table in tables(evaluation, described).items():
-        body.append(f"<h2>{html.escape(title)}</h2>")
-        body.append(table.to_html(index=False, border=0, classes="table"))
-    for title, png in figures:
-        encoded = base64.b64encode(png).decode()
-        body.append(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="data:image/png;base64,{encoded}">')
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#212529}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{padding:4px 10px;border-bottom:1px solid #dee2e6;"
-        "text-align:left;font-size:14px}img{max-width:100%}"
-    )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>rae evaluation</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-
-
-def _title(evaluation: Evaluation, described: dict[str, Any]) -> str:
-    return (
-        f"rae evaluation {described.get('run_id', '')}: {len(evaluation.engines)} engines, {len(evaluation.queries)} queries, "
-        f"top {evaluation.k}, judged by {described.get('model', '?')} (program {described.get('program', '?')}, "
-        f"judge {str(described.get('judge_hash', '?'))[:16]})"
-    )
-
-
-def _estimate(estimate: dict[str, Any]) -> str:
-    if estimate["value"] is None:
-        return "n/a"
-    if estimate["ci_low"] is None or estimate["ci_high"] is None:
-        return f"{estimate['value']:.3f} ({estimate.get('note') or 'no interval'})"
-    return f"{estimate['value']:.3f} [{estimate['ci_low']:.3f}, {estimate['ci_high']:.3f}]"
-
-
 def mlflow_fields(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float | None]]:
     """An evaluation's JSON as MLflow parameters and metrics (``<engine>.<metric>``)."""
     params = {key: result[key] for key in ("model", "program", "guidelines", "judge_hash", "guidelines_hash", "k", "queries", "run_id")}
@@ -203,4 +124,7 @@ def mlflow_fields(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, flo
     for name, engine in result["engines"].items():
         metrics |= {f"{name}.{metric}": value["value"] for metric, value in engine["metrics"].items()}
         metrics |= {f"{name}.lm_calls": engine["lm_calls"], f"{name}.cost_usd": engine["cost_usd"]}
+        for metric, estimates in engine.get("ppi", {}).items():
+            metrics |= {f"{name}.ppi.{metric}": estimates["ppi"]["value"], f"{name}.humans_only.{metric}": estimates["humans_only"]["value"],
+                        f"{name}.ppi_effective_n.{metric}": estimates["effective_n"]}
     return params, metrics

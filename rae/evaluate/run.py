@@ -12,6 +12,7 @@ from rae.annotate.spending import SpendingLimit
 from rae.datasets.records import Query
 from rae.evaluate.evaluation import Evaluation, evaluate_engines, human_gains_for
 from rae.evaluate.report import evaluation_json, markdown, mlflow_fields, write_report
+from rae.evaluate.stored_run import population_of, sample_weights
 from rae.retrieve.rankings import Retrieval
 from rae.workspace import Workspace
 
@@ -47,10 +48,11 @@ def run_evaluation(
     workspace: Workspace, retrievals: list[Retrieval], queries: list[Query], k: int, limit: SpendingLimit | None, progress: bool
 ) -> EvaluationRun:
     settings = {**workspace.settings.model_dump(), "engines": [r.name for r in retrievals], "k": k}
+    weights = sample_weights(workspace.store, population_of([q.query_id for q in queries]))
     with workspace.store.recorded_run("evaluate", settings) as run, workspace.using_model():
         evaluation = evaluate_engines(
             retrievals, queries, workspace.steps(run.run_id), workspace.labelled.catalog, k, workspace.workers,
-            human_gains_for(queries, workspace.labelled), progress, limit,
+            human_gains_for(queries, workspace.human_labels), progress, limit, weights,
         )
         described = {**workspace.describe(), "run_id": run.run_id}
         report_dir = write_report(evaluation, described, Path(workspace.settings.reports_dir) / run.run_id)

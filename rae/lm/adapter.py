@@ -8,7 +8,7 @@ so programs, store keys and compiled artifacts do not change.
 """
 
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import dspy
 from dspy.adapters.chat_adapter import FieldInfoWithName
@@ -37,3 +37,40 @@ class JSONAdapter(dspy.JSONAdapter):
             formatted = value if type(value) is str else format_field_value(field_info=field.info, value=value)
             output.append(f"[[ ## {field.name} ## ]]\n{formatted}")
         return "\n\n".join(output).strip()
+
+
+class GrammarJSONAdapter(JSONAdapter):
+    """The prompt for a model whose output a grammar constrains (the embedded model).
+
+    The grammar, compiled from the output schema, already enforces the JSON's shape, so the prompt need not show it.
+    DSPy's JSONAdapter shows it as a ``{"field": "{field}"}`` template and pads a demo's missing field with "Not
+    supplied for this particular example."; a 135M model copies both into its answers. This adapter names each
+    output field with its description only (the field descriptions are the prompt), and a demo shows only the fields
+    it has. Everything else (field descriptions, instructions, the user message) is DSPy's.
+    """
+
+    def format_field_structure(self, signature: type[dspy.Signature]) -> str:
+        sections = ", ".join(f"[[ ## {name} ## ]]" for name in signature.input_fields)
+        keys = "\n".join(f"- {name}: {_described(field)}" for name, field in signature.output_fields.items())
+        return f"The inputs come in sections headed {sections}.\n\nAnswer with a JSON object with these keys, in this order:\n{keys}"
+
+    def format_demos(self, signature: type[dspy.Signature], demos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        messages = []
+        for demo in demos:
+            outputs = {name: demo[name] for name in signature.output_fields if demo.get(name) is not None}
+            if not outputs or not any(demo.get(name) is not None for name in signature.input_fields):
+                continue
+            complete = len(outputs) == len(signature.output_fields) and all(demo.get(n) is not None for n in signature.input_fields)
+            prefix = "" if complete else "This is an example of the task, though some input or output fields are not supplied."
+            fields = {FieldInfoWithName(name=n, info=signature.output_fields[n]): v for n, v in outputs.items()}
+            messages.append({"role": "user", "content": self.format_user_message_content(signature, demo, prefix=prefix)})
+            messages.append({"role": "assistant", "content": self.format_field_with_value(fields, role="assistant")})
+        return messages
+
+
+def _described(field: Any) -> str:
+    """A choice's allowed values (its meaning is in the field list above), else the field's description."""
+    if getattr(field.annotation, "__origin__", None) is Literal:
+        return "one of " + ", ".join(str(choice) for choice in field.annotation.__args__)
+    description = (field.json_schema_extra or {}).get("desc", "")
+    return "" if description.startswith("${") else description

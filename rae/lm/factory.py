@@ -12,7 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dspy
 
-from rae.config import EMBEDDED_PREFIX, ConfigError, ModelPrice, ModelSpec
+from rae.config import EMBEDDED_PREFIX, ConfigError, ModelPrice, ModelSpec, PromptFormat
+from rae.lm.adapter import GrammarJSONAdapter, JSONAdapter
 from rae.lm.embedded import LlamaCppEngine, file_digest, smollm2_path
 from rae.lm.limits import RateLimiter
 from rae.lm.pricing import call_cost, resolve_price
@@ -80,6 +81,8 @@ class ModelHandle:
         parts = {"model": self.spec.name, "temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens}
         if self.spec.api_base and self.spec.structured_output != "json_object":
             parts["structured_output"] = self.spec.structured_output
+        if self.prompt_format != "dspy":  # another prompt is another answer
+            parts["prompt_format"] = self.prompt_format
         if self.weights is not None:
             parts["weights"] = file_digest(self.weights)
             parts["seed"] = self.spec.seed
@@ -88,6 +91,14 @@ class ModelHandle:
         if self.spec.api_base:
             parts["api_base"] = _without_credentials(self.spec.api_base)
         return json.dumps(parts, sort_keys=True)
+
+    @property
+    def prompt_format(self) -> PromptFormat:
+        return self.spec.prompt_format or ("grammar" if self.spec.is_embedded else "dspy")
+
+    def adapter(self) -> JSONAdapter:
+        """The adapter that writes this model's prompts (``prompt_format``)."""
+        return GrammarJSONAdapter() if self.prompt_format == "grammar" else JSONAdapter()
 
     @cached_property
     def call_policy(self) -> CallPolicy:

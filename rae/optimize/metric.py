@@ -5,12 +5,16 @@ against highly_relevant scores 0: this is linear-weighted agreement, 1 - |gain d
 and a substitute judged relevant is a smaller error for a search team than an irrelevant product judged relevant;
 scoring every miss as 0 would push the judge to avoid the middle label, the one humans and LLMs disagree on most.
 
-When DSPy bootstraps demos (``trace`` is set), only an exact match counts: a demo shown to the judge must be right.
+When DSPy bootstraps demos (``trace`` is set), only an exact match counts, and only if what the program wrote on the
+way is content (``rae.programs.validators``): a demo shown to the judge must be right, and must not teach it a
+placeholder such as DSPy's "Not supplied for this particular example." or a guideline that is a version number.
 """
 
 import dspy
 
 from rae.labels import Label
+from rae.programs.guidelines import Guidelines
+from rae.programs.validators import guidelines_problem, reasoning_problem, requirements_problem
 
 ESCI_MEANING = {
     "E": "exact: the product is what was asked for",
@@ -28,7 +32,24 @@ def label_agreement(gold: str, predicted: str | None) -> float:
 
 def agreement_metric(example: dspy.Example, prediction: dspy.Prediction, trace: object = None) -> float | bool:
     score = label_agreement(example.label, getattr(prediction, "label", None))
-    return score == 1.0 if trace is not None else score
+    if trace is None:
+        return score
+    return score == 1.0 and demo_problem(example, prediction) is None
+
+
+def demo_problem(example: dspy.Example, prediction: dspy.Prediction) -> str | None:
+    """Why a bootstrapped trace would make a degenerate demo: its reasoning, or (compiling the whole program) the
+    requirements or guidelines it wrote, or the guidelines it read, say nothing. None: it may be a demo."""
+    query = example.query
+    problems = []
+    if "reasoning" in prediction:
+        problems.append(reasoning_problem(query, prediction.reasoning))
+    if getattr(prediction, "requirements", None):
+        problems.append(requirements_problem(query, prediction.requirements))
+    guidelines = getattr(prediction, "guidelines", None)
+    if isinstance(guidelines, Guidelines) and guidelines.written_for_the_query:
+        problems.append(guidelines_problem(query, guidelines.by_label()))
+    return next((p for p in problems if p is not None), None)
 
 
 def feedback_metric(

@@ -5,7 +5,7 @@ agreement with humans. ``GENERIC_GUIDELINES`` is the rubric the ablation compare
 in place of the written guidelines.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dspy
 
@@ -17,6 +17,16 @@ class Guidelines:
     highly_relevant: str
     acceptable_substitute: str
     irrelevant: str
+    # Where they come from: written for the query, or the generic rubric (by choice, or because the query's were
+    # degenerate). Not part of the text the judge reads.
+    source: str = field(default="query", compare=False)
+
+    def by_label(self) -> dict[str, str]:
+        return {"highly_relevant": self.highly_relevant, "acceptable_substitute": self.acceptable_substitute, "irrelevant": self.irrelevant}
+
+    @property
+    def written_for_the_query(self) -> bool:
+        return self.source == "query"
 
     def render(self) -> str:
         """The text the judge reads."""
@@ -37,6 +47,7 @@ GENERIC_GUIDELINES = Guidelines(
         "The product does not answer the query: it is another kind of product, it fails an essential requirement "
         "(such as a brand or size the query insists on), or it is only an accessory or complement of the requested item."
     ),
+    source="generic",
 )
 
 
@@ -72,3 +83,4 @@ def guidelines_from(prediction: dspy.Prediction) -> Guidelines:
         acceptable_substitute=prediction.acceptable_substitute,
         irrelevant=prediction.irrelevant,
     )
+

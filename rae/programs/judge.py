@@ -10,6 +10,11 @@ import dspy
 
 # The judge's output type: rae.labels.Label's values (a test holds the two together).
 LabelName = Literal["irrelevant", "acceptable_substitute", "highly_relevant"]
+# What the judge writes before its label, with chain of thought.
+REASONING = dspy.OutputField(
+    desc="one or two sentences in your own words: which of the query's requirements this product meets or misses, "
+    "quoting the listing"
+)
 
 
 class JudgeRelevance(dspy.Signature):
@@ -50,7 +55,7 @@ class RelevanceJudge(dspy.Module):
         self.chain_of_thought = chain_of_thought
         self.sees_image = sees_image
         signature = JudgeRelevanceWithImage if sees_image else JudgeRelevance
-        self.judge = dspy.ChainOfThought(signature) if chain_of_thought else dspy.Predict(signature)
+        self.judge = dspy.ChainOfThought(signature, rationale_field=REASONING) if chain_of_thought else dspy.Predict(signature)
 
     def forward(self, query: str, guidelines: str, product: str, image: dspy.Image | None = None) -> dspy.Prediction:
         if self.sees_image:

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from rae.config import BM25Spec, DenseSpec, EngineSpec, FusionSpec, HttpSpec, TrecSpec
+from rae.config import BM25Spec, DenseSpec, EngineSpec, FusionSpec, HttpSpec, SearchClusterSpec, SolrSpec, TrecSpec
 from rae.datasets.catalog import Catalog
 from rae.retrieve.base import EngineError, SearchEngine
 from rae.retrieve.bm25 import BM25Engine
+from rae.retrieve.clusters import SearchClusterEngine, SolrEngine
 from rae.retrieve.dense import DenseEngine, dense_available
 from rae.retrieve.fusion import FusionEngine
 from rae.retrieve.http import HttpEngine
@@ -42,6 +43,10 @@ def build_engines(names: list[str], specs: dict[str, EngineSpec], catalog: Catal
             engine = HttpEngine(name, spec)
         elif isinstance(spec, TrecSpec):
             engine = TrecRunEngine(spec.path)
+        elif isinstance(spec, SearchClusterSpec):
+            engine = SearchClusterEngine(name, spec)
+        elif isinstance(spec, SolrSpec):
+            engine = SolrEngine(name, spec)
         else:
             raise EngineError(f"engine {name}: unknown kind {spec.kind!r}")
         built[name] = engine

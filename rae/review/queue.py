@@ -24,11 +24,10 @@ from rae.labels import Label, is_hard_disagreement
 from rae.retrieve.trec import TrecRunEngine
 from rae.store.human_labels import latest_reviews
 from rae.store.schema import JudgmentRow, ReviewItemRow
-from rae.store.store import Store
 from rae.workspace import Workspace
 
 SOURCES = ("confidence", "disagreement", "worst")
-SOURCE_NAMES = {"confidence": "low confidence", "disagreement": "hard disagreement", "worst": "worst query"}
+SOURCE_NAMES = {"confidence": "low confidence", "disagreement": "hard disagreement", "worst": "worst query", "evaluation": "drawn for an evaluation"}
 
 
 @dataclass(frozen=True)
@@ -66,19 +65,6 @@ def parse_mix(text: str) -> dict[str, float]:
     if unknown:
         raise ConfigError(f"unknown review sources {sorted(unknown)}: use {', '.join(SOURCES)}")
     return shares
-
-
-def evaluation_dir(store: Store, reports_dir: Path, run_id: str | None) -> Path | None:
-    """The report directory of evaluation ``run_id`` (default: the latest finished one); None if there is none."""
-    if run_id is None:
-        finished = [r for r in store.runs("evaluate") if r.status == "finished"]
-        if not finished:
-            return None
-        run_id = finished[0].run_id
-    directory = reports_dir / run_id
-    if not (directory / "metrics.json").exists():
-        raise ConfigError(f"no report of evaluation {run_id} in {directory}")
-    return directory
 
 
 def low_confidence(workspace: Workspace, reviewed: set[tuple[str, str]], limit: int) -> list[Candidate]:

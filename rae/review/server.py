@@ -60,13 +60,19 @@ class ReviewService:
         requirements = steps.requirements(item.query)
         guidelines = steps.guidelines(item.query)
         judgment = self._judgment(item.judgment)
+        note = ""
+        if guidelines.degenerate is not None:
+            note = f"The judge read the generic rubric: this query's {guidelines.degenerate.stage} said nothing ({guidelines.degenerate.reason})."
+        elif guidelines.ok and not guidelines.value.written_for_the_query:
+            note = "The judge read the generic rubric."
         return {
             "id": item.id,
             "position": item.position,
             "reason": item.reason,
             "query": item.query,
             "requirements": [r.model_dump() for r in requirements.value] if requirements.ok else [],
-            "guidelines": vars(guidelines.value) if guidelines.ok else None,
+            "guidelines": guidelines.value.by_label() if guidelines.ok else None,
+            "guidelines_note": note,
             "product": {
                 "id": item.product_id,
                 "title": product.title if product else "(not in the catalog)",
@@ -100,6 +106,7 @@ class ReviewService:
         row = self.workspace.store.get(JudgmentRow, fingerprint)
         if row is None:
             return None
+        # A reasoning that said nothing is stored as none (flag no_reasoning): the page says so, never shows filler.
         return {"label": row.label, "reasoning": row.reasoning, "confidence": row.confidence, "flags": row.flags}
 
     def _image_url(self, source: str | None) -> str | None:

@@ -1,12 +1,15 @@
-"""Human labels given on the review page: saved the moment they are given, every reviewer kept.
+"""Raters' labels in the store: the review page's, saved the moment they are given, and imported judgment lists.
 
-A reviewer who changes their mind adds a row; their latest label for a pair is the one that counts, and the history
-stays. Joining them to the labelled set is ``datasets.labelled_set.with_reviews``.
+A rater who changes their mind adds a row; their latest label for a pair is the one that counts, and the history
+stays. Joining human labels to the labelled set is ``datasets.labelled_set.with_reviews``. Labels imported as another
+LLM's (``rater_kind = "llm"``) are a rater's too, but never counted as human labels.
 """
+
+from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from rae.datasets.records import ReviewLabel
+from rae.datasets.records import RaterLabel, ReviewLabel
 from rae.labels import Label
 from rae.store.schema import HumanLabelRow
 from rae.store.store import Store
@@ -21,10 +24,23 @@ def save_label(
         )
 
 
-def latest_reviews(store: Store) -> list[ReviewLabel]:
-    """Each reviewer's latest label for each pair."""
+def save_rater_labels(store: Store, labels: Iterable[RaterLabel], source: str, kind: str = "human") -> int:
+    """Store imported labels, each as its rater's; one transaction. Returns how many were stored."""
+    rows = [
+        HumanLabelRow(query_id=r.query_id, query=r.query, product_id=r.product_id, label=str(r.label), reviewer=r.rater,
+                      note=r.explanation, source=source, rater_kind=kind)
+        for r in labels
+    ]
+    with store.session() as session, session.begin():
+        session.add_all(rows)
+    return len(rows)
+
+
+def latest_reviews(store: Store, kind: str = "human") -> list[ReviewLabel]:
+    """Each rater's latest label for each pair (human raters by default: reviewers and imported human labels)."""
     with store.session() as session:
-        rows = session.scalars(select(HumanLabelRow).order_by(HumanLabelRow.created_at, HumanLabelRow.id)).all()
+        query = select(HumanLabelRow).where(HumanLabelRow.rater_kind == kind).order_by(HumanLabelRow.created_at, HumanLabelRow.id)
+        rows = session.scalars(query).all()
     latest: dict[tuple[str, str, str], HumanLabelRow] = {}
     for row in rows:
         latest[(row.query_id, row.product_id, row.reviewer)] = row

@@ -26,8 +26,13 @@ class LMCall:
     program_hash: Mapped[str] = mapped_column(String(64))
     model_id: Mapped[str] = mapped_column(Text)
     input_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # "ok", or "failed": the output could not be parsed
+    # "ok"; "failed": the output could not be parsed; "degenerate": it parsed but says nothing (a placeholder, the
+    # schema, an echo of the query; see rae.programs.validators), and ``error`` says why
+    status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # What the output checks found: why the first answer was degenerate, how many attempts were made, why the kept one
+    # still is (see rae.annotate.refine); None where no check ran
+    validation: Mapped[dict | None] = mapped_column(JSON, default=None)
     raw_output: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -69,7 +74,10 @@ class JudgmentRow(LMCall, Base):
     label: Mapped[str | None] = mapped_column(String(32), default=None)
     reasoning: Mapped[str | None] = mapped_column(Text, default=None)
     visual: Mapped[str] = mapped_column(String(32), default="none")  # what the judge saw of the image: none, description, image
-    flags: Mapped[str] = mapped_column(String(255), default="")  # instructions to the judge found in the listing, comma-separated
+    guidelines_source: Mapped[str] = mapped_column(String(16), default="query")  # the guidelines it read: query or generic
+    # comma-separated: instructions to the judge found in the listing (see rae.programs.hostile_text), and
+    # "no_reasoning" when the judge's reasoning was degenerate and is not stored
+    flags: Mapped[str] = mapped_column(String(255), default="")
     confidence: Mapped[float | None] = mapped_column(Float, default=None)  # the probability of the label given
     probabilities: Mapped[dict | None] = mapped_column(JSON, default=None)  # of each label
     confidence_method: Mapped[str] = mapped_column(String(16), default="none")  # probabilities, samples or none
@@ -139,8 +147,9 @@ class ReviewItemRow(Base):
 
 
 class HumanLabelRow(Base):
-    """A human reviewer's label for a pair, saved the moment it is given. Every reviewer's label is kept, and a
-    reviewer who changes their mind adds a row: the latest counts, the history stays."""
+    """A rater's label for a pair: a reviewer's, saved the moment it is given on the review page, or one imported from
+    a judgment file. Every rater's label is kept, and a rater who changes their mind adds a row: the latest counts,
+    the history stays."""
 
     __tablename__ = "human_labels"
     __table_args__ = (Index("ix_human_labels_pair", "query_id", "product_id"),)
@@ -154,6 +163,10 @@ class HumanLabelRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     item_id: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Where the label came from: "review" (the review page), or "import:<format>:<file>" (rae judgments import)
+    source: Mapped[str] = mapped_column(String(255), default="review")
+    # "human", or "llm" for another LLM judge's labels imported as a rater (never counted as human labels)
+    rater_kind: Mapped[str] = mapped_column(String(16), default="human")
 
 
 class RunRow(Base):
@@ -168,3 +181,18 @@ class RunRow(Base):
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class EvaluationSampleRow(Base):
+    """A query drawn for human labelling by ``rae review queue --for-evaluation``, with its inclusion probability:
+    the prediction-powered estimates weight it by the inverse, so a stratified draw stays unbiased."""
+
+    __tablename__ = "evaluation_samples"
+
+    population: Mapped[str] = mapped_column(String(64), primary_key=True)  # fingerprint of the evaluated query ids
+    query_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64))  # the evaluation whose queries were drawn from
+    design: Mapped[str] = mapped_column(String(32))  # uniform, or confidence (stratified by the judge's confidence)
+    stratum: Mapped[str] = mapped_column(String(32), default="all")
+    inclusion_probability: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -12,7 +12,7 @@ from typing import Any
 import dspy
 
 from rae.annotate.concurrency import each_concurrently
-from rae.annotate.steps import StepOutcome, StoredSteps
+from rae.annotate.steps import Answer, StepOutcome, StoredSteps
 from rae.datasets.records import HumanJudgment, Pair, Product
 from rae.labels import Label, is_hard_disagreement
 from rae.lm.recorder import recorded_call
@@ -112,14 +112,14 @@ def error_cause(
     through = steps.stored_call(
         ErrorCauseRow,
         key_for("error_cause", program_hash(analyst), steps.model.identity, content),
-        lambda: recorded_call(analyst, steps.model.call_policy, **inputs),
-        lambda record: ErrorCauseRow(
+        lambda: Answer(recorded_call(analyst, steps.model.call_policy, **inputs)),
+        lambda answer: ErrorCauseRow(
             query_id=pair.query_id,
             product_id=pair.product_id,
             human_label=str(human),
             judge_label=judgment.label,
-            cause=str(record.prediction.cause) if record.ok else None,
-            explanation=record.prediction.explanation if record.ok else None,
+            cause=str(answer.record.prediction.cause) if answer.record.ok else None,
+            explanation=answer.record.prediction.explanation if answer.record.ok else None,
         ),
     )
     row = through.row

@@ -27,7 +27,8 @@ class RaterPair:
 
 
 @dataclass
-class HumanAgreement:
+class RaterAgreement:
+    title: str  # who the raters are: "Human vs human", "All raters"
     pairs_with_two_or_more_labels: int
     raters: list[str]
     alpha: float
@@ -35,6 +36,7 @@ class HumanAgreement:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "title": self.title,
             "pairs_with_two_or_more_labels": self.pairs_with_two_or_more_labels,
             "raters": self.raters,
             "alpha": self.alpha,
@@ -43,9 +45,9 @@ class HumanAgreement:
 
     def markdown(self) -> str:
         if not self.pairs_with_two_or_more_labels:
-            return "Human vs human: no pair has been labelled by two or more people yet (`rae review serve`)."
+            return f"{self.title}: no pair has been labelled by two or more raters yet (`rae review serve`, `rae judgments import`)."
         lines = [
-            f"Human vs human: {self.pairs_with_two_or_more_labels} pairs labelled by two or more; "
+            f"{self.title}: {self.pairs_with_two_or_more_labels} pairs labelled by two or more; "
             f"Krippendorff's alpha {self.alpha:.3f}"
         ]
         for pair in self.rater_pairs:
@@ -63,7 +65,7 @@ def human_pairs(labelled: LabelledSet, reviews: list[ReviewLabel]) -> dict[tuple
     return {pair: by_rater for pair, by_rater in raters.items() if len(by_rater) >= 2}
 
 
-def human_agreement(raters: dict[tuple[str, str], dict[str, Label]], min_pairs: int = MIN_SHARED_PAIRS) -> HumanAgreement:
+def rater_agreement(raters: dict[tuple[str, str], dict[str, Label]], title: str = "Human vs human", min_pairs: int = MIN_SHARED_PAIRS) -> RaterAgreement:
     """Krippendorff's alpha over all raters, and accuracy and Cohen's kappa for each two raters who share at least
     ``min_pairs`` pairs."""
     names = sorted({rater for by_rater in raters.values() for rater in by_rater})
@@ -80,4 +82,4 @@ def human_agreement(raters: dict[tuple[str, str], dict[str, Label]], min_pairs: 
                 continue
             values = agreement_metrics(np.array([x for x, _ in shared]), np.array([y for _, y in shared]))
             pairs.append(RaterPair((a, b), len(shared), round(float(values[0]), 4), round(float(values[1]), 4)))
-    return HumanAgreement(len(raters), names, round(alpha, 4), pairs)
+    return RaterAgreement(title, len(raters), names, round(alpha, 4), pairs)

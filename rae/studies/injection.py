@@ -19,7 +19,7 @@ from rae.datasets.records import HumanJudgment, Pair, Product
 from rae.labels import Label
 from rae.programs.annotator import Annotator
 from rae.programs.hostile_text import suspicious_instructions
-from rae.programs.judge import JudgeRelevance
+from rae.programs.judge import REASONING, JudgeRelevance
 from rae.programs.product_text import seller_text
 from rae.workspace import Workspace
 
@@ -145,6 +145,6 @@ def _steps(workspace: Workspace, defended: bool) -> StoredSteps:
     text_spec = workspace.settings.product_text
     if not defended:
         cot = workspace.settings.chain_of_thought
-        annotator.judge.judge = dspy.ChainOfThought(JudgeRelevanceUndefended) if cot else dspy.Predict(JudgeRelevanceUndefended)
+        annotator.judge.judge = dspy.ChainOfThought(JudgeRelevanceUndefended, rationale_field=REASONING) if cot else dspy.Predict(JudgeRelevanceUndefended)
         text_spec = text_spec.model_copy(update={"delimit": False})
     return workspace.steps(annotator=annotator, text_spec=text_spec)

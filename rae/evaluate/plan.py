@@ -1,0 +1,102 @@
+"""``rae plan``: how many queries must humans label to know an engine's metric to a given precision, with the judge
+and without it, and what would that cost?
+
+From the queries humans labelled so far: the spread of the per-query metric under human labels gives the humans-only
+sample size for a 95% interval of the target width, n = (2 * 1.96 * sd / width)^2; the correlation between the
+judge's and the humans' per-query metric gives, through ``ppi_py``'s ``ppi_mean_power``, the cheapest pair (n queries
+labelled by humans, N judged by the LLM) whose PPI interval is as narrow (the same effective sample size). A human
+label costs ``human_cost_per_pair`` (settings) times the pairs of a query's pool; a judged query costs what the
+evaluation's judgments cost. A free judge (the embedded model) is counted at 1/10,000 of a human label so that N stays
+finite: judge as many queries as you have.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ppi_py.ppi_power_analysis import ppi_mean_power
+
+from rae.evaluate.corrected import Corrected, per_query_values
+from rae.evaluate.metrics import EngineMetrics
+from rae.evaluate.ppi import MIN_HUMAN_QUERIES
+
+Z = 1.96
+FREE_JUDGE_SHARE = 1e-4
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    what: str  # an engine, or "b - a" for a comparison
+    labelled_now: int
+    correlation: float | None
+    humans_only_queries: int | None
+    humans_only_cost: float | None
+    ppi_human_queries: int | None
+    ppi_judged_queries: int | None
+    ppi_cost: float | None
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    metric: str
+    target_width: float
+    pairs_per_query: float
+    human_cost_per_pair: float
+    judge_cost_per_query: float
+    rows: list[PlanRow] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in vars(self).items() if k != "rows"}, "rows": [vars(r) for r in self.rows]}
+
+    def markdown(self) -> str:
+        lines = [
+            f"To know {self.metric} within a 95% interval {self.target_width:g} wide (a human label costs "
+            f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query; the judge ${self.judge_cost_per_query:.4f} a query)",
+            "",
+            "| engine | human-labelled queries now | correlation judge / humans | humans only: queries | cost | with the judge: human-labelled queries | judged queries | cost |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in self.rows:
+            if r.note:
+                lines.append(f"| {r.what} | {r.labelled_now} | {r.note} | | | | | |")
+                continue
+            lines.append(
+                f"| {r.what} | {r.labelled_now} | {r.correlation:.2f} | {r.humans_only_queries} | ${r.humans_only_cost:,.2f} | "
+                f"{r.ppi_human_queries} | {r.ppi_judged_queries} | ${r.ppi_cost:,.2f} |"
+            )
+        return "\n".join(lines)
+
+
+def plan_labels(
+    corrected: Corrected, llm_metrics: dict[str, EngineMetrics], metric: str, target_width: float,
+    pairs_per_query: float, human_cost_per_pair: float, judge_cost_per_query: float,
+) -> Plan:
+    plan = Plan(metric, target_width, pairs_per_query, human_cost_per_pair, judge_cost_per_query)
+    labelled = corrected.labelled_queries
+    series = {e: (per_query_values(corrected.human_metrics[e], metric, labelled), per_query_values(llm_metrics[e], metric, labelled)) for e in llm_metrics}
+    names = list(series)
+    wanted = [(e, *series[e]) for e in names]
+    wanted += [(f"{b} - {a}", series[b][0] - series[a][0], series[b][1] - series[a][1]) for i, a in enumerate(names) for b in names[i + 1 :]]
+    for what, human, judge in wanted:
+        plan.rows.append(_row(what, human, judge, plan))
+    return plan
+
+
+def _row(what: str, human: np.ndarray, judge: np.ndarray, plan: Plan) -> PlanRow:
+    n = len(human)
+    if n < MIN_HUMAN_QUERIES:
+        return PlanRow(what, n, None, None, None, None, None, None, f"label {MIN_HUMAN_QUERIES} queries first (rae review queue --for-evaluation)")
+    spread = float(np.std(human, ddof=1))
+    if spread == 0 or np.std(judge) == 0:
+        return PlanRow(what, n, None, None, None, None, None, None, "no spread yet in the labelled queries: label more first")
+    human_per_query = plan.human_cost_per_pair * plan.pairs_per_query
+    classical = max(MIN_HUMAN_QUERIES, math.ceil((2 * Z * spread / plan.target_width) ** 2))
+    judge_cost = max(plan.judge_cost_per_query, FREE_JUDGE_SHARE * human_per_query)
+    best = ppi_mean_power(human, judge, human_per_query, judge_cost, effective_n=classical)
+    return PlanRow(
+        what, n, round(float(best["ppi_corr"]), 3), classical, round(classical * human_per_query, 2),
+        int(best["n"]), int(best["N"]), round(float(best["cost"]), 2),
+    )
+

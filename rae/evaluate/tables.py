@@ -1,0 +1,111 @@
+"""The evaluation's tables, each titled: the Markdown report and the HTML page both render these."""
+
+from typing import Any
+
+import pandas as pd
+
+from rae.evaluate.evaluation import Evaluation
+from rae.evaluate.metrics import metric_names
+from rae.evaluate.ppi import ThreeEstimates
+
+
+def tables(evaluation: Evaluation, data: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The report's tables, each titled, from the evaluation and its JSON (``report.evaluation_json``)."""
+    names = metric_names(evaluation.k)
+    engines = pd.DataFrame(
+        [
+            {
+                "engine": name,
+                **{m: _estimate(e["metrics"][m]) for m in names},
+                "new pairs judged": e["new_pairs_judged"],
+                "from store": e["from_store"],
+                "LM calls": e["lm_calls"],
+                "tokens in/out": f"{e['input_tokens']:,}/{e['output_tokens']:,}",
+                "cost": "unknown" if e["cost_usd"] is None else f"${e['cost_usd']:.4f}",
+                "time (judge, retrieve)": f"{e['annotation_seconds']:.0f}s, {e['retrieval_seconds']:.2f}s",
+            }
+            for name, e in data["engines"].items()
+        ]
+    )
+    result = {f"Engines (95% CI over {len(evaluation.queries)} queries)": engines}
+    if evaluation.comparisons:
+        result["Comparisons (paired randomization test over queries)"] = pd.DataFrame(
+            [
+                {
+                    "a vs b": f"{c.a} vs {c.b}",
+                    f"{c.metric} a / b": f"{c.mean_a:.3f} / {c.mean_b:.3f}",
+                    "difference (b - a)": f"{c.difference:+.3f}",
+                    "p": f"{c.p_value:.3g}",
+                    "effect d_z": f"{c.effect_size:.2f}",
+                    "queries won a / b / tied": f"{c.wins_a} / {c.wins_b} / {c.ties}",
+                    "verdict": c.verdict,
+                }
+                for c in evaluation.comparisons
+            ]
+        )
+    if evaluation.validity is not None:
+        v = evaluation.validity
+        result[
+            f"Validity: LLM vs human labels on {v.n_queries} human-labelled queries "
+            f"(Kendall's tau {v.kendall_tau:.2f}; {v.agreeing_verdicts} of {len(v.verdicts)} pairwise verdicts agree)"
+        ] = pd.DataFrame(
+            [
+                {"engine": e, f"{v.metric} (LLM labels)": f"{v.llm[e]:.3f}", f"{v.metric} (human labels)": f"{v.human[e]:.3f}",
+                 f"judged@{evaluation.k} by humans": f"{v.human_judged[e]:.2f}"}
+                for e in v.llm
+            ]
+        )
+    if evaluation.corrected is not None:
+        result.update(corrected_tables(evaluation))
+    worst = [
+        {"engine": engine, "query": w["query"], f"ndcg@{evaluation.k}": f"{w[f'ndcg@{evaluation.k}']:.3f}"}
+        for engine, rows in data["worst_queries"].items()
+        for w in rows
+    ]
+    result["Worst queries per engine"] = pd.DataFrame(worst)
+    return result
+
+
+def corrected_tables(evaluation: Evaluation) -> dict[str, pd.DataFrame]:
+    """The judge alone, humans alone and the two together (PPI), for each engine and each comparison."""
+    corrected, metric = evaluation.corrected, evaluation.main_metric
+    n, total = len(corrected.labelled_queries), len(evaluation.queries)
+    heading = (
+        f"{metric} three ways: the judge alone on {total} queries, humans alone on the {n} whose pools they labelled, "
+        f"and both (prediction-powered, PPI++); {corrected.partial_queries} partly labelled queries count as unlabelled"
+    )
+    engines = pd.DataFrame([{"engine": engine, **_three(by_metric[metric])} for engine, by_metric in corrected.engines.items()])
+    result = {heading: engines}
+    if corrected.comparisons:
+        result[f"{metric} differences (b - a) three ways; p from PPI"] = pd.DataFrame(
+            [{"a vs b": f"{a} vs {b}", **_three(est), "p (PPI)": "" if est.p_value is None else f"{est.p_value:.3g}"}
+             for (a, b), est in corrected.comparisons.items()]
+        )
+    return result
+
+
+def _three(estimates: ThreeEstimates) -> dict[str, str]:
+    return {
+        "judge only [95% CI]": str(estimates.llm_only),
+        f"humans only, {estimates.n_human} queries": str(estimates.humans_only),
+        "PPI [95% CI]": str(estimates.ppi),
+        "worth (human-labelled queries)": "" if estimates.effective_n is None else f"{estimates.effective_n:.0f}",
+    }
+
+
+def title(evaluation: Evaluation, described: dict[str, Any]) -> str:
+    return (
+        f"rae evaluation {described.get('run_id', '')}: {len(evaluation.engines)} engines, {len(evaluation.queries)} queries, "
+        f"top {evaluation.k}, judged by {described.get('model', '?')} (program {described.get('program', '?')}, "
+        f"judge {str(described.get('judge_hash', '?'))[:16]})"
+    )
+
+
+def _estimate(estimate: dict[str, Any]) -> str:
+    if estimate["value"] is None:
+        return "n/a"
+    if estimate["ci_low"] is None or estimate["ci_high"] is None:
+        return f"{estimate['value']:.3f} ({estimate.get('note') or 'no interval'})"
+    return f"{estimate['value']:.3f} [{estimate['ci_low']:.3f}, {estimate['ci_high']:.3f}]"
+
+

@@ -1,0 +1,101 @@
+"""Human-corrected metrics end to end: evaluate, draw queries for humans, label them, report and plan again."""
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from rae.cli import app
+from rae.config import load_settings
+from rae.retrieve.trec import TrecRunEngine
+from rae.store.human_labels import save_label
+from rae.store.schema import EvaluationSampleRow, ReviewItemRow
+from rae.workspace import Workspace
+
+EVALUATE = ["evaluate", "--engines", "bm25-title,bm25-full", "--queries", "6", "--k", "5", "--json", "--no-mlflow"]
+
+
+@pytest.fixture
+def evaluated(scripted_workspace, tmp_path, monkeypatch) -> dict:
+    """An evaluation of 6 log queries (no human label yet): the judge's numbers only."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rae.toml").write_text('programs_dir = "programs"\ntracking_uri = "none"\n')
+    result = CliRunner().invoke(app, EVALUATE)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_an_evaluation_without_human_labels_reports_the_judge_alone(evaluated):
+    assert evaluated["human_correction"] is None or evaluated["human_correction"]["labelled_queries"] == 0
+    assert all("ppi" not in engine or engine["ppi"]["ndcg@5"]["n_human"] == 0 for engine in evaluated["engines"].values())
+
+
+def label_whole_queue(workspace: Workspace, truth: str = "highly_relevant") -> int:
+    with workspace.store.session() as session:
+        items = list(session.scalars(select(ReviewItemRow).where(ReviewItemRow.queue == "review")))
+    for item in items:
+        save_label(workspace.store, item.query_id, item.query, item.product_id, truth, "ana", item_id=item.id)
+    return len(items)
+
+
+def test_drawn_queries_labelled_by_humans_correct_the_judges_numbers(evaluated):
+    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "3"])
+    assert drawn.exit_code == 0, drawn.output
+    assert "drew 3 queries" in drawn.stdout and "(uniform: all 3)" in drawn.stdout
+    workspace = Workspace(load_settings())
+    with workspace.store.session() as session:
+        samples = list(session.scalars(select(EvaluationSampleRow)))
+    assert len(samples) == 3 and {s.inclusion_probability for s in samples} == {0.5}  # 3 of 6, uniformly
+    queued = label_whole_queue(workspace)
+    assert queued > 0
+
+    # Every pair of the three drawn pools now has a human label ("highly_relevant"): report again, with no LM call.
+    report = CliRunner().invoke(app, ["report", "--json"])
+    assert report.exit_code == 0, report.output
+    data = json.loads(report.stdout)
+    correction = data["human_correction"]
+    assert correction["labelled_queries"] == 3 and correction["design"].startswith("drawn")
+    drawn_ids = {s.query_id for s in samples}
+    for name, engine in data["engines"].items():
+        three = engine["ppi"]["ndcg@5"]
+        assert three["n_human"] == 3 and three["n_queries"] == 6
+        # Humans said every product is highly relevant: the humans' nDCG is 1 where the engine returned something, 0 where not.
+        ranked = TrecRunEngine(Path(data["report"]) / "runs" / f"{name}.trec").rankings
+        assert three["humans_only"]["value"] == pytest.approx(sum(bool(ranked.get(q)) for q in drawn_ids) / 3, abs=1e-4)
+        assert set(three) >= {"llm_only", "humans_only", "ppi", "effective_n", "lam"}
+    comparison = data["comparisons"][0]
+    assert set(comparison["ppi"]) >= {"llm_only", "humans_only", "ppi", "p_value"}
+    table = CliRunner().invoke(app, ["report"]).stdout
+    assert "ndcg@5 three ways" in table and "humans only, 3 queries" in table
+
+
+def test_plan_says_how_many_human_labels_with_and_without_the_judge(evaluated):
+    CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "4"])
+    workspace = Workspace(load_settings())
+    with workspace.store.session() as session:
+        items = list(session.scalars(select(ReviewItemRow)))
+    for i, item in enumerate(items):  # mixed labels, so the humans' metric varies between queries
+        save_label(workspace.store, item.query_id, item.query, item.product_id, ("irrelevant", "highly_relevant")[i % 2], "ana", item_id=item.id)
+    result = CliRunner().invoke(app, ["plan", "--target-width", "0.1", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    rows = {row["what"]: row for row in plan["rows"]}
+    assert set(rows) == {"bm25-title", "bm25-full", "bm25-full - bm25-title"}
+    title = rows["bm25-title"]
+    assert title["labelled_now"] == 4 and title["humans_only_queries"] >= 3
+    assert title["humans_only_cost"] == pytest.approx(title["humans_only_queries"] * plan["pairs_per_query"] * 0.05, rel=1e-2)
+    assert title["ppi_human_queries"] <= title["humans_only_queries"]
+
+
+def test_ppi_check_with_simulated_judges_covers_and_narrows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["ppi-check", "--no-judge", "--repetitions", "200", "--sizes", "20", "--kappas", "0.8", "--engines", "bm25-title", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = {row["judge"]: row for row in json.loads(result.stdout)["rows"]}
+    strong, raising = rows["simulated, kappa 0.8"], rows["simulated, raises 30% of labels"]
+    for row in (strong, raising):
+        assert row["n"] == 20 and row["coverage_ppi"] >= 0.9 and row["width_ratio"] < 0.8
+    assert raising["llm_only"] - raising["truth"] > 0.03  # the judge alone is biased upward; PPI still covers the truth

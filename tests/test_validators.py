@@ -1,0 +1,80 @@
+"""The output checks: each rule on the placeholders the embedded model really stored, and content left alone."""
+
+import pytest
+
+from rae.programs.guidelines import GENERIC_GUIDELINES, WriteGuidelines
+from rae.programs.requirements import Requirement
+from rae.programs.validators import guidelines_problem, prompt_sentences, reasoning_problem, requirements_problem, text_problem
+
+# Texts the embedded model stored as "ok" before the checks existed (from the make slice's store).
+STORED_PLACEHOLDERS = [
+    ("{highly_relevant}", "a {field} placeholder"),
+    ("Not supplied for this particular example.", "DSPy's filler for a missing field"),
+    ("{#/$defs/ProductType", "mentions the output schema or format"),
+    ("Product Type 1.0.2 (Python 3.7) (Codecademy)", "a version-like number"),
+    ("1.0.2", "a version-like number"),
+    ("}] }\n```\nThis is a JSON object", "mentions the output schema or format"),
+    ("Product Type", "says nothing"),
+    ("must", "says nothing"),
+    ("", "empty"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), STORED_PLACEHOLDERS)
+def test_each_placeholder_the_model_stored_is_named(text, reason):
+    assert text_problem(text, query="trp spyre") == reason
+
+
+def test_an_echo_of_the_query_or_of_the_instructions_is_not_content():
+    assert text_problem("Vegan Benzoyl Peroxide Face Wash", query="vegan benzoyl peroxide face wash") == "echoes the query"
+    copied = "what a product must be to be highly relevant: it meets every 'must' requirement"
+    assert text_problem(copied, query="red kettle", prompt=prompt_sentences(WriteGuidelines)) == "echoes the prompt"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A red electric kettle of about 1.7 litres; any brand.",
+        "Wrong brand.",
+        "The listing is a Lacoste tennis shoe for men, as asked; size 42 is not stated.",
+        "Version 2.0 of the game",  # one dot: a version of a product, not a template's number
+    ],
+)
+def test_content_passes(text):
+    assert text_problem(text, query="red kettle", prompt=prompt_sentences(WriteGuidelines)) is None
+
+
+def test_requirements_may_name_the_query_itself_but_not_the_schema_and_not_twice():
+    kettle = Requirement(name="product type", value="kettle", importance="must")
+    assert requirements_problem("kettle", [kettle]) is None  # the query "kettle" asks for a kettle
+    assert requirements_problem("kettle", []) == "no requirement"
+    schema = Requirement(name="#/$defs/Requirement", value="Product Type", importance="must")
+    assert requirements_problem("trp spyre", [schema]) == "a requirement's name: mentions the output schema or format"
+    assert requirements_problem("kettle", [kettle, kettle]) == "the same requirement twice"
+
+
+def test_guidelines_must_tell_the_three_labels_apart():
+    same = {"highly_relevant": "Product Type", "acceptable_substitute": "a red kettle", "irrelevant": "a red kettle"}
+    assert guidelines_problem("red kettle", same) in {"highly_relevant: says nothing", "the same text for two labels"}
+    twins = {"highly_relevant": "a red kettle", "acceptable_substitute": "any kettle at all", "irrelevant": "any kettle at all"}
+    assert guidelines_problem("red kettle", twins) == "the same text for two labels"
+    assert guidelines_problem("red kettle", GENERIC_GUIDELINES.by_label()) is None
+    stored = {"highly_relevant": "buying", "acceptable_substitute": "buying", "irrelevant": "must"}  # "ua vital woven pants"
+    assert guidelines_problem("ua vital woven pants", stored) == "irrelevant: says nothing"
+    assert guidelines_problem("tv", {"highly_relevant": "a tv", "acceptable_substitute": "a monitor", "irrelevant": "a tv stand"}) is None
+
+
+def test_a_reasoning_that_copies_the_guidelines_or_the_listing_or_a_hint_is_an_echo():
+    shown = [GENERIC_GUIDELINES.render(), "<product>\nTitle: Just My Size Women's Plus-Size Cooldri V-Neck, Petal Purple, 3X\n</product>"]
+    copied_rubric = "The product is what the query asks for and meets every requirement the query states."
+    assert reasoning_problem("tank top plus size women", copied_rubric, shown) == "echoes the prompt"
+    copied_title = "Just My Size Women's Plus-Size Cooldri V-Neck, Petal Purple, 3X"
+    assert reasoning_problem("tank top plus size women", copied_title, shown) == "echoes the prompt"
+    kettle = [Requirement(name="no requirement", value="1.0", importance="must")]
+    assert requirements_problem("table top bandsaw", kettle, ["no requirement"]) == "a requirement's name: echoes the prompt"
+
+
+def test_a_reasoning_is_checked_like_any_text():
+    assert reasoning_problem("red kettle", "Not supplied for this particular example.") == "DSPy's filler for a missing field"
+    assert reasoning_problem("red kettle", "The listing is a blue toaster, not a kettle.") is None
+    assert reasoning_problem("red kettle", None) == "empty"

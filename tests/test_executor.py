@@ -8,7 +8,7 @@ import pytest
 from rae.annotate.executor import CacheThrough, Paid
 from rae.annotate.spending import Spend
 from rae.store.schema import RequirementsRow
-from rae.store.store import Store
+from rae.store.store import Claim, Store
 
 
 def requirement_row(fingerprint: str, query: str = "red kettle") -> RequirementsRow:
@@ -49,11 +49,11 @@ class ClaimsWatched(Store):
         super().__init__(url)
         self.refused = threading.Event()
 
-    def claim(self, fingerprint: str, owner: str, lease_s: float) -> bool:
-        held = super().claim(fingerprint, owner, lease_s)
-        if not held:
+    def claim(self, fingerprint: str, owner: str, lease_s: float, reading=None) -> Claim:
+        claim = super().claim(fingerprint, owner, lease_s, reading)
+        if not claim.held:
             self.refused.set()
-        return held
+        return claim
 
 
 def test_two_executors_in_one_process_never_both_pay_for_a_key(store_url):
@@ -86,11 +86,11 @@ class SlowClaims(Store):
         super().__init__(url)
         self.meanwhile = meanwhile
 
-    def claim(self, fingerprint: str, owner: str, lease_s: float) -> bool:
+    def claim(self, fingerprint: str, owner: str, lease_s: float, reading=None) -> Claim:
         if self.meanwhile is not None:
             meanwhile, self.meanwhile = self.meanwhile, None
             meanwhile()  # the other process stores the row and releases its claim, then this claim goes through
-        return super().claim(fingerprint, owner, lease_s)
+        return super().claim(fingerprint, owner, lease_s, reading)
 
 
 def test_a_claim_won_just_after_another_claimant_stored_the_row_does_not_pay_again(store_url):
@@ -125,3 +125,31 @@ def test_many_workers_of_one_executor_pay_once_per_key(store):
     for thread in threads:
         thread.join(10)
     assert {key: pay.calls for key, pay in pays.items()} == {"a": 1, "b": 1, "c": 1}
+
+
+def test_a_claim_reads_the_row_in_its_own_transaction(store):
+    """The claim answers with the key's row as it stands once claimed, so the protocol needs no separate re-read."""
+    assert store.claim("k", "me", lease_s=60, reading=RequirementsRow) == Claim(held=True, row=None)
+    store.put(requirement_row("k"), release_claim_of="me")
+    claim = store.claim("k", "someone else", lease_s=60, reading=RequirementsRow)
+    assert claim.held and claim.row.query == "red kettle"
+
+
+def test_a_row_left_with_unset_columns_gets_their_defaults(store):
+    """A row built without the columns that have defaults (when it was made, how many attempts) is stored with them."""
+    row = requirement_row("k")
+    row.created_at, row.attempts = None, None
+    assert store.put(row) is True
+    stored = store.get(RequirementsRow, "k")
+    assert stored.attempts == 1 and stored.created_at is not None
+
+
+def test_a_row_that_cannot_be_stored_is_an_error_not_a_silent_skip(store):
+    """Only a duplicate key is skipped quietly. Before, any integrity error (a required column missing) was taken for
+    "someone else stored it first", and the paid answer was dropped without a word."""
+    row = requirement_row("k")
+    row.query = None
+    with pytest.raises(Exception, match="(?i)null"):
+        store.put(row)
+    assert store.get(RequirementsRow, "k") is None
+    assert store.put(requirement_row("k")) is True and store.put(requirement_row("k")) is False  # the duplicate: skipped

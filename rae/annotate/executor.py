@@ -7,12 +7,12 @@ two commands on one store. For each key:
 1. A stored row that serves the step is returned (a hit): nothing is paid.
 2. Otherwise one worker of this executor goes on; the others wait for it (in-process single-flight), then read the
    store.
-3. That worker claims the key in the store. A claim held by anyone else (another process, or another executor of
-   this process) is waited for, reading the store between tries, until the row appears or the claim ends (stored,
-   expired, or its process died).
-4. With the claim held, the store is read once more, because the previous holder may have stored its row and
-   released its claim between this worker's first read and its claim: serving that row is what keeps a key from
-   being paid twice.
+3. That worker claims the key in the store, and reads the key's row in the same transaction, after the claim: the
+   previous holder may have stored its row and released its claim between this worker's first read and its claim,
+   and serving that row is what keeps a key from being paid twice. A claim held by anyone else (another process, or
+   another executor of this process) is waited for, claiming again between pauses, until the row appears or the
+   claim ends (stored, expired, or its process died).
+4. So a miss costs three transactions: the first read, the claim with its read, and the insert with the release.
 5. Only then is the call paid for; its row is stored and the claim released in one transaction.
 
 So a key is paid once, whoever asks, except for a call in flight in a process that was killed (its claim is taken
@@ -81,16 +81,17 @@ class CacheThrough:
                 row = self.store.get(table, fingerprint)
                 if _serves(row, retry_failed):
                     return Through(row, cached=True)
-            while not self.store.claim(fingerprint, self.owner, self.lease_s):
+            while True:  # the claim, and the row as it stands once claimed, in one transaction
+                claim = self.store.claim(fingerprint, self.owner, self.lease_s, reading=table)
+                if _serves(claim.row, retry_failed):  # stored meanwhile, perhaps by the last holder just before it let go
+                    if claim.held:
+                        self.store.release(fingerprint, self.owner)
+                    return Through(claim.row, cached=True)
+                if claim.held:
+                    break
                 time.sleep(self.poll_s)  # someone else is paying for this key: wait for its result
-                row = self.store.get(table, fingerprint)
-                if _serves(row, retry_failed):
-                    return Through(row, cached=True)
             try:
-                row = self.store.get(table, fingerprint)  # the last holder may have stored it just before this claim
-                if _serves(row, retry_failed):
-                    self.store.release(fingerprint, self.owner)
-                    return Through(row, cached=True)
+                row = claim.row
                 paid = pay()
                 if row is not None:  # a stored failure being retried: replace it
                     self.store.replace(paid.row)

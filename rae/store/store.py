@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import bindparam, create_engine, delete, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine, make_url
@@ -30,11 +30,20 @@ from rae.store.schema import Base, ClaimRow, LMCall, RunRow
 Row = TypeVar("Row", bound=LMCall)
 LOOKUP_CHUNK = 500
 SCHEMA_ATTEMPTS = 5
+ON_CONFLICT_DIALECTS = ("sqlite", "postgresql")  # an insert that skips a stored key, without an error
 HOST = socket.gethostname()
 
 
 class StoreError(RaeError, RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Claim(Generic[Row]):
+    """The answer to a claim: whether the claimant now holds the key, and the key's stored row as of that moment."""
+
+    held: bool
+    row: Row | None = None
 
 
 @dataclass
@@ -85,39 +94,48 @@ class Store:
         Committed at once: a run killed a moment later has lost nothing it paid for. With ``release_claim_of``, that
         claimant's claim on the key ends in the same transaction."""
         table = row.__table__
-        values = {c.key: getattr(row, c.key) for c in table.columns}
-        values["created_at"] = values["created_at"] or datetime.now(UTC)
-        values["attempts"] = values["attempts"] or 1
+        values = _insertable(row)
         with self.engine.begin() as connection:
             try:
                 inserted = connection.execute(self._insert(table), values).rowcount == 1
-            except IntegrityError:  # a dialect without ON CONFLICT: another process stored it first
-                inserted = False
+            except IntegrityError:
+                if self.dialect in ON_CONFLICT_DIALECTS:  # not a duplicate (that is skipped): a row that cannot be stored
+                    raise
+                inserted = False  # a dialect without ON CONFLICT: another process stored it first
             if release_claim_of is not None:
                 connection.execute(self._release(), {"fingerprint": row.fingerprint, "owner": release_claim_of})
             return inserted
 
-    def claim(self, fingerprint: str, owner: str, lease_s: float) -> bool:
-        """Claim a key for ``owner`` before paying for it. True if ``owner`` now holds it: nobody held it, or the holder's
+    def claim(self, fingerprint: str, owner: str, lease_s: float, reading: type[Row] | None = None) -> "Claim[Row]":
+        """Claim a key for ``owner`` before paying for it. Held if ``owner`` now holds it: nobody held it, or the holder's
         lease ran out, or the holder is a process on this host that no longer exists (a killed run). A claim held by
-        another owner, in this process or another, is respected until then."""
+        another owner, in this process or another, is respected until then.
+
+        With ``reading``, the key's row in that table is read in the claim's own transaction, after the claim: a row
+        the previous holder stored just before releasing is seen, and a miss costs one transaction fewer."""
         now = datetime.now(UTC)
         values = {"fingerprint": fingerprint, "owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": now + timedelta(seconds=lease_s)}
         with self.engine.begin() as connection:
-            if connection.execute(self._insert(ClaimRow.__table__), values).rowcount == 1:
-                return True
-            holder = connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint == fingerprint)).first()
-            if holder is None or holder.owner == owner:
-                return holder is not None
-            expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
-            if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
-                return False
-            taken = connection.execute(
-                update(ClaimRow.__table__)
-                .where(ClaimRow.fingerprint == fingerprint, ClaimRow.owner == holder.owner)
-                .values(owner=owner, host=HOST, pid=os.getpid(), expires_at=values["expires_at"])
-            )
-            return taken.rowcount == 1
+            held = self._take_claim(connection, values, now)
+            row = connection.execute(self._lookup(reading), {"fingerprint": fingerprint}).first() if reading is not None else None
+            return Claim(held, row)
+
+    def _take_claim(self, connection: Any, values: dict[str, Any], now: datetime) -> bool:
+        if connection.execute(self._insert(ClaimRow.__table__), values).rowcount == 1:
+            return True
+        fingerprint, owner = values["fingerprint"], values["owner"]
+        holder = connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint == fingerprint)).first()
+        if holder is None or holder.owner == owner:
+            return holder is not None
+        expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
+        if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
+            return False
+        taken = connection.execute(
+            update(ClaimRow.__table__)
+            .where(ClaimRow.fingerprint == fingerprint, ClaimRow.owner == holder.owner)
+            .values(owner=owner, host=HOST, pid=os.getpid(), expires_at=values["expires_at"])
+        )
+        return taken.rowcount == 1
 
     def release(self, fingerprint: str, owner: str) -> None:
         with self.engine.begin() as connection:
@@ -148,7 +166,7 @@ class Store:
         table = row.__table__
         values = {c.key: getattr(row, c.key) for c in table.columns if getattr(row, c.key) is not None}
         keys = [c.name for c in table.primary_key.columns]
-        if self.dialect in ("sqlite", "postgresql"):
+        if self.dialect in ON_CONFLICT_DIALECTS:
             statement = _upsert(self.dialect, table, values, keys)
             with self.engine.begin() as connection:
                 connection.execute(statement)
@@ -227,12 +245,14 @@ def _create_schema(engine: Engine) -> None:
         except (IntegrityError, ProgrammingError, OperationalError) as exc:
             if attempt == SCHEMA_ATTEMPTS - 1 or not _lost_schema_race(exc):
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _lost_schema_race(exc: DBAPIError) -> bool:
+    """The other process won (the table or column exists now), or, on SQLite, still holds the file while it creates
+    them: switching a new file to WAL takes it whole, and a connection waiting on that can be refused at once."""
     message = str(exc.orig).lower()
-    return isinstance(exc, IntegrityError) or "already exists" in message or "duplicate column" in message
+    return isinstance(exc, IntegrityError) or any(words in message for words in ("already exists", "duplicate column", "database is locked"))
 
 
 def _add_missing_columns(engine: Engine) -> None:
@@ -255,9 +275,9 @@ def _add_missing_columns(engine: Engine) -> None:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=60000")  # first, so that the switch to WAL waits for a lock as well
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
 
 
@@ -270,15 +290,28 @@ def _upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str]) -
     return statement.on_conflict_do_update(index_elements=keys, set_={k: statement.excluded[k] for k in values if k not in keys})
 
 
+def _insertable(row: LMCall) -> dict[str, Any]:
+    """The row's values for an insert, every column present (one statement shape). A column left unset on a new row
+    (None) that has a default gets the default, instead of a NULL that the column may refuse."""
+    values = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        if value is None and column.default is not None:
+            value = column.default.arg(None) if column.default.is_callable else column.default.arg
+        values[column.key] = value
+    return values
+
+
 def _insert_once(dialect: str, table: Any) -> Any:
     """An insert that skips a row whose fingerprint is already stored (ON CONFLICT DO NOTHING where there is one)."""
+    if dialect not in ON_CONFLICT_DIALECTS:
+        return insert(table)
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        return insert(table)
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=["fingerprint"])
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    # whether a row went in is its rowcount, which SQLAlchemy keeps for an INSERT only when asked (psycopg's is lost)
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=["fingerprint"]).execution_options(preserve_rowcount=True)
 
 
 def _safe(url: str) -> str:

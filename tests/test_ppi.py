@@ -67,3 +67,22 @@ def test_a_stratified_draw_is_biased_without_its_weights_and_not_with_them():
     unweighted, weighted = stratified(weighted=False), stratified(weighted=True)
     assert unweighted < -0.05  # the unsure stratum's bias, over-represented, is over-corrected
     assert abs(weighted) < 0.01
+
+
+def test_a_difference_is_significant_exactly_when_its_interval_leaves_out_zero():
+    """With four human-labelled queries the t interval is far wider than ppi_py's z one; a z p-value beside it called
+    differences significant whose interval covered 0 (seen in a real `rae evaluate`)."""
+    local = np.random.default_rng(3)
+    agreeing = disagreeing = 0
+    for _ in range(300):
+        n = int(local.integers(4, 12))
+        truth = local.normal(0.05, 0.1, 40)
+        judge = truth + local.normal(0, 0.05, 40)
+        drawn = local.choice(40, n, replace=False)
+        estimates = three_estimates(judge, truth[drawn], judge[drawn], difference=True)
+        leaves_out_zero = estimates.ppi.ci_low > 0 or estimates.ppi.ci_high < 0
+        if abs(estimates.p_value - 0.05) < 0.002:  # at the boundary the interval's rounded ends decide
+            continue
+        agreeing += leaves_out_zero == (estimates.p_value < 0.05)
+        disagreeing += leaves_out_zero != (estimates.p_value < 0.05)
+    assert disagreeing == 0 and agreeing > 250

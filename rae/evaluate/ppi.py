@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from ppi_py import classical_mean_ci, ppi_mean_ci, ppi_mean_pointestimate, ppi_mean_pval
+from ppi_py import classical_mean_ci, ppi_mean_ci, ppi_mean_pointestimate
 from scipy import stats as scipy_stats
 
 from rae.stats import Estimate, mean_with_ci
@@ -64,7 +64,7 @@ def three_estimates(llm: np.ndarray, human: np.ndarray, llm_on_human: np.ndarray
     if n < MIN_HUMAN_QUERIES:
         return ThreeEstimates(llm_only, humans_only, ppi, len(llm), n, None, None)
     effective = _effective_n(n, humans_only, ppi)
-    p_value = float(np.ravel(ppi_mean_pval(human, llm_on_human, llm, lam=lam, w=weights))[0]) if difference else None
+    p_value = _p_value(ppi, n) if difference else None
     return ThreeEstimates(
         llm_only, humans_only, ppi, len(llm), n, effective, None if lam is None else round(lam, 4), None if p_value is None else round(p_value, 4)
     )
@@ -114,6 +114,17 @@ def _t_widened(point: float, low: float, high: float, n: int) -> tuple[float, fl
     scaled by t(n - 1) / z, as the humans-only interval uses t."""
     z, t = scipy_stats.norm.ppf(1 - ALPHA / 2), scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)
     return float(point - (point - low) * t / z), float(point + (high - point) * t / z)
+
+
+def _p_value(ppi: Estimate, n: int) -> float:
+    """The two-sided p-value that the mean is 0, from the same t(n - 1) distribution as the interval, so that a
+    difference is significant at 5% when its 95% interval leaves out 0, up to the rounding of its ends (``ppi_py``'s own p-value is z-based
+    and would call significant what the t interval does not)."""
+    t = scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)
+    se = (ppi.ci_high - ppi.ci_low) / (2 * t)
+    if se <= 0:
+        return 1.0 if ppi.value == 0 else 0.0
+    return float(2 * scipy_stats.t.sf(abs(ppi.value) / se, n - 1))
 
 
 def _effective_n(n: int, humans_only: Estimate, ppi: Estimate) -> float | None:

@@ -18,7 +18,7 @@ from dspy.adapters.utils import format_field_value
 class JSONAdapter(dspy.JSONAdapter):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._system_messages: dict[type, str] = {}
+        self._system_messages: dict[Any, str | None] = {}
         self._lock = threading.Lock()
 
     def format_system_message(self, signature: type[dspy.Signature]) -> str:
@@ -34,9 +34,33 @@ class JSONAdapter(dspy.JSONAdapter):
             return super().format_field_with_value(fields_with_values, role)
         output = []
         for field, value in fields_with_values.items():
-            formatted = value if type(value) is str else format_field_value(field_info=field.info, value=value)
-            output.append(f"[[ ## {field.name} ## ]]\n{formatted}")
+            output.append(f"[[ ## {field.name} ## ]]\n{_formatted(field.info, value)}")
         return "\n\n".join(output).strip()
+
+    def format_user_message_content(
+        self, signature: type[dspy.Signature], inputs: dict[str, Any], prefix: str = "", suffix: str = "", main_request: bool = False
+    ) -> str:
+        """DSPy's user message, with plain strings passed through (DSPy builds a pydantic TypeAdapter for each)."""
+        messages = [prefix]
+        for name, info in signature.input_fields.items():
+            if name in inputs:
+                messages.append(f"[[ ## {name} ## ]]\n{_formatted(info, inputs[name])}")
+        if main_request:
+            requirements = self._output_requirements(signature)
+            if requirements is not None:
+                messages.append(requirements)
+        messages.append(suffix)
+        return "\n\n".join(messages).strip()
+
+    def _output_requirements(self, signature: type[dspy.Signature]) -> str | None:
+        """The reminder of the output fields at the end of the user message; like the system message, it depends only
+        on the signature."""
+        key = ("requirements", signature)
+        if key not in self._system_messages:
+            reminder = self.user_message_output_requirements(signature)
+            with self._lock:
+                self._system_messages[key] = reminder
+        return self._system_messages[key]
 
 
 class GrammarJSONAdapter(JSONAdapter):
@@ -66,6 +90,11 @@ class GrammarJSONAdapter(JSONAdapter):
             messages.append({"role": "user", "content": self.format_user_message_content(signature, demo, prefix=prefix)})
             messages.append({"role": "assistant", "content": self.format_field_with_value(fields, role="assistant")})
         return messages
+
+
+def _formatted(info: Any, value: Any) -> str:
+    """A field's value as DSPy formats it; a plain string is already that."""
+    return value if type(value) is str else format_field_value(field_info=info, value=value)
 
 
 def _described(field: Any) -> str:

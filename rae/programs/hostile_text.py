@@ -6,6 +6,7 @@ it finds text that addresses the judge, so that a judgment of such a listing is 
 to look at, whatever label the model gave.
 """
 
+import functools
 import re
 
 PATTERNS = {
@@ -20,4 +21,11 @@ PATTERNS = {
 
 def suspicious_instructions(text: str) -> list[str]:
     """The kinds of instruction found in a listing's text, by name; empty for an ordinary listing."""
-    return [name for name, pattern in PATTERNS.items() if pattern.search(text)]
+    return list(_found(text))
+
+
+@functools.lru_cache(maxsize=2**14)
+def _found(text: str) -> tuple[str, ...]:
+    """Remembered per text: one listing is judged for every query that retrieves it, and six regular expressions over
+    it were a measurable part of the CPU a judgment costs."""
+    return tuple(name for name, pattern in PATTERNS.items() if pattern.search(text))

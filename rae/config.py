@@ -63,6 +63,7 @@ class ModelSpec(BaseModel):
     )
     # The embedded model's own settings (ignored for other models):
     n_ctx: int = 4096
+    n_threads: int | None = Field(default=None, description="the embedded model's CPU threads; default all cores (a share of them with --processes)")
     repeat_penalty: float = 1.1
     max_string_chars: int = 400
 
@@ -78,6 +79,7 @@ class ModelPrice(BaseModel):
 
     input_per_million: float = Field(ge=0)
     output_per_million: float = Field(ge=0)
+    batch_share: float = Field(default=0.5, gt=0, le=1, description="what a batch API charges, as a share of the price above")
 
 
 class ProductTextSpec(BaseModel):
@@ -228,6 +230,14 @@ class DataSpec(BaseModel):
     split_seed: str = "rae-esci-v1"
 
 
+class RaySettings(BaseModel):
+    """Where ``--ray`` runs by default: ``auto`` (the cluster running here), an address, or ``local``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -238,6 +248,8 @@ class Settings(BaseModel):
     reports_dir: str = "reports"
     tracking_uri: str | None = Field(default="sqlite:///mlruns/mlflow.db", description='MLflow tracking URI; "none" to skip')
     workers: int = Field(default=4, ge=1)
+    processes: int = Field(default=1, ge=1, description="processes on this machine, each with its own workers (--processes)")
+    ray: RaySettings = RaySettings()
     guidelines: GuidelineMode = "query"
     chain_of_thought: bool = True
     judge_mode: JudgeMode = Field(
@@ -257,6 +269,7 @@ class Settings(BaseModel):
         default=3, ge=1, description="attempts at an output that is content, not a placeholder (the first is the usual call)"
     )
     refine_temperature: float = Field(default=0.3, ge=0, le=2, description="temperature of the attempts after the first")
+    batch_poll_s: float = Field(default=30.0, gt=0, description="how often --batch asks the batch API how its batches are doing")
     human_cost_per_pair: float = Field(
         default=0.05, ge=0, description="US dollars a human label costs (about 10 s of an annotator's time); rae plan uses it"
     )

@@ -7,10 +7,15 @@ import sys
 
 
 def test_the_benchmark_runs_and_reports_every_measurement():
-    result = subprocess.run([sys.executable, "-m", "rae.bench", "--quick", "--skip-embedded"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "rae.bench", "--quick", "--skip-embedded"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"machine", "throughput_200ms", "naive_vs_rae", "cache", "large_run_1s", "store", "targets"} <= set(report)
     assert all(run["lm_calls"] == run["pairs"] and run["failed_or_not_judged"] == 0 for run in report["throughput_200ms"])
     assert report["cache"]["second_engine_paid_exactly_its_new_pairs"] is True
     assert report["store"]["found"] > 0 and report["large_run_1s"]["peak_memory_mib"] > 0
+    scaleout = report["scaleout_200ms"]
+    for row in (scaleout["one_process"], scaleout["two_processes"]):
+        assert row["lm_calls"] == row["pairs"] and row["failed_or_not_judged"] == 0 and row["fake_server_cpu_ms_per_pair"] > 0
+    ray = scaleout["ray_two_nodes"]
+    assert "skipped" in ray or (ray["lm_calls"] == ray["pairs"] and ray["failed_or_not_judged"] == 0), ray

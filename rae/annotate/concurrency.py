@@ -8,8 +8,11 @@ from typing import Any
 from tqdm import tqdm
 
 
-def each_concurrently(items: list, step: Callable[[Any], Any], workers: int, progress: bool, what: str) -> list:
-    """``step`` over ``items`` on ``workers`` threads; results in input order."""
+def each_concurrently(
+    items: list, step: Callable[[Any], Any], workers: int, progress: bool, what: str, on_done: Callable[[], None] | None = None
+) -> list:
+    """``step`` over ``items`` on ``workers`` threads; results in input order. ``on_done`` is told of each item done
+    (a parent process's progress bar, say)."""
     with (
         tqdm(total=len(items), desc=what, unit=what.rstrip("s"), disable=not progress, leave=False) as bar,
         ThreadPoolExecutor(max_workers=workers) as pool,
@@ -19,5 +22,7 @@ def each_concurrently(items: list, step: Callable[[Any], Any], workers: int, pro
             # Each task runs in a copy of this thread's context, so dspy.context(lm=..., adapter=...) reaches it.
             future = pool.submit(contextvars.copy_context().run, step, item)
             future.add_done_callback(lambda _: bar.update())
+            if on_done is not None:
+                future.add_done_callback(lambda _: on_done())
             futures.append(future)
         return [future.result() for future in futures]

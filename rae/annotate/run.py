@@ -33,6 +33,7 @@ from rae.annotate.summary import AnnotationSummary
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
 from rae.errors import RaeError
+from rae.lm.batched import Deferred
 from rae.programs.guidelines import Guidelines
 from rae.secrets import redact
 
@@ -53,7 +54,9 @@ class AnnotationRun:
         progress: bool = True,
         limit: SpendingLimit | None = None,
         order_by_query: bool = True,
+        on_pair: Callable[[], None] | None = None,
     ):
+        self.on_pair = on_pair  # told of each pair done (a parent process's progress bar)
         self.steps = steps
         self.catalog = catalog
         self.workers = workers
@@ -79,7 +82,7 @@ class AnnotationRun:
         try:
             made = each_concurrently(queries, self._guidelines(summary), self.workers, self.progress, "guidelines")
             guidelines = dict(zip(queries, made, strict=True))
-            each_concurrently(pairs, self._judgment(summary, guidelines), self.workers, self.progress, "judgments")
+            each_concurrently(pairs, self._judgment(summary, guidelines), self.workers, self.progress, "judgments", self.on_pair)
         finally:
             summary.seconds = round(time.perf_counter() - started, 2)
         if self._fatal is not None:
@@ -135,6 +138,10 @@ class AnnotationRun:
         outcome = None
         try:
             outcome = step()
+        except Deferred:  # waiting for a batch: neither an answer nor an error
+            with self._lock:
+                summary.deferred += 1
+            return None
         except LMError as exc:
             with self._lock:
                 summary.errors += 1

@@ -26,6 +26,7 @@ from rae.annotate.visual import Visual, visual_for
 from rae.config import ProductTextSpec
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair, Product
+from rae.lm.batched import CURRENT_KEY
 from rae.lm.factory import ModelHandle
 from rae.lm.recorder import CallRecord, recorded_call
 from rae.programs.annotator import Annotator
@@ -239,7 +240,11 @@ class StoredSteps:
         paying = model or self.model
 
         def pay() -> Paid[Row]:
-            answer = call()
+            token = CURRENT_KEY.set(key.fingerprint)  # which step is calling, for a batch's engines (rae.lm.batched)
+            try:
+                answer = call()
+            finally:
+                CURRENT_KEY.reset(token)
             return Paid(self._stored_row(output_row(answer), key, answer, paying), _spend(answer.record, paying))
 
         return self.executor.through(table, key.fingerprint, pay, self.retry_failed)

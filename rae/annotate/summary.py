@@ -21,6 +21,7 @@ class AnnotationSummary:
     seconds: float = 0.0
     first_error: str | None = None
     queries: int = 0
+    deferred: int = 0  # steps waiting for a batch (see rae.scaleout.batch)
     degenerate: Counter = field(default_factory=Counter)  # outputs that said nothing, by stage: requirements, guidelines, reasoning
 
     @property
@@ -67,6 +68,18 @@ class AnnotationSummary:
             parts.append(self.degenerate_line())
         parts.append(duration(self.seconds))
         return "; ".join(parts)
+
+    def __add__(self, other: "AnnotationSummary") -> "AnnotationSummary":
+        """Two runs over disjoint pairs (shards of one run, in several processes) as one."""
+        spend = {stage: self.spend[stage] + other.spend[stage] for stage in self.spend}
+        return AnnotationSummary(
+            pairs=self.pairs + other.pairs, judged=self.judged + other.judged, failed=self.failed + other.failed,
+            from_store=self.from_store + other.from_store, not_judged=self.not_judged + other.not_judged,
+            no_guidelines=self.no_guidelines + other.no_guidelines, errors=self.errors + other.errors,
+            stopped_at_budget=self.stopped_at_budget if self.stopped_at_budget is not None else other.stopped_at_budget,
+            spend=spend, seconds=max(self.seconds, other.seconds), first_error=self.first_error or other.first_error,
+            queries=self.queries + other.queries, deferred=self.deferred + other.deferred, degenerate=self.degenerate + other.degenerate,
+        )
 
     def degenerate_line(self) -> str:
         """Outputs that parsed but said nothing, per stage, and what was done instead."""

@@ -113,12 +113,17 @@ def _image_parts(body: dict[str, Any]) -> int:
 
 
 def build_app(latency_s: float, faults: FaultPlan | None = None, recorded: Recorded | None = None) -> web.Application:
-    counter = {"n": 0}
+    counter = {"n": 0, "judgments": 0}
+
+    async def stats(_: web.Request) -> web.StreamResponse:
+        """How many requests arrived, and how many were judgments (for a test in another process)."""
+        return web.json_response({"requests": counter["n"], "judgments": counter["judgments"]})
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         number = counter["n"]
         counter["n"] += 1
+        counter["judgments"] += "[[ ## product ## ]]" in _text((body.get("messages") or [{}])[-1])
         if recorded is not None:
             with recorded.lock:
                 recorded.bodies.append(body)
@@ -152,6 +157,7 @@ def build_app(latency_s: float, faults: FaultPlan | None = None, recorded: Recor
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/chat/completions", chat)
+    app.router.add_get("/stats", stats)
     return app
 
 

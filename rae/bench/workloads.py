@@ -58,6 +58,17 @@ def fresh_store(directory: Path) -> Store:
     return Store(f"sqlite:///{directory / (uuid.uuid4().hex + '.db')}")
 
 
+def pace(n_pairs: int, wall_s: float, ideal: float) -> dict[str, Any]:
+    """How fast a run went, and as a share of its ideal (every worker always waiting on the server: workers / latency)."""
+    return {
+        "pairs": n_pairs,
+        "seconds": round(wall_s, 2),
+        "pairs_per_s": round(n_pairs / wall_s, 1),
+        "ideal_pairs_per_s": round(ideal, 1),
+        "share_of_ideal": round(n_pairs / wall_s / ideal, 3),
+    }
+
+
 def annotation_throughput(server: Server, workers: int, n_pairs: int, directory: Path, guidelines: str = "generic") -> dict[str, Any]:
     """Pairs per second and framework CPU per pair of one annotation run from an empty store."""
     pairs, catalog = bench_pairs(n_pairs)
@@ -69,14 +80,9 @@ def annotation_throughput(server: Server, workers: int, n_pairs: int, directory:
         cpu, wall = time.process_time(), time.perf_counter()
         summary = AnnotationRun(steps, catalog, workers=workers, progress=False).run(pairs)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    ideal = workers / server.latency_s
     return {
         "workers": workers,
-        "pairs": n_pairs,
-        "seconds": round(wall, 2),
-        "pairs_per_s": round(n_pairs / wall, 1),
-        "ideal_pairs_per_s": round(ideal, 1),
-        "share_of_ideal": round(n_pairs / wall / ideal, 3),
+        **pace(n_pairs, wall, ideal=workers / server.latency_s),
         "framework_cpu_ms_per_pair": round(1000 * cpu / n_pairs, 2),
         "lm_calls": summary.total_calls,
         "failed_or_not_judged": summary.failed + summary.not_judged,

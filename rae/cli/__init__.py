@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from rae.cli import data, evaluation, fitting, interop, judging, review, studies
+from rae.cli import batches, data, evaluation, fitting, interop, judging, review, studies
 from rae.errors import RaeError
 from rae.secrets import redact, redacting_log_handler
 
@@ -33,6 +33,12 @@ judgments_app = typer.Typer(help="Judgment lists in and out: TREC, Quepid, OpenS
 judgments_app.command("import")(interop.judgments_import)
 judgments_app.command("export")(interop.judgments_export)
 app.add_typer(judgments_app, name="judgments")
+
+batches_app = typer.Typer(help="Batches sent to a batch API or written to a file: `rae batches` lists them.")
+batches_app.callback(invoke_without_command=True)(batches.batches_default)
+batches_app.command("list")(batches.batches_list)
+batches_app.command("import")(batches.batches_import)
+app.add_typer(batches_app, name="batches")
 
 review_app = typer.Typer(help="Humans review the hard cases; their labels flow back.", no_args_is_help=True)
 review_app.command("queue")(review.queue)

@@ -7,6 +7,8 @@ import typer
 
 from rae.annotate.cost_estimate import estimate_cost, spending_limit
 from rae.cli.options import (
+    BatchFileOption,
+    BatchOption,
     BudgetOption,
     ConfigOption,
     DryRunOption,
@@ -15,9 +17,12 @@ from rae.cli.options import (
     JudgeModeOption,
     MlflowOption,
     ModelOption,
+    ProcessesOption,
     ProgramOption,
+    RayOption,
     StoreOption,
     WorkersOption,
+    placement,
     show,
     track,
     workspace_from,
@@ -43,6 +48,10 @@ def evaluate(
     as_json: JsonOption = False,
     mlflow: MlflowOption = True,
     workers: WorkersOption = None,
+    processes: ProcessesOption = None,
+    ray: RayOption = None,
+    batch: BatchOption = False,
+    batch_file: BatchFileOption = None,
     dry_run: DryRunOption = False,
     budget: BudgetOption = None,
     config: ConfigOption = None,
@@ -66,7 +75,7 @@ def evaluate(
         typer.echo(dumps({"dry_run": estimate.as_dict()}) if as_json else estimate.line())
         return
     limit = spending_limit(workspace.steps(), union_of_pairs(chosen, retrievals), catalog, budget) if budget is not None else None
-    run = run_evaluation(workspace, retrievals, chosen, k, limit, progress=not as_json)
+    run = run_evaluation(workspace, retrievals, chosen, k, limit, not as_json, placement(workspace, processes, ray, batch, batch_file))
     run.mlflow_run_id = track(workspace, mlflow, "evaluate", run.run_id, run.mlflow_fields(), run.report_dir)
     show(run, as_json)
 

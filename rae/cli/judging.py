@@ -6,8 +6,9 @@ from typing import Annotated
 import typer
 
 from rae.annotate.cost_estimate import estimate_cost, spending_limit
-from rae.annotate.run import AnnotationRun
 from rae.cli.options import (
+    BatchFileOption,
+    BatchOption,
     BudgetOption,
     ConfigOption,
     DryRunOption,
@@ -17,16 +18,20 @@ from rae.cli.options import (
     JudgesOption,
     ModelOption,
     PerQueryOption,
+    ProcessesOption,
     ProgramOption,
     QueriesOption,
+    RayOption,
     SplitOption,
     StoreOption,
     WorkersOption,
+    placement,
     show,
     workspace_from,
 )
 from rae.datasets.judgments import load_pairs
 from rae.jsonout import dumps
+from rae.scaleout.runner import annotate_pairs
 from rae.store.human_labels import latest_reviews
 from rae.studies.agreement import agreement_report, side_by_side
 from rae.studies.human_agreement import human_pairs, rater_agreement
@@ -40,6 +45,10 @@ def annotate(
     pairs: Annotated[Path | None, typer.Option("--pairs", help="judge the pairs in this file (columns query_id, query, product_id) instead of a split")] = None,
     workers: WorkersOption = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="call the LM again for stored parse failures")] = False,
+    processes: ProcessesOption = None,
+    ray: RayOption = None,
+    batch: BatchOption = False,
+    batch_file: BatchFileOption = None,
     dry_run: DryRunOption = False,
     budget: BudgetOption = None,
     judges: JudgesOption = None,
@@ -62,8 +71,8 @@ def annotate(
         typer.echo(estimate_cost(workspace.steps(), chosen, catalog).line())
         return
     limit = spending_limit(workspace.steps(), chosen, catalog, budget) if budget is not None else None
-    with workspace.store.recorded_run("annotate", workspace.settings.model_dump()) as run, workspace.using_model():
-        summary = AnnotationRun(workspace.steps(run.run_id, retry_failed), catalog, workspace.workers, limit=limit).run(chosen)
+    with workspace.store.recorded_run("annotate", workspace.settings.model_dump()) as run:
+        summary = annotate_pairs(workspace, chosen, placement(workspace, processes, ray, batch, batch_file), run.run_id, retry_failed, limit)
         run.counts = summary.as_dict()
     typer.echo(f"annotate {run.run_id} · {workspace.header()}\n{summary.line()}")
 

@@ -7,6 +7,7 @@ import typer
 
 from rae.config import GuidelineMode, JudgeMode, Settings, load_settings
 from rae.jsonout import dumps
+from rae.scaleout.runner import Placement
 from rae.tracking import log_run
 from rae.workspace import Workspace
 
@@ -24,6 +25,10 @@ SplitOption = Annotated[str, typer.Option("--split", help="train, dev, test or a
 QueriesOption = Annotated[int | None, typer.Option("--queries", help="only the first N queries of the split")]
 PerQueryOption = Annotated[int | None, typer.Option("--per-query", help="at most N pairs per query (a fixed sample)")]
 WorkersOption = Annotated[int | None, typer.Option("--workers", help="concurrent LM calls")]
+ProcessesOption = Annotated[int | None, typer.Option("--processes", help="processes on this machine, the work split by query")]
+RayOption = Annotated[str | None, typer.Option("--ray", help="run on a Ray cluster: auto (the one running here), an address, or local")]
+BatchOption = Annotated[bool, typer.Option("--batch", help="send the calls as batches to the model's batch API (half the price); resumable")]
+BatchFileOption = Annotated[Path | None, typer.Option("--batch-file", help="write this round's requests to a JSON Lines file instead (vLLM run_batch reads it)")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="estimate LM calls, tokens and cost from the store; call nothing")]
 BudgetOption = Annotated[float | None, typer.Option("--budget", help="stop before spending more than this many US dollars")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of Markdown tables")]
@@ -44,6 +49,11 @@ def workspace_from(config: Path | None, model: str | None, store: str | None, gu
     if workspace.judge_mode.note:  # said at once, on stderr, when the judge mode asked for cannot be used
         typer.echo(f"rae: note: {workspace.judge_mode.note}", err=True)
     return workspace
+
+
+def placement(workspace: Workspace, processes: int | None, ray: str | None, batch: bool = False, batch_file: Path | None = None) -> Placement:
+    """Where to run: the command line's choice, else the settings'."""
+    return Placement(processes or workspace.settings.processes, ray or workspace.settings.ray.address, batch, batch_file)
 
 
 def show(result: Result, as_json: bool, header: str = "", **extra: Any) -> None:

@@ -6,6 +6,7 @@ its new ones. Requirements and guidelines are written once per query, for the fi
 for the others.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rae.annotate.run import AnnotationRun
@@ -75,14 +76,17 @@ def evaluate_engines(
     progress: bool = True,
     limit: SpendingLimit | None = None,
     sample_weights: dict[str, float] | None = None,
+    judge_pairs: Callable[[list[Pair]], AnnotationSummary] | None = None,
 ) -> Evaluation:
     """Judge each engine's pairs through the store, one engine after another, then score and compare the engines.
 
     ``sample_weights`` (query id -> inverse inclusion probability) name the queries a sampling design drew for human
-    labelling (``rae review queue --for-evaluation``)."""
+    labelling (``rae review queue --for-evaluation``). ``judge_pairs`` judges a list of pairs elsewhere (several
+    processes, a cluster); by default this process's workers do."""
     runs = []
     for retrieval in retrievals:
-        summary = AnnotationRun(steps, catalog, workers, progress, limit).run(pairs_of(queries, retrieval.rankings))
+        pairs = pairs_of(queries, retrieval.rankings)
+        summary = judge_pairs(pairs) if judge_pairs is not None else AnnotationRun(steps, catalog, workers, progress, limit).run(pairs)
         runs.append(EngineRun(retrieval.name, retrieval.rankings, retrieval.seconds, summary))
     return scored(runs, queries, steps, catalog, k, human_gains or {}, sample_weights)
 

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from rae.annotate.spending import SpendingLimit
-from rae.datasets.records import Query
+from rae.annotate.summary import AnnotationSummary
+from rae.datasets.records import Pair, Query
 from rae.evaluate.evaluation import Evaluation, evaluate_engines, human_gains_for
 from rae.evaluate.report import evaluation_json, markdown, mlflow_fields, write_report
 from rae.evaluate.stored_run import population_of, sample_weights
 from rae.retrieve.rankings import Retrieval
+from rae.scaleout.runner import Placement, annotate_pairs
 from rae.workspace import Workspace
 
 
@@ -45,14 +47,19 @@ class EvaluationRun:
 
 
 def run_evaluation(
-    workspace: Workspace, retrievals: list[Retrieval], queries: list[Query], k: int, limit: SpendingLimit | None, progress: bool
+    workspace: Workspace, retrievals: list[Retrieval], queries: list[Query], k: int, limit: SpendingLimit | None, progress: bool,
+    placement: Placement = Placement(),
 ) -> EvaluationRun:
     settings = {**workspace.settings.model_dump(), "engines": [r.name for r in retrievals], "k": k}
     weights = sample_weights(workspace.store, population_of([q.query_id for q in queries]))
     with workspace.store.recorded_run("evaluate", settings) as run, workspace.using_model():
+        elsewhere = None
+        if placement != Placement():
+            def elsewhere(pairs: list[Pair]) -> AnnotationSummary:
+                return annotate_pairs(workspace, pairs, placement, run.run_id, limit=limit, progress=progress)
         evaluation = evaluate_engines(
             retrievals, queries, workspace.steps(run.run_id), workspace.labelled.catalog, k, workspace.workers,
-            human_gains_for(queries, workspace.human_labels), progress, limit, weights,
+            human_gains_for(queries, workspace.human_labels), progress, limit, weights, elsewhere,
         )
         described = {**workspace.describe(), "run_id": run.run_id}
         report_dir = write_report(evaluation, described, Path(workspace.settings.reports_dir) / run.run_id)

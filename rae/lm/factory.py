@@ -118,12 +118,23 @@ class ModelHandle:
         """How many calls the model can serve at once: one for an in-process model (it holds a lock), else no limit."""
         return 1 if self.spec.is_embedded else None
 
+    def api_key(self) -> str | None:
+        """The key the config names (``api_key_env``), read from the environment; None if it names none."""
+        spec = self.spec
+        if not spec.api_key_env:
+            return None
+        key = os.environ.get(spec.api_key_env)
+        if not key:
+            raise ConfigError(f"model {spec.name!r} reads its API key from ${spec.api_key_env}, which is not set")
+        return key
+
     def build(self) -> dspy.LM:
         spec = self.spec
         if self.weights is not None:
             engine = LlamaCppEngine(
                 self.weights,
                 n_ctx=spec.n_ctx,
+                n_threads=spec.n_threads,
                 seed=spec.seed,
                 max_string_chars=spec.max_string_chars,
                 repeat_penalty=spec.repeat_penalty,
@@ -136,10 +147,7 @@ class ModelHandle:
         if spec.api_base:
             client["api_base"] = spec.api_base
         if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
-            if not key:
-                raise ConfigError(f"model {spec.name!r} reads its API key from ${spec.api_key_env}, which is not set")
-            client["api_key"] = key
+            client["api_key"] = self.api_key()
         elif spec.api_base:
             client["api_key"] = NO_KEY  # a local server (vLLM, Ollama, llama.cpp) needs none; the OpenAI client insists
         engine = spec.engine or ("server" if spec.api_base else "auto")

@@ -79,20 +79,7 @@ class OpenAICompatibleEngine:
         self.connections.close()
 
     def _body(self, request: Request) -> dict[str, Any]:
-        config = request.config
-        body: dict[str, Any] = {"model": self.model, "messages": _messages(request)}
-        if config.max_tokens is not None:
-            body["max_tokens"] = config.max_tokens
-        if config.temperature is not None:
-            body["temperature"] = config.temperature
-        if config.seed is not None:
-            body["seed"] = config.seed
-        if config.stop:
-            body["stop"] = list(config.stop)
-        response_format = _response_format(config.response_format, self.structured_output)
-        if response_format is not None:
-            body["response_format"] = response_format
-        return body
+        return chat_body(request, self.model, self.structured_output)
 
 
 class KeepAliveConnections:
@@ -161,6 +148,24 @@ class KeepAliveConnections:
         with self._lock:
             if connection in self._all:
                 self._all.remove(connection)
+
+
+def chat_body(request: Request, model: str, structured_output: StructuredOutput) -> dict[str, Any]:
+    """The chat-completions body of a DSPy request: what this engine sends, and what a batch file holds."""
+    config = request.config
+    body: dict[str, Any] = {"model": model, "messages": _messages(request)}
+    if config.max_tokens is not None:
+        body["max_tokens"] = config.max_tokens
+    if config.temperature is not None:
+        body["temperature"] = config.temperature
+    if config.seed is not None:
+        body["seed"] = config.seed
+    if config.stop:
+        body["stop"] = list(config.stop)
+    response_format = _response_format(config.response_format, structured_output)
+    if response_format is not None:
+        body["response_format"] = response_format
+    return body
 
 
 def _messages(request: Request) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ read and a bill can be checked without calling the model again.
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -196,3 +196,31 @@ class EvaluationSampleRow(Base):
     stratum: Mapped[str] = mapped_column(String(32), default="all")
     inclusion_probability: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BatchRow(Base):
+    """A batch of LM requests sent to a batch API (or written to a file for a team's own GPUs), and what came of it.
+
+    The requests are keyed by the store keys of the steps that make them (``custom_ids``), so a killed run finds the
+    batch again and polls it instead of submitting twice, and its results are stored under the keys an online call
+    would use. ``work`` is the pairs the command asked for, so ``rae batches import`` can store a file's results."""
+
+    __tablename__ = "batches"
+
+    batch_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))  # "api" (the Batch API) or "file"
+    model: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))  # the API's: validating, in_progress, finalizing, completed, failed, expired, cancelled; or written
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    custom_ids: Mapped[list] = mapped_column(JSON, default=list)
+    work: Mapped[list] = mapped_column(JSON, default=list)  # [query_id, query, product_id] of the pairs asked for
+    input_file_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    output_file_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    error_file_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    stored: Mapped[bool] = mapped_column(Boolean, default=False)  # its results are in the store
+    cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

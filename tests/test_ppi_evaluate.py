@@ -99,3 +99,13 @@ def test_ppi_check_with_simulated_judges_covers_and_narrows(tmp_path, monkeypatc
     for row in (strong, raising):
         assert row["n"] == 20 and row["coverage_ppi"] >= 0.9 and row["width_ratio"] < 0.8
     assert raising["llm_only"] - raising["truth"] > 0.03  # the judge alone is biased upward; PPI still covers the truth
+
+
+def test_ppi_check_on_the_first_queries_only_studies_that_smaller_population(tmp_path, monkeypatch):
+    """``--queries N`` makes the population the split's first N queries: the truth and the draws are theirs."""
+    monkeypatch.chdir(tmp_path)
+    base = ["ppi-check", "--no-judge", "--repetitions", "50", "--sizes", "10", "--kappas", "0.8", "--engines", "bm25-title", "--json"]
+    whole = json.loads(CliRunner().invoke(app, base).stdout)
+    part = json.loads(CliRunner().invoke(app, [*base, "--queries", "30"]).stdout)
+    assert (whole["queries"], part["queries"]) == (120, 30)
+    assert part["rows"][0]["truth"] != whole["rows"][0]["truth"]

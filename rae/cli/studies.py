@@ -95,6 +95,7 @@ def audit(
 
 def ppi_check(
     split: SplitOption = "all",
+    queries: QueriesOption = None,
     engines: Annotated[str, typer.Option("--engines", help="comma-separated engine names")] = "bm25-title,bm25-full",
     k: Annotated[int, typer.Option("--k")] = 10,
     sizes: Annotated[str, typer.Option("--sizes", help="how many queries humans label, comma-separated")] = "10,20,40",
@@ -112,10 +113,10 @@ def ppi_check(
     bundled labelled set, with simulated judges and (by default) the configured model's own judgments."""
     workspace = workspace_from(config, model, store, None, program=program)
     labelled = workspace.labelled
-    humans = labelled.select(split)
+    humans = labelled.select(split, queries)  # the population: the split's queries, or its first N (a smaller study)
     names = [e.strip() for e in engines.split(",")]
     built = build_engines(names, workspace.settings.engine_specs(), labelled.catalog, Path(workspace.settings.cache_dir))
-    retrievals = retrieve_all(built, labelled.queries(split), k, labelled.catalog)
+    retrievals = retrieve_all(built, labelled.queries(split, queries), k, labelled.catalog)
     lists = condensed_lists({r.name: r.rankings for r in retrievals}, humans)
     judges = {f"simulated, kappa {kappa}": simulated_judge(humans, float(kappa), seed) for kappa in kappas.split(",") if kappa.strip()}
     judges["simulated, raises 30% of labels"] = raising_judge(humans, 0.3, seed)

@@ -9,9 +9,7 @@ that end in the error file; ``expire_after`` makes a batch expire with only that
 answers online chat completions at the same base URL, as the real API does.
 """
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rae.bench.fake_server import completion_for
+from rae.bench.fake_server import BackgroundApp, completion_for
 
 STATES = ("validating", "in_progress", "finalizing", "completed")
 
@@ -34,37 +32,23 @@ class FakeBatches:
     url: str = ""
 
     def __post_init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def __enter__(self) -> "FakeBatches":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def requests_of(self, batch_id: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.files[self.batches[batch_id]["input_file_id"]].decode().splitlines() if line.strip()]
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/files", self._upload)
         app.router.add_post("/v1/batches", self._create)
         app.router.add_get("/v1/batches/{id}", self._retrieve)
         app.router.add_get("/v1/files/{id}/content", self._content)
         app.router.add_post("/v1/chat/completions", self._chat)
-        runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"
-        self._ready.set()
-        self._loop.run_forever()
+        self._server = BackgroundApp(app)
+
+    def __enter__(self) -> "FakeBatches":
+        self.url = self._server.__enter__().url
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.__exit__(*exc)
+
+    def requests_of(self, batch_id: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.files[self.batches[batch_id]["input_file_id"]].decode().splitlines() if line.strip()]
 
     async def _upload(self, request: web.Request) -> web.Response:
         form = await request.post()

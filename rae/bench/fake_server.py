@@ -161,12 +161,12 @@ def build_app(latency_s: float, faults: FaultPlan | None = None, recorded: Recor
     return app
 
 
-class FakeServer:
-    """The server on a background thread with its own event loop (for tests); ``url`` is the ``api_base``."""
+class BackgroundApp:
+    """An aiohttp application served on 127.0.0.1 from a background thread with its own event loop (for tests);
+    ``url`` is its ``/v1`` base once entered."""
 
-    def __init__(self, latency_s: float = 0.0, faults: FaultPlan | None = None):
-        self.recorded = Recorded()
-        self._app = build_app(latency_s, faults, self.recorded)
+    def __init__(self, app: web.Application):
+        self._app = app
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -178,14 +178,12 @@ class FakeServer:
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/v1"
-        self._runner = runner
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"
         self._started.set()
         self._loop.run_forever()
         self._loop.run_until_complete(runner.cleanup())
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> "BackgroundApp":
         self._thread.start()
         self._started.wait(10)
         return self
@@ -193,6 +191,14 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+class FakeServer(BackgroundApp):
+    """The fake model server in this process; ``recorded`` holds what it was sent."""
+
+    def __init__(self, latency_s: float = 0.0, faults: FaultPlan | None = None):
+        self.recorded = Recorded()
+        super().__init__(build_app(latency_s, faults, self.recorded))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 from sqlalchemy.orm import Session, sessionmaker
 
 from rae.errors import RaeError
+from rae.store.driver import DriverStatements, Prepared, Transaction
 from rae.store.schema import Base, ClaimRow, LMCall, RunRow
 
 Row = TypeVar("Row", bound=LMCall)
@@ -59,7 +60,8 @@ class Store:
         self.url = url
         self.engine = _engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._statements: dict[tuple[str, str], Any] = {}
+        self._statements: dict[Any, Prepared] = {}
+        self._driver = DriverStatements(self.engine)
         try:
             _create_schema(self.engine)
         except OperationalError as exc:
@@ -73,10 +75,9 @@ class Store:
         return self._sessions()
 
     def get(self, table: type[Row], fingerprint: str) -> Row | None:
-        """The stored row, read-only (its columns as attributes). A prepared plain select, not an ORM session: it is
-        on the path of every judgment, and a session costs several times more CPU."""
-        with self.engine.connect() as connection:
-            return connection.execute(self._lookup(table), {"fingerprint": fingerprint}).first()
+        """The stored row, read-only (its columns as attributes). On the path of every judgment, so it is one prepared
+        statement on the driver (``rae.store.driver``), not an ORM session."""
+        return self._driver.run(lambda t: t.first(self._lookup(table), {"fingerprint": fingerprint}))
 
     def get_many(self, table: type[Row], fingerprints: Iterable[str]) -> dict[str, Row]:
         wanted = list(dict.fromkeys(fingerprints))
@@ -93,18 +94,20 @@ class Store:
 
         Committed at once: a run killed a moment later has lost nothing it paid for. With ``release_claim_of``, that
         claimant's claim on the key ends in the same transaction."""
-        table = row.__table__
-        values = _insertable(row)
-        with self.engine.begin() as connection:
+        insert_once, values = self._insert(row.__table__), _insertable(row)
+
+        def work(transaction: Transaction) -> bool:
             try:
-                inserted = connection.execute(self._insert(table), values).rowcount == 1
-            except IntegrityError:
+                inserted = transaction.rowcount(insert_once, values) == 1
+            except self.engine.dialect.loaded_dbapi.IntegrityError:
                 if self.dialect in ON_CONFLICT_DIALECTS:  # not a duplicate (that is skipped): a row that cannot be stored
                     raise
                 inserted = False  # a dialect without ON CONFLICT: another process stored it first
             if release_claim_of is not None:
-                connection.execute(self._release(), {"fingerprint": row.fingerprint, "owner": release_claim_of})
+                transaction.rowcount(self._release(), {"fingerprint": row.fingerprint, "owner": release_claim_of})
             return inserted
+
+        return self._driver.run(work)
 
     def claim(self, fingerprint: str, owner: str, lease_s: float, reading: type[Row] | None = None) -> "Claim[Row]":
         """Claim a key for ``owner`` before paying for it. Held if ``owner`` now holds it: nobody held it, or the holder's
@@ -113,52 +116,62 @@ class Store:
 
         With ``reading``, the key's row in that table is read in the claim's own transaction, after the claim: a row
         the previous holder stored just before releasing is seen, and a miss costs one transaction fewer."""
-        now = datetime.now(UTC)
-        values = {"fingerprint": fingerprint, "owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": now + timedelta(seconds=lease_s)}
-        with self.engine.begin() as connection:
-            held = self._take_claim(connection, values, now)
-            row = connection.execute(self._lookup(reading), {"fingerprint": fingerprint}).first() if reading is not None else None
+
+        def work(transaction: Transaction) -> Claim[Row]:
+            now = datetime.now(UTC)
+            values = {"fingerprint": fingerprint, "owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": now + timedelta(seconds=lease_s)}
+            held = self._take_claim(transaction, values, now)
+            row = transaction.first(self._lookup(reading), {"fingerprint": fingerprint}) if reading is not None else None
             return Claim(held, row)
 
-    def _take_claim(self, connection: Any, values: dict[str, Any], now: datetime) -> bool:
-        if connection.execute(self._insert(ClaimRow.__table__), values).rowcount == 1:
+        return self._driver.run(work)
+
+    def _take_claim(self, transaction: Transaction, values: dict[str, Any], now: datetime) -> bool:
+        if transaction.rowcount(self._insert(ClaimRow.__table__), values) == 1:
             return True
-        fingerprint, owner = values["fingerprint"], values["owner"]
-        holder = connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint == fingerprint)).first()
-        if holder is None or holder.owner == owner:
+        holder = transaction.first(self._lookup(ClaimRow), values)
+        if holder is None or holder.owner == values["owner"]:
             return holder is not None
         expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
         if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
             return False
-        taken = connection.execute(
-            update(ClaimRow.__table__)
-            .where(ClaimRow.fingerprint == fingerprint, ClaimRow.owner == holder.owner)
-            .values(owner=owner, host=HOST, pid=os.getpid(), expires_at=values["expires_at"])
-        )
-        return taken.rowcount == 1
+        taking = {"fingerprint": values["fingerprint"], "holder": holder.owner, "claimant": values["owner"], "claimant_host": HOST}
+        return transaction.rowcount(self._take_over(), {**taking, "claimant_pid": values["pid"], "until": values["expires_at"]}) == 1
 
     def release(self, fingerprint: str, owner: str) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(self._release(), {"fingerprint": fingerprint, "owner": owner})
+        self._driver.run(lambda t: t.rowcount(self._release(), {"fingerprint": fingerprint, "owner": owner}))
 
-    def _release(self) -> Any:
-        key = ("release", "claims")
-        if key not in self._statements:
-            claims = ClaimRow.__table__
-            self._statements[key] = delete(claims).where(claims.c.fingerprint == bindparam("fingerprint"), claims.c.owner == bindparam("owner"))
-        return self._statements[key]
+    def _release(self) -> Prepared:
+        claims = ClaimRow.__table__
+        return self._prepared("release", lambda: delete(claims).where(claims.c.fingerprint == bindparam("fingerprint"), claims.c.owner == bindparam("owner")))
 
-    def _lookup(self, table: type[Row]) -> Any:
-        key = ("lookup", table.__tablename__)
-        if key not in self._statements:
-            self._statements[key] = select(table.__table__).where(table.__table__.c.fingerprint == bindparam("fingerprint"))
-        return self._statements[key]
+    def _take_over(self) -> Prepared:
+        claims = ClaimRow.__table__
+        return self._prepared(
+            "take over",
+            lambda: update(claims)
+            .where(claims.c.fingerprint == bindparam("fingerprint"), claims.c.owner == bindparam("holder"))
+            .values(
+                owner=bindparam("claimant", type_=claims.c.owner.type),
+                host=bindparam("claimant_host", type_=claims.c.host.type),
+                pid=bindparam("claimant_pid", type_=claims.c.pid.type),
+                expires_at=bindparam("until", type_=claims.c.expires_at.type),
+            ),
+        )
 
-    def _insert(self, table: Any) -> Any:
-        key = ("insert", table.name)
-        if key not in self._statements:
-            self._statements[key] = _insert_once(self.dialect, table)
-        return self._statements[key]
+    def _lookup(self, table: type[Base]) -> Prepared:
+        columns = table.__table__
+        return self._prepared(("lookup", columns.name), lambda: select(columns).where(columns.c.fingerprint == bindparam("fingerprint")), columns)
+
+    def _insert(self, table: Any) -> Prepared:
+        return self._prepared(("insert", table.name), lambda: _insert_once(self.dialect, table))
+
+    def _prepared(self, key: Any, statement: Callable[[], Any], table: Any = None) -> Prepared:
+        """A hot statement, compiled for the driver the first time it is needed."""
+        prepared = self._statements.get(key)
+        if prepared is None:
+            prepared = self._statements[key] = self._driver.prepare(statement(), table)
+        return prepared
 
     def replace(self, row: Base) -> None:
         """Store a row in place of any with the same key (a failure being retried, an image fetched again): one
@@ -213,7 +226,9 @@ def _engine(url: str) -> Engine:
         raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///.rae/rae.db or postgresql+psycopg://host/db)") from None
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=64)
-    if parsed.database and parsed.database != ":memory:":
+    if not parsed.database or parsed.database == ":memory:":
+        raise StoreError("an in-memory SQLite store is a new empty database on every connection: give it a file, e.g. sqlite:///.rae/rae.db")
+    if parsed.database:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16, max_overflow=64)
     event.listen(engine, "connect", _sqlite_pragmas)
@@ -310,8 +325,7 @@ def _insert_once(dialect: str, table: Any) -> Any:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     else:
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    # whether a row went in is its rowcount, which SQLAlchemy keeps for an INSERT only when asked (psycopg's is lost)
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=["fingerprint"]).execution_options(preserve_rowcount=True)
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=["fingerprint"])
 
 
 def _safe(url: str) -> str:

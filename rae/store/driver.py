@@ -1,0 +1,162 @@
+"""The store's hot statements, run on the database driver's own connections.
+
+Every judgment costs a lookup, and every paid one a claim (with a read) and an insert (with the claim's release).
+Through SQLAlchemy's ``Connection.execute`` each of those statements costs about 0.2 ms of CPU (a connection checkout,
+an execution context, a result object); at 64 workers that was a third of rae's own CPU per pair. Here the same
+statements are compiled once by SQLAlchemy for the store's dialect (so the SQL, its parameter style, its casts and
+its ``ON CONFLICT`` are SQLAlchemy's), their parameters and results converted by the column types' own processors, and
+run on plain DBAPI connections that this class keeps, one per worker at a time. Everything else in the store (the
+schema, runs, reviews, exports) goes through SQLAlchemy as before.
+
+A driver error is raised as the SQLAlchemy exception it would have been (``IntegrityError``, ``OperationalError``), so
+callers handle one family. A connection the database dropped (a PostgreSQL restart) is discarded, and the
+transaction tried once more on a new one, as the engine's pre-ping would have done.
+"""
+
+import os
+import threading
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.types import TypeEngine
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass
+class Prepared:
+    """A statement compiled for the driver: its SQL, its parameters in the driver's order, and how to convert values."""
+
+    sql: str
+    names: tuple[str, ...]
+    positional: bool
+    binds: tuple[Processor, ...]
+    row: type | None = None  # a select's row type (a named tuple of the table's columns)
+    types: tuple[TypeEngine, ...] = ()  # a select's column types, whose result processors convert what the driver read
+    results: tuple[Processor, ...] | None = None  # made from the driver's own column types, at the first row read
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        converted = [value if bind is None else bind(value) for bind, value in zip(self.binds, (values[n] for n in self.names), strict=True)]
+        return tuple(converted) if self.positional else dict(zip(self.names, converted, strict=True))
+
+    def as_row(self, raw: tuple[Any, ...] | None, dialect: Dialect, description: Any) -> Any:
+        if raw is None or self.row is None:
+            return None
+        if self.results is None:
+            self.results = tuple(t.result_processor(dialect, column[1]) for t, column in zip(self.types, description, strict=True))
+        return self.row(*(value if result is None else result(value) for result, value in zip(self.results, raw, strict=True)))
+
+
+class Transaction:
+    """One transaction on a driver connection: execute prepared statements, read their first row or row count."""
+
+    def __init__(self, cursor: Any, dialect: Dialect):
+        self.cursor, self.dialect = cursor, dialect
+
+    def rowcount(self, statement: Prepared, values: dict[str, Any]) -> int:
+        self.cursor.execute(statement.sql, statement.parameters(values))
+        return self.cursor.rowcount
+
+    def first(self, statement: Prepared, values: dict[str, Any]) -> Any:
+        self.cursor.execute(statement.sql, statement.parameters(values))
+        return statement.as_row(self.cursor.fetchone(), self.dialect, self.cursor.description)
+
+
+class DriverStatements:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._idle: list[Any] = []  # connections not in use; one is taken per transaction (last in, first out)
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        weakref.finalize(self, _close_all, self._idle)
+
+    def prepare(self, statement: ClauseElement, table: Table | None = None) -> Prepared:
+        """``statement`` compiled for this dialect; with ``table``, a select of all its columns, read as named tuples."""
+        compiled = statement.compile(dialect=self.dialect)
+        positional = bool(compiled.positional)
+        names = tuple(compiled.positiontup) if positional else tuple(compiled.binds)
+        binds = tuple(compiled.binds[name].type.dialect_impl(self.dialect).bind_processor(self.dialect) for name in names)
+        if table is None:
+            return Prepared(compiled.string, names, positional, binds)
+        columns = list(table.columns)
+        types = tuple(c.type.dialect_impl(self.dialect) for c in columns)
+        return Prepared(compiled.string, names, positional, binds, namedtuple(f"{table.name}_row", [c.key for c in columns]), types)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction, committed when the block ends, rolled back if it raises. A dropped connection is not reused."""
+        connection = self._take()
+        try:
+            cursor = connection.cursor()
+            try:
+                yield Transaction(cursor, self.dialect)
+            finally:
+                cursor.close()
+            connection.commit()
+        except self.dialect.loaded_dbapi.Error as exc:
+            dropped = self._dropped(exc, connection)
+            self._discard_or_return(connection, dropped)
+            raise DBAPIError.instance(None, None, exc, self.dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=self.dialect) from exc
+        except BaseException:
+            self._discard_or_return(connection, dropped=False)
+            raise
+        self._give_back(connection)
+
+    def run(self, work: Callable[[Transaction], Any]) -> Any:
+        """``work`` in one transaction; once more on a new connection if the database had dropped the first."""
+        try:
+            with self.transaction() as transaction:
+                return work(transaction)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        with self.transaction() as transaction:
+            return work(transaction)
+
+    def _take(self) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: its parent's connections are not its own to use
+                self._idle.clear()
+                self._pid = os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        fairy = self.engine.raw_connection()  # made by the engine, so its connect hooks (SQLite's pragmas) have run
+        connection = fairy.dbapi_connection
+        fairy.detach()  # ours from now on: it does not hold one of the engine's pooled connections
+        return connection
+
+    def _give_back(self, connection: Any) -> None:
+        with self._lock:
+            self._idle.append(connection)
+
+    def _discard_or_return(self, connection: Any, dropped: bool) -> None:
+        """After a failed transaction: a connection the database dropped is closed; any other is rolled back and reused."""
+        if not dropped:
+            try:
+                connection.rollback()
+                self._give_back(connection)
+                return
+            except self.dialect.loaded_dbapi.Error:
+                pass
+        _close_all([connection])
+
+    def _dropped(self, exc: BaseException, connection: Any) -> bool:
+        return bool(self.dialect.is_disconnect(exc, connection, None))
+
+
+def _close_all(connections: list[Any]) -> None:
+    for connection in connections:
+        try:
+            connection.close()
+        except Exception:  # already gone with its database: nothing to release
+            pass
+    connections.clear()

@@ -52,3 +52,21 @@ def test_the_embedded_model_reads_field_descriptions_not_templates():
     assert "- reasoning: one or two sentences" in messages[0]["content"]
     assert "- label: one of irrelevant, acceptable_substitute, highly_relevant" in messages[0]["content"]
     assert messages[2]["content"] == '{\n  "label": "irrelevant"\n}'
+
+
+@pytest.mark.parametrize("mode", ["json_object", "json_schema", "llama_cpp", "none"])
+@pytest.mark.parametrize(("signature", "inputs", "demos"), CASES[:3])
+def test_the_response_format_is_dspys_own_and_made_once(signature, inputs, demos, mode):
+    """Chosen once per signature and model (it built a schema model on every call), and the same as DSPy chooses."""
+    lm = ModelHandle(ModelSpec(name="openai/qwen", api_base="http://127.0.0.1:8000/v1", structured_output=mode)).build()
+    adapter = JSONAdapter()
+    first, second, theirs = {}, {}, {}
+    adapter._prepare_response_format(lm, first, signature)
+    adapter._prepare_response_format(lm, second, signature)
+    dspy.JSONAdapter()._prepare_response_format(lm, theirs, signature)
+    assert first.keys() == theirs.keys() and first.get("response_format") is second.get("response_format")
+    ours, dspys = first.get("response_format"), theirs.get("response_format")
+    if isinstance(dspys, type):  # a schema model, which DSPy builds anew each time: the same name and schema
+        assert (ours.__name__, ours.model_json_schema()) == (dspys.__name__, dspys.model_json_schema())
+    else:
+        assert ours == dspys

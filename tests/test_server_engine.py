@@ -1,5 +1,6 @@
 """rae's engine for OpenAI-compatible servers, against a real local server: the wire format, and every fault."""
 
+import json
 import socket
 import threading
 
@@ -169,3 +170,47 @@ def test_an_http_status_maps_to_dspys_error_taxonomy():
     assert isinstance(_http_error("u", 401, {}, b"{}"), lm15.AuthError)
     assert isinstance(_http_error("u", 400, {}, b'{"error": "maximum context length is 4096"}'), lm15.ContextLengthError)
     assert isinstance(_http_error("u", 404, {}, b"{}"), lm15.UnsupportedModelError)
+
+
+@pytest.mark.parametrize("mode", ["json_object", "json_schema", "llama_cpp", "none"])
+def test_the_direct_path_sends_byte_for_byte_what_dspys_path_sends(mode):
+    """``ServerLM`` skips DSPy's execution layer for plain text calls; the server must not be able to tell. Each call is
+    made twice, directly and through DSPy's path (a callback installed forces it), and the bodies compared as sent:
+    the judge with demos, the requirements and guidelines writers, and a refine attempt (another temperature, a seed,
+    a hint field)."""
+    from dspy.utils.callback import BaseCallback
+
+    from rae.annotate.refine import Hinted
+    from rae.lm.direct import ServerLM
+    from rae.programs.guidelines import GENERIC_GUIDELINES, GuidelineWriter
+    from rae.programs.judge import RelevanceJudge
+    from rae.programs.requirements import Requirement, RequirementExtractor
+
+    judge = RelevanceJudge()
+    judge.judge.predict.demos = [
+        dspy.Example(query="steel kettle", guidelines="g", product="a steel kettle", reasoning="It is one.", label="highly_relevant")
+    ]
+    inputs = {"query": "red kettle", "guidelines": GENERIC_GUIDELINES.render(), "product": "<product>A red kettle, 1.7 l</product>"}
+    calls = [
+        (judge, inputs, JSONAdapter()),
+        (RequirementExtractor(), {"query": "red kettle"}, JSONAdapter()),
+        (GuidelineWriter(), {"query": "red kettle", "requirements": [Requirement(name="colour", value="red", importance="must")]}, JSONAdapter()),
+        (judge, inputs, Hinted(JSONAdapter(), "the reasoning repeated the listing")),
+    ]
+    with FakeServer() as server:
+        lm = handle_for(server, structured_output=mode).build()
+        assert isinstance(lm, ServerLM)
+        for module, given, adapter in calls:
+            for model in (lm, lm.copy(temperature=0.3, seed=2)):
+                with dspy.context(lm=model, adapter=adapter):
+                    direct = module(**given)
+                    assert model.history == []  # the direct path keeps no DSPy history: it was taken
+                    with dspy.context(callbacks=[BaseCallback()]):
+                        through_dspy = module(**given)
+                    assert len(model.history) == 1
+                    model.history.clear()
+                assert direct.toDict() == through_dspy.toDict()
+        bodies = [json.dumps(body) for body in server.recorded.bodies]
+    assert len(bodies) == 2 * 2 * len(calls)
+    for first, second in zip(bodies[::2], bodies[1::2], strict=True):
+        assert first == second

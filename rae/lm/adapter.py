@@ -1,13 +1,16 @@
 """DSPy's JSONAdapter, with the same prompts built for less CPU.
 
 At 64 concurrent calls, rae's throughput is bound by the Python work per call, and a third of DSPy's share of it is
-prompt formatting that repeats itself: the system message depends only on the signature, yet is rebuilt on every
-call; and a plain string input goes through a pydantic serialiser only to come out unchanged. This adapter caches the
-first and passes the second through. The messages it builds are identical to DSPy's own (a test holds them equal),
-so programs, store keys and compiled artifacts do not change.
+prompt formatting that repeats itself: the system message and the response format depend only on the signature (and
+the model), yet are rebuilt on every call; and a plain string input goes through a pydantic serialiser only to come
+out unchanged. This adapter caches the first two, per signature, and passes the third through. The messages and
+formats it builds are identical to DSPy's own (tests hold them equal), so programs, store keys and compiled artifacts
+do not change. The caches hold a signature weakly: a refine attempt's signature (one more input field) is a new class
+each time, and is let go with it.
 """
 
 import threading
+import weakref
 from typing import Any, Literal
 
 import dspy
@@ -18,16 +21,37 @@ from dspy.adapters.utils import format_field_value
 class JSONAdapter(dspy.JSONAdapter):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._system_messages: dict[Any, str | None] = {}
+        self._per_signature: weakref.WeakKeyDictionary[type, dict[Any, Any]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def format_system_message(self, signature: type[dspy.Signature]) -> str:
-        cached = self._system_messages.get(signature)
-        if cached is None:
-            cached = super().format_system_message(signature)
+        return self._remembered(signature, "system", lambda: super(JSONAdapter, self).format_system_message(signature))
+
+    def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature]) -> None:
+        """DSPy's choice of response format (none, JSON mode, or a schema model built from the signature), made once
+        per signature and model. For an LM with an engine object (rae's engines, whose capabilities are fixed); DSPy's
+        string-named engines are asked every time, as DSPy does."""
+        engine = getattr(lm, "engine", None)
+        if engine is None or isinstance(engine, str):
+            super()._prepare_response_format(lm, lm_kwargs, signature)
+            return
+
+        def chosen() -> dict[str, Any]:
+            probe: dict[str, Any] = {}
+            super(JSONAdapter, self)._prepare_response_format(lm, probe, signature)
+            return probe
+
+        lm_kwargs.update(self._remembered(signature, ("response_format", lm.model, engine), chosen))
+
+    def _remembered(self, signature: type, what: Any, make: Any) -> Any:
+        """``make()``, once per signature and ``what``."""
+        known = self._per_signature.get(signature)
+        if known is None or what not in known:
+            value = make()
             with self._lock:
-                self._system_messages[signature] = cached
-        return cached
+                self._per_signature.setdefault(signature, {})[what] = value
+            return value
+        return known[what]
 
     def format_field_with_value(self, fields_with_values: dict[FieldInfoWithName, Any], role: str = "user") -> str:
         if role != "user":
@@ -55,12 +79,7 @@ class JSONAdapter(dspy.JSONAdapter):
     def _output_requirements(self, signature: type[dspy.Signature]) -> str | None:
         """The reminder of the output fields at the end of the user message; like the system message, it depends only
         on the signature."""
-        key = ("requirements", signature)
-        if key not in self._system_messages:
-            reminder = self.user_message_output_requirements(signature)
-            with self._lock:
-                self._system_messages[key] = reminder
-        return self._system_messages[key]
+        return self._remembered(signature, "requirements", lambda: self.user_message_output_requirements(signature))
 
 
 class GrammarJSONAdapter(JSONAdapter):

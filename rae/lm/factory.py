@@ -14,6 +14,7 @@ import dspy
 
 from rae.config import EMBEDDED_PREFIX, ConfigError, ModelPrice, ModelSpec, PromptFormat
 from rae.lm.adapter import GrammarJSONAdapter, JSONAdapter
+from rae.lm.direct import ServerLM
 from rae.lm.embedded import LlamaCppEngine, file_digest, smollm2_path
 from rae.lm.limits import RateLimiter
 from rae.lm.pricing import call_cost, resolve_price
@@ -161,7 +162,7 @@ class ModelHandle:
                 timeout_s=spec.timeout_s,
                 structured_output=spec.structured_output,
             )
-            return dspy.LM(spec.name, engine=served, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0)
+            return ServerLM(spec.name, engine=served, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0)
         return dspy.LM(
             spec.name,
             engine=engine,

@@ -20,6 +20,7 @@ import http.client
 import json
 import ssl
 import threading
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,7 +53,18 @@ class OpenAICompatibleEngine:
         self.connections = KeepAliveConnections(self.url, headers, timeout_s)
 
     def complete(self, request: Request) -> Response:
-        status, headers, payload = self.connections.post(json.dumps(self._body(request)).encode())
+        answer = self.send(self._body(request))
+        return Response(
+            id=answer.id,
+            model=request.model,
+            message=Message.assistant([TextPart(answer.text)]),
+            finish_reason=answer.finish_reason,
+            usage=Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens),
+        )
+
+    def send(self, body: dict[str, Any]) -> "Answer":
+        """POST one chat-completions body; the completion's text and usage, reported to the call being recorded."""
+        status, headers, payload = self.connections.post(json.dumps(body).encode())
         if status != 200:
             raise _http_error(self.url, status, headers, payload)
         try:
@@ -64,13 +76,7 @@ class OpenAICompatibleEngine:
         usage = data.get("usage") or {}
         report_completion(text, usage.get("prompt_tokens"), usage.get("completion_tokens"))
         finish = choice.get("finish_reason") or "stop"
-        return Response(
-            id=data.get("id"),
-            model=request.model,
-            message=Message.assistant([TextPart(text)]),
-            finish_reason=finish if finish in ("stop", "length") else "stop",
-            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
-        )
+        return Answer(text, data.get("id"), finish if finish in ("stop", "length") else "stop", usage.get("prompt_tokens"), usage.get("completion_tokens"))
 
     def stream(self, request: Request):
         return lm15.response_to_events(self.complete(request))
@@ -80,6 +86,17 @@ class OpenAICompatibleEngine:
 
     def _body(self, request: Request) -> dict[str, Any]:
         return chat_body(request, self.model, self.structured_output)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a server answered to one chat-completions body."""
+
+    text: str
+    id: str | None
+    finish_reason: str
+    input_tokens: int | None
+    output_tokens: int | None
 
 
 class KeepAliveConnections:
@@ -166,6 +183,36 @@ def chat_body(request: Request, model: str, structured_output: StructuredOutput)
     if response_format is not None:
         body["response_format"] = response_format
     return body
+
+
+def plain_body(messages: list[dict[str, str]], settings: dict[str, Any], model: str, structured_output: StructuredOutput) -> dict[str, Any]:
+    """The body ``chat_body`` builds from DSPy's request for these text messages and settings, built without the request
+    (``rae.lm.direct``): the same keys, in the same order, with the response format read as DSPy reads it."""
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    for key in ("max_tokens", "temperature", "seed"):
+        if settings.get(key) is not None:
+            body[key] = settings[key]
+    stop = settings.get("stop")
+    if stop:
+        body["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    response_format = _response_format(_as_dspy_reads(settings.get("response_format")), structured_output)
+    if response_format is not None:
+        body["response_format"] = response_format
+    return body
+
+
+def _as_dspy_reads(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A chat-completions response format as DSPy's request holds it: ``text`` is none, a schema's ``json_schema`` wrapper
+    is flattened, and the default name "response" dropped."""
+    if raw is None or raw.get("type") == "text":
+        return None
+    if raw.get("type") != "json_schema":
+        return {"type": raw.get("type")}
+    inner = raw.get("json_schema") or {}
+    read = {"type": "json_schema", "schema": inner.get("schema")}
+    if inner.get("name") not in (None, "response"):
+        read["name"] = inner["name"]
+    return read
 
 
 def _messages(request: Request) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ request. Every such text passes through ``redact`` before rae prints, logs or st
 environment variables that hold keys, and anything shaped like a key or a bearer token, become ``[redacted]``.
 """
 
+import functools
 import logging
 import os
 import re
@@ -20,9 +21,15 @@ SECRET_SHAPES = (
 
 
 def secret_values() -> list[str]:
-    """The values of environment variables whose names say they hold a secret (longest first)."""
-    values = {value for name, value in os.environ.items() if SECRET_NAME.search(name) and len(value) >= 8}
+    """The values of environment variables whose names say they hold a secret (longest first). Read from the
+    environment each time (a key set later is redacted too); only the test of a name is remembered."""
+    values = {value for name, value in os.environ.items() if len(value) >= 8 and _secret_name(name)}
     return sorted(values, key=len, reverse=True)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    return SECRET_NAME.search(name) is not None
 
 
 def redact(text: str) -> str:

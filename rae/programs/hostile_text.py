@@ -17,6 +17,16 @@ PATTERNS = {
     "role marker": re.compile(r"(^|\n)\s*(system|assistant|user)\s*[:>]", re.I),
     "delimiter": re.compile(r"</?\s*product\s*>|\[\[\s*##", re.I),
 }
+# Words each pattern cannot match without (every one of the groups, for patterns with two): a listing that has none of
+# them is passed over with a substring search, which is many times cheaper than the expression.
+NEEDED = {
+    "override": [("ignore", "disregard", "forget")],
+    "addresses the judge": [("ai", "llm", "language model", "assistant", "judge", "annotator", "grader", "rater", "evaluator"), ("label", "rate", "mark", "classify", "judge", "score")],
+    "dictates a label": [("label", "rate", "mark", "classify", "score"), ("relevant", "substitute", "exact")],
+    "label keyword": [("highly_relevant", "acceptable_substitute")],
+    "role marker": [("system", "assistant", "user")],
+    "delimiter": [("product", "[[")],
+}
 
 
 def suspicious_instructions(text: str) -> list[str]:
@@ -27,5 +37,11 @@ def suspicious_instructions(text: str) -> list[str]:
 @functools.lru_cache(maxsize=2**14)
 def _found(text: str) -> tuple[str, ...]:
     """Remembered per text: one listing is judged for every query that retrieves it, and six regular expressions over
-    it were a measurable part of the CPU a judgment costs."""
-    return tuple(name for name, pattern in PATTERNS.items() if pattern.search(text))
+    it were a measurable part of the CPU a judgment costs. An expression runs only on a listing that has the words it
+    needs (case-folded, as the expressions ignore case)."""
+    folded = text.casefold()
+    return tuple(
+        name
+        for name, pattern in PATTERNS.items()
+        if all(any(word in folded for word in group) for group in NEEDED[name]) and pattern.search(text)
+    )

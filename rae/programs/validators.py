@@ -7,6 +7,7 @@ schema (``#/$defs/Requirement``), a version-like number, the query itself or the
 into optimisation. Each check returns the reason the output is degenerate, or None when it is content.
 """
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -105,6 +106,8 @@ def prompt_sentences(signature: type[dspy.Signature]) -> list[str]:
     return [signature.instructions, *[d for d in descriptions if d and not d.startswith("${")]]
 
 
+@functools.lru_cache(maxsize=4096)
 def _flat(text: str) -> str:
-    """Lower-cased, punctuation made space, runs of space made one."""
+    """Lower-cased, punctuation made space, runs of space made one. Remembered: the prompt's sentences and guidelines
+    an answer is checked against are the same for many calls."""
     return " ".join(re.sub(r"[^\w]+", " ", str(text).lower()).split())

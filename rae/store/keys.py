@@ -8,7 +8,7 @@ same row and is never paid twice.
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -22,10 +22,10 @@ class StoreKey:
     program_hash: str
     model_id: str
     input_hash: str
+    fingerprint: str = field(init=False, compare=False)  # computed once: a step reads it several times
 
-    @property
-    def fingerprint(self) -> str:
-        return content_hash([self.stage, self.program_hash, self.model_id, self.input_hash])
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fingerprint", content_hash([self.stage, self.program_hash, self.model_id, self.input_hash]))
 
 
 def key_for(stage: str, program_hash: str, model_id: str, content: dict[str, Any]) -> StoreKey:

@@ -1,8 +1,8 @@
 """DSPy's JSONAdapter, with the same prompts built for less CPU.
 
 At 64 concurrent calls, rae's throughput is bound by the Python work per call, and a third of DSPy's share of it is
-prompt formatting that repeats itself: the system message and the response format depend only on the signature (and
-the model), yet are rebuilt on every call; and a plain string input goes through a pydantic serialiser only to come
+prompt formatting that repeats itself: the system message, the response format and which input field is a history
+depend only on the signature (and the model), yet are worked out again on every call; and a plain string input goes through a pydantic serialiser only to come
 out unchanged. This adapter caches the first two, per signature, and passes the third through. The messages and
 formats it builds are identical to DSPy's own (tests hold them equal), so programs, store keys and compiled artifacts
 do not change. The caches hold a signature weakly: a refine attempt's signature (one more input field) is a new class
@@ -26,6 +26,13 @@ class JSONAdapter(dspy.JSONAdapter):
 
     def format_system_message(self, signature: type[dspy.Signature]) -> str:
         return self._remembered(signature, "system", lambda: super(JSONAdapter, self).format_system_message(signature))
+
+    def _get_history_field_name(self, signature: type[dspy.Signature]) -> str | None:
+        """Which input field is a conversation history, if any: a scan of the signature's annotations on every call."""
+        return self._remembered(signature, "history", lambda: super(JSONAdapter, self)._get_history_field_name(signature))
+
+    def _get_tool_call_input_field_name(self, signature: type[dspy.Signature]) -> str | None:
+        return self._remembered(signature, "tools", lambda: super(JSONAdapter, self)._get_tool_call_input_field_name(signature))
 
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature]) -> None:
         """DSPy's choice of response format (none, JSON mode, or a schema model built from the signature), made once

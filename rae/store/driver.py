@@ -13,6 +13,7 @@ callers handle one family. A connection the database dropped (a PostgreSQL resta
 transaction tried once more on a new one, as the engine's pre-ping would have done.
 """
 
+import contextlib
 import os
 import threading
 import weakref
@@ -155,8 +156,6 @@ class DriverStatements:
 
 def _close_all(connections: list[Any]) -> None:
     for connection in connections:
-        try:
+        with contextlib.suppress(Exception):  # already gone with its database: nothing to release
             connection.close()
-        except Exception:  # already gone with its database: nothing to release
-            pass
     connections.clear()

@@ -19,3 +19,17 @@ def test_the_benchmark_runs_and_reports_every_measurement():
         assert row["lm_calls"] == row["pairs"] and row["failed_or_not_judged"] == 0 and row["fake_server_cpu_ms_per_pair"] > 0
     ray = scaleout["ray_two_nodes"]
     assert "skipped" in ray or (ray["lm_calls"] == ray["pairs"] and ray["failed_or_not_judged"] == 0), ray
+
+
+def test_trees_are_compared_in_alternating_runs(tmp_path):
+    """Two trees (here the same one twice), two rounds, small: every run reports, and the medians are printed per tree."""
+    from pathlib import Path
+
+    tree = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "rae.bench.compare_trees", str(tree), str(tree), "--rounds", "2", "--pairs", "12", "--workers", "4", "--latency", "0.01"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )
+    assert done.stderr.count("pairs/s") == 4
+    rows = [line for line in done.stdout.splitlines() if line.startswith(str(tree))]
+    assert len(rows) == 2 and all(float(row.split()[-1]) > 0 for row in rows)

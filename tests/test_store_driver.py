@@ -66,3 +66,31 @@ def test_a_connection_the_database_dropped_is_replaced(store):
 def test_an_in_memory_store_is_refused_with_one_line():
     with pytest.raises(StoreError, match="in-memory"):
         Store("sqlite://")
+
+
+def test_many_workers_share_a_bounded_number_of_connections(store):
+    """64 workers in the store at once hold no more connections than the engine's pool would (PostgreSQL's default
+    of 100 clients is shared by every process writing to the store); the others wait their turn, and all finish."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rae.store.driver import MAX_CONNECTIONS
+
+    inside, most, lock = 0, 0, threading.Lock()
+
+    def slow_lookup(transaction, i: int):
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.02)  # a statement waiting on the database
+        with lock:
+            inside -= 1
+        return transaction.first(store._lookup(JudgmentRow), {"fingerprint": f"k{i}"})
+
+    store.put(judgment("k1"))
+    with ThreadPoolExecutor(64) as pool:
+        found = list(pool.map(lambda i: store._driver.run(lambda t: slow_lookup(t, i)), range(256)))
+    assert most == MAX_CONNECTIONS and len(store._driver._idle) <= MAX_CONNECTIONS
+    assert [row.fingerprint for row in found if row is not None] == ["k1"]

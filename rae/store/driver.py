@@ -30,6 +30,9 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any] | None
+# Connections a store keeps, like the engine's pool: a transaction here is short, 64 workers rarely need more, and
+# PostgreSQL's default of 100 clients is shared by every process and node writing to one store.
+MAX_CONNECTIONS = 16
 
 
 @dataclass
@@ -76,6 +79,7 @@ class DriverStatements:
         self.engine = engine
         self.dialect = engine.dialect
         self._idle: list[Any] = []  # connections not in use; one is taken per transaction (last in, first out)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._lock = threading.Lock()
         self._pid = os.getpid()
         weakref.finalize(self, _close_all, self._idle)
@@ -94,23 +98,25 @@ class DriverStatements:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """A transaction, committed when the block ends, rolled back if it raises. A dropped connection is not reused."""
-        connection = self._take()
-        try:
-            cursor = connection.cursor()
+        """A transaction, committed when the block ends, rolled back if it raises. A dropped connection is not reused.
+        At most ``MAX_CONNECTIONS`` at once: a worker beyond them waits for a connection to come back."""
+        with self._slots:
+            connection = self._take()
             try:
-                yield Transaction(cursor, self.dialect)
-            finally:
-                cursor.close()
-            connection.commit()
-        except self.dialect.loaded_dbapi.Error as exc:
-            dropped = self._dropped(exc, connection)
-            self._discard_or_return(connection, dropped)
-            raise DBAPIError.instance(None, None, exc, self.dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=self.dialect) from exc
-        except BaseException:
-            self._discard_or_return(connection, dropped=False)
-            raise
-        self._give_back(connection)
+                cursor = connection.cursor()
+                try:
+                    yield Transaction(cursor, self.dialect)
+                finally:
+                    cursor.close()
+                connection.commit()
+            except self.dialect.loaded_dbapi.Error as exc:
+                dropped = self._dropped(exc, connection)
+                self._discard_or_return(connection, dropped)
+                raise DBAPIError.instance(None, None, exc, self.dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=self.dialect) from exc
+            except BaseException:
+                self._discard_or_return(connection, dropped=False)
+                raise
+            self._give_back(connection)
 
     def run(self, work: Callable[[Transaction], Any]) -> Any:
         """``work`` in one transaction; once more on a new connection if the database had dropped the first."""

@@ -170,34 +170,29 @@ class KeepAliveConnections:
 def chat_body(request: Request, model: str, structured_output: StructuredOutput) -> dict[str, Any]:
     """The chat-completions body of a DSPy request: what this engine sends, and what a batch file holds."""
     config = request.config
-    body: dict[str, Any] = {"model": model, "messages": _messages(request)}
-    if config.max_tokens is not None:
-        body["max_tokens"] = config.max_tokens
-    if config.temperature is not None:
-        body["temperature"] = config.temperature
-    if config.seed is not None:
-        body["seed"] = config.seed
-    if config.stop:
-        body["stop"] = list(config.stop)
-    response_format = _response_format(config.response_format, structured_output)
-    if response_format is not None:
-        body["response_format"] = response_format
-    return body
+    settings = {"max_tokens": config.max_tokens, "temperature": config.temperature, "seed": config.seed, "stop": config.stop}
+    return _body(_messages(request), settings, config.response_format, model, structured_output)
 
 
 def plain_body(messages: list[dict[str, str]], settings: dict[str, Any], model: str, structured_output: StructuredOutput) -> dict[str, Any]:
     """The body ``chat_body`` builds from DSPy's request for these text messages and settings, built without the request
-    (``rae.lm.direct``): the same keys, in the same order, with the response format read as DSPy reads it."""
+    (``rae.lm.direct``): the response format read as DSPy's request reads it, the rest as it is."""
+    stop = settings.get("stop")
+    plain = {**settings, "stop": [stop] if isinstance(stop, str) else stop}
+    return _body(messages, plain, _as_dspy_reads(settings.get("response_format")), model, structured_output)
+
+
+def _body(messages: list[dict[str, Any]], settings: dict[str, Any], response_format: dict[str, Any] | None, model: str, structured_output: StructuredOutput) -> dict[str, Any]:
+    """One body, whichever way its parts came: the keys in one order, unset settings left out."""
     body: dict[str, Any] = {"model": model, "messages": messages}
     for key in ("max_tokens", "temperature", "seed"):
         if settings.get(key) is not None:
             body[key] = settings[key]
-    stop = settings.get("stop")
-    if stop:
-        body["stop"] = [stop] if isinstance(stop, str) else list(stop)
-    response_format = _response_format(_as_dspy_reads(settings.get("response_format")), structured_output)
-    if response_format is not None:
-        body["response_format"] = response_format
+    if settings.get("stop"):
+        body["stop"] = list(settings["stop"])
+    sent_format = _response_format(response_format, structured_output)
+    if sent_format is not None:
+        body["response_format"] = sent_format
     return body
 
 

@@ -228,8 +228,7 @@ def _engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=64)
     if not parsed.database or parsed.database == ":memory:":
         raise StoreError("an in-memory SQLite store is a new empty database on every connection: give it a file, e.g. sqlite:///.rae/rae.db")
-    if parsed.database:
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16, max_overflow=64)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -28,6 +28,9 @@ SETTINGS = frozenset({"temperature", "max_tokens", "seed", "stop", "response_for
 
 
 class ServerLM(dspy.LM):
+    # Its direct path keeps no history, so a call need not tell it which modules are calling (rae.lm.direct_predict).
+    records_module_history = False
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._schemas: weakref.WeakKeyDictionary[type, dict[str, Any]] = weakref.WeakKeyDictionary()  # shared by copies

@@ -25,6 +25,7 @@ import dspy
 from dspy.utils.callback import BaseCallback
 from dspy.utils.exceptions import AdapterParseError
 
+from rae.lm.direct_predict import predicted
 from rae.lm.limits import RateLimiter
 from rae.lm.retry import RETRYABLE, RetryPolicy
 from rae.secrets import redact
@@ -112,7 +113,7 @@ def recorded_call(module: dspy.Module, policy: CallPolicy | None = None, **input
             policy.limiter.acquire()
             try:
                 with dspy.context(lm=lm) if lm is not dspy.settings.lm else _nothing():
-                    prediction = module(**inputs)
+                    prediction = predicted(module, inputs)
                 error = None
                 break
             except RETRYABLE as exc:

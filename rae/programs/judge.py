@@ -57,6 +57,14 @@ class RelevanceJudge(dspy.Module):
         signature = JudgeRelevanceWithImage if sees_image else JudgeRelevance
         self.judge = dspy.ChainOfThought(signature, rationale_field=REASONING) if chain_of_thought else dspy.Predict(signature)
 
+    @property
+    def direct_predictor(self) -> dspy.Predict | None:
+        """The predictor ``forward`` hands its inputs to unchanged (the text judge), for rae's direct call
+        (``rae.lm.direct_predict``); None for the image judge, whose inputs are not all text."""
+        if self.sees_image:
+            return None
+        return self.judge.predict if self.chain_of_thought else self.judge
+
     def forward(self, query: str, guidelines: str, product: str, image: dspy.Image | None = None) -> dspy.Prediction:
         if self.sees_image:
             return self.judge(query=query, guidelines=guidelines, product=product, image=image)

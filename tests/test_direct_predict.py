@@ -82,6 +82,11 @@ def test_the_direct_call_is_taken_only_when_the_module_layers_have_nothing_to_do
         with dspy.context(lm=lm, adapter=JSONAdapter()):
             predicted(judge, INPUTS)
         assert counting.modules == 1  # a module's own callback: the module is called
+        judge.callbacks, judge.judge.callbacks = [], [counting]
+        with dspy.context(lm=lm, adapter=JSONAdapter()):
+            predicted(judge, INPUTS)
+        assert counting.modules == 2  # a callback on the chain of thought in between, too
+        judge.judge.callbacks, counting.modules = [], 1
 
         judge.callbacks = []
         with dspy.context(lm=lm, adapter=JSONAdapter(), callbacks=[counting]):
@@ -101,7 +106,7 @@ def test_the_direct_call_is_taken_only_when_the_module_layers_have_nothing_to_do
             assert watched.forwards == 0  # nothing to do: the module layers were skipped
             predicted(watched, {**INPUTS, "query": ["red", "kettle"]})
             assert watched.forwards == 1  # not a string: DSPy's checks run
-        assert len(server.recorded.bodies) == 6
+        assert len(server.recorded.bodies) == 7
 
 
 def test_the_image_judge_and_dspys_own_lms_go_through_the_modules():

@@ -13,6 +13,7 @@ string fields (so no default, no warning), and an LM that keeps no history for t
 (rae's ``ServerLM``: ``records_module_history = False``). Otherwise it calls the module. A test holds the two ways equal, prediction and request.
 """
 
+import functools
 from typing import Any
 
 import dspy
@@ -22,7 +23,7 @@ from dspy.adapters.decision import resolve_adapter
 
 def predicted(module: dspy.Module, inputs: dict[str, Any]) -> dspy.Prediction:
     """``module(**inputs)``; directly through its predictor when the module hands its inputs to one unchanged."""
-    predictor = getattr(module, "direct_predictor", None)
+    predictor = getattr(module, "direct_predictor", None)  # with ``direct_layers``: the modules in between
     if predictor is None or not _nothing_skipped(module, predictor, inputs):
         return module(**inputs)
     settings = dspy.settings
@@ -36,14 +37,21 @@ def predicted(module: dspy.Module, inputs: dict[str, Any]) -> dspy.Prediction:
 def _nothing_skipped(module: dspy.Module, predictor: Any, inputs: dict[str, Any]) -> bool:
     """Whether the module layers ``predicted`` skips would have done nothing for this call."""
     settings = dspy.settings
-    if type(predictor) is not dspy.Predict or getattr(predictor.lm or settings.lm, "records_module_history", True):
+    lm = predictor.lm or settings.lm
+    if type(predictor) is not dspy.Predict or getattr(lm, "records_module_history", True):
         return False
     if settings.callbacks or settings.track_usage or settings.usage_tracker is not None or settings.send_stream is not None:
         return False
-    lm = predictor.lm or settings.lm
     if (predictor.config.get("n") or lm.kwargs.get("n") or lm.kwargs.get("num_generations") or 1) > 1:
         return False
-    if any(part.callbacks for _, part in module.named_sub_modules()):
+    if module.callbacks or predictor.callbacks or any(layer.callbacks for layer in getattr(module, "direct_layers", ())):
         return False
-    fields = predictor.signature.input_fields
-    return inputs.keys() == fields.keys() and all(type(v) is str and fields[k].annotation is str for k, v in inputs.items())
+    return inputs.keys() == _string_inputs(predictor.signature) and all(type(value) is str for value in inputs.values())
+
+
+@functools.lru_cache(maxsize=256)
+def _string_inputs(signature: type[dspy.Signature]) -> frozenset[str] | None:
+    """The signature's input field names, if every one of them is a string (None otherwise): a signature's fields are
+    rebuilt each time they are read, so this is worked out once per signature."""
+    fields = signature.input_fields
+    return frozenset(fields) if all(field.annotation is str for field in fields.values()) else None

@@ -65,6 +65,12 @@ class RelevanceJudge(dspy.Module):
             return None
         return self.judge.predict if self.chain_of_thought else self.judge
 
+    @property
+    def direct_layers(self) -> list[dspy.Module]:
+        """The modules between this one and ``direct_predictor`` (the chain of thought), whose callbacks a direct call
+        must honour."""
+        return [self.judge] if self.chain_of_thought else []
+
     def forward(self, query: str, guidelines: str, product: str, image: dspy.Image | None = None) -> dspy.Prediction:
         if self.sees_image:
             return self.judge(query=query, guidelines=guidelines, product=product, image=image)

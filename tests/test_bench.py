@@ -33,3 +33,12 @@ def test_trees_are_compared_in_alternating_runs(tmp_path):
     assert done.stderr.count("pairs/s") == 4
     rows = [line for line in done.stdout.splitlines() if line.startswith(str(tree))]
     assert len(rows) == 2 and all(float(row.split()[-1]) > 0 for row in rows)
+
+
+def test_the_http_exchange_is_measured_both_ways():
+    done = subprocess.run(
+        [sys.executable, "-m", "rae.bench.http_exchange", "--requests", "20", "--rounds", "1"], capture_output=True, text=True, check=True
+    )
+    rows = done.stdout.splitlines()
+    assert [row.split()[0] for row in rows] == ["http.client", "rae.lm.connections"]
+    assert all(float(row.split()[1]) > 0 for row in rows)

@@ -15,8 +15,8 @@ from rae.annotate.steps import StoredSteps
 from rae.bench.fake_server import FakeServer, Fault
 from rae.config import ModelSpec
 from rae.lm.adapter import JSONAdapter
+from rae.lm.connections import KeepAliveConnections
 from rae.lm.factory import ModelHandle
-from rae.lm.server import KeepAliveConnections
 from rae.programs.annotator import Annotator
 from rae.store.schema import JudgmentRow
 

@@ -16,18 +16,15 @@ connection as transient, and a 401 or an unknown model as final.
 """
 
 import base64
-import http.client
 import json
-import ssl
-import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from dspy import lm15
 from dspy.lm15 import ImagePart, Message, Request, Response, TextPart, Usage
 
 from rae.config import StructuredOutput
+from rae.lm.connections import KeepAliveConnections
 from rae.lm.recorder import report_completion
 
 
@@ -97,74 +94,6 @@ class Answer:
     finish_reason: str
     input_tokens: int | None
     output_tokens: int | None
-
-
-class KeepAliveConnections:
-    """One persistent HTTP(S) connection per worker thread, from the standard library.
-
-    At 64 workers the client's own CPU is rae's largest cost after DSPy's; ``http.client`` spends a third of what a
-    pooled client does per request, and a connection per thread needs no shared pool and no lock. A kept-alive
-    connection that the server closed while idle is reopened and the request sent again: the server never saw it.
-    """
-
-    def __init__(self, url: str, headers: dict[str, str], timeout_s: float):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise lm15.ConfigurationError(f"not an http(s) URL: {url}")
-        self.secure = parts.scheme == "https"
-        self.host, self.port = parts.hostname, parts.port or (443 if self.secure else 80)
-        self.path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.url, self.headers, self.timeout_s = url, headers, timeout_s
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-
-    def post(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        for attempt in (1, 2):
-            connection, reused = self._connection()
-            try:
-                connection.request("POST", self.path, body=body, headers=self.headers)
-                response = connection.getresponse()
-                payload = response.read()
-                return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
-            except TimeoutError:
-                self._drop(connection)
-                raise lm15.TimeoutError(f"{self.url} did not answer within {self.timeout_s:g}s", provider="server") from None
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self._drop(connection)
-                if reused and attempt == 1:
-                    continue  # the server closed an idle kept-alive connection: open a new one and send again
-                raise lm15.TransportError(f"{self.url} closed the connection ({type(exc).__name__})") from None
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop(connection)
-                raise lm15.TransportError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        with self._lock:
-            for connection in self._all:
-                connection.close()
-            self._all.clear()
-
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            return connection, True
-        if self.secure:
-            connection = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout_s, context=ssl.create_default_context())
-        else:
-            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-        self._local.connection = connection
-        with self._lock:
-            self._all.append(connection)
-        return connection, False
-
-    def _drop(self, connection: http.client.HTTPConnection) -> None:
-        connection.close()
-        self._local.connection = None
-        with self._lock:
-            if connection in self._all:
-                self._all.remove(connection)
 
 
 def chat_body(request: Request, model: str, structured_output: StructuredOutput) -> dict[str, Any]:

@@ -92,5 +92,5 @@ def test_many_workers_share_a_bounded_number_of_connections(store):
     store.put(judgment("k1"))
     with ThreadPoolExecutor(64) as pool:
         found = list(pool.map(lambda i: store._driver.run(lambda t: slow_lookup(t, i)), range(256)))
-    assert most == MAX_CONNECTIONS and len(store._driver._idle) <= MAX_CONNECTIONS
+    assert most == MAX_CONNECTIONS and len(store._driver._opened) <= MAX_CONNECTIONS
     assert [row.fingerprint for row in found if row is not None] == ["k1"]

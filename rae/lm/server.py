@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from dspy import lm15
 from dspy.lm15 import ImagePart, Message, Request, Response, TextPart, Usage
 
@@ -61,11 +62,11 @@ class OpenAICompatibleEngine:
 
     def send(self, body: dict[str, Any]) -> "Answer":
         """POST one chat-completions body; the completion's text and usage, reported to the call being recorded."""
-        status, headers, payload = self.connections.post(json.dumps(body).encode())
+        status, headers, payload = self.connections.post(orjson.dumps(body))  # a fifth of json's CPU for a prompt-sized body
         if status != 200:
             raise _http_error(self.url, status, headers, payload)
         try:
-            data = json.loads(payload)
+            data = orjson.loads(payload)
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError):

@@ -100,10 +100,12 @@ def echoes(flat_text: str, prompt: Iterable[str]) -> bool:
     return len(flat_text) >= MIN_ECHO_CHARS and any(flat_text in _flat(sentence) for sentence in prompt)
 
 
-def prompt_sentences(signature: type[dspy.Signature]) -> list[str]:
-    """The instructions and field descriptions of a signature: what a copying model echoes back."""
+@functools.lru_cache(maxsize=256)
+def prompt_sentences(signature: type[dspy.Signature]) -> tuple[str, ...]:
+    """The instructions and field descriptions of a signature: what a copying model echoes back. Worked out once per
+    signature (a signature's fields are rebuilt each time they are read, and every judgment is checked against them)."""
     descriptions = [(f.json_schema_extra or {}).get("desc", "") for f in signature.fields.values()]
-    return [signature.instructions, *[d for d in descriptions if d and not d.startswith("${")]]
+    return (signature.instructions, *[d for d in descriptions if d and not d.startswith("${")])
 
 
 @functools.lru_cache(maxsize=4096)

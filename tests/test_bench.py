@@ -40,5 +40,5 @@ def test_the_http_exchange_is_measured_both_ways():
         [sys.executable, "-m", "rae.bench.http_exchange", "--requests", "20", "--rounds", "1"], capture_output=True, text=True, check=True
     )
     rows = done.stdout.splitlines()
-    assert [row.split()[0] for row in rows] == ["http.client", "rae.lm.connections"]
-    assert all(float(row.split()[1]) > 0 for row in rows)
+    assert [row.split()[0] for row in rows] == ["http.client", "rae.lm.connections", "thread"]
+    assert all(float(row.split()[1]) > 0 for row in rows[:2]) and float(rows[2].split()[3]) > 0

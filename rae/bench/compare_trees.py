@@ -53,7 +53,9 @@ def main() -> None:
         for tree, results in zip(args.trees, runs, strict=True):
             result = one_run(tree.resolve(), args.pairs, args.workers, args.latency)
             results.append(result)
-            print(f"round {round_} {tree}: {result['pairs_per_s']} pairs/s, {result['framework_cpu_ms_per_pair']} ms a pair", file=sys.stderr)
+            switches = result.get("context_switches_per_pair")  # reported by trees from 2026-11-30 on
+            seen = f", {switches['voluntary']} + {switches['involuntary']} context switches a pair" if switches else ""
+            print(f"round {round_} {tree}: {result['pairs_per_s']} pairs/s, {result['framework_cpu_ms_per_pair']} ms a pair{seen}", file=sys.stderr)
     print(f"{'tree':<40} {'pairs/s':>9} {'ms a pair':>10}   (medians of {args.rounds})")
     for tree, results in zip(args.trees, runs, strict=True):
         speed = statistics.median(r["pairs_per_s"] for r in results)

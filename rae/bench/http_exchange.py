@@ -1,8 +1,11 @@
-"""The CPU of one chat-completions exchange: the standard library's ``http.client`` against rae's connections.
+"""The CPU of one chat-completions exchange (the standard library's ``http.client`` against rae's connections), and
+of one thread waking another.
 
 One thread posts the same body (a 4.6 KB prompt, as a judgment's) over one kept-alive connection to the fake server,
 many times, each way in turn, and prints the CPU per request. Why it matters: at 64 workers rae's throughput is bound
-by its own CPU per call, and this exchange was a large part of it (``rae.lm.connections``).
+by its own CPU per call, and this exchange was a large part of it (``rae.lm.connections``). Then two threads pass an
+event back and forth: what each wake-up of a waiting thread costs on this machine, the price of every context switch
+the benchmark counts per pair.
 
     python -m rae.bench.http_exchange --requests 2000 --rounds 2
 """
@@ -11,6 +14,7 @@ import argparse
 import http.client
 import json
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -51,6 +55,27 @@ def cpu_us_per_request(post: Callable[[], bytes], requests: int) -> float:
     return 1e6 * (time.process_time() - started) / requests
 
 
+def thread_round_trip_us(trips: int) -> float:
+    """CPU per round trip of two threads waking each other with events (two wake-ups)."""
+    ping, pong = threading.Event(), threading.Event()
+
+    def answer() -> None:
+        for _ in range(trips):
+            ping.wait()
+            ping.clear()
+            pong.set()
+
+    other = threading.Thread(target=answer)
+    other.start()
+    started = time.process_time()
+    for _ in range(trips):
+        ping.set()
+        pong.wait()
+        pong.clear()
+    other.join()
+    return 1e6 * (time.process_time() - started) / trips
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m rae.bench.http_exchange", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -66,6 +91,8 @@ def main() -> None:
                 measured[name].append(cpu_us_per_request(way(url), args.requests))
     for name, values in measured.items():
         print(f"{name:20} {statistics.median(values):6.0f} us of CPU a request (median of {args.rounds}: {', '.join(f'{v:.0f}' for v in values)})")
+    trips = [thread_round_trip_us(args.requests * 5) for _ in range(args.rounds)]
+    print(f"{'thread round trip':20} {statistics.median(trips):6.0f} us of CPU for two wake-ups (median of {args.rounds}: {', '.join(f'{v:.0f}' for v in trips)})")
 
 
 if __name__ == "__main__":

@@ -77,13 +77,18 @@ def annotation_throughput(server: Server, workers: int, n_pairs: int, directory:
     _ = handle.price  # resolved once per model, before the clock starts
     lm = handle.build()
     with dspy.context(lm=lm, adapter=JSONAdapter()):
-        cpu, wall = time.process_time(), time.perf_counter()
+        before, cpu, wall = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
         summary = AnnotationRun(steps, catalog, workers=workers, progress=False).run(pairs)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu, after = time.perf_counter() - wall, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF)
     return {
         "workers": workers,
         **pace(n_pairs, wall, ideal=workers / server.latency_s),
         "framework_cpu_ms_per_pair": round(1000 * cpu / n_pairs, 2),
+        # Threads handing work to each other: each wake-up costs CPU of its own (rae.bench.http_exchange measures one).
+        "context_switches_per_pair": {
+            "voluntary": round((after.ru_nvcsw - before.ru_nvcsw) / n_pairs, 1),
+            "involuntary": round((after.ru_nivcsw - before.ru_nivcsw) / n_pairs, 1),
+        },
         "lm_calls": summary.total_calls,
         "failed_or_not_judged": summary.failed + summary.not_judged,
     }

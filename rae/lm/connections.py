@@ -1,8 +1,8 @@
 """Kept-alive HTTP/1.1 connections to a model server: one per worker thread, each answer read by llhttp.
 
 At 64 workers against a server that answers in 200 ms, rae's throughput is bound by its own CPU per call, and the
-HTTP exchange was a large part of it: through ``http.client`` a POST and its answer cost 250-320 us of CPU (a
-buffered file object per response, the headers parsed by the ``email`` package), against 65-100 us here (the same
+HTTP exchange was a large part of it: through ``http.client`` a POST and its answer cost 244-317 us of CPU (a
+buffered file object per response, the headers parsed by the ``email`` package), against 66-102 us here (the same
 body, connection and fake server: ``python -m rae.bench.http_exchange``). The HTTP is parsed by llhttp, Node.js's parser, through
 ``httptools`` (uvicorn's binding): status, headers, a ``Content-Length`` or chunked body, whether the connection stays
 open. What is left here is the socket: connect (TLS for https), send the request in one write, and feed the parser

@@ -117,27 +117,27 @@ class KeepAliveConnections:
             try:
                 connection, reused = self._connection()
                 answer = connection.exchange(request)
-            except TimeoutError:
+            except (OSError, httptools.HttpParserError, lm15.TransportError) as exc:
                 self._drop(connection)
-                raise lm15.TimeoutError(f"{self.url} did not answer within {self.timeout_s:g}s", provider="server") from None
-            except (ServerClosed, BrokenPipeError, ConnectionResetError) as exc:
-                self._drop(connection)
-                if reused and attempt == 1:
+                if isinstance(exc, ServerClosed | BrokenPipeError | ConnectionResetError) and reused and attempt == 1:
                     continue  # the server closed an idle kept-alive connection: open a new one and send again
-                raise lm15.TransportError(f"{self.url} closed the connection ({type(exc).__name__})") from None
-            except httptools.HttpParserError as exc:
-                self._drop(connection)
-                raise lm15.TransportError(f"{self.url} answered with something that is not HTTP ({exc})") from None
-            except lm15.TransportError as exc:
-                self._drop(connection)
-                raise lm15.TransportError(f"{self.url}: {exc}") from None
-            except OSError as exc:
-                self._drop(connection)
-                raise lm15.TransportError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})") from None
+                raise self._error(exc) from None
             if not connection.reusable:
                 self._drop(connection)
             return answer
         raise AssertionError("unreachable")
+
+    def _error(self, exc: BaseException) -> lm15.LM15Error:
+        """What went wrong on the connection, as DSPy's error for it (a timeout, or a transport error), in one line."""
+        if isinstance(exc, TimeoutError):
+            return lm15.TimeoutError(f"{self.url} did not answer within {self.timeout_s:g}s", provider="server")
+        if isinstance(exc, ServerClosed | BrokenPipeError | ConnectionResetError):
+            return lm15.TransportError(f"{self.url} closed the connection ({type(exc).__name__})")
+        if isinstance(exc, httptools.HttpParserError):
+            return lm15.TransportError(f"{self.url} answered with something that is not HTTP ({exc})")
+        if isinstance(exc, lm15.TransportError):
+            return lm15.TransportError(f"{self.url}: {exc}")
+        return lm15.TransportError(f"cannot reach {self.url} ({type(exc).__name__}: {exc})")
 
     def close(self) -> None:
         with self._lock:

@@ -49,8 +49,8 @@ class ClaimsWatched(Store):
         super().__init__(url)
         self.refused = threading.Event()
 
-    def claim(self, fingerprint: str, owner: str, lease_s: float, reading=None) -> Claim:
-        claim = super().claim(fingerprint, owner, lease_s, reading)
+    def claim(self, fingerprint: str, owner: str, lease_s: float, reading=None, unless=None) -> Claim:
+        claim = super().claim(fingerprint, owner, lease_s, reading, unless)
         if not claim.held:
             self.refused.set()
         return claim
@@ -80,17 +80,18 @@ def test_two_executors_in_one_process_never_both_pay_for_a_key(store_url):
 
 
 class SlowClaims(Store):
-    """A store whose claim, like one that waited on the write lock, lets another claimant finish in between."""
+    """A store whose claim, like one that waited on the write lock, lets another claimant finish between its first
+    read of the key (a miss) and taking the claim."""
 
     def __init__(self, url: str, meanwhile):
         super().__init__(url)
         self.meanwhile = meanwhile
 
-    def claim(self, fingerprint: str, owner: str, lease_s: float, reading=None) -> Claim:
+    def _take_claim(self, transaction, values, now) -> bool:
         if self.meanwhile is not None:
             meanwhile, self.meanwhile = self.meanwhile, None
             meanwhile()  # the other process stores the row and releases its claim, then this claim goes through
-        return super().claim(fingerprint, owner, lease_s, reading)
+        return super()._take_claim(transaction, values, now)
 
 
 def test_a_claim_won_just_after_another_claimant_stored_the_row_does_not_pay_again(store_url):
@@ -125,6 +126,20 @@ def test_many_workers_of_one_executor_pay_once_per_key(store):
     for thread in threads:
         thread.join(10)
     assert {key: pay.calls for key, pay in pays.items()} == {"a": 1, "b": 1, "c": 1}
+
+
+def test_a_claim_unless_stored_answers_a_stored_row_without_claiming(store):
+    """The executor's one transaction for a key: a row that serves is the answer and nothing is claimed; a row that does
+    not serve (a failure to retry) is claimed over, and read again after the claim."""
+    store.put(requirement_row("k"))
+    hit = store.claim("k", "me", lease_s=60, reading=RequirementsRow, unless=lambda row: row.status == "ok")
+    assert not hit.held and hit.row.query == "red kettle"
+    assert store.claim("k", "someone else", lease_s=60).held  # "me" was never given a claim to let go of
+    retried = store.claim("k2", "me", lease_s=60, reading=RequirementsRow, unless=lambda row: False)
+    assert retried.held and retried.row is None
+    store.put(requirement_row("k3"))
+    failed_to_retry = store.claim("k3", "me", lease_s=60, reading=RequirementsRow, unless=lambda row: row.status != "ok")
+    assert failed_to_retry.held and failed_to_retry.row.query == "red kettle"
 
 
 def test_a_claim_reads_the_row_in_its_own_transaction(store):

@@ -4,22 +4,23 @@ Many workers (threads of a run) and many claimants (runs in other processes, or 
 need the same key at once: two products with one image, two ids with one text, two engines returning one product,
 two commands on one store. For each key:
 
-1. A stored row that serves the step is returned (a hit): nothing is paid.
-2. Otherwise one worker of this executor goes on; the others wait for it (in-process single-flight), then read the
-   store.
-3. That worker claims the key in the store, and reads the key's row in the same transaction, after the claim: the
-   previous holder may have stored its row and released its claim between this worker's first read and its claim,
-   and serving that row is what keeps a key from being paid twice. A claim held by anyone else (another process, or
+1. One worker of this executor asks the store for a key at a time; the others wait for it (in-process
+   single-flight), then ask in turn, and find its row.
+2. A stored row that serves the step is returned (a hit): nothing is paid, and nothing is claimed.
+3. Otherwise, in the same transaction, the worker claims the key and reads its row again, after the claim: the
+   previous holder may have stored its row and released its claim between the first read and the claim, and
+   serving that row is what keeps a key from being paid twice. A claim held by anyone else (another process, or
    another executor of this process) is waited for, claiming again between pauses, until the row appears or the
    claim ends (stored, expired, or its process died).
-4. So a miss costs three transactions: the first read, the claim with its read, and the insert with the release.
-5. Only then is the call paid for; its row is stored and the claim released in one transaction.
+4. Only then is the call paid for; its row is stored and the claim released in one transaction.
 
+So a hit costs one read, and a miss two transactions (the read with the claim, the insert with the release).
 So a key is paid once, whoever asks, except for a call in flight in a process that was killed (its claim is taken
 over, and the call made again). One executor serves a whole workspace: every step, run and command that workspace
 builds shares it.
 """
 
+import functools
 import threading
 import time
 import uuid
@@ -73,17 +74,11 @@ class CacheThrough:
 
         A stored failure (or degenerate output) serves too, unless ``retry_failed``: then it is paid for again and
         replaced."""
-        row = self.store.get(table, fingerprint)
-        if _serves(row, retry_failed):
-            return Through(row, cached=True)
-        with self._single_flight(fingerprint) as waited:
-            if waited:  # another worker of this executor had it: it is probably stored now
-                row = self.store.get(table, fingerprint)
-                if _serves(row, retry_failed):
-                    return Through(row, cached=True)
-            while True:  # the claim, and the row as it stands once claimed, in one transaction
-                claim = self.store.claim(fingerprint, self.owner, self.lease_s, reading=table)
-                if _serves(claim.row, retry_failed):  # stored meanwhile, perhaps by the last holder just before it let go
+        serves = functools.partial(_serves, retry_failed=retry_failed)
+        with self._single_flight(fingerprint):
+            while True:  # the stored row, or else the claim and the row as it stands once claimed, in one transaction
+                claim = self.store.claim(fingerprint, self.owner, self.lease_s, reading=table, unless=serves)
+                if serves(claim.row):  # stored, or stored meanwhile (perhaps by the last holder just before it let go)
                     if claim.held:
                         self.store.release(fingerprint, self.owner)
                     return Through(claim.row, cached=True)
@@ -104,16 +99,14 @@ class CacheThrough:
                 raise
 
     @contextmanager
-    def _single_flight(self, fingerprint: str) -> Iterator[bool]:
-        """One worker of this executor per key at a time; yields whether this one had to wait for another."""
+    def _single_flight(self, fingerprint: str) -> Iterator[None]:
+        """One worker of this executor per key at a time."""
         with self._flights_lock:
             flight = self._flights.setdefault(fingerprint, _Flight())
             flight.users += 1
-        waited = not flight.lock.acquire(blocking=False)
-        if waited:
-            flight.lock.acquire()
+        flight.lock.acquire()
         try:
-            yield waited
+            yield
         finally:
             flight.lock.release()
             with self._flights_lock:

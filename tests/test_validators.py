@@ -78,3 +78,25 @@ def test_a_reasoning_is_checked_like_any_text():
     assert reasoning_problem("red kettle", "Not supplied for this particular example.") == "DSPy's filler for a missing field"
     assert reasoning_problem("red kettle", "The listing is a blue toaster, not a kettle.") is None
     assert reasoning_problem("red kettle", None) == "empty"
+
+
+def test_the_echo_check_passes_over_a_text_only_when_it_cannot_hold_the_answer():
+    """``echoes`` skips a prompt text that lacks the answer's longest word before flattening it; on every bundled listing
+    it must say what flattening each text would say: pieces of the listing (cut mid-word, upper-cased, re-punctuated)
+    are echoes, and the same pieces with a word changed are not."""
+    from rae.datasets.bundled import esci_us
+    from rae.programs.product_text import seller_text
+    from rae.programs.validators import _flat, echoes
+
+    catalog = esci_us().catalog
+    listings = [seller_text(catalog[product_id]) for product_id in sorted(catalog)]
+    checked = 0
+    for i, listing in enumerate(listings):
+        flat = _flat(listing)
+        if len(flat) < 40:
+            continue
+        piece = flat[i % 7 + 3 : i % 7 + 3 + 30].strip()  # may start and end inside a word
+        for answer in (piece, _flat(piece.upper().replace(" ", ", ")), _flat(piece + " zqxv"), _flat("quite " + piece)):
+            assert echoes(answer, [listing, "another text"]) == any(answer in _flat(text) for text in (listing, "another text"))
+            checked += 1
+    assert checked > 20000 and echoes(_flat(listings[0][:60].upper()), ["x", listings[0]])

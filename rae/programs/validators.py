@@ -96,8 +96,15 @@ def reasoning_problem(query: str, reasoning: str | None, prompt: Iterable[str] =
 
 
 def echoes(flat_text: str, prompt: Iterable[str]) -> bool:
-    """Whether a text (already flattened) is found whole in one of the prompt's texts: a copy, not an answer."""
-    return len(flat_text) >= MIN_ECHO_CHARS and any(flat_text in _flat(sentence) for sentence in prompt)
+    """Whether a text (already flattened) is found whole in one of the prompt's texts: a copy, not an answer.
+
+    Each word of a flattened text is found as it is in the lower-cased text it came from, so a prompt text without
+    the answer's longest word is passed over before it is flattened: the listing is new on almost every judgment,
+    and flattening it was most of what this check cost."""
+    if len(flat_text) < MIN_ECHO_CHARS:
+        return False
+    longest = max(flat_text.split(" "), key=len)
+    return any(longest in str(sentence).lower() and flat_text in _flat(sentence) for sentence in prompt)
 
 
 @functools.lru_cache(maxsize=256)

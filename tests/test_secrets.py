@@ -82,3 +82,17 @@ def test_the_settings_rae_logs_hold_the_name_of_the_key_not_the_key(tmp_path: Pa
     (tmp_path / "rae.toml").write_text('[model]\nname = "openai/x"\napi_key_env = "RAE_PLANTED_KEY"\n')
     dumped = json.dumps(load_settings(tmp_path / "rae.toml").model_dump())
     assert "RAE_PLANTED_KEY" in dumped and KEY not in dumped
+
+
+def test_a_key_set_changed_or_removed_later_is_redacted_as_it_now_stands(monkeypatch):
+    """The secret values are worked out again whenever the environment changed (and only then)."""
+    from rae.secrets import redact, secret_values
+
+    monkeypatch.setenv("RAE_FIRST_TOKEN", "first-plain-value")
+    assert redact("a first-plain-value b") == "a [redacted] b"
+    monkeypatch.setenv("RAE_FIRST_TOKEN", "second-plain-value")
+    assert redact("first-plain-value, second-plain-value") == "first-plain-value, [redacted]"
+    monkeypatch.setenv("RAE_ANOTHER_PASSWORD", "another-plain-value")
+    assert {"second-plain-value", "another-plain-value"} <= set(secret_values())
+    monkeypatch.delenv("RAE_FIRST_TOKEN")
+    assert "second-plain-value" not in secret_values() and redact("second-plain-value") == "second-plain-value"

@@ -18,8 +18,7 @@ import os
 import queue
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,15 +104,24 @@ class DriverStatements:
         types = tuple(c.type.dialect_impl(self.dialect) for c in columns)
         return Prepared(compiled.string, names, positional, binds, namedtuple(f"{table.name}_row", [c.key for c in columns]), types)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """A transaction, committed when the block ends, rolled back if it raises. A dropped connection is not reused.
-        At most ``self.max_connections`` at once: a worker beyond them waits for a connection to come back."""
+    def run(self, work: Callable[[Transaction], Any]) -> Any:
+        """``work`` in one transaction; once more on a new connection if the database had dropped the first."""
+        try:
+            return self.transaction(work)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        return self.transaction(work)
+
+    def transaction(self, work: Callable[[Transaction], Any]) -> Any:
+        """``work`` in a transaction, committed when it returns, rolled back if it raises. A dropped connection is not
+        reused. At most ``self.max_connections`` at once: a worker beyond them waits for a connection to come back.
+        (A function, not a context manager: it runs for every statement of every judgment.)"""
         connection = self._take()
         try:
             cursor = connection.cursor()
             try:
-                yield Transaction(cursor, self.dialect)
+                result = work(Transaction(cursor, self.dialect))
             finally:
                 cursor.close()
             connection.commit()
@@ -125,17 +133,7 @@ class DriverStatements:
             self._discard_or_return(connection, dropped=False)
             raise
         self._places.put(connection)
-
-    def run(self, work: Callable[[Transaction], Any]) -> Any:
-        """``work`` in one transaction; once more on a new connection if the database had dropped the first."""
-        try:
-            with self.transaction() as transaction:
-                return work(transaction)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        with self.transaction() as transaction:
-            return work(transaction)
+        return result
 
     def _take(self) -> Any:
         if self._pid != os.getpid():  # a forked child: its parent's connections are not its own to use

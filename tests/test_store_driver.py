@@ -96,3 +96,33 @@ def test_many_workers_share_a_bounded_number_of_connections(store):
     assert cap == (SQLITE_CONNECTIONS if store.dialect == "sqlite" else MAX_CONNECTIONS)
     assert most == cap and len(store._driver._opened) <= cap
     assert [row.fingerprint for row in found if row is not None] == ["k1"]
+
+
+def test_a_forked_child_opens_its_own_connections_and_leaves_its_parents_open(store):
+    """A child forked after the parent used the store (a worker process, a daemon) must not write on the parent's
+    connections, and must not close them: it opens its own, claims under its own process id, and the parent goes on."""
+    import os
+
+    from rae.store.driver import process_id
+
+    store.put(judgment("parent"))
+    parents = list(store._driver._opened)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report, then leave without running the parent's exit handlers
+        try:
+            claim = store.claim("child", "the child", lease_s=60)
+            stored = store.put(judgment("child"), release_claim_of="the child")
+            opened = store._driver._opened
+            own = [c for c in opened if all(c is not p for p in parents)]
+            report = f"{claim.held} {stored} {len(own) >= 1 and len(own) == len(opened)} {process_id() == os.getpid()}"
+        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as text
+            report = f"error {exc!r}"
+        os.write(writing, report.encode())
+        os._exit(0)
+    os.close(writing)
+    report = os.read(reading, 1000).decode()
+    os.waitpid(child, 0)
+    assert report == "True True True True"
+    assert process_id() == os.getpid() and store._driver._opened == parents
+    assert store.get(JudgmentRow, "child").query == "red kettle" and store.put(judgment("parent 2")) is True

@@ -40,6 +40,23 @@ MAX_CONNECTIONS = 16
 SQLITE_CONNECTIONS = 1
 
 
+_pid = os.getpid()
+
+
+def process_id() -> int:
+    """This process's id. ``os.getpid`` is a system call, and every transaction asks (to see that it runs in a forked
+    child); so the id is kept here, set again in the child by a fork hook."""
+    return _pid
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 @dataclass
 class Prepared:
     """A statement compiled for the driver: its SQL, its parameters in the driver's order, and how to convert values."""
@@ -88,7 +105,7 @@ class DriverStatements:
         # and a lock in Python cost a twentieth of rae's CPU a pair at 64 workers.
         self.max_connections = SQLITE_CONNECTIONS if engine.dialect.name == "sqlite" else MAX_CONNECTIONS
         self._places: queue.SimpleQueue[Any] = _places(self.max_connections)
-        self._pid = os.getpid()
+        self._pid = _pid
         self._opened: list[Any] = []  # every connection opened, for closing them when the store goes
         weakref.finalize(self, _close_all, self._opened)
 
@@ -136,9 +153,9 @@ class DriverStatements:
         return result
 
     def _take(self) -> Any:
-        if self._pid != os.getpid():  # a forked child: its parent's connections are not its own to use
+        if self._pid != _pid:  # a forked child: its parent's connections are not its own to use
             self._opened.clear()  # forgotten, not closed: closing would end the parent's sessions too
-            self._places, self._pid = _places(self.max_connections), os.getpid()
+            self._places, self._pid = _places(self.max_connections), _pid
         connection = self._places.get()
         if connection is not None:
             return connection

@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, Operationa
 from sqlalchemy.orm import Session, sessionmaker
 
 from rae.errors import RaeError
-from rae.store.driver import DriverStatements, Prepared, Transaction
+from rae.store.driver import DriverStatements, Prepared, Transaction, process_id
 from rae.store.schema import Base, ClaimRow, LMCall, RunRow
 
 Row = TypeVar("Row", bound=LMCall)
@@ -127,7 +127,7 @@ class Store:
                 if stored is not None and unless(stored):
                     return Claim(False, stored)
             now = datetime.now(UTC)
-            values = {"fingerprint": fingerprint, "owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": now + timedelta(seconds=lease_s)}
+            values = {"fingerprint": fingerprint, "owner": owner, "host": HOST, "pid": process_id(), "expires_at": now + timedelta(seconds=lease_s)}
             held = self._take_claim(transaction, values, now)
             row = transaction.first(self._lookup(reading), {"fingerprint": fingerprint}) if reading is not None else None
             return Claim(held, row)

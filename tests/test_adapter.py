@@ -70,3 +70,19 @@ def test_the_response_format_is_dspys_own_and_made_once(signature, inputs, demos
         assert (ours.__name__, ours.model_json_schema()) == (dspys.__name__, dspys.model_json_schema())
     else:
         assert ours == dspys
+
+
+def test_the_tool_fields_remembered_per_signature_are_dspys_answers():
+    """Which fields carry tools and tool calls is worked out once per signature; the answers are DSPy's."""
+
+    class CallsTools(dspy.Signature):
+        question: str = dspy.InputField()
+        tools: list[dspy.Tool] = dspy.InputField()
+        calls: dspy.ToolCalls = dspy.OutputField()
+
+    ours, theirs = JSONAdapter(), dspy.JSONAdapter()
+    for signature, _, _ in [*CASES, (CallsTools, None, None)]:
+        for _ in range(2):  # worked out, then remembered
+            assert ours._get_tool_call_output_field_name(signature) == theirs._get_tool_call_output_field_name(signature)
+            assert ours._get_tool_call_input_field_name(signature) == theirs._get_tool_call_input_field_name(signature)
+    assert (ours._get_tool_call_input_field_name(CallsTools), ours._get_tool_call_output_field_name(CallsTools)) == ("tools", "calls")

@@ -34,6 +34,10 @@ class JSONAdapter(dspy.JSONAdapter):
     def _get_tool_call_input_field_name(self, signature: type[dspy.Signature]) -> str | None:
         return self._remembered(signature, "tools", lambda: super(JSONAdapter, self)._get_tool_call_input_field_name(signature))
 
+    def _get_tool_call_output_field_name(self, signature: type[dspy.Signature]) -> str | None:
+        """Which output field holds tool calls, if any: asked again for every answer parsed."""
+        return self._remembered(signature, "tool calls", lambda: super(JSONAdapter, self)._get_tool_call_output_field_name(signature))
+
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature]) -> None:
         """DSPy's choice of response format (none, JSON mode, or a schema model built from the signature), made once
         per signature and model. For an LM with an engine object (rae's engines, whose capabilities are fixed); DSPy's

@@ -14,8 +14,8 @@ two commands on one store. For each key:
    claim ends (stored, expired, or its process died).
 4. Only then is the call paid for; its row is stored and the claim released in one transaction.
 
-So a hit costs one read, and a miss two transactions (the read with the claim, the insert with the release).
-So a key is paid once, whoever asks, except for a call in flight in a process that was killed (its claim is taken
+A hit costs one read, and a miss two transactions (the read with the claim, the insert with the release). A key is
+paid once, whoever asks, except for a call in flight in a process that was killed (its claim is taken
 over, and the call made again). One executor serves a whole workspace: every step, run and command that workspace
 builds shares it.
 """

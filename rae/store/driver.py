@@ -1,11 +1,13 @@
 """The store's hot statements, run on the database driver's own connections.
 
-Every judgment costs a lookup, and every paid one a claim (with a read) and an insert (with the claim's release).
+Every judgment costs a read of its key (in the claim's transaction, ``rae.annotate.executor``), and every paid one a
+claim (with a read after it) and an insert (with the claim's release).
 Through SQLAlchemy's ``Connection.execute`` each of those statements costs about 0.2 ms of CPU (a connection checkout,
 an execution context, a result object); at 64 workers that was a third of rae's own CPU per pair. Here the same
 statements are compiled once by SQLAlchemy for the store's dialect (so the SQL, its parameter style, its casts and
 its ``ON CONFLICT`` are SQLAlchemy's), their parameters and results converted by the column types' own processors, and
-run on plain DBAPI connections that this class keeps, one per worker at a time. Everything else in the store (the
+run on plain DBAPI connections that this class keeps (16 on PostgreSQL, one on SQLite), each used by one worker at a
+time. Everything else in the store (the
 schema, runs, reviews, exports) goes through SQLAlchemy as before.
 
 A driver error is raised as the SQLAlchemy exception it would have been (``IntegrityError``, ``OperationalError``), so

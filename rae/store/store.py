@@ -75,8 +75,9 @@ class Store:
         return self._sessions()
 
     def get(self, table: type[Row], fingerprint: str) -> Row | None:
-        """The stored row, read-only (its columns as attributes). On the path of every judgment, so it is one prepared
-        statement on the driver (``rae.store.driver``), not an ORM session."""
+        """The stored row, read-only (its columns as attributes). On the path of every lookup-only judgment (``rae
+        evaluate``, ``rae agreement``), so it is one prepared statement on the driver (``rae.store.driver``), not an ORM
+        session; a paying step reads its key in the claim's transaction instead (``claim(..., unless=...)``)."""
         return self._driver.run(lambda t: t.first(self._lookup(table), {"fingerprint": fingerprint}))
 
     def get_many(self, table: type[Row], fingerprints: Iterable[str]) -> dict[str, Row]:

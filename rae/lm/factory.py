@@ -15,8 +15,9 @@ import dspy
 from rae.config import EMBEDDED_PREFIX, ConfigError, ModelPrice, ModelSpec, PromptFormat
 from rae.lm.adapter import GrammarJSONAdapter, JSONAdapter
 from rae.lm.direct import ServerLM
-from rae.lm.embedded import LlamaCppEngine, file_digest, smollm2_path
+from rae.lm.embedded import LlamaCppEngine, default_threads, file_digest, smollm2_path
 from rae.lm.limits import RateLimiter
+from rae.lm.native import ProbeSettings, ensure_runs_here
 from rae.lm.pricing import call_cost, resolve_price
 from rae.lm.recorder import CallPolicy
 from rae.lm.retry import RetryPolicy
@@ -89,6 +90,8 @@ class ModelHandle:
             parts["seed"] = self.spec.seed
             parts["repeat_penalty"] = self.spec.repeat_penalty
             parts["max_string_chars"] = self.spec.max_string_chars
+            if self.spec.extra_buffer_types:  # other kernels, other rounding
+                parts["extra_buffer_types"] = True
         if self.spec.api_base:
             parts["api_base"] = _without_credentials(self.spec.api_base)
         return json.dumps(parts, sort_keys=True)
@@ -132,14 +135,17 @@ class ModelHandle:
     def build(self) -> dspy.LM:
         spec = self.spec
         if self.weights is not None:
+            threads = spec.n_threads or default_threads()
+            ensure_runs_here(self.weights, ProbeSettings(threads, spec.extra_buffer_types))  # a crash here is one line, not a dead process
             engine = LlamaCppEngine(
                 self.weights,
                 n_ctx=spec.n_ctx,
-                n_threads=spec.n_threads,
+                n_threads=threads,
                 seed=spec.seed,
                 max_string_chars=spec.max_string_chars,
                 repeat_penalty=spec.repeat_penalty,
                 score_choices=self.score_choices,
+                extra_buffer_types=spec.extra_buffer_types,
             )
             return dspy.LM(
                 spec.name, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0

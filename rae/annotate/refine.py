@@ -19,9 +19,7 @@ from typing import Any
 import dspy
 
 from rae.lm.recorder import CallPolicy, CallRecord, recorded_call
-
-HINT_DESCRIPTION = "why an earlier answer to this same input was rejected: write content, not a placeholder"
-HINT = dspy.InputField(desc=HINT_DESCRIPTION)
+from rae.programs.refine import HINT, HINT_DESCRIPTION, HINT_FIELD
 
 
 @dataclass(frozen=True)
@@ -64,16 +62,16 @@ def call_until_content(
 
 
 class Hinted:
-    """The active adapter, with the reason an earlier answer was rejected as one more input (``hint_``)."""
+    """The active adapter, with the reason an earlier answer was rejected as one more input (``HINT_FIELD``)."""
 
     def __init__(self, adapter: Any, hint: str):
         self.adapter, self.hint = adapter, hint
 
     def __call__(self, lm: Any, lm_kwargs: dict, signature: type[dspy.Signature], demos: list, inputs: dict) -> list:
-        return self.adapter(lm, lm_kwargs, signature.append("hint_", HINT), demos, {**inputs, "hint_": self.hint})
+        return self.adapter(lm, lm_kwargs, signature.append(HINT_FIELD, HINT), demos, {**inputs, HINT_FIELD: self.hint})
 
     async def acall(self, lm: Any, lm_kwargs: dict, signature: type[dspy.Signature], demos: list, inputs: dict) -> list:
-        return await self.adapter.acall(lm, lm_kwargs, signature.append("hint_", HINT), demos, {**inputs, "hint_": self.hint})
+        return await self.adapter.acall(lm, lm_kwargs, signature.append(HINT_FIELD, HINT), demos, {**inputs, HINT_FIELD: self.hint})
 
 
 def _added(first: CallRecord, extra: CallRecord, keep_prediction_of: CallRecord) -> CallRecord:

@@ -1,7 +1,7 @@
 """An annotation run: judge a list of query-product pairs into the store.
 
-First each distinct query's requirements and guidelines (once per query, however many pairs and engines it has),
-then every pair, ordered by query so that calls sharing a prompt prefix run together. Both phases run on a pool of
+First each distinct query's requirements, then its guidelines (once per query, however many pairs and engines it
+has; every query's requirements before any query's guidelines), then every pair, ordered by query so that calls sharing a prompt prefix run together. Both phases run on a pool of
 ``workers`` threads. Each result is committed when it arrives, so a killed run loses only the calls in flight, and
 rerunning the same command continues where it stopped (everything done is a store hit).
 
@@ -80,6 +80,8 @@ class AnnotationRun:
         summary = AnnotationSummary(pairs=len(pairs), queries=len(queries))
         started = time.perf_counter()
         try:
+            if self.steps.annotator.writes_guidelines:  # stage by stage: calls in a row share their system prompt
+                each_concurrently(queries, self._requirements(summary), self.workers, self.progress, "requirements")
             made = each_concurrently(queries, self._guidelines(summary), self.workers, self.progress, "guidelines")
             guidelines = dict(zip(queries, made, strict=True))
             each_concurrently(pairs, self._judgment(summary, guidelines), self.workers, self.progress, "judgments", self.on_pair)
@@ -90,6 +92,19 @@ class AnnotationRun:
         if self.limit is not None and self.limit.reached:
             summary.stopped_at_budget = self.limit.limit
         return summary
+
+    def _requirements(self, summary: AnnotationSummary) -> Callable[[str], None]:
+        """A query's requirements, made before any query's guidelines: a model that keeps the prefix of its last prompt
+        (the embedded one) then evaluates each stage's system prompt once, not once a query. The guidelines step finds
+        them in the store."""
+
+        def step(query: str) -> None:
+            outcome = self._guarded(summary, lambda: self.steps.requirements(query))
+            if outcome is not None:
+                with self._lock:
+                    summary.spend["requirements_guidelines"] += outcome.spend
+
+        return step
 
     def _guidelines(self, summary: AnnotationSummary) -> Callable[[str], StepOutcome[Guidelines] | None]:
         """A query's guidelines step; None when an LM error kept them from being made (the run goes on without them)."""

@@ -17,6 +17,8 @@ import dspy
 from dspy.adapters.chat_adapter import FieldInfoWithName
 from dspy.adapters.utils import format_field_value
 
+from rae.programs.refine import HINT_DESCRIPTION, HINT_FIELD
+
 
 class JSONAdapter(dspy.JSONAdapter):
     def __init__(self, **kwargs: Any):
@@ -103,10 +105,28 @@ class GrammarJSONAdapter(JSONAdapter):
     it has. Everything else (field descriptions, instructions, the user message) is DSPy's.
     """
 
+    def format_field_description(self, signature: type[dspy.Signature]) -> str:
+        """DSPy's list of fields, without a refining attempt's hint: the system message stays the first attempt's."""
+        return super().format_field_description(_without_hint(signature))
+
     def format_field_structure(self, signature: type[dspy.Signature]) -> str:
-        sections = ", ".join(f"[[ ## {name} ## ]]" for name in signature.input_fields)
+        sections = ", ".join(f"[[ ## {name} ## ]]" for name in _without_hint(signature).input_fields)
         keys = "\n".join(f"- {name}: {_described(field)}" for name, field in signature.output_fields.items())
         return f"The inputs come in sections headed {sections}.\n\nAnswer with a JSON object with these keys, in this order:\n{keys}"
+
+    def user_message_output_requirements(self, signature: type[dspy.Signature]) -> None:
+        """No reminder of the output format after the inputs: the grammar enforces it, and every token after the
+        listing is evaluated anew for every judgment."""
+        return None
+
+    def format_user_message_content(
+        self, signature: type[dspy.Signature], inputs: dict[str, Any], prefix: str = "", suffix: str = "", main_request: bool = False
+    ) -> str:
+        """DSPy's user message; a refining attempt's hint, which comes last, says what it is (its description is not in
+        the system message)."""
+        if HINT_FIELD in inputs:
+            inputs = {**inputs, HINT_FIELD: f"{HINT_DESCRIPTION}: {inputs[HINT_FIELD]}"}
+        return super().format_user_message_content(signature, inputs, prefix, suffix, main_request)
 
     def format_demos(self, signature: type[dspy.Signature], demos: list[dict[str, Any]]) -> list[dict[str, Any]]:
         messages = []
@@ -120,6 +140,10 @@ class GrammarJSONAdapter(JSONAdapter):
             messages.append({"role": "user", "content": self.format_user_message_content(signature, demo, prefix=prefix)})
             messages.append({"role": "assistant", "content": self.format_field_with_value(fields, role="assistant")})
         return messages
+
+
+def _without_hint(signature: type[dspy.Signature]) -> type[dspy.Signature]:
+    return signature.delete(HINT_FIELD) if HINT_FIELD in signature.input_fields else signature
 
 
 def _formatted(info: Any, value: Any) -> str:

@@ -5,7 +5,7 @@ batch in ``validating``; each ``GET /v1/batches/{id}`` moves it one state on (``
 ``completed``, or ``expired`` for a batch told to expire); ``GET /v1/files/{id}/content`` returns the output or error
 lines, one ``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`` a request. Answers
 are what the benchmark's fake model server would answer (valid for the request's schema). ``fail`` picks requests
-that end in the error file; ``expire_after`` makes a batch expire with only that many requests answered. It also
+that end in the error file, ``garbage`` requests answered with text that does not parse; ``expire_after`` makes a batch expire with only that many requests answered. It also
 answers online chat completions at the same base URL, as the real API does.
 """
 
@@ -25,6 +25,7 @@ STATES = ("validating", "in_progress", "finalizing", "completed")
 @dataclass
 class FakeBatches:
     fail: Callable[[dict[str, Any]], bool] = lambda request: False
+    garbage: Callable[[dict[str, Any]], bool] = lambda request: False  # answered 200 with text that is not the JSON asked for
     expire_after: int | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -88,7 +89,7 @@ class FakeBatches:
             if self.fail(entry):
                 errors.append({"id": f"batch_req_{i}", "custom_id": entry["custom_id"], "response": {"status_code": 500, "request_id": f"r{i}", "body": {"error": {"message": "server error"}}}, "error": None})
                 continue
-            text = completion_for(entry["body"])
+            text = "I cannot answer that in JSON." if self.garbage(entry) else completion_for(entry["body"])
             completion = {"id": f"chatcmpl-{i}", "object": "chat.completion", "created": 0, "model": entry["body"]["model"],
                           "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                           "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}

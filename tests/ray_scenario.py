@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from rae.datasets.bundled import esci_us
-from rae.store.schema import JudgmentRow
+from rae.store.schema import GuidelinesRow, JudgmentRow, RequirementsRow
 from rae.store.store import Store
 
 VENV = Path(sys.executable).parent
@@ -52,6 +52,7 @@ def main(directory: Path, port: int) -> None:
         result = {"pairs": [[p.query_id, p.product_id] for p in pairs]}
         result.update(_annotate_with_a_node_lost(directory, url, port, listed, node))
         result["single"] = _annotate_once(directory, url, listed)
+        result["budget"] = _annotate_within_a_budget(directory, url, port)
         (directory / "result.json").write_text(json.dumps(result))
     finally:
         subprocess.run([str(VENV / "ray"), "stop", "--force"], capture_output=True, env=ENV)
@@ -85,9 +86,23 @@ def _annotate_once(directory: Path, url: str, listed: Path) -> dict:
     return _labels(store)
 
 
-def _config(directory: Path, name: str, url: str, store: str) -> Path:
+def _annotate_within_a_budget(directory: Path, url: str, port: int) -> dict:
+    """Other pairs on the cluster (one node left) with a spending limit: what the run said, and what the store holds."""
+    store = f"sqlite:///{directory / 'budget.db'}"
+    config = _config(directory, "budget", url, store, '[prices."openai/judge"]\ninput_per_million = 10.0\noutput_per_million = 20.0\n')
+    pairs = esci_us().pairs("test", queries=4, per_query=5)
+    listed = directory / "budget.csv"
+    listed.write_text("query_id,query,product_id\n" + "".join(f'{p.query_id},"{p.query}",{p.product_id}\n' for p in pairs))
+    run = subprocess.run([sys.executable, "-m", "rae", "annotate", "--pairs", str(listed), "--config", str(config), "--program", "uncompiled",
+                          "--ray", f"127.0.0.1:{port}", "--budget", "0.08"], capture_output=True, text=True, cwd=directory, env=ENV, timeout=300)
+    with Store(store).session() as session:
+        cost = sum(r.cost_usd or 0.0 for table in (RequirementsRow, GuidelinesRow, JudgmentRow) for r in session.scalars(select(table)))
+    return {"returncode": run.returncode, "stdout": run.stdout, "stderr": run.stderr[-3000:], "pairs": len(pairs), "judged": _stored(store), "cost": cost}
+
+
+def _config(directory: Path, name: str, url: str, store: str, extra: str = "") -> Path:
     path = directory / f"{name}.toml"
-    path.write_text(f'store = "{store}"\nworkers = 2\ntracking_uri = "none"\n[model]\nname = "openai/judge"\napi_base = "{url}"\nnum_retries = 2\n')
+    path.write_text(f'store = "{store}"\nworkers = 2\ntracking_uri = "none"\n[model]\nname = "openai/judge"\napi_base = "{url}"\nnum_retries = 2\n{extra}')
     return path
 
 

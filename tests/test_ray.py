@@ -41,3 +41,7 @@ def test_a_two_node_cluster_judges_every_pair_once_and_survives_a_lost_node(tmp_
     # Paid at most once, except the calls the lost node had in flight (2 workers on its one task).
     assert len(pairs) <= result["requests"] <= len(pairs) + 2
     assert result["cluster"] == result["single"]  # the same labels as one plain process
+    budget = result["budget"]  # --budget reaches the Ray tasks: they stop before passing it, together
+    assert budget["returncode"] == 0, budget["stderr"]
+    assert "stopped before passing the budget of $0.0800" in budget["stdout"]
+    assert 0 < budget["cost"] <= 0.08 and budget["judged"] < budget["pairs"]

@@ -29,6 +29,7 @@ from rae.cli.options import (
     show,
     workspace_from,
 )
+from rae.config import ConfigError
 from rae.datasets.judgments import load_pairs
 from rae.jsonout import dumps
 from rae.scaleout.runner import annotate_pairs
@@ -64,7 +65,14 @@ def annotate(
     catalog = workspace.labelled.catalog
     chosen = load_pairs(pairs) if pairs else workspace.labelled.pairs(split, queries, per_query)
     if judges:
-        for name, summary in annotate_panel(judge_workspaces(workspace, _names(judges)), chosen).items():
+        if processes or ray or batch or batch_file:
+            raise ConfigError("--judges runs the judges here, one after the other: it takes no --processes, --ray, --batch or --batch-file")
+        panel = judge_workspaces(workspace, _names(judges))
+        if dry_run:
+            for name, member in panel.items():
+                typer.echo(f"judge {name}: {estimate_cost(member.steps(), chosen, catalog).line()}")
+            return
+        for name, summary in annotate_panel(panel, chosen, retry_failed, budget).items():
             typer.echo(f"judge {name}: {summary.line()}")
         return
     if dry_run:

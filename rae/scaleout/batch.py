@@ -29,6 +29,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from rae.annotate.run import AnnotationRun
+from rae.annotate.spending import SpendingLimit
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, ModelPrice
 from rae.datasets.records import Pair
@@ -51,19 +52,26 @@ class Results:
     failed: int
 
 
-def run_in_batches(workspace: Workspace, pairs: list[Pair], run_id: str | None, to_file: Path | None = None, progress: bool = True) -> AnnotationSummary:
+def run_in_batches(
+    workspace: Workspace, pairs: list[Pair], run_id: str | None, to_file: Path | None = None, progress: bool = True,
+    retry_failed: bool = False, limit: SpendingLimit | None = None,
+) -> AnnotationSummary:
     """Rounds of batches until nothing is left to ask (or, with ``to_file``, one round written to a file). The summary
-    is the last round's, with what every round cost."""
+    is the last round's, with what every round cost. With a spending limit, a round sends only the requests whose
+    expected cost at the batch price fits in what is left of it; with ``retry_failed``, stored failures are asked again."""
     _check(workspace)
+    budget = _at_batch_price(workspace, limit)
     spent = AnnotationSummary().spend
-    last = None
+    last, held_back = None, 0
+    retrying = retry_failed  # the failures stored before this run, asked again in its first round only
     for _ in range(ROUNDS):
-        requests = capture(workspace, pairs)
+        requests = capture(workspace, pairs, retrying)
         if not requests:
             break
         waiting = _unfinished(workspace, set(requests))
         asked = {key for row in waiting for key in row.custom_ids}
-        new = {key: body for key, body in requests.items() if key not in asked}
+        new, reserved = _within_budget({key: body for key, body in requests.items() if key not in asked}, budget)
+        held_back += len(requests) - len(asked) - len(new)
         if to_file is not None:
             write_requests(workspace, to_file, new, pairs, run_id)
             break
@@ -71,25 +79,56 @@ def run_in_batches(workspace: Workspace, pairs: list[Pair], run_id: str | None, 
             waiting.append(submit(workspace, new, pairs, run_id))
         completions: dict[str, dict[str, Any]] = {}
         for row in waiting:
-            completions |= follow(workspace, row, progress).completions
-        last = replay(workspace, pairs, completions, run_id)
+            results = follow(workspace, row, progress)
+            completions |= results.completions
+            if budget is not None and row.batch_id == waiting[-1].batch_id and new:
+                budget.settle(reserved, row.cost_usd, len(new))
+        last = replay(workspace, pairs, completions, run_id, retrying)
         spent = {stage: spent[stage] + last.spend[stage] for stage in spent}
         _mark_stored(workspace, waiting)
-    summary = last if last is not None and to_file is None else replay(workspace, pairs, {}, run_id)
+        retrying = False
+        if held_back:
+            break
+    summary = last if last is not None and to_file is None else replay(workspace, pairs, {}, run_id, retrying)
     summary.spend = spent
+    if held_back and limit is not None:
+        summary.stopped_at_budget = limit.limit
     return summary
 
 
-def capture(workspace: Workspace, pairs: list[Pair]) -> dict[str, dict[str, Any]]:
+def capture(workspace: Workspace, pairs: list[Pair], retry_failed: bool = False) -> dict[str, dict[str, Any]]:
     """The request body of every call the next step of the work would make, by the key of the step."""
     engine = CaptureEngine(_served_name(workspace), _structured_output(workspace))
-    _annotate(workspace, pairs, engine, None)
+    _annotate(workspace, pairs, engine, None, retry_failed)
     return engine.bodies
 
 
-def replay(workspace: Workspace, pairs: list[Pair], completions: dict[str, dict[str, Any]], run_id: str | None) -> AnnotationSummary:
+def replay(
+    workspace: Workspace, pairs: list[Pair], completions: dict[str, dict[str, Any]], run_id: str | None, retry_failed: bool = False
+) -> AnnotationSummary:
     """Store the steps a batch answered (and count, as deferred, the ones still waiting)."""
-    return _annotate(workspace, pairs, ReplayEngine(completions), run_id)
+    return _annotate(workspace, pairs, ReplayEngine(completions), run_id, retry_failed)
+
+
+def _at_batch_price(workspace: Workspace, limit: SpendingLimit | None) -> SpendingLimit | None:
+    """The spending limit with a call's expected cost at the batch price (the limit was set from the online one)."""
+    if limit is None:
+        return None
+    share = batch_share(workspace)
+    return SpendingLimit(limit.limit, limit.expected * share)
+
+
+def _within_budget(requests: dict[str, dict[str, Any]], budget: SpendingLimit | None) -> tuple[dict[str, dict[str, Any]], float]:
+    """The requests whose expected cost fits in the budget (in order), and what they reserved of it."""
+    if budget is None:
+        return requests, 0.0
+    kept, reserved = {}, 0.0
+    for key, body in requests.items():
+        amount = budget.reserve()
+        if amount is None:
+            break
+        kept[key], reserved = body, reserved + amount
+    return kept, reserved
 
 
 def submit(workspace: Workspace, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None) -> BatchRow:
@@ -170,6 +209,13 @@ def read_results(text: str) -> Results:
     return Results(completions, failed)
 
 
+def batch_share(workspace: Workspace) -> float:
+    """What a batch costs as a share of the online price (half, unless the config's price says otherwise)."""
+    spec = workspace.settings.model
+    configured = workspace.settings.prices.get(spec.name)
+    return configured.batch_share if configured is not None else ModelPrice.model_fields["batch_share"].default
+
+
 def batch_price(workspace: Workspace) -> ModelPrice | None:
     """A batch's price: the configured or listed online price times its ``batch_share`` (half, by default)."""
     spec = workspace.settings.model
@@ -179,9 +225,9 @@ def batch_price(workspace: Workspace) -> ModelPrice | None:
     return ModelPrice(input_per_million=online.input_per_million * online.batch_share, output_per_million=online.output_per_million * online.batch_share)
 
 
-def _annotate(workspace: Workspace, pairs: list[Pair], engine: Any, run_id: str | None) -> AnnotationSummary:
+def _annotate(workspace: Workspace, pairs: list[Pair], engine: Any, run_id: str | None, retry_failed: bool = False) -> AnnotationSummary:
     spec = workspace.settings.model
-    steps = workspace.steps(run_id)
+    steps = workspace.steps(run_id, retry_failed)
     steps.model = ModelHandle(spec, batch_price(workspace))  # the same identity (and keys), the batch's price
     steps.refine_attempts = 1  # a batch has no second attempt: a degenerate answer is stored as such
     lm = dspy.LM(spec.name, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0)

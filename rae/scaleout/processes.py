@@ -42,7 +42,7 @@ def run_in_processes(
 ) -> AnnotationSummary:
     shards = shards_by_query(list(dict.fromkeys(pairs)), processes)
     per_process = per_process_settings(settings, len(shards))
-    budget = (limit.limit / len(shards), limit.expected) if limit is not None else None
+    budget = shard_budget(limit, len(shards))
     context = multiprocessing.get_context("spawn")  # a fork would copy the parent's threads and open connections
     summary = AnnotationSummary()
     with context.Manager() as manager, ProcessPoolExecutor(len(shards), mp_context=context) as pool:
@@ -55,7 +55,14 @@ def run_in_processes(
             if isinstance(outcome, str):
                 raise AnnotationAborted(outcome)
             summary = summary + outcome
+    if limit is not None and summary.stopped_at_budget is not None:
+        summary.stopped_at_budget = limit.limit  # the whole budget, not one process's share
     return summary
+
+
+def shard_budget(limit: SpendingLimit | None, shards: int) -> tuple[float, float] | None:
+    """Each shard's share of a spending limit: (limit, expected cost of a call), or None without a limit."""
+    return (limit.limit / max(1, shards), limit.expected) if limit is not None else None
 
 
 def per_process_settings(settings: Settings, processes: int) -> str:

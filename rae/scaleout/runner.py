@@ -1,4 +1,8 @@
-"""Where an annotation runs: in this process (threads), in several processes, on a Ray cluster, or as batches."""
+"""Where an annotation runs: in this process (threads), in several processes, on a Ray cluster, or as batches.
+
+Every placement keeps the user's limits: a spending limit (``--budget``) and ``--retry-failed`` reach each of them.
+A budget is split evenly between processes and between Ray tasks (together they cannot pass it), and a batch sends
+only the requests whose expected cost, at the batch price, fits in what is left of it."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +33,9 @@ def annotate_pairs(
     limit: SpendingLimit | None = None, progress: bool = True,
 ) -> AnnotationSummary:
     if placement.batch or placement.batch_file is not None:
-        return run_in_batches(workspace, pairs, run_id, placement.batch_file, progress)
+        return run_in_batches(workspace, pairs, run_id, placement.batch_file, progress, retry_failed, limit)
     if placement.ray is not None:
-        return run_on_ray(workspace, pairs, placement.ray, run_id, retry_failed, progress)
+        return run_on_ray(workspace, pairs, placement.ray, run_id, retry_failed, limit, progress)
     if placement.processes > 1:
         return run_in_processes(workspace.settings, pairs, placement.processes, run_id, retry_failed, limit, progress)
     with workspace.using_model():

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from rae.annotate.cost_estimate import spending_limit
 from rae.annotate.run import AnnotationRun
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError
@@ -30,12 +31,21 @@ def judge_workspaces(base: Workspace, names: list[str]) -> dict[str, Workspace]:
     return {name: Workspace(base.settings.with_overrides(model=known[name].model_dump())) for name in names}
 
 
-def annotate_panel(judges: dict[str, Workspace], pairs: list[Pair], progress: bool = True) -> dict[str, AnnotationSummary]:
-    """Each judge judges every pair through the store (its own keys: its model is part of them)."""
-    summaries = {}
+def annotate_panel(
+    judges: dict[str, Workspace], pairs: list[Pair], retry_failed: bool = False, budget_usd: float | None = None, progress: bool = True
+) -> dict[str, AnnotationSummary]:
+    """Each judge judges every pair through the store (its own keys: its model is part of them), one judge after the
+    other. A budget covers the whole panel: each judge may spend what the judges before it left."""
+    summaries: dict[str, AnnotationSummary] = {}
+    spent = 0.0
     for name, workspace in judges.items():
+        catalog = workspace.labelled.catalog
+        limit = spending_limit(workspace.steps(), pairs, catalog, budget_usd - spent) if budget_usd is not None else None
         with workspace.using_model():
-            summaries[name] = AnnotationRun(workspace.steps(), workspace.labelled.catalog, workspace.workers, progress).run(pairs)
+            summaries[name] = AnnotationRun(workspace.steps(retry_failed=retry_failed), catalog, workspace.workers, progress, limit).run(pairs)
+        spent += summaries[name].total.cost_usd or 0.0
+        if summaries[name].stopped_at_budget is not None:
+            summaries[name].stopped_at_budget = budget_usd
     return summaries
 
 

@@ -1,78 +1,127 @@
-"""The store's promise: changed product text, program or model never hits a stale row; identical work always hits."""
+"""The store's promise: an answer is keyed on exactly what the model was sent. Any change to a prompt, from any source
+(instructions, field descriptions, demos, the adapter, the product text), misses; the same request hits, whichever ids,
+engine or command asked for it."""
 
 import dataclasses
 
 import dspy
+import pytest
 
 from rae.annotate.executor import CacheThrough
-from rae.annotate.steps import StoredSteps
+from rae.annotate.judging import Judging
+from rae.annotate.run import AnnotationRun
 from rae.config import ModelSpec, ProductTextSpec
 from rae.datasets.records import Pair
+from rae.lm.adapter import GrammarJSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
-from rae.store.schema import JudgmentRow
+from rae.store.keys import request_key
+from rae.store.schema import JudgmentRow, LMCallRow
+
+PAIR = Pair("q1", "red kettle", "p1")
 
 
-def judge_once(steps: StoredSteps, tiny, pair: Pair, product=None):
-    guidelines = steps.guidelines(pair.query).value
-    return steps.judgment(pair, guidelines, product or tiny.catalog[pair.product_id])
+def judge_once(judging: Judging, tiny, pair: Pair = PAIR, product=None):
+    catalog = {**tiny.catalog, pair.product_id: product} if product is not None else tiny.catalog
+    run = AnnotationRun(judging, catalog, progress=False)
+    run.run([pair])
+    return run.outcomes[pair]
 
 
-def test_same_text_hits_and_changed_product_text_misses(engine, steps, tiny):
-    pair = Pair("q1", "red kettle", "p1")
-    first = judge_once(steps, tiny, pair)
+def test_same_text_hits_and_changed_product_text_misses(scripted, judging, tiny):
+    first = judge_once(judging, tiny)
     assert not first.cached and first.spend.calls == 1
-    again = judge_once(steps, tiny, pair)
+    again = judge_once(judging, tiny)
     assert again.cached and again.spend.calls == 0 and again.value.fingerprint == first.value.fingerprint
     retitled = dataclasses.replace(tiny.catalog["p1"], title="Red kettle 1.7l, now with a longer title")
-    changed = judge_once(steps, tiny, pair, retitled)
+    changed = judge_once(judging, tiny, product=retitled)
     assert not changed.cached and changed.value.fingerprint != first.value.fingerprint
-    assert engine.calls["judgment"] == 2
+    assert scripted.calls["judgment"] == 2
 
 
-def test_the_same_text_under_other_ids_is_not_paid_twice(engine, steps, tiny):
-    judge_once(steps, tiny, Pair("q1", "red kettle", "p1"))
-    other_ids = judge_once(steps, tiny, Pair("log-7", "red kettle", "p1"))
-    assert other_ids.cached and engine.calls["judgment"] == 1
+def test_the_same_text_under_other_ids_is_not_paid_twice(scripted, judging, tiny):
+    judge_once(judging, tiny)
+    other_ids = judge_once(judging, tiny, Pair("log-7", "red kettle", "p1"))
+    assert other_ids.cached and scripted.calls["judgment"] == 1
 
 
-def test_a_changed_program_or_model_never_reuses_a_row(engine, store, model, tiny):
-    pair = Pair("q1", "red kettle", "p1")
-    base = StoredSteps(Annotator(), CacheThrough(store), model)
-    judge_once(base, tiny, pair)
-
-    with_demo = Annotator()
-    with_demo.judge.judge.predict.demos = [dspy.Example(query="q", guidelines="g", product="p", reasoning="r", label="irrelevant")]
-    compiled = StoredSteps(with_demo, CacheThrough(store), model)
-    assert compiled.hashes["judgment"] != base.hashes["judgment"]
-    assert compiled.hashes["guidelines"] == base.hashes["guidelines"]  # the guidelines are still reused
-    assert not judge_once(compiled, tiny, pair).cached
-
-    other_model = StoredSteps(Annotator(), CacheThrough(store), ModelHandle(ModelSpec(name="openai/another-model")))
-    assert not judge_once(other_model, tiny, pair).cached
-
-    warmer = StoredSteps(Annotator(), CacheThrough(store), ModelHandle(ModelSpec(name="openai/scripted-test", temperature=0.5)))
-    assert not judge_once(warmer, tiny, pair).cached
-
-    no_cot = StoredSteps(Annotator(chain_of_thought=False), CacheThrough(store), model)
-    assert not judge_once(no_cot, tiny, pair).cached
-    assert engine.calls["judgment"] == 5
+def with_instructions(program: Annotator) -> Annotator:
+    program.judge.predictor.signature = program.judge.predictor.signature.with_instructions("Judge like a strict buyer.")
+    return program
 
 
-def test_other_product_fields_or_budget_are_other_text(engine, store, model, tiny):
-    pair = Pair("q1", "red kettle", "p1")
-    judge_once(StoredSteps(Annotator(), CacheThrough(store), model, ProductTextSpec()), tiny, pair)
-    short = StoredSteps(Annotator(), CacheThrough(store), model, ProductTextSpec(fields=("title",), budget=100))
-    assert not judge_once(short, tiny, pair).cached
+def with_demo(program: Annotator) -> Annotator:
+    program.judge.predictor.demos = [dspy.Example(query="q", guidelines="g", product="p", reasoning="r", label="irrelevant")]
+    return program
 
 
-def test_generic_guidelines_are_keyed_apart_and_need_no_guideline_calls(engine, store, model, tiny):
-    pair = Pair("q1", "red kettle", "p1")
-    judge_once(StoredSteps(Annotator(), CacheThrough(store), model), tiny, pair)
-    generic = StoredSteps(Annotator(guidelines="generic"), CacheThrough(store), model)
-    outcome = judge_once(generic, tiny, pair)
+def with_field_description(program: Annotator) -> Annotator:
+    signature = program.judge.predictor.signature
+    program.judge.predictor.signature = signature.with_updated_fields("product", desc="the listing, as the shop shows it")
+    return program
+
+
+def with_other_requirements_prompt(program: Annotator) -> Annotator:
+    program.requirements.extract.signature = program.requirements.extract.signature.with_instructions("List what the shopper wants.")
+    return program
+
+
+@pytest.mark.parametrize("change", [with_instructions, with_demo, with_field_description, with_other_requirements_prompt])
+def test_a_compiled_programs_change_of_any_prompt_text_misses_the_cache(scripted, store, model, tiny, change):
+    """No fingerprint of the program is kept by hand: whatever a compilation changes in a prompt changes the request,
+    and only the calls whose prompt changed are paid again."""
+    judge_once(Judging(Annotator(), CacheThrough(store), model, scripted), tiny)
+    calls = dict(scripted.calls)
+    outcome = judge_once(Judging(change(Annotator()), CacheThrough(store), model, scripted), tiny)
+    paid = {stage: scripted.calls[stage] - calls.get(stage, 0) for stage in scripted.calls}
+    if change is with_other_requirements_prompt:
+        # The requirements' prompt changed: that call is paid again. This model wrote the same requirements, so the
+        # guidelines' and the judge's prompts are unchanged, and their answers are reused.
+        assert paid == {"requirements": 1, "guidelines": 0, "judgment": 0} and outcome.cached
+    else:  # only the judge's prompt changed: the query's requirements and guidelines are reused
+        assert paid == {"requirements": 0, "guidelines": 0, "judgment": 1} and not outcome.cached
+
+
+class TerseAdapter(GrammarJSONAdapter):
+    """An adapter whose prompt says one thing differently (as an edit to rae's adapter would)."""
+
+    def format_task_description(self, signature):
+        return "In short: " + super().format_task_description(signature)
+
+
+def test_an_edit_to_the_adapters_prompt_misses_the_cache(scripted, store, tiny, monkeypatch):
+    """The old keys named the adapter by a constant, so an edit to the grammar adapter's prompt was served the old
+    answers; the request itself is the key now."""
+    embedded = ModelHandle(ModelSpec())  # the grammar adapter's model
+    judge_once(Judging(Annotator(), CacheThrough(store), embedded, scripted), tiny)
+    monkeypatch.setattr(ModelHandle, "adapter", lambda self: TerseAdapter())
+    before = sum(scripted.calls.values())
+    assert not judge_once(Judging(Annotator(), CacheThrough(store), embedded, scripted), tiny).cached
+    assert sum(scripted.calls.values()) - before == 3  # requirements, guidelines and the judgment: every prompt changed
+
+
+def test_a_changed_model_or_decoding_never_reuses_an_answer(scripted, store, model, tiny):
+    judge_once(Judging(Annotator(), CacheThrough(store), model, scripted), tiny)
+    other_model = ModelHandle(ModelSpec(name="openai/another-model"))
+    assert not judge_once(Judging(Annotator(), CacheThrough(store), other_model, scripted), tiny).cached
+    warmer = ModelHandle(ModelSpec(name="openai/scripted-test", temperature=0.5))
+    assert not judge_once(Judging(Annotator(), CacheThrough(store), warmer, scripted), tiny).cached
+    no_cot = Annotator(chain_of_thought=False)
+    assert not judge_once(Judging(no_cot, CacheThrough(store), model, scripted), tiny).cached
+    assert scripted.calls["judgment"] == 4
+
+
+def test_other_product_fields_or_budget_are_other_text(scripted, store, model, tiny):
+    judge_once(Judging(Annotator(), CacheThrough(store), model, scripted, ProductTextSpec()), tiny)
+    short = Judging(Annotator(), CacheThrough(store), model, scripted, ProductTextSpec(fields=("title",), budget=100))
+    assert not judge_once(short, tiny).cached
+
+
+def test_generic_guidelines_are_other_text_and_need_no_guideline_calls(scripted, store, model, tiny):
+    judge_once(Judging(Annotator(), CacheThrough(store), model, scripted), tiny)
+    outcome = judge_once(Judging(Annotator(guidelines="generic"), CacheThrough(store), model, scripted), tiny)
     assert not outcome.cached
-    assert engine.calls == {"requirements": 1, "guidelines": 1, "judgment": 2}
+    assert scripted.calls == {"requirements": 1, "guidelines": 1, "judgment": 2}
 
 
 def test_the_model_identity_keeps_the_server_but_never_its_credentials():
@@ -82,13 +131,31 @@ def test_the_model_identity_keeps_the_server_but_never_its_credentials():
     assert "s3cr3t" not in identity and "us3r" not in identity and "k3y" not in identity
 
 
-def test_a_stored_row_keeps_provenance_cost_and_raw_output(engine, steps, store, tiny):
-    outcome = judge_once(steps, tiny, Pair("q1", "red kettle", "p1"))
+def test_a_stored_answer_keeps_what_was_sent_and_a_record_what_it_came_to(scripted, judging, store, tiny):
+    outcome = judge_once(judging, tiny)
     row = store.get(JudgmentRow, outcome.value.fingerprint)
     assert row.status == "ok" and row.label == "highly_relevant"
     assert row.raw_output and '"label"' in row.raw_output
-    assert row.input_tokens == 100 and row.output_tokens == 10 and row.latency_s >= 0
-    assert row.program_hash == steps.hashes["judgment"] and "scripted-test" in row.model_id
+    assert row.input_tokens == 100 and row.output_tokens == 10 and row.latency_s >= 0 and "scripted-test" in row.model_id
+    judged = scripted.requests[-1]
+    key, canonical = request_key(judging.model.identity, judged)
+    answer = store.get(LMCallRow, key)
+    assert answer.stage == "judgment" and answer.text == row.raw_output and answer.request == canonical
+    assert "red kettle" in str(answer.request["messages"]) and answer.model_id == judging.model.identity
+
+
+def test_an_image_is_keyed_by_its_hash_not_its_bytes():
+    import base64
+
+    from dspy.lm15 import ImagePart, Message, Request
+
+    data = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 12).decode()
+    request = Request(model="m", messages=(Message.user([ImagePart(data=data, media_type="image/png")]),))
+    key, canonical = request_key("m", request)
+    assert data not in str(canonical) and "sha256:" in str(canonical)
+    other_data = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 11).decode()
+    other = Request(model="m", messages=(Message.user([ImagePart(data=other_data, media_type="image/png")]),))
+    assert request_key("m", other)[0] != key
 
 
 def test_a_store_made_by_an_older_rae_gains_the_new_columns(tmp_path):

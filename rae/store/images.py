@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
+from sqlalchemy import select
 
 from rae.store.schema import ImageRow
 from rae.store.store import Store
@@ -145,3 +146,15 @@ def _sniff(data: bytes) -> str | None:
             return PIL_FORMATS.get(image.format)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
+
+
+def recorded_image(store: Store, source: str) -> ImageRow | None:
+    """What fetching an image source gave, if it was fetched."""
+    with store.session() as session:
+        return session.get(ImageRow, source)
+
+
+def image_with_hash(store: Store, content_hash: str) -> ImageRow | None:
+    """A fetched image's record, by the hash of its bytes."""
+    with store.session() as session:
+        return session.scalars(select(ImageRow).where(ImageRow.content_hash == content_hash, ImageRow.status == "ok")).first()

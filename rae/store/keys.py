@@ -1,28 +1,74 @@
-"""Store keys: a fingerprint of (stage, program hash, model identity, input content).
+"""Store keys: what a model was sent, as one fingerprint.
 
-Whatever changes an LM's answer changes the key: the program (its instructions, demos and output types), the model
-(its name, weights or server, and decoding settings) and the exact input text. So a changed product text, program or
-model never hits a stale row, and identical work, whichever engine configuration or command asks for it, hits the
-same row and is never paid twice.
+A stored answer is keyed on the request itself: the model's identity (its name, its weights or server, the settings
+of its engine that no request carries) and DSPy's canonical ``lm15.Request`` as the adapter rendered it (system
+message, messages with every part, generation settings, response format, tools). Nothing in the key is maintained by
+hand: a change to a prompt from any source (a program's instructions or demos, an adapter, DSPy's own formatting, the
+product text, a refining attempt's hint) is a change to the request, and misses. Settings left unset and empty lists
+are left out, so a field DSPy adds to the request later does not change the key of every request that leaves it
+unset. Image bytes are replaced by their sha256, in the key and in what is stored.
 """
 
+import base64
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
+
+from dspy.lm15 import Request
+
+
+def request_key(model_identity: str, request: Request) -> tuple[str, dict[str, Any]]:
+    """The request's fingerprint under this model, and the canonical form it was computed from (what is stored)."""
+    canonical = canonical_request(request)
+    text = json.dumps({"model": model_identity, "request": canonical}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest(), canonical
+
+
+def canonical_request(request: Request) -> dict[str, Any]:
+    return _pruned(dataclasses.asdict(request))
 
 
 def content_hash(content: Any) -> str:
+    """The sha256 of any JSON-able content (a pair's inputs, a labelled set)."""
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+def _pruned(value: Any) -> Any:
+    if isinstance(value, dict):
+        pruned = {key: _pruned(item) for key, item in value.items() if item is not None and item != () and item != []}
+        return _hashed_image(pruned)
+    if isinstance(value, list | tuple):
+        return [_pruned(item) for item in value]
+    if isinstance(value, bytes):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    return value
+
+
+def _hashed_image(part: dict[str, Any]) -> dict[str, Any]:
+    """An image part's inline data as its hash: the key of a megabyte of base64 need not carry the megabyte."""
+    data = part.get("data")
+    if part.get("type") in ("image", "audio", "video", "document", "binary") and isinstance(data, str) and len(data) > 64:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except ValueError:
+            raw = data.encode()
+        part = {**part, "data": "sha256:" + hashlib.sha256(raw).hexdigest()}
+    url = part.get("url")
+    if isinstance(url, str) and url.startswith("data:") and len(url) > 64:
+        part = {**part, "url": "data:sha256:" + hashlib.sha256(url.encode()).hexdigest()}
+    return part
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StoreKey:
+    """The key of an older rae's stage rows: (stage, program hash, model identity, input content)."""
+
     stage: str
     program_hash: str
     model_id: str
     input_hash: str
-    fingerprint: str = field(init=False, compare=False)  # computed once: a step reads it several times
+    fingerprint: str = dataclasses.field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fingerprint", content_hash([self.stage, self.program_hash, self.model_id, self.input_hash]))

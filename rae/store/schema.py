@@ -43,6 +43,40 @@ class LMCall:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class LMCallRow(Base):
+    """One answer of a model, keyed on exactly what the model was sent (``rae.store.keys.request_key``): the model's
+    identity, the rendered messages, the generation settings and the response format. Any change to a prompt, whatever
+    made it (a program's instructions or demos, an adapter, DSPy's formatting, the product text), is another key, so
+    an answer is never served for a prompt it was not given; and the same prompt, from any command, engine or node, is
+    paid once. ``request`` keeps what was sent (images by their hash), so a later rae can key it again."""
+
+    __tablename__ = "lm_calls"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(String(32), default="")  # which step asked: requirements, guidelines, judgment, ...
+    request: Mapped[dict | None] = mapped_column(JSON, default=None)
+    text: Mapped[str] = mapped_column(Text)  # what the model wrote (secrets redacted)
+    finish_reason: Mapped[str] = mapped_column(String(16), default="stop")
+    input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
+    latency_s: Mapped[float | None] = mapped_column(Float, default=None)
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # transient errors retried before this answer came
+    probabilities: Mapped[dict | None] = mapped_column(JSON, default=None)  # of each option of a choice (the embedded model)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MetaRow(Base):
+    """The store's own facts, by name: ``schema_version`` (2 once the answers of an older rae were keyed again)."""
+
+    __tablename__ = "store_meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class RequirementsRow(LMCall, Base):
     __tablename__ = "requirements"
 
@@ -214,7 +248,8 @@ class BatchRow(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     completed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
-    custom_ids: Mapped[list] = mapped_column(JSON, default=list)
+    custom_ids: Mapped[list] = mapped_column(JSON, default=list)  # the store keys of its requests
+    stages: Mapped[dict] = mapped_column(JSON, default=dict)  # which step asked for each request, by key
     work: Mapped[list] = mapped_column(JSON, default=list)  # [query_id, query, product_id] of the pairs asked for
     input_file_id: Mapped[str | None] = mapped_column(String(255), default=None)
     output_file_id: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -224,3 +259,8 @@ class BatchRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# The tables in which an older rae (store schema 1) kept each step's answer, keyed on (stage, program hash, model,
+# input); rae now writes its records there, and keeps answers in ``lm_calls``.
+LEGACY_TABLES = (RequirementsRow, GuidelinesRow, DescriptionRow, JudgmentRow, ErrorCauseRow)

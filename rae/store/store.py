@@ -1,38 +1,41 @@
 """The cache database: SQLite by default (a file under ``.rae/``, WAL), any SQLAlchemy URL (PostgreSQL) with the same code.
 
-Each result is committed as soon as it exists, so a run killed midway loses at most the calls in flight. A row is
+Each answer is committed as soon as it exists, so a run killed midway loses at most the calls in flight. A row is
 inserted once: if another process stored the same fingerprint first, the insert is skipped, never duplicated.
 
-Claims say who is paying for a key right now. A claim belongs to one claimant (an ``annotate.executor.CacheThrough``,
-of which a process may have several), never to a whole process: two claimants in one process wait for each other as
-two processes do. The protocol that uses claims lives in ``rae.annotate.executor``; this module only keeps them.
+Claims say who is paying for a key right now. A claim belongs to one claimant (an ``annotate.executor`` of some
+process), never to a whole process: two claimants in one process wait for each other as two processes do. The
+protocol that uses claims lives in ``rae.annotate.executor``; this module keeps them, many keys to a transaction
+(``read_or_claim``, ``put_answers``), so a run with many calls in flight pays a transaction for a group of them.
+Connections come from SQLAlchemy's pool.
 """
 
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, create_engine, delete, event, insert, inspect, select, text, update
+from sqlalchemy import Connection, create_engine, delete, event, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rae.errors import RaeError
-from rae.store.driver import DriverStatements, Prepared, Transaction, process_id
-from rae.store.schema import Base, ClaimRow, LMCall, RunRow
+from rae.store.schema import LEGACY_TABLES, Base, ClaimRow, LMCallRow, MetaRow, RunRow
 
-Row = TypeVar("Row", bound=LMCall)
+Row = TypeVar("Row")
 LOOKUP_CHUNK = 500
 SCHEMA_ATTEMPTS = 5
 ON_CONFLICT_DIALECTS = ("sqlite", "postgresql")  # an insert that skips a stored key, without an error
 HOST = socket.gethostname()
+SCHEMA_VERSION = "2"  # answers keyed on their requests (lm_calls)
+CONNECTIONS = 16  # the pool's size: PostgreSQL's default of 100 clients is shared by every process and node on a store
 
 
 class StoreError(RaeError, RuntimeError):
@@ -40,11 +43,12 @@ class StoreError(RaeError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class Claim(Generic[Row]):
-    """The answer to a claim: whether the claimant now holds the key, and the key's stored row as of that moment."""
+class Claim:
+    """The answer to a claim on a key: whether the claimant now holds it, and the key's stored answer as of then (a
+    stored answer is returned unclaimed)."""
 
     held: bool
-    row: Row | None = None
+    row: Any = None
 
 
 @dataclass
@@ -60,141 +64,130 @@ class Store:
         self.url = url
         self.engine = _engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._statements: dict[Any, Prepared] = {}
-        self._driver = DriverStatements(self.engine)
         try:
             _create_schema(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
+        self._mark_schema()
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def session(self) -> Session:
+        """An ORM session: for the store's own rooms (rae/store/*), never opened elsewhere."""
         return self._sessions()
 
-    def get(self, table: type[Row], fingerprint: str) -> Row | None:
-        """The stored row, read-only (its columns as attributes). On the path of every lookup-only judgment (``rae
-        evaluate``, ``rae agreement``), so it is one prepared statement on the driver (``rae.store.driver``), not an ORM
-        session; a paying step reads its key in the claim's transaction instead (``claim(..., unless=...)``)."""
-        return self._driver.run(lambda t: t.first(self._lookup(table), {"fingerprint": fingerprint}))
-
-    def get_many(self, table: type[Row], fingerprints: Iterable[str]) -> dict[str, Row]:
-        wanted = list(dict.fromkeys(fingerprints))
-        found: dict[str, Row] = {}
-        with self.engine.connect() as connection:
-            for start in range(0, len(wanted), LOOKUP_CHUNK):
-                chunk = wanted[start : start + LOOKUP_CHUNK]
-                for row in connection.execute(select(table.__table__).where(table.fingerprint.in_(chunk))):
-                    found[row.fingerprint] = row
-        return found
-
-    def put(self, row: LMCall, release_claim_of: str | None = None) -> bool:
-        """Insert a row unless its fingerprint is already stored. True if this call inserted it.
-
-        Committed at once: a run killed a moment later has lost nothing it paid for. With ``release_claim_of``, that
-        claimant's claim on the key ends in the same transaction."""
-        insert_once, values = self._insert(row.__table__), _insertable(row)
-
-        def work(transaction: Transaction) -> bool:
-            try:
-                inserted = transaction.rowcount(insert_once, values) == 1
-            except self.engine.dialect.loaded_dbapi.IntegrityError:
-                if self.dialect in ON_CONFLICT_DIALECTS:  # not a duplicate (that is skipped): a row that cannot be stored
-                    raise
-                inserted = False  # a dialect without ON CONFLICT: another process stored it first
-            if release_claim_of is not None:
-                transaction.rowcount(self._release(), {"fingerprint": row.fingerprint, "owner": release_claim_of})
-            return inserted
-
-        return self._driver.run(work)
-
-    def claim(
-        self, fingerprint: str, owner: str, lease_s: float, reading: type[Row] | None = None, unless: Callable[[Row], bool] | None = None
-    ) -> "Claim[Row]":
-        """Claim a key for ``owner`` before paying for it. Held if ``owner`` now holds it: nobody held it, or the holder's
-        lease ran out, or the holder is a process on this host that no longer exists (a killed run). A claim held by
-        another owner, in this process or another, is respected until then.
-
-        With ``reading``, the key's row in that table is read in the claim's own transaction, after the claim: a row
-        the previous holder stored just before releasing is seen. With ``unless`` as well, the row is read first, and a
-        row that ``unless`` accepts is the answer, unclaimed: so a hit costs one read, and a miss one transaction (the
-        read, the claim, the read again) instead of a lookup and then a claim."""
-
-        def work(transaction: Transaction) -> Claim[Row]:
-            if unless is not None and reading is not None:
-                stored = transaction.first(self._lookup(reading), {"fingerprint": fingerprint})
-                if stored is not None and unless(stored):
-                    return Claim(False, stored)
-            now = datetime.now(UTC)
-            values = {"fingerprint": fingerprint, "owner": owner, "host": HOST, "pid": process_id(), "expires_at": now + timedelta(seconds=lease_s)}
-            held = self._take_claim(transaction, values, now)
-            row = transaction.first(self._lookup(reading), {"fingerprint": fingerprint}) if reading is not None else None
-            return Claim(held, row)
-
-        return self._driver.run(work)
-
-    def _take_claim(self, transaction: Transaction, values: dict[str, Any], now: datetime) -> bool:
-        if transaction.rowcount(self._insert(ClaimRow.__table__), values) == 1:
-            return True
-        holder = transaction.first(self._lookup(ClaimRow), values)
-        if holder is None or holder.owner == values["owner"]:
-            return holder is not None
-        expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
-        if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
-            return False
-        taking = {"fingerprint": values["fingerprint"], "holder": holder.owner, "claimant": values["owner"], "claimant_host": HOST}
-        return transaction.rowcount(self._take_over(), {**taking, "claimant_pid": values["pid"], "until": values["expires_at"]}) == 1
-
-    def release(self, fingerprint: str, owner: str) -> None:
-        self._driver.run(lambda t: t.rowcount(self._release(), {"fingerprint": fingerprint, "owner": owner}))
-
-    def _release(self) -> Prepared:
-        claims = ClaimRow.__table__
-        return self._prepared("release", lambda: delete(claims).where(claims.c.fingerprint == bindparam("fingerprint"), claims.c.owner == bindparam("owner")))
-
-    def _take_over(self) -> Prepared:
-        claims = ClaimRow.__table__
-        return self._prepared(
-            "take over",
-            lambda: update(claims)
-            .where(claims.c.fingerprint == bindparam("fingerprint"), claims.c.owner == bindparam("holder"))
-            .values(
-                owner=bindparam("claimant", type_=claims.c.owner.type),
-                host=bindparam("claimant_host", type_=claims.c.host.type),
-                pid=bindparam("claimant_pid", type_=claims.c.pid.type),
-                expires_at=bindparam("until", type_=claims.c.expires_at.type),
-            ),
-        )
-
-    def _lookup(self, table: type[Base]) -> Prepared:
+    def get(self, table: type[Base], fingerprint: str) -> Any:
+        """The stored row of a key, read-only (its columns as attributes), or None."""
         columns = table.__table__
-        return self._prepared(("lookup", columns.name), lambda: select(columns).where(columns.c.fingerprint == bindparam("fingerprint")), columns)
+        with self.engine.connect() as connection:
+            return connection.execute(select(columns).where(columns.c.fingerprint == fingerprint)).first()
 
-    def _insert(self, table: Any) -> Prepared:
-        return self._prepared(("insert", table.name), lambda: _insert_once(self.dialect, table))
+    def get_many(self, table: type[Base], fingerprints: Iterable[str]) -> dict[str, Any]:
+        wanted = list(dict.fromkeys(fingerprints))
+        with self.engine.connect() as connection:
+            return _rows_of(connection, table, wanted)
 
-    def _prepared(self, key: Any, statement: Callable[[], Any], table: Any = None) -> Prepared:
-        """A hot statement, compiled for the driver the first time it is needed."""
-        prepared = self._statements.get(key)
-        if prepared is None:
-            prepared = self._statements[key] = self._driver.prepare(statement(), table)
-        return prepared
+    def read_or_claim(self, fingerprints: list[str], owner: str, lease_s: float) -> dict[str, Claim]:
+        """For each key: its stored answer (unclaimed), or a claim for ``owner`` before paying for it, in one
+        transaction. Held if ``owner`` now holds it: nobody held it, or the holder's lease ran out, or the holder is a
+        process on this host that no longer exists (a killed run). A claim held by another owner, in this process or
+        another, is respected until then. Each key claimed is read again after the claim: an answer the previous holder
+        stored just before it let go is served, and the new claim let go."""
+        with self.engine.begin() as connection:
+            stored = _rows_of(connection, LMCallRow, fingerprints)
+            claims = {key: Claim(False, row) for key, row in stored.items()}
+            now = datetime.now(UTC)
+            until = now + timedelta(seconds=lease_s)
+            for key in (k for k in fingerprints if k not in stored):
+                claims[key] = Claim(self._take_claim(connection, key, owner, now, until))
+            held = [key for key, claim in claims.items() if claim.held]
+            late = _rows_of(connection, LMCallRow, held) if held else {}
+            if late:
+                connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(list(late)), ClaimRow.owner == owner))
+                claims.update({key: Claim(False, row) for key, row in late.items()})
+        return claims
+
+    def put_answers(self, rows: list[dict[str, Any]], owner: str | None = None) -> None:
+        """Store answers (``lm_calls`` rows as dicts) unless their keys are stored already, and let go of ``owner``'s
+        claims on them, in one transaction."""
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            _insert_skipping_stored(connection, self.dialect, LMCallRow.__table__, rows)
+            if owner is not None:
+                keys = [row["fingerprint"] for row in rows]
+                connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(keys), ClaimRow.owner == owner))
+
+    def release(self, fingerprints: list[str], owner: str) -> None:
+        if fingerprints:
+            with self.engine.begin() as connection:
+                connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(fingerprints), ClaimRow.owner == owner))
+
+    def forget_answers(self, fingerprints: list[str]) -> int:
+        """Delete stored answers (``--retry-failed``: answers that gave a failure, to be asked again). How many went."""
+        if not fingerprints:
+            return 0
+        with self.engine.begin() as connection:
+            return connection.execute(delete(LMCallRow).where(LMCallRow.fingerprint.in_(fingerprints))).rowcount
+
+    def put(self, row: Base) -> bool:
+        """Insert a row unless its key is stored already. True if this call inserted it."""
+        table = row.__table__
+        values = _values(row)
+        with self.engine.begin() as connection:
+            return _insert_skipping_stored(connection, self.dialect, table, [values]) == 1
+
+    def put_many(self, rows: list[Base], replacing: bool = False) -> None:
+        """Insert rows of one table in one transaction: each unless its key is stored already, or, ``replacing``, in
+        place of the row stored under its key (a record of what a step came to: the latest run's stands)."""
+        if not rows:
+            return
+        table = rows[0].__table__
+        values = [_values(row) for row in rows]
+        with self.engine.begin() as connection:
+            if not replacing:
+                _insert_skipping_stored(connection, self.dialect, table, values)
+                return
+            keys = [c.name for c in table.primary_key.columns]
+            for value in values:
+                connection.execute(_upsert(self.dialect, table, value, keys))
 
     def replace(self, row: Base) -> None:
-        """Store a row in place of any with the same key (a failure being retried, an image fetched again): one
-        atomic upsert, so two workers doing it at once cannot collide."""
+        """Store a row in place of any with the same key (an image fetched again, a batch's new status): one atomic
+        upsert, so two workers doing it at once cannot collide."""
         table = row.__table__
         values = {c.key: getattr(row, c.key) for c in table.columns if getattr(row, c.key) is not None}
         keys = [c.name for c in table.primary_key.columns]
-        if self.dialect in ON_CONFLICT_DIALECTS:
-            statement = _upsert(self.dialect, table, values, keys)
-            with self.engine.begin() as connection:
-                connection.execute(statement)
+        with self.engine.begin() as connection:
+            connection.execute(_upsert(self.dialect, table, values, keys))
+
+    @property
+    def migrated(self) -> bool:
+        """Whether the answers an older rae stored are keyed on their requests (``rae store migrate`` has run), or there
+        were none."""
+        return self.meta("schema_version") == SCHEMA_VERSION
+
+    def _mark_schema(self) -> None:
+        """A new store is schema 2 at once; a store an older rae wrote is marked with when its old rows end (rows made
+        after are this rae's records), until ``rae store migrate`` carries them over."""
+        if self.meta("schema_version") is not None or self.meta("legacy_until") is not None:
             return
-        with self.session() as session, session.begin():
-            session.merge(row)
+        with self.engine.connect() as connection:
+            legacy = any(connection.execute(select(table.fingerprint).limit(1)).first() for table in LEGACY_TABLES)
+        if legacy:
+            self.set_meta("legacy_until", datetime.now(UTC).isoformat())
+        else:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+
+    def meta(self, name: str) -> str | None:
+        with self.session() as session:
+            row = session.get(MetaRow, name)
+            return row.value if row is not None else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.replace(MetaRow(name=name, value=value))
 
     @contextmanager
     def recorded_run(self, command: str, settings: dict[str, Any]) -> Iterator[RunRecord]:
@@ -227,6 +220,68 @@ class Store:
                 query = query.where(RunRow.command == command)
             return list(session.scalars(query))
 
+    def run(self, run_id: str) -> RunRow | None:
+        with self.session() as session:
+            return session.get(RunRow, run_id)
+
+    def _take_claim(self, connection: Connection, key: str, owner: str, now: datetime, until: datetime) -> bool:
+        values = {"fingerprint": key, "owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": until}
+        if _insert_skipping_stored(connection, self.dialect, ClaimRow.__table__, [values]) == 1:
+            return True
+        holder = connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint == key)).first()
+        if holder is None or holder.owner == owner:
+            return holder is not None
+        expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
+        if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
+            return False
+        taken = connection.execute(
+            update(ClaimRow)
+            .where(ClaimRow.fingerprint == key, ClaimRow.owner == holder.owner)
+            .values(owner=owner, host=HOST, pid=os.getpid(), expires_at=until)
+        )
+        return taken.rowcount == 1
+
+
+def _rows_of(connection: Connection, table: type[Base], fingerprints: list[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    columns = table.__table__
+    for start in range(0, len(fingerprints), LOOKUP_CHUNK):
+        chunk = fingerprints[start : start + LOOKUP_CHUNK]
+        for row in connection.execute(select(columns).where(columns.c.fingerprint.in_(chunk))):
+            found[row.fingerprint] = row
+    return found
+
+
+def _insert_skipping_stored(connection: Connection, dialect: str, table: Any, rows: list[dict[str, Any]]) -> int:
+    """Insert the rows whose keys are not stored yet (ON CONFLICT DO NOTHING); how many went in."""
+    if dialect in ON_CONFLICT_DIALECTS:
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        statement = dialect_insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+        return len(connection.execute(statement, rows).all())  # the rows that went in (a row count is not exact on every driver)
+    inserted = 0
+    for row in rows:  # a dialect without ON CONFLICT: another process may have stored a key first
+        try:
+            with connection.begin_nested():
+                inserted += connection.execute(insert(table), row).rowcount
+        except IntegrityError:
+            continue
+    return inserted
+
+
+def _values(row: Base) -> dict[str, Any]:
+    """The row's values for an insert, every column present (one statement shape). A column left unset on a new row
+    (None) that has a default gets the default, instead of a NULL that the column may refuse."""
+    values = {}
+    for column in row.__table__.columns:
+        value = getattr(row, column.key)
+        if value is None and column.default is not None:
+            value = column.default.arg(None) if column.default.is_callable else column.default.arg
+        values[column.key] = value
+    return values
+
 
 def _engine(url: str) -> Engine:
     try:
@@ -234,11 +289,11 @@ def _engine(url: str) -> Engine:
     except ArgumentError:
         raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///.rae/rae.db or postgresql+psycopg://host/db)") from None
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=16, max_overflow=64)
+        return create_engine(url, pool_pre_ping=True, pool_size=CONNECTIONS, max_overflow=0, pool_timeout=600)
     if not parsed.database or parsed.database == ":memory:":
         raise StoreError("an in-memory SQLite store is a new empty database on every connection: give it a file, e.g. sqlite:///.rae/rae.db")
     Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=16, max_overflow=64)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=CONNECTIONS, max_overflow=0, pool_timeout=600)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -311,29 +366,6 @@ def _upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str]) -
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     statement = dialect_insert(table).values(**values)
     return statement.on_conflict_do_update(index_elements=keys, set_={k: statement.excluded[k] for k in values if k not in keys})
-
-
-def _insertable(row: LMCall) -> dict[str, Any]:
-    """The row's values for an insert, every column present (one statement shape). A column left unset on a new row
-    (None) that has a default gets the default, instead of a NULL that the column may refuse."""
-    values = {}
-    for column in row.__table__.columns:
-        value = getattr(row, column.key)
-        if value is None and column.default is not None:
-            value = column.default.arg(None) if column.default.is_callable else column.default.arg
-        values[column.key] = value
-    return values
-
-
-def _insert_once(dialect: str, table: Any) -> Any:
-    """An insert that skips a row whose fingerprint is already stored (ON CONFLICT DO NOTHING where there is one)."""
-    if dialect not in ON_CONFLICT_DIALECTS:
-        return insert(table)
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=["fingerprint"])
 
 
 def _safe(url: str) -> str:

@@ -1,0 +1,155 @@
+"""The store's hot path for a run with many calls in flight: one thread that groups their reads, claims and writes.
+
+A run on one event loop may have hundreds of calls in flight, each needing its key read (or claimed) before the call
+and its answer stored after it. A transaction each, run on the loop, would stall every call while one waits for the
+database; a thread each is what rae set out to avoid. So the requests queue here, and one thread takes whatever has
+queued and does it in one transaction of each kind (``Store.read_or_claim``, ``Store.put_answers``, and records), then
+answers every waiter at once. While it works, the next group queues. Nothing waits on a timer: a lone request is done
+at once, and a kill loses only what was in that one transaction.
+"""
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from rae.store.schema import Base, LMCallRow
+from rae.store.store import Claim, Store
+
+GROUP = 256  # the most requests of one kind in a transaction
+
+
+@dataclass
+class _Request:
+    kind: str  # read, claim, answer, release, record, flush
+    payload: Any
+    owner: str | None = None
+    lease_s: float = 0.0
+    future: Future = field(default_factory=Future)
+
+
+class Gateway:
+    def __init__(self, store: Store):
+        self.store = store
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    async def read(self, key: str) -> Any:
+        """The key's stored answer, or None (nothing claimed: a lookup-only run)."""
+        return await asyncio.wrap_future(self._submit(_Request("read", key)))
+
+    async def read_or_claim(self, key: str, owner: str, lease_s: float) -> Claim:
+        return await asyncio.wrap_future(self._submit(_Request("claim", key, owner, lease_s)))
+
+    async def put_answer(self, row: dict[str, Any], owner: str | None) -> None:
+        await asyncio.wrap_future(self._submit(_Request("answer", row, owner)))
+
+    async def release(self, key: str, owner: str) -> None:
+        await asyncio.wrap_future(self._submit(_Request("release", key, owner)))
+
+    def record(self, row: Base) -> Future:
+        """Store a record (a judgment's, a query's) in place of any under its key; the caller need not wait."""
+        return self._submit(_Request("record", row))
+
+    def flush(self) -> None:
+        """Wait until everything asked before now is done."""
+        self._submit(_Request("flush", None)).result()
+
+    def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _submit(self, request: _Request) -> Future:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="rae-store", daemon=True)
+                self._thread.start()
+        self._queue.put(request)
+        return request.future
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < 4 * GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # let the loop end after this group
+                    break
+                group.append(nxt)
+            self._do(group)
+
+    def _do(self, group: list[_Request]) -> None:
+        by_kind: dict[str, list[_Request]] = {}
+        for request in group:
+            by_kind.setdefault(request.kind, []).append(request)
+        # Answers and releases first: a claim in the same group then finds the answer instead of a claim to wait on.
+        self._each_group(by_kind.get("answer", []), self._answers)
+        self._each_group(by_kind.get("release", []), self._releases)
+        self._each_group(by_kind.get("record", []), self._records)
+        self._each_group(by_kind.get("claim", []), self._claims)
+        self._each_group(by_kind.get("read", []), self._reads)
+        for request in by_kind.get("flush", []):
+            request.future.set_result(None)
+
+    def _each_group(self, requests: list[_Request], do: Callable[[list[_Request]], None]) -> None:
+        for start in range(0, len(requests), GROUP):
+            chunk = requests[start : start + GROUP]
+            try:
+                do(chunk)
+            except Exception as error:  # one bad request must not fail the others: each on its own, once
+                if len(chunk) == 1:
+                    chunk[0].future.set_exception(error)
+                    continue
+                for request in chunk:
+                    if not request.future.done():
+                        self._each_group([request], do)
+
+    def _answers(self, requests: list[_Request]) -> None:
+        by_owner: dict[str | None, list[_Request]] = {}
+        for request in requests:
+            by_owner.setdefault(request.owner, []).append(request)
+        for owner, own in by_owner.items():
+            self.store.put_answers([r.payload for r in own], owner)
+            for request in own:
+                request.future.set_result(None)
+
+    def _releases(self, requests: list[_Request]) -> None:
+        for request in requests:
+            self.store.release([request.payload], request.owner)
+            request.future.set_result(None)
+
+    def _records(self, requests: list[_Request]) -> None:
+        by_table: dict[str, list[_Request]] = {}
+        for request in requests:
+            by_table.setdefault(request.payload.__tablename__, []).append(request)
+        for own in by_table.values():
+            self.store.put_many([r.payload for r in own], replacing=True)
+            for request in own:
+                request.future.set_result(None)
+
+    def _reads(self, requests: list[_Request]) -> None:
+        rows = self.store.get_many(LMCallRow, [r.payload for r in requests])
+        for request in requests:
+            request.future.set_result(rows.get(request.payload))
+
+    def _claims(self, requests: list[_Request]) -> None:
+        by_owner: dict[tuple[str | None, float], list[_Request]] = {}
+        for request in requests:
+            by_owner.setdefault((request.owner, request.lease_s), []).append(request)
+        for (owner, lease_s), own in by_owner.items():
+            claims = self.store.read_or_claim(list(dict.fromkeys(r.payload for r in own)), owner, lease_s)
+            for request in own:
+                request.future.set_result(claims[request.payload])

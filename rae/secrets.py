@@ -21,23 +21,15 @@ SECRET_SHAPES = (
 
 
 def secret_values() -> tuple[str, ...]:
-    """The values of environment variables whose names say they hold a secret (longest first). Read from the
-    environment each time (a key set later is redacted too), but worked out again only when the environment changed:
-    every stored output is redacted, and decoding each variable for each one was a seventieth of rae's CPU a pair."""
-    raw = getattr(os.environ, "_data", None)  # CPython's own bytes copy of the environment, which os.environ reads
-    if not isinstance(raw, dict):
-        return _secret_values_of(tuple(os.environ.items()))
-    return _secret_values_of(tuple(raw.items()))
+    """The values of environment variables whose names say they hold a secret (longest first), read from the
+    environment each time: a key set later is redacted too."""
+    return _secret_values_of(tuple(os.environ.items()))
 
 
 @functools.lru_cache(maxsize=8)
-def _secret_values_of(environment: tuple[tuple[str | bytes, str | bytes], ...]) -> tuple[str, ...]:
-    values = {_text(value) for name, value in environment if _secret_name(_text(name))}
+def _secret_values_of(environment: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    values = {value for name, value in environment if _secret_name(name)}
     return tuple(sorted((value for value in values if len(value) >= 8), key=len, reverse=True))
-
-
-def _text(value: str | bytes) -> str:
-    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 @functools.lru_cache(maxsize=4096)

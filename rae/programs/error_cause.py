@@ -41,3 +41,6 @@ class ErrorAnalyst(dspy.Module):
 
     def forward(self, **inputs: object) -> dspy.Prediction:
         return self.explain(**inputs)
+
+    async def aforward(self, **inputs: object) -> dspy.Prediction:
+        return await self.explain.acall(**inputs)

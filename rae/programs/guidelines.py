@@ -1,15 +1,18 @@
 """Step 3: query-specific annotation guidelines, one paragraph per label, written from the query's requirements.
 
 The paper found that guidelines written for the query, rather than one generic rubric, added about five points of
-agreement with humans. ``GENERIC_GUIDELINES`` is the rubric the ablation compares against: the same judge reads it
-in place of the written guidelines.
+agreement with humans. ``GENERIC_GUIDELINES`` is the rubric the ablation compares against, and the one a query falls
+back to when its own guidelines (or the requirements they build on) say nothing: the writer checks its output
+(``rae.programs.validators``), asks again with the reason (``rae.programs.refine``), and gives up honestly.
 """
 
 from dataclasses import dataclass, field
 
 import dspy
 
+from rae.programs.refine import Attempts, Refinement, aattempted, attempted, seed_of
 from rae.programs.requirements import Requirement
+from rae.programs.validators import guidelines_problem, prompt_sentences
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,25 @@ class WriteGuidelines(dspy.Signature):
 
 
 class GuidelineWriter(dspy.Module):
-    def __init__(self):
+    def __init__(self, refinement: Refinement = Refinement()):
         super().__init__()
         self.write = dspy.Predict(WriteGuidelines)
+        self.refinement = refinement
 
     def forward(self, query: str, requirements: list[Requirement]) -> dspy.Prediction:
-        return self.write(query=query, requirements=requirements)
+        return attempted(self.write, self._attempts(query, requirements))
+
+    async def aforward(self, query: str, requirements: list[Requirement]) -> dspy.Prediction:
+        return await aattempted(self.write, self._attempts(query, requirements))
+
+    def _attempts(self, query: str, requirements: list[Requirement]) -> Attempts:
+        sentences = prompt_sentences(self.write.signature)
+
+        def check(prediction: dspy.Prediction, hints: list[str]) -> str | None:
+            return guidelines_problem(query, guidelines_from(prediction).by_label(), [*sentences, *hints])
+
+        inputs = {"query": query, "requirements": requirements}
+        return Attempts(self.write.signature, inputs, check, self.refinement, seed_of(self.write))
 
 
 def guidelines_from(prediction: dspy.Prediction) -> Guidelines:
@@ -83,4 +99,3 @@ def guidelines_from(prediction: dspy.Prediction) -> Guidelines:
         acceptable_substitute=prediction.acceptable_substitute,
         irrelevant=prediction.irrelevant,
     )
-

@@ -1,9 +1,8 @@
-"""The hash of a program (or of one step of it) that store keys carry.
+"""How an older rae (before store schema 2) keyed its stored rows: (stage, program hash, model identity, input).
 
-It covers everything that shapes the prompt the model sees: each predictor's instructions, field descriptions, field
-types (with the JSON schema of structured types such as ``Requirement``), its demos, the adapter, and DSPy's minor
-version (whose adapter formats the prompt). A compiled artifact with new demos or instructions therefore hashes
-differently, and nothing it would answer differently is ever served from the store.
+Kept only so that ``rae store migrate`` can find which program and inputs an old row was made with, rebuild the
+request it sent, and key its answer on that request. Its flaw is why it went: the adapter entered the hash as a
+constant name, so a change to the adapter's prompt changed no key.
 """
 
 import hashlib
@@ -16,17 +15,17 @@ import pydantic
 ADAPTER = "JSONAdapter"
 
 
-def program_hash(module: dspy.Module) -> str:
+def legacy_program_hash(module: dspy.Module) -> str:
     payload = {
         "module": type(module).__qualname__,
-        "predictors": {name: predictor_fingerprint(p) for name, p in module.named_predictors()},
+        "predictors": {name: _predictor_fingerprint(p) for name, p in module.named_predictors()},
         "adapter": ADAPTER,
         "dspy": ".".join(dspy.__version__.split(".")[:2]),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def predictor_fingerprint(predictor: dspy.Predict) -> dict[str, Any]:
+def _predictor_fingerprint(predictor: dspy.Predict) -> dict[str, Any]:
     state = predictor.dump_state()
     return {
         "signature": state["signature"],

@@ -52,3 +52,13 @@ def _field_value(product: Product, name: str) -> str:
         return f"{product.price:.2f}" if product.price is not None else ""
     value = getattr(product, name)
     return " ".join(str(value).split())
+
+
+def with_visual_description(listing: str, description: str) -> str:
+    """A listing (as ``product_text`` made it) with a visual description of the product's image, last, where
+    ``product_text(..., visual_description=...)`` would have put it."""
+    line = f"Image (as described): {description.strip()}"
+    closing = f"\n{CLOSE}"
+    if listing.endswith(closing):
+        return f"{listing[: -len(closing)]}\n{line.replace(OPEN, '').replace(CLOSE, '')}{closing}"
+    return f"{listing}\n{line}" if listing else line

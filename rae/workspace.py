@@ -10,19 +10,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import dspy
 
 from rae.annotate.executor import CacheThrough
-from rae.annotate.steps import StoredSteps
+from rae.annotate.judging import Judging
+from rae.annotate.outcome import StepOutcome
+from rae.annotate.run import replayed
 from rae.config import ConfigError, JudgeMode, ProductTextSpec, Settings
 from rae.datasets.labelled_set import LabelledSet, with_reviews
 from rae.datasets.load import load_labelled_set
-from rae.lm.factory import ModelHandle
+from rae.datasets.records import Pair
+from rae.lm.factory import Capabilities, ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import COMPILED_DIR, UNCOMPILED, Manifest, list_artifacts, load_artifact
+from rae.programs.fingerprint import program_fingerprint
+from rae.programs.refine import Refinement
 from rae.store.human_labels import latest_reviews
 from rae.store.images import ImageCache
+from rae.store.schema import JudgmentRow
 from rae.store.store import Store
 
 
@@ -41,11 +48,6 @@ class Workspace:
     @cached_property
     def store(self) -> Store:
         return Store(self.settings.store)
-
-    @cached_property
-    def executor(self) -> CacheThrough:
-        """The one cache-through executor of this workspace: every step, run and command it builds shares it."""
-        return CacheThrough(self.store)
 
     @cached_property
     def model(self) -> ModelHandle:
@@ -87,11 +89,21 @@ class Workspace:
         ]
         return compatible[-1] if compatible else None
 
+    @property
+    def refinement(self) -> Refinement:
+        return Refinement(self.settings.refine_attempts, self.settings.refine_temperature)
+
+    @property
+    def samples(self) -> int:
+        """How many answers the judge gives a pair to measure its confidence (one: it gives one)."""
+        return self.settings.confidence_samples if self.confidence == "samples" else 1
+
     @cached_property
     def annotator(self) -> Annotator:
+        """The program: the compiled artifact in use, else the plain program the settings describe."""
         if self.manifest is None:
-            return Annotator(self.settings.guidelines, self.settings.chain_of_thought, self.judge_mode.mode)
-        return load_artifact(self.manifest.artifact_id, self.programs_dir)[0]
+            return Annotator(self.settings.guidelines, self.settings.chain_of_thought, self.judge_mode.mode, self.refinement, self.samples)
+        return load_artifact(self.manifest.artifact_id, self.programs_dir, self.refinement, self.samples)[0]
 
     @cached_property
     def describer(self) -> ModelHandle:
@@ -139,44 +151,58 @@ class Workspace:
         """The configured workers, capped by what the model can serve at once (one for the embedded model)."""
         return min(self.settings.workers, self.model.max_workers or self.settings.workers)
 
-    def steps(
+    @cached_property
+    def executor(self) -> CacheThrough:
+        """The one cache-through executor of this workspace: every step, run and command it builds shares it."""
+        return CacheThrough(self.store)
+
+    @cached_property
+    def sender(self) -> Any:
+        """What sends the model's requests (loaded once: the embedded model's weights are read at its first call)."""
+        return self.model.sender()
+
+    def judging(
         self,
         run_id: str | None = None,
-        retry_failed: bool = False,
         annotator: Annotator | None = None,
         text_spec: ProductTextSpec | None = None,
-    ) -> StoredSteps:
-        """The program's steps through the store, as every command runs them; another program or product text may
-        stand in for this workspace's (a candidate being scored, a measurement's variant)."""
-        return StoredSteps(
-            annotator or self.annotator,
-            self.executor,
-            self.model,
-            text_spec or self.text_spec,
-            run_id=run_id,
-            retry_failed=retry_failed,
-            images=self.images,
-            describer=self.describer,
-            confidence=self.confidence,
-            confidence_samples=self.settings.confidence_samples,
-            refine_attempts=self.settings.refine_attempts,
-            refine_temperature=self.settings.refine_temperature,
+        allow_calls: bool = True,
+        model: ModelHandle | None = None,
+        sender: Any = None,
+    ) -> Judging:
+        """The program bound to this store and model, as every command runs it; another program, product text or sender
+        may stand in (a candidate being scored, a measurement's variant, a batch's capture)."""
+        model = model or self.model
+        if sender is None and not allow_calls:
+            sender = Capabilities(model)
+        elif sender is None:
+            sender = self.sender if model is self.model else model.sender()
+        describer = None
+        if self.describer is not self.model and (annotator or self.annotator).judge_mode == "description":
+            describer = (self.describer, self.describer.sender() if allow_calls else Capabilities(self.describer))
+        return Judging(
+            annotator or self.annotator, self.executor, model, sender, text_spec or self.text_spec, run_id, allow_calls, self.images,
+            describer, self.confidence,
         )
 
+    def stored_judgments(self, pairs: list[Pair], annotator: Annotator | None = None) -> dict[Pair, StepOutcome[JudgmentRow]]:
+        """What the program (this workspace's, or ``annotator``) says of each pair from the store alone: the judgments of
+        the current program and model, as ``rae agreement`` and ``rae evaluate`` read them; no LM call."""
+        return replayed(self.judging(annotator=annotator, allow_calls=False), pairs, self.labelled.catalog)
+
     @contextmanager
-    def using_model(self) -> Iterator[dspy.LM]:
-        """The model as DSPy's LM, with the adapter that writes its prompts, for the calls made inside the block (and
-        their workers)."""
-        lm = self.model.lm
+    def using_model(self, run_id: str | None = None) -> Iterator[dspy.LM]:
+        """The model as DSPy's LM (every call through the store), with the adapter that writes its prompts, for the
+        calls made inside the block (an optimizer's, a notebook's)."""
+        judging = self.judging(run_id)
         try:
-            with dspy.context(lm=lm, adapter=self.model.adapter()):
-                yield lm
+            with judging.context():
+                yield judging.lm
         finally:
-            lm.close()
+            judging.flush()
 
     def describe(self) -> dict[str, str]:
         """What a result was computed with, for headers and JSON: never a secret."""
-        hashes = self.annotator.stage_hashes()
         return {
             "model": self.settings.model.name,
             "guidelines": self.annotator.guideline_mode,
@@ -185,8 +211,7 @@ class Workspace:
             "judge_mode": self.annotator.judge_mode,
             "judge_mode_note": self.judge_mode.note or "",
             "confidence": self.confidence,
-            "judge_hash": hashes["judgment"],
-            "guidelines_hash": hashes["guidelines"],
+            "program_fingerprint": program_fingerprint(self.annotator),
             "store": self.store.engine.url.render_as_string(hide_password=True),
         }
 
@@ -194,7 +219,7 @@ class Workspace:
         """The line every command prints first: which model, program, judge hash, guidelines and judge mode."""
         described = self.describe()
         header = (
-            f"model {described['model']} · program {described['program']} (judge {described['judge_hash']}) · "
+            f"model {described['model']} · program {described['program']} ({described['program_fingerprint']}) · "
             f"guidelines {described['guidelines']} · judge mode {described['judge_mode']}"
         )
         return header + (f"\nnote: {described['judge_mode_note']}" if described["judge_mode_note"] else "")

@@ -1,7 +1,6 @@
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dspy
@@ -9,12 +8,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from rae.annotate.executor import CacheThrough
-from rae.annotate.steps import StoredSteps
+from rae.annotate.judging import Judging
 from rae.config import ModelSpec, ProductTextSpec
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.records import HumanJudgment, Product
 from rae.labels import ESCI_MAPPING
-from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.store.store import Store
@@ -87,9 +85,9 @@ def store(store_url: str) -> Store:
 
 @pytest.fixture
 def engine() -> Iterator[ScriptedEngine]:
-    """A scripted model, installed as DSPy's LM (with the JSON adapter) for the test."""
+    """A scripted model, installed as DSPy's LM (with the JSON adapter) for the test: a program run with no store."""
     scripted = ScriptedEngine()
-    with dspy.context(lm=scripted_lm(scripted), adapter=JSONAdapter()):
+    with dspy.context(lm=scripted_lm(scripted), adapter=dspy.JSONAdapter()):
         yield scripted
 
 
@@ -101,24 +99,30 @@ def model() -> ModelHandle:
     """
     handle = ModelHandle(ModelSpec(name="openai/scripted-test"))
     handle.waits = []
-    handle.call_policy.sleep = handle.waits.append
+
+    async def waited(seconds: float) -> None:
+        handle.waits.append(seconds)
+
+    handle.call_policy.sleep, handle.call_policy.asleep = handle.waits.append, waited
     return handle
 
 
 @pytest.fixture
-def steps(store: Store, model: ModelHandle) -> StoredSteps:
-    return StoredSteps(Annotator(), CacheThrough(store), model, ProductTextSpec())
+def scripted() -> ScriptedEngine:
+    return ScriptedEngine()
+
+
+@pytest.fixture
+def judging(store: Store, model: ModelHandle, scripted: ScriptedEngine) -> Judging:
+    """The plain program bound to a fresh store and the scripted model (the engine behind the store)."""
+    return Judging(Annotator(), CacheThrough(store), model, scripted, ProductTextSpec())
 
 
 def install_scripted(monkeypatch: pytest.MonkeyPatch, scripted: ScriptedEngine) -> ScriptedEngine:
-    """Commands run with the scripted model in place of the embedded one; the store keys stay the embedded model's."""
-
-    @contextmanager
-    def using_model(self):
-        with dspy.context(lm=scripted_lm(scripted, name=self.settings.model.name), adapter=JSONAdapter()):
-            yield
-
-    monkeypatch.setattr(Workspace, "using_model", using_model)
+    """Commands run with the scripted model in place of the embedded one (as the engine behind the store); the store
+    keys stay the embedded model's."""
+    monkeypatch.setattr(Workspace, "sender", property(lambda self: scripted))
+    monkeypatch.setattr("rae.workspace.Capabilities", lambda model: scripted)  # what a lookup-only run renders for
     return scripted
 
 

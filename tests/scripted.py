@@ -1,7 +1,8 @@
 """A scripted LM for unit tests: a real ``dspy.LM`` over a custom engine whose answers a test writes.
 
-It sits where a model would (DSPy's adapter formats the prompt and parses the JSON reply), so the tests exercise the
-same code path as a real run. The step a request belongs to is read from the output schema it carries.
+It sits where a model would: as the engine behind the store (``install_scripted``), or behind a plain ``dspy.LM``
+(``scripted_lm``); DSPy's adapter formats the prompt and parses the JSON reply, so the tests exercise the same code
+path as a real run. The step a request belongs to is read from the output schema it carries.
 """
 
 import json
@@ -11,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 
 import dspy
-from dspy import lm15
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 
 Answer = dict | str | Exception
@@ -93,12 +93,23 @@ class ScriptedEngine:
             usage=Usage(input_tokens=100, output_tokens=10),
         )
 
-    def stream(self, request: Request):
-        return lm15.response_to_events(self.complete(request))
+    async def acomplete(self, request: Request) -> Response:
+        return self.complete(request)
 
     def close(self) -> None:
         pass
 
 
+class AsyncScripted:
+    """The scripted engine as DSPy's async engine (an ``async complete``)."""
+
+    def __init__(self, engine: ScriptedEngine):
+        self.engine = engine
+
+    async def complete(self, request: Request) -> Response:
+        return self.engine.complete(request)
+
+
 def scripted_lm(engine: ScriptedEngine, name: str = "local/smollm2") -> dspy.LM:
-    return dspy.LM(name, engine=engine, temperature=0.0, max_tokens=256, cache=False, num_retries=0)
+    """The scripted engine as a plain ``dspy.LM``, for a program run without a store."""
+    return dspy.LM(name, engine=engine, async_engine=AsyncScripted(engine), temperature=0.0, max_tokens=256, cache=False, num_retries=0)

@@ -2,8 +2,8 @@ import pytest
 from sqlalchemy import select
 
 from rae.annotate.executor import CacheThrough
+from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun
-from rae.annotate.steps import StoredSteps
 from rae.config import ConfigError, ModelSpec, Settings
 from rae.programs.annotator import Annotator
 from rae.store.schema import JudgmentRow
@@ -19,10 +19,13 @@ def wavering(stage, request):
     return answer
 
 
-def test_sampled_confidence_is_the_agreement_of_the_samples_with_the_greedy_label(engine, store, model, tiny):
-    engine.script = wavering
-    steps = StoredSteps(Annotator(), CacheThrough(store), model, confidence="samples", confidence_samples=5)
-    summary = AnnotationRun(steps, tiny.catalog, progress=False).run(tiny.pairs())
+def sampling(store, model, scripted, samples: int) -> Judging:
+    return Judging(Annotator(samples=samples), CacheThrough(store), model, scripted, confidence="samples")
+
+
+def test_sampled_confidence_is_the_agreement_of_the_samples_with_the_greedy_label(scripted, store, model, tiny):
+    scripted.script = wavering
+    summary = AnnotationRun(sampling(store, model, scripted, 5), tiny.catalog, progress=False).run(tiny.pairs())
     assert summary.lm_calls["judgment"] == 12 * 5  # each pair: the judgment and four samples
     with store.session() as session:
         rows = list(session.scalars(select(JudgmentRow)))
@@ -34,11 +37,13 @@ def test_sampled_confidence_is_the_agreement_of_the_samples_with_the_greedy_labe
     assert p1.probabilities == {"highly_relevant": 0.6, "irrelevant": 0.2, "acceptable_substitute": 0.2}  # seeds 1-4: i, h, a, h
 
 
-def test_the_confidence_method_is_part_of_the_key(engine, store, model, tiny):
+def test_measuring_confidence_later_pays_only_for_the_samples(scripted, store, model, tiny):
+    """The greedy judgment is the same request with or without samples: stored once, and the samples (each their own
+    seed, so their own requests) are all a later run pays for."""
     pairs = tiny.pairs()[:2]
-    AnnotationRun(StoredSteps(Annotator(), CacheThrough(store), model), tiny.catalog, progress=False).run(pairs)
-    again = AnnotationRun(StoredSteps(Annotator(), CacheThrough(store), model, confidence="samples", confidence_samples=3), tiny.catalog, progress=False)
-    assert again.run(pairs).lm_calls["judgment"] == 2 * 3
+    AnnotationRun(Judging(Annotator(), CacheThrough(store), model, scripted), tiny.catalog, progress=False).run(pairs)
+    again = AnnotationRun(sampling(store, model, scripted, 3), tiny.catalog, progress=False).run(pairs)
+    assert again.lm_calls["judgment"] == 2 * 2 and again.judged == 2
 
 
 def test_the_embedded_model_measures_its_own_probabilities_and_a_server_model_needs_samples():

@@ -4,9 +4,9 @@ from typer.testing import CliRunner
 
 from rae.annotate.cost_estimate import estimate_cost
 from rae.annotate.executor import CacheThrough
+from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun
 from rae.annotate.spending import SpendingLimit
-from rae.annotate.steps import StoredSteps
 from rae.cli import app
 from rae.config import ModelPrice, ModelSpec
 from rae.lm.factory import ModelHandle
@@ -15,50 +15,49 @@ from rae.programs.annotator import Annotator
 PRICE = ModelPrice(input_per_million=1000.0, output_per_million=0.0)  # the scripted model: 100 input tokens a call = $0.10
 
 
-def priced_steps(store) -> StoredSteps:
+def priced(store, scripted) -> Judging:
     handle = ModelHandle(ModelSpec(name="openai/scripted-test"), PRICE)
-    handle.call_policy.sleep = lambda s: None
-    return StoredSteps(Annotator(), CacheThrough(store), handle)
+    return Judging(Annotator(), CacheThrough(store), handle, scripted)
 
 
-def test_the_dry_run_counts_exactly_the_calls_the_run_then_makes(engine, store, tiny):
-    steps = priced_steps(store)
+def test_the_dry_run_counts_exactly_the_calls_the_run_then_makes(scripted, store, tiny):
+    judging = priced(store, scripted)
     pairs = tiny.pairs()
-    AnnotationRun(steps, tiny.catalog, progress=False).run(pairs[:5])
-    plan = estimate_cost(steps, pairs, tiny.catalog)
+    AnnotationRun(judging, tiny.catalog, progress=False).run(pairs[:5])
+    plan = estimate_cost(judging, pairs, tiny.catalog)
     assert (plan.pairs, plan.judgments_stored, plan.queries, plan.guidelines_stored) == (12, 5, 3, 2)
     assert {name: s.calls for name, s in plan.stages.items()} == {"requirements": 1, "guidelines": 1, "judgment": 7}
     assert plan.cost_usd is not None and plan.cost_usd > 0 and "would make 9 LM calls" in plan.line()
-    before = sum(engine.calls.values())
-    summary = AnnotationRun(steps, tiny.catalog, progress=False).run(pairs)
-    assert sum(engine.calls.values()) - before == plan.calls == summary.total_calls
-    assert estimate_cost(steps, pairs, tiny.catalog).calls == 0
+    before = sum(scripted.calls.values())
+    summary = AnnotationRun(judging, tiny.catalog, progress=False).run(pairs)
+    assert sum(scripted.calls.values()) - before == plan.calls == summary.total_calls
+    assert estimate_cost(judging, pairs, tiny.catalog).calls == 0
 
 
-def test_the_dry_run_learns_token_counts_from_the_stores_history(engine, store, tiny, monkeypatch):
+def test_the_dry_run_learns_token_counts_from_the_stores_history(scripted, store, tiny, monkeypatch):
     import rae.annotate.cost_estimate as dry_run
 
     monkeypatch.setattr(dry_run, "MIN_HISTORY", 5)
-    steps = priced_steps(store)
-    AnnotationRun(steps, tiny.catalog, progress=False).run(tiny.pairs()[:6])
-    plan = estimate_cost(steps, tiny.pairs(), tiny.catalog)
+    judging = priced(store, scripted)
+    AnnotationRun(judging, tiny.catalog, progress=False).run(tiny.pairs()[:6])
+    plan = estimate_cost(judging, tiny.pairs(), tiny.catalog)
     judgment = plan.stages["judgment"]
     assert judgment.from_history and judgment.input_tokens == 100 * judgment.calls  # the scripted model's 100 a call
 
 
-def test_a_budget_is_never_passed_and_the_run_resumes_with_more(engine, store, tiny):
-    steps = priced_steps(store)
+def test_a_budget_is_never_passed_and_the_run_resumes_with_more(scripted, store, tiny):
+    judging = priced(store, scripted)
     limit = SpendingLimit(0.95, expected_call_usd=0.1)
-    first = AnnotationRun(steps, tiny.catalog, workers=4, progress=False, limit=limit).run(tiny.pairs())
+    first = AnnotationRun(judging, tiny.catalog, workers=4, progress=False, limit=limit).run(tiny.pairs())
     assert first.stopped_at_budget == 0.95 and "stopped before passing the budget of $0.9500" in first.line()
     assert first.total.cost_usd <= 0.95 and first.total_calls == 9  # 9 calls at $0.10: a tenth would pass $0.95
     assert first.judged + first.not_judged == 12
-    rest = AnnotationRun(steps, tiny.catalog, workers=4, progress=False, limit=SpendingLimit(10.0, 0.1)).run(tiny.pairs())
+    rest = AnnotationRun(judging, tiny.catalog, workers=4, progress=False, limit=SpendingLimit(10.0, 0.1)).run(tiny.pairs())
     assert rest.stopped_at_budget is None and rest.judged == 12
     assert first.total_calls + rest.total_calls == 18  # 3 requirements + 3 guidelines + 12 judgments, none twice
 
 
-def test_the_evaluate_dry_run_prints_json_and_calls_nothing(tmp_path, engine):
+def test_the_evaluate_dry_run_prints_json_and_calls_nothing(tmp_path, scripted_workspace):
     url = f"sqlite:///{tmp_path / 'rae.db'}"
     result = CliRunner().invoke(app, ["evaluate", "--split", "dev", "--queries", "2", "--k", "3", "--engines", "bm25-title,bm25-full",
                                       "--store", url, "--dry-run", "--json", "--program", "uncompiled"])
@@ -67,4 +66,4 @@ def test_the_evaluate_dry_run_prints_json_and_calls_nothing(tmp_path, engine):
     assert estimate["queries"] == 2 and 6 <= estimate["pairs"] <= 12  # the union of two engines' top 3 for 2 queries
     assert estimate["calls"] == estimate["pairs"] + 2 * 2  # a judgment per pair; requirements and guidelines per query
     assert estimate["stages"]["judgment"]["calls"] == estimate["pairs"]
-    assert sum(engine.calls.values()) == 0
+    assert sum(scripted_workspace.calls.values()) == 0

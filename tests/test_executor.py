@@ -1,45 +1,53 @@
-"""The cache-through executor: a key is paid once, whoever asks for it and however their requests interleave."""
+"""The cache-through executor: a key is paid once, whoever asks for it and however their requests interleave, from
+threads (an optimizer's) or from one event loop (a run's)."""
 
+import asyncio
 import threading
 from datetime import UTC, datetime
 
 import pytest
 
-from rae.annotate.executor import CacheThrough, Paid
-from rae.annotate.spending import Spend
-from rae.store.schema import RequirementsRow
+from rae.annotate.executor import CacheThrough
+from rae.store.schema import LMCallRow, RequirementsRow
 from rae.store.store import Claim, Store
 
 
-def requirement_row(fingerprint: str, query: str = "red kettle") -> RequirementsRow:
-    return RequirementsRow(
-        fingerprint=fingerprint, program_hash="p", model_id="m", input_hash="i", status="ok", query=query,
-        requirements=[{"name": "type", "value": "kettle", "importance": "must"}], created_at=datetime.now(UTC),
-    )
+def answer(key: str, text: str = '{"label": "irrelevant"}') -> dict:
+    return {"fingerprint": key, "model_id": "m", "stage": "judgment", "request": {"messages": []}, "text": text, "finish_reason": "stop",
+            "input_tokens": 10, "output_tokens": 2, "cost_usd": 0.0, "latency_s": 0.1, "retries": 0, "probabilities": None, "run_id": None,
+            "created_at": datetime.now(UTC)}
 
 
 class Payer:
     """A paid call that counts how often it was made (and can wait for a signal before answering)."""
 
-    def __init__(self, fingerprint: str, gate: threading.Event | None = None):
-        self.fingerprint, self.gate, self.calls = fingerprint, gate, 0
+    def __init__(self, key: str, gate: threading.Event | None = None):
+        self.key, self.gate, self.calls = key, gate, 0
         self.lock = threading.Lock()
 
-    def __call__(self) -> Paid[RequirementsRow]:
+    def __call__(self) -> dict:
         with self.lock:
             self.calls += 1
         if self.gate is not None:
             assert self.gate.wait(10), "the test never opened the gate"
-        return Paid(requirement_row(self.fingerprint), Spend(calls=1))
+        return answer(self.key)
+
+    async def paid(self) -> dict:
+        with self.lock:
+            self.calls += 1
+        await asyncio.sleep(0.01)
+        return answer(self.key)
 
 
 def test_a_hit_pays_nothing_and_a_miss_pays_once(store):
     executor = CacheThrough(store)
     pay = Payer("k")
-    first = executor.through(RequirementsRow, "k", pay)
-    second = executor.through(RequirementsRow, "k", pay)
-    assert (first.cached, first.spend.calls, second.cached, second.spend.calls) == (False, 1, True, 0)
-    assert pay.calls == 1 and second.row.query == "red kettle"
+    first, second = executor.through("k", pay), executor.through("k", pay)
+    assert (first.paid, second.paid) == (True, False)
+    assert pay.calls == 1 and second.answer.text == '{"label": "irrelevant"}'
+    third = asyncio.run(executor.athrough("k", pay.paid))  # the same key from an event loop: a hit
+    assert third.paid is False and pay.calls == 1
+    executor.close()
 
 
 class ClaimsWatched(Store):
@@ -49,34 +57,35 @@ class ClaimsWatched(Store):
         super().__init__(url)
         self.refused = threading.Event()
 
-    def claim(self, fingerprint: str, owner: str, lease_s: float, reading=None, unless=None) -> Claim:
-        claim = super().claim(fingerprint, owner, lease_s, reading, unless)
-        if not claim.held:
+    def read_or_claim(self, fingerprints, owner, lease_s):
+        claims = super().read_or_claim(fingerprints, owner, lease_s)
+        if any(not c.held and c.row is None for c in claims.values()):
             self.refused.set()
-        return claim
+        return claims
 
 
 def test_two_executors_in_one_process_never_both_pay_for_a_key(store_url):
     """Two workspaces of one process (each with its own executor) need the same key at the same moment. The first
-    pays; the second, refused the claim, waits for the first's row instead of paying too."""
+    pays; the second, refused the claim, waits for the first's answer instead of paying too."""
     gate = threading.Event()
     watched = ClaimsWatched(store_url)
     first, second = CacheThrough(Store(store_url), poll_s=0.05), CacheThrough(watched, poll_s=0.05)
     pay = Payer("k", gate)
     results = {}
-    paying = threading.Thread(target=lambda: results.__setitem__("first", first.through(RequirementsRow, "k", pay)))
+    paying = threading.Thread(target=lambda: results.__setitem__("first", first.through("k", pay)))
     paying.start()
     while pay.calls == 0:  # the first executor holds the claim and is paying
         threading.Event().wait(0.01)
-    waiting = threading.Thread(target=lambda: results.__setitem__("second", second.through(RequirementsRow, "k", pay)))
+    waiting = threading.Thread(target=lambda: results.__setitem__("second", asyncio.run(second.athrough("k", pay.paid))))
     waiting.start()
     assert watched.refused.wait(10)  # the second asked for the claim and was told to wait
     gate.set()
     paying.join(10)
     waiting.join(10)
     assert pay.calls == 1
-    assert results["first"].cached is False and results["second"].cached is True
-    assert results["second"].row.fingerprint == "k"
+    assert results["first"].paid is True and results["second"].paid is False
+    assert results["second"].answer.fingerprint == "k"
+    second.close()
 
 
 class SlowClaims(Store):
@@ -87,40 +96,47 @@ class SlowClaims(Store):
         super().__init__(url)
         self.meanwhile = meanwhile
 
-    def _take_claim(self, transaction, values, now) -> bool:
+    def _take_claim(self, connection, key, owner, now, until) -> bool:
         if self.meanwhile is not None:
             meanwhile, self.meanwhile = self.meanwhile, None
-            meanwhile()  # the other process stores the row and releases its claim, then this claim goes through
-        return super()._take_claim(transaction, values, now)
+            meanwhile()  # the other process stores the answer and lets go of its claim, then this claim goes through
+        return super()._take_claim(connection, key, owner, now, until)
 
 
-def test_a_claim_won_just_after_another_claimant_stored_the_row_does_not_pay_again(store_url):
-    """The measured hole: B reads the store (a miss), A pays, stores and releases, then B's claim succeeds. B must read
-    the store once more and serve A's row; before that re-read, B paid a second time."""
+def test_a_claim_won_just_after_another_claimant_stored_the_answer_does_not_pay_again(store_url):
+    """The measured hole: B reads the store (a miss), A pays, stores and lets go, then B's claim succeeds. B must read
+    the store once more and serve A's answer; before that re-read, B paid a second time."""
     pay = Payer("k")
     a = CacheThrough(Store(store_url))
-    b = CacheThrough(SlowClaims(store_url, meanwhile=lambda: a.through(RequirementsRow, "k", pay)))
-    result = b.through(RequirementsRow, "k", pay)
-    assert pay.calls == 1 and result.cached is True and result.spend.calls == 0
-    assert Store(store_url).get(RequirementsRow, "k") is not None
+    b = CacheThrough(SlowClaims(store_url, meanwhile=lambda: a.through("k", pay)))
+    result = b.through("k", pay)
+    assert pay.calls == 1 and result.paid is False
+    assert Store(store_url).get(LMCallRow, "k") is not None
 
 
-def test_a_failed_call_releases_its_claim_so_the_next_worker_can_pay(store):
+def test_a_failed_call_releases_its_claim_so_the_next_caller_can_pay(store):
     executor = CacheThrough(store)
 
-    def broken() -> Paid[RequirementsRow]:
+    def broken() -> dict:
+        raise TimeoutError("the model did not answer")
+
+    async def abroken() -> dict:
         raise TimeoutError("the model did not answer")
 
     with pytest.raises(TimeoutError):
-        executor.through(RequirementsRow, "k", broken)
+        executor.through("k", broken)
+    with pytest.raises(TimeoutError):
+        asyncio.run(executor.athrough("k2", abroken))
     other = CacheThrough(store)
-    assert other.through(RequirementsRow, "k", Payer("k")).cached is False  # not left waiting on a dead claim
+    assert other.through("k", Payer("k")).paid is True  # not left waiting on a dead claim
+    assert other.through("k2", Payer("k2")).paid is True
+    executor.close()
 
 
-def test_many_workers_of_one_executor_pay_once_per_key(store):
+def test_many_threads_of_one_executor_pay_once_per_key(store):
     executor = CacheThrough(store)
     pays = {key: Payer(key) for key in ("a", "b", "c")}
-    threads = [threading.Thread(target=executor.through, args=(RequirementsRow, key, pays[key])) for key in "abc" * 8]
+    threads = [threading.Thread(target=executor.through, args=(key, pays[key])) for key in "abc" * 8]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -128,31 +144,41 @@ def test_many_workers_of_one_executor_pay_once_per_key(store):
     assert {key: pay.calls for key, pay in pays.items()} == {"a": 1, "b": 1, "c": 1}
 
 
-def test_a_claim_unless_stored_answers_a_stored_row_without_claiming(store):
-    """The executor's one transaction for a key: a row that serves is the answer and nothing is claimed; a row that does
-    not serve (a failure to retry) is claimed over, and read again after the claim."""
-    store.put(requirement_row("k"))
-    hit = store.claim("k", "me", lease_s=60, reading=RequirementsRow, unless=lambda row: row.status == "ok")
-    assert not hit.held and hit.row.query == "red kettle"
-    assert store.claim("k", "someone else", lease_s=60).held  # "me" was never given a claim to let go of
-    retried = store.claim("k2", "me", lease_s=60, reading=RequirementsRow, unless=lambda row: False)
-    assert retried.held and retried.row is None
-    store.put(requirement_row("k3"))
-    failed_to_retry = store.claim("k3", "me", lease_s=60, reading=RequirementsRow, unless=lambda row: row.status != "ok")
-    assert failed_to_retry.held and failed_to_retry.row.query == "red kettle"
+def test_many_calls_in_flight_on_one_loop_pay_once_per_key(store):
+    """A run's calls on one event loop: the same key asked by many at once is paid once (the others share its
+    answer), and their store traffic is grouped by the gateway."""
+    executor = CacheThrough(store)
+    pays = {key: Payer(key) for key in ("a", "b", "c")}
+
+    async def all_at_once() -> list:
+        return await asyncio.gather(*(executor.athrough(key, pays[key].paid) for key in "abc" * 20))
+
+    results = asyncio.run(all_at_once())
+    assert {key: pay.calls for key, pay in pays.items()} == {"a": 1, "b": 1, "c": 1}
+    assert sum(r.paid for r in results) == 3
+    executor.close()
 
 
-def test_a_claim_reads_the_row_in_its_own_transaction(store):
-    """The claim answers with the key's row as it stands once claimed, so the protocol needs no separate re-read."""
-    assert store.claim("k", "me", lease_s=60, reading=RequirementsRow) == Claim(held=True, row=None)
-    store.put(requirement_row("k"), release_claim_of="me")
-    claim = store.claim("k", "someone else", lease_s=60, reading=RequirementsRow)
-    assert claim.held and claim.row.query == "red kettle"
+def test_a_stored_answer_is_served_unclaimed_and_a_claim_reads_the_key_again(store):
+    """The executor's one transaction for a key: a stored answer is the answer and nothing is claimed; otherwise the
+    key is claimed and read again after the claim."""
+    store.put_answers([answer("k")])
+    hit = store.read_or_claim(["k"], "me", lease_s=60)["k"]
+    assert not hit.held and hit.row.text == '{"label": "irrelevant"}'
+    assert store.read_or_claim(["k2"], "someone else", lease_s=60)["k2"] == Claim(held=True, row=None)
+    assert store.read_or_claim(["k2"], "me", lease_s=60)["k2"] == Claim(held=False, row=None)  # held by someone else
+    store.put_answers([answer("k2")], owner="someone else")  # stored, and the claim let go in the same transaction
+    assert store.read_or_claim(["k2"], "me", lease_s=60)["k2"].row is not None
 
 
-def test_a_row_left_with_unset_columns_gets_their_defaults(store):
-    """A row built without the columns that have defaults (when it was made, how many attempts) is stored with them."""
-    row = requirement_row("k")
+def requirement_record(fingerprint: str, query: str | None = "red kettle") -> RequirementsRow:
+    return RequirementsRow(fingerprint=fingerprint, program_hash="p", model_id="m", input_hash="i", status="ok", query=query,
+                           requirements=[{"name": "type", "value": "kettle", "importance": "must"}], created_at=datetime.now(UTC))
+
+
+def test_a_record_left_with_unset_columns_gets_their_defaults(store):
+    """A record built without the columns that have defaults (when it was made, how many attempts) is stored with them."""
+    row = requirement_record("k")
     row.created_at, row.attempts = None, None
     assert store.put(row) is True
     stored = store.get(RequirementsRow, "k")
@@ -160,11 +186,8 @@ def test_a_row_left_with_unset_columns_gets_their_defaults(store):
 
 
 def test_a_row_that_cannot_be_stored_is_an_error_not_a_silent_skip(store):
-    """Only a duplicate key is skipped quietly. Before, any integrity error (a required column missing) was taken for
-    "someone else stored it first", and the paid answer was dropped without a word."""
-    row = requirement_row("k")
-    row.query = None
+    """Only a duplicate key is skipped quietly: a row that cannot be stored (a required column missing) is an error."""
     with pytest.raises(Exception, match="(?i)null"):
-        store.put(row)
+        store.put(requirement_record("k", query=None))
     assert store.get(RequirementsRow, "k") is None
-    assert store.put(requirement_row("k")) is True and store.put(requirement_row("k")) is False  # the duplicate: skipped
+    assert store.put(requirement_record("k")) is True and store.put(requirement_record("k")) is False  # the duplicate: skipped

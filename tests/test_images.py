@@ -7,21 +7,19 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-import dspy
 import pytest
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
+from bench.fake_server import FakeServer
 from rae.annotate.executor import CacheThrough
+from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun
-from rae.annotate.steps import StoredSteps
-from rae.bench.fake_server import FakeServer
 from rae.config import ModelSpec, Settings
-from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.store.images import ImageCache, ImageLimits
-from rae.store.schema import DescriptionRow, ImageRow, JudgmentRow
+from rae.store.schema import ImageRow, JudgmentRow, LMCallRow
 from rae.workspace import JudgeModeChoice, Workspace
 
 
@@ -122,10 +120,9 @@ def pictured(tiny, tmp_path):
 
 def judge(server: FakeServer, store, data, mode: str, tmp_path: Path):
     handle = ModelHandle(ModelSpec(name="openai/vision-model", api_base=server.url))
-    steps = StoredSteps(Annotator(judge_mode=mode), CacheThrough(store), handle, images=ImageCache(store, tmp_path))
+    judging = Judging(Annotator(judge_mode=mode), CacheThrough(store), handle, handle.sender(), images=ImageCache(store, tmp_path))
     pairs = [p for p in data.pairs() if p.query_id == "q1"]
-    with dspy.context(lm=handle.lm, adapter=JSONAdapter()):
-        summary = AnnotationRun(steps, data.catalog, workers=2, progress=False).run(pairs)
+    summary = AnnotationRun(judging, data.catalog, workers=2, progress=False).run(pairs)
     with store.session() as session:
         rows = {r.product_id: r for r in session.scalars(select(JudgmentRow).where(JudgmentRow.visual != "x"))}
     return summary, rows
@@ -149,7 +146,8 @@ def test_the_description_mode_describes_each_image_once(pictured, store, tmp_pat
         judged_with = [b for b in server.recorded.bodies if "Image (as described): the description this server writes" in b["messages"][-1]["content"]]
         assert len(judged_with) == 3
     with store.session() as session:
-        assert session.scalar(select(DescriptionRow.description).limit(1)) == "the description this server writes"
+        answers = list(session.scalars(select(LMCallRow.text)))
+    assert sum("the description this server writes" in text for text in answers) == 2  # stored once per image
     assert summary.judged == 4 and rows["p2"].visual == "description" and rows["p4"].visual == "none"
 
 

@@ -3,8 +3,8 @@
 from sqlalchemy import select
 
 from rae.annotate.executor import CacheThrough
+from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun
-from rae.annotate.steps import StoredSteps
 from rae.programs.annotator import Annotator
 from rae.programs.guidelines import GENERIC_GUIDELINES
 from rae.store.schema import GuidelinesRow, JudgmentRow
@@ -13,9 +13,9 @@ from tests.scripted import default_answer, field_text
 PLACEHOLDERS = {"highly_relevant": "{highly_relevant}", "acceptable_substitute": "{acceptable_substitute}", "irrelevant": "{irrelevant}"}
 
 
-def run(store, model, tiny, pairs=None):
-    steps = StoredSteps(Annotator(), CacheThrough(store), model)
-    return AnnotationRun(steps, tiny.catalog, workers=2, progress=False).run(pairs or tiny.pairs())
+def run(store, model, scripted, tiny, pairs=None, retry_failed=False):
+    judging = Judging(Annotator(), CacheThrough(store), model, scripted)
+    return AnnotationRun(judging, tiny.catalog, workers=2, progress=False, retry_failed=retry_failed).run(pairs or tiny.pairs())
 
 
 def rows(store, table):
@@ -23,11 +23,11 @@ def rows(store, table):
         return list(session.scalars(select(table)))
 
 
-def test_placeholder_guidelines_are_refined_then_the_generic_rubric_is_read_and_recorded(store, model, tiny, engine):
-    engine.script = lambda stage, request: PLACEHOLDERS if stage == "guidelines" else default_answer(stage, request)
-    first = run(store, model, tiny)
-    assert engine.calls["guidelines"] == 3 * 3  # each of 3 queries: the first try and two refining attempts
-    refining = [r for r in engine.requests if "highly_relevant" in r.config.response_format["schema"]["properties"]]
+def test_placeholder_guidelines_are_refined_then_the_generic_rubric_is_read_and_recorded(store, model, tiny, scripted):
+    scripted.script = lambda stage, request: PLACEHOLDERS if stage == "guidelines" else default_answer(stage, request)
+    first = run(store, model, scripted, tiny)
+    assert scripted.calls["guidelines"] == 3 * 3  # each of 3 queries: the first try and two refining attempts
+    refining = [r for r in scripted.requests if "highly_relevant" in r.config.response_format["schema"]["properties"]]
     hinted = [r for r in refining if field_text(r, "hint_")]
     assert len(hinted) == 6 and all(r.config.temperature == 0.3 for r in hinted)
     assert all("placeholder" in field_text(r, "hint_") for r in hinted)  # told why the earlier answer was rejected
@@ -38,40 +38,40 @@ def test_placeholder_guidelines_are_refined_then_the_generic_rubric_is_read_and_
 
     judgments = rows(store, JudgmentRow)
     assert len(judgments) == 12 and {j.guidelines_source for j in judgments} == {"generic"}
-    judged = [r for r in engine.requests if "label" in r.config.response_format["schema"]["properties"]]
+    judged = [r for r in scripted.requests if "label" in r.config.response_format["schema"]["properties"]]
     assert all(field_text(r, "guidelines") == GENERIC_GUIDELINES.render() for r in judged)
     assert first.judged == 12 and first.lm_calls["requirements_guidelines"] == 3 + 9
     assert "degenerate outputs: guidelines 3 of 3 queries (generic rubric used)" in first.line()
 
-    calls = sum(engine.calls.values())
-    second = run(store, model, tiny)
-    assert sum(engine.calls.values()) == calls and second.total_calls == 0  # neither is paid for again
+    calls = sum(scripted.calls.values())
+    second = run(store, model, scripted, tiny)
+    assert sum(scripted.calls.values()) == calls and second.total_calls == 0  # neither is paid for again
     assert "guidelines 3 of 3 queries (generic rubric used)" in second.line()
 
 
-def test_guidelines_that_become_content_on_a_second_attempt_are_kept(store, model, tiny, engine):
+def test_guidelines_that_become_content_on_a_second_attempt_are_kept(store, model, tiny, scripted):
     def script(stage, request):
         if stage == "guidelines" and not field_text(request, "hint_"):
             return PLACEHOLDERS
         return default_answer(stage, request)
 
-    engine.script = script
-    summary = run(store, model, tiny)
+    scripted.script = script
+    summary = run(store, model, scripted, tiny)
     stored = rows(store, GuidelinesRow)
     assert {r.status for r in stored} == {"ok"} and all(r.validation["attempts"] == 2 and r.validation["final"] is None for r in stored)
     assert {j.guidelines_source for j in rows(store, JudgmentRow)} == {"query"}
     assert "degenerate" not in summary.line()
 
 
-def test_a_reasoning_that_stays_filler_is_stored_as_none_and_flagged(store, model, tiny, engine):
+def test_a_reasoning_that_stays_filler_is_stored_as_none_and_flagged(store, model, tiny, scripted):
     def script(stage, request):
         answer = default_answer(stage, request)
         if stage == "judgment" and "kettle" in field_text(request, "query"):
             return {**answer, "reasoning": "Not supplied for this particular example."}
         return answer
 
-    engine.script = script
-    summary = run(store, model, tiny)
+    scripted.script = script
+    summary = run(store, model, scripted, tiny)
     kettle = [j for j in rows(store, JudgmentRow) if j.query == "red kettle"]
     others = [j for j in rows(store, JudgmentRow) if j.query != "red kettle"]
     assert len(kettle) == 4 and all(j.reasoning is None and "no_reasoning" in j.flags.split(",") and j.label for j in kettle)
@@ -81,10 +81,9 @@ def test_a_reasoning_that_stays_filler_is_stored_as_none_and_flagged(store, mode
     assert "reasoning 4 of 12 judgments (stored as none)" in summary.line()
 
 
-def test_retry_failed_also_pays_again_for_degenerate_outputs(store, model, tiny, engine):
-    engine.script = lambda stage, request: PLACEHOLDERS if stage == "guidelines" else default_answer(stage, request)
-    run(store, model, tiny, tiny.pairs()[:4])
-    engine.script = default_answer
-    steps = StoredSteps(Annotator(), CacheThrough(store), model, retry_failed=True)
-    AnnotationRun(steps, tiny.catalog, progress=False).run(tiny.pairs()[:4])
+def test_retry_failed_also_pays_again_for_degenerate_outputs(store, model, tiny, scripted):
+    scripted.script = lambda stage, request: PLACEHOLDERS if stage == "guidelines" else default_answer(stage, request)
+    run(store, model, scripted, tiny, tiny.pairs()[:4])
+    scripted.script = default_answer
+    run(store, model, scripted, tiny, tiny.pairs()[:4], retry_failed=True)
     assert {r.status for r in rows(store, GuidelinesRow)} == {"ok"}

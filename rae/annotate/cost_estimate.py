@@ -1,24 +1,26 @@
 """What a run would cost before it pays anything (``--dry-run``): calls, tokens and dollars, from the store's hit
 rate; and the spending limit that ``--budget`` sets from that estimate.
 
-The plan reads the store only. A query whose guidelines are stored costs nothing for requirements and guidelines;
-a pair whose judgment is stored costs nothing. Every other step is one call. Tokens per call come from this model's
-own stored calls of that stage when there are enough of them (the best predictor of the next call), else from the
-length of the prompt text (four characters a token) plus a typical output; the price is the model's.
+The plan reads the store only: it replays the program over the stored answers, as ``rae agreement`` does. A query
+whose guidelines are stored costs nothing for requirements and guidelines; a pair whose judgment is stored costs
+nothing. Every other step is one call. Tokens per call come from this model's own stored answers of that stage when
+there are enough of them (the best predictor of the next call), else from the length of the prompt text (four
+characters a token) plus a typical output; the price is the model's.
 """
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from dspy.utils.exceptions import LMError
 
+from rae.annotate.judging import Judging, run_to_completion
+from rae.annotate.run import AnnotationRun
 from rae.annotate.spending import SpendingLimit
-from rae.annotate.steps import StoredSteps
 from rae.config import ConfigError
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
 from rae.programs.product_text import product_text
-from rae.store.schema import GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
+from rae.store.records import answer_tokens
 
 MIN_HISTORY = 20
 CHARS_PER_TOKEN = 4
@@ -61,27 +63,31 @@ class CostEstimate:
         )
 
 
-def estimate_cost(steps: StoredSteps, pairs: list[Pair], catalog: Catalog) -> CostEstimate:
-    reader = steps.lookup_only()
+def estimate_cost(judging: Judging, pairs: list[Pair], catalog: Catalog) -> CostEstimate:
+    lookup = judging.lookup()
+    run = AnnotationRun(lookup, catalog, progress=False)
+    run.run([p for p in dict.fromkeys(pairs) if p.product_id in catalog])
     queries = list(dict.fromkeys(p.query for p in pairs))
-    guidelines = {q: reader.guidelines(q) for q in queries}
-    missing_queries = [q for q in queries if not guidelines[q].ok]
-    missing_requirements = [q for q in missing_queries if steps.annotator.writes_guidelines and not reader.requirements(q).ok]
+    missing_queries = [q for q in queries if not (run.guidelines.get(q) and run.guidelines[q].ok)]
+    writes = lookup.program.writes_guidelines
+    missing_requirements = [q for q in missing_queries if writes and not _requirements_stored(lookup, q)]
     stored = 0
     judgment_chars = []
     for pair in pairs:
-        text = product_text(catalog[pair.product_id], steps.text_spec)
-        if guidelines[pair.query].ok and reader.judgment(pair, guidelines[pair.query].value, catalog[pair.product_id]).ok:
+        outcome = run.outcomes.get(pair)
+        if outcome is not None and outcome.status in ("ok", "failed"):
             stored += 1
             continue
-        rendered = guidelines[pair.query].value.render() if guidelines[pair.query].ok else "x" * TYPICAL_GUIDELINES_CHARS
-        judgment_chars.append(len(pair.query) + len(rendered) + len(text))
+        made = run.guidelines.get(pair.query)
+        rendered = made.value.guidelines.render() if made is not None and made.ok else "x" * TYPICAL_GUIDELINES_CHARS
+        judgment_chars.append(len(pair.query) + len(rendered) + len(product_text(catalog[pair.product_id], judging.text_spec)))
+    model = judging.model
     stages = {
-        "requirements": _stage(steps, RequirementsRow, "requirements", [len(q) for q in missing_requirements]),
-        "guidelines": _stage(steps, GuidelinesRow, "guidelines", [len(q) + 300 for q in missing_queries] if steps.annotator.writes_guidelines else []),
-        "judgment": _stage(steps, JudgmentRow, "judgment", judgment_chars),
+        "requirements": _stage(judging, "requirements", [len(q) for q in missing_requirements]),
+        "guidelines": _stage(judging, "guidelines", [len(q) + 300 for q in missing_queries] if writes else []),
+        "judgment": _stage(judging, "judgment", judgment_chars),
     }
-    costs = [steps.model.cost(s.input_tokens, s.output_tokens) if s.calls else 0.0 for s in stages.values()]
+    costs = [model.cost(s.input_tokens, s.output_tokens) if s.calls else 0.0 for s in stages.values()]
     return CostEstimate(
         pairs=len(pairs),
         judgments_stored=stored,
@@ -92,25 +98,32 @@ def estimate_cost(steps: StoredSteps, pairs: list[Pair], catalog: Catalog) -> Co
     )
 
 
-def spending_limit(steps: StoredSteps, pairs: list[Pair], catalog: Catalog, budget_usd: float) -> SpendingLimit:
+def spending_limit(judging: Judging, pairs: list[Pair], catalog: Catalog, budget_usd: float) -> SpendingLimit:
     """A limit of ``budget_usd`` for judging ``pairs``, expecting each call to cost what this estimate says."""
-    estimate = estimate_cost(steps, pairs, catalog)
+    estimate = estimate_cost(judging, pairs, catalog)
     if estimate.cost_usd is None:
-        name = steps.model.spec.name
+        name = judging.model.spec.name
         raise ConfigError(f'--budget needs a price for {name}: LiteLLM has none; add [prices."{name}"] to the config')
     return SpendingLimit(budget_usd, estimate.cost_usd / estimate.calls if estimate.calls else 0.0)
 
 
-def _stage(steps: StoredSteps, table: type[LMCall], stage: str, input_chars: list[int]) -> StageEstimate:
+def _requirements_stored(lookup: Judging, query: str) -> bool:
+    """Whether the query's requirements are in the store (whatever they came to)."""
+    async def looked_up() -> bool:
+        with lookup.context():
+            try:
+                return (await lookup.requirements(query)).status != "missing"
+            except LMError:
+                return False
+
+    return run_to_completion(looked_up())
+
+
+def _stage(judging: Judging, stage: str, input_chars: list[int]) -> StageEstimate:
     calls = len(input_chars)
     if calls == 0:
         return StageEstimate(0, 0, 0, False)
-    with steps.store.session() as session:
-        count, mean_in, mean_out = session.execute(
-            select(func.count(), func.avg(table.input_tokens), func.avg(table.output_tokens)).where(
-                table.model_id == steps.model.identity, table.program_hash == steps.hashes[stage], table.status == "ok"
-            )
-        ).one()
+    count, mean_in, mean_out = answer_tokens(judging.store, judging.model.identity, stage)
     if count >= MIN_HISTORY and mean_in is not None:
         return StageEstimate(calls, round(calls * mean_in), round(calls * (mean_out or 0)), True)
     input_tokens = sum((chars + PROMPT_OVERHEAD_CHARS) // CHARS_PER_TOKEN for chars in input_chars)

@@ -28,6 +28,7 @@ from rae.programs.annotator import Annotator
 from rae.programs.artifacts import UNCOMPILED, load_artifact
 from rae.retrieve.build import build_engines, default_engine_names
 from rae.retrieve.rankings import retrieve_all
+from rae.scaleout.runner import Placement, annotate_recorded
 from rae.workspace import Workspace
 
 
@@ -37,11 +38,15 @@ def open_workspace(config: str | Path | None = None, **overrides: Any) -> Worksp
     return Workspace(load_settings(config).with_overrides(**overrides))
 
 
-def annotate(workspace: Workspace, split: str = "dev", queries: int | None = None, per_query: int | None = None, pairs: list[Pair] | None = None) -> AnnotationSummary:
-    """Judge a slice of the labelled set (or the given pairs) into the store; what is stored already costs nothing."""
+def annotate(
+    workspace: Workspace, split: str = "dev", queries: int | None = None, per_query: int | None = None, pairs: list[Pair] | None = None,
+    placement: Placement = Placement(), budget: float | None = None, retry_failed: bool = False,
+) -> AnnotationSummary:
+    """Judge a slice of the labelled set (or the given pairs) into the store, as ``rae annotate`` does: where the
+    placement says (processes, a Ray cluster, batches), within the budget, recorded as a run. What is stored already
+    costs nothing."""
     chosen = pairs if pairs is not None else workspace.labelled.pairs(split, queries, per_query)
-    with workspace.using_model():
-        return AnnotationRun(workspace.steps(), workspace.labelled.catalog, workspace.workers, progress=False).run(chosen)
+    return annotate_recorded(workspace, chosen, placement, retry_failed, budget, progress=False)[1]
 
 
 def evaluate(workspace: Workspace, engines: list[str] | None = None, queries: int = 20, split: str | None = None, k: int = 10) -> EvaluationRun:
@@ -57,7 +62,7 @@ def judgments_frame(workspace: Workspace, split: str = "dev", queries: int | Non
     model): its label, reasoning, confidence and flags (empty where it has not judged the pair)."""
     labelled = workspace.labelled
     humans = labelled.select(split, queries, per_query)
-    outcomes = workspace.steps().stored_judgments([h.pair for h in humans], labelled.catalog)
+    outcomes = workspace.stored_judgments([h.pair for h in humans])
     rows = []
     for human in humans:
         outcome = outcomes[human.pair]
@@ -87,20 +92,23 @@ def evaluation_frame(workspace: Workspace, run_id: str | None = None) -> pd.Data
 
 def load_program(workspace: Workspace, name: str | None = None) -> Annotator:
     """A compiled program as the DSPy module it is (default: the one the workspace uses; ``"uncompiled"``: the plain
-    program). Call its steps directly, e.g. ``program.judge(query=..., guidelines=..., product=...)`` inside
-    ``workspace.using_model()``."""
+    program). Call it, or its steps, inside ``workspace.using_model()``: e.g. ``program.judge(query=..., guidelines=...,
+    product=...)``; every call goes through the store."""
     if name is None:
         return workspace.annotator
     if name == UNCOMPILED:
-        return Annotator(workspace.settings.guidelines, workspace.settings.chain_of_thought)
+        return Annotator(workspace.settings.guidelines, workspace.settings.chain_of_thought, refinement=workspace.refinement)
     return load_artifact(name, workspace.programs_dir)[0]
 
 
 def judge(workspace: Workspace, query: str, product_id: str) -> dspy.Prediction:
-    """One judgment through the store (paid once): the label, the reasoning, and the guidelines it read."""
-    steps = workspace.steps()
-    with workspace.using_model():
-        guidelines = steps.guidelines(query)
-        outcome = steps.judgment(Pair(query_id_for(query), query, product_id), guidelines.value, workspace.labelled.catalog[product_id])
-    row = outcome.value
-    return dspy.Prediction(label=row.label if row else None, reasoning=row.reasoning if row else None, guidelines=guidelines.value, status=outcome.status)
+    """One judgment through the store (paid once, the query's guidelines too when they are not there yet): the label,
+    the reasoning, and the guidelines it read."""
+    pair = Pair(query_id_for(query), query, product_id)
+    run = AnnotationRun(workspace.judging(), workspace.labelled.catalog, progress=False)
+    run.run([pair])
+    outcome, made = run.outcomes.get(pair), run.guidelines.get(query)
+    row = outcome.value if outcome is not None else None
+    guidelines = made.value.guidelines if made is not None and made.ok else None
+    status = outcome.status if outcome is not None else made.status if made is not None else "missing"
+    return dspy.Prediction(label=row.label if row else None, reasoning=row.reasoning if row else None, guidelines=guidelines, status=status)

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rae.bench.fake_server import BackgroundApp, completion_for
+from bench.fake_server import BackgroundApp, completion_for
 
 STATES = ("validating", "in_progress", "finalizing", "completed")
 

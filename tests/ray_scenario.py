@@ -39,7 +39,7 @@ def main(directory: Path, port: int) -> None:
     listed.write_text("query_id,query,product_id\n" + "".join(f'{p.query_id},"{p.query}",{p.product_id}\n' for p in pairs))
     started: list[subprocess.Popen] = []
     try:
-        server = subprocess.Popen([sys.executable, "-m", "rae.bench.fake_server", "--latency", "0.3"], stdout=subprocess.PIPE, text=True, env=ENV)
+        server = subprocess.Popen([sys.executable, "-m", "bench.fake_server", "--latency", "0.3"], stdout=subprocess.PIPE, text=True, env=ENV)
         started.append(server)
         url = server.stdout.readline().strip()
         ray = str(VENV / "ray")

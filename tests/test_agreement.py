@@ -73,12 +73,12 @@ def test_no_judged_pair_is_a_clear_error():
         agreement_report(compared([("a", H, None)]))
 
 
-def test_agreement_json_has_the_promised_shape(tmp_path, engine):
+def test_agreement_json_has_the_promised_shape(tmp_path, scripted_workspace):
     """Fill a store with the scripted model under the embedded model's identity, then read it through the CLI."""
     url = f"sqlite:///{tmp_path / 'rae.db'}"
     data = esci_us()
-    steps = Workspace(Settings(store=url, program="uncompiled")).steps()  # what the CLI's workspace will look up
-    AnnotationRun(steps, data.catalog, workers=4, progress=False).run(data.pairs("dev", queries=3, per_query=6))
+    judging = Workspace(Settings(store=url, program="uncompiled")).judging()  # what the CLI's workspace will read back
+    AnnotationRun(judging, data.catalog, workers=4, progress=False).run(data.pairs("dev", queries=3, per_query=6))
 
     args = ["agreement", "--split", "dev", "--queries", "4", "--per-query", "6", "--store", url, "--json", "--program", "uncompiled"]
     result = CliRunner().invoke(app, args)
@@ -89,15 +89,15 @@ def test_agreement_json_has_the_promised_shape(tmp_path, engine):
     assert report["n_pairs"] == 18 and report["n_failed"] == 0 and report["n_missing"] == 6
     assert set(report["confusion"]) == {"irrelevant", "acceptable_substitute", "highly_relevant"}
     assert 0 < report["baseline_accuracy"] <= 1 and report["model"] == "local/smollm2"
-    assert sum(engine.calls.values()) == 3 + 3 + 18  # the CLI itself made no call
+    assert sum(scripted_workspace.calls.values()) == 3 + 3 + 18  # the CLI itself made no call
 
 
-def test_json_output_has_null_where_an_interval_is_undefined(tmp_path, engine):
+def test_json_output_has_null_where_an_interval_is_undefined(tmp_path, scripted_workspace):
     """One query: the bootstrap interval is undefined, and JSON has no NaN."""
     url = f"sqlite:///{tmp_path / 'rae.db'}"
     data = esci_us()
-    steps = Workspace(Settings(store=url, program="uncompiled")).steps()
-    AnnotationRun(steps, data.catalog, progress=False).run(data.pairs("dev", queries=1, per_query=3))
+    judging = Workspace(Settings(store=url, program="uncompiled")).judging()
+    AnnotationRun(judging, data.catalog, progress=False).run(data.pairs("dev", queries=1, per_query=3))
     result = CliRunner().invoke(app, ["agreement", "--split", "dev", "--queries", "1", "--per-query", "3", "--store", url, "--json", "--program", "uncompiled"])
     assert "NaN" not in result.stdout
     kappa = json.loads(result.stdout)["kappa"]

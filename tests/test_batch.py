@@ -10,10 +10,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from rae.bench.fake_server import FakeServer, completion_for
+from bench.fake_server import FakeServer, completion_for
 from rae.cli import app
 from rae.datasets.bundled import esci_us
-from rae.store.schema import BatchRow, GuidelinesRow, JudgmentRow, RequirementsRow
+from rae.store.schema import BatchRow, GuidelinesRow, JudgmentRow, LMCallRow, RequirementsRow
 from rae.store.store import Store
 from tests.fake_batches import FakeBatches
 
@@ -46,9 +46,10 @@ def test_three_rounds_store_every_pair_under_the_online_keys_at_the_batch_price(
         assert len(judged) == 12 and len(rows(tmp_path, GuidelinesRow)) == 3 and len(rows(tmp_path, RequirementsRow)) == 3
         # At the batch price: half of $1 / $2 per million, on 100 input and 10 output tokens a request.
         assert {j.cost_usd for j in judged} == {round((100 * 1.0 + 10 * 2.0) / 1e6 * 0.5, 8)}
+        judgment_keys = {a.fingerprint for a in rows(tmp_path, LMCallRow) if a.stage == "judgment"}  # each answer under its request's key
         judgment_batch = next(r for r in recorded if r.requests == 12)
         sent = batches.requests_of(judgment_batch.batch_id)
-        assert {line["url"] for line in sent} == {"/v1/chat/completions"} and {line["custom_id"] for line in sent} == {j.fingerprint for j in judged}
+        assert {line["url"] for line in sent} == {"/v1/chat/completions"} and {line["custom_id"] for line in sent} == judgment_keys
 
         # The same pairs online, at the same base URL: nothing is paid again, and a new pair's request is the one the
         # batch would have held.

@@ -49,9 +49,9 @@ def test_a_paired_comparison_gives_a_p_value_an_effect_and_wins():
     assert same.p_value == 1.0 and same.verdict == "no significant difference"
 
 
-def evaluated(engines, queries, steps, tiny, **options):
-    """The engines' top 3, judged through ``steps`` and compared."""
-    return evaluate_engines(retrieve_all(engines, queries, 3, tiny.catalog), queries, steps, tiny.catalog, k=3, progress=False, **options)
+def evaluated(engines, queries, judging, tiny, **options):
+    """The engines top 3, judged through ``judging`` and compared."""
+    return evaluate_engines(retrieve_all(engines, queries, 3, tiny.catalog), queries, judging, tiny.catalog, k=3, progress=False, **options)
 
 
 def tiny_engines(tiny):
@@ -59,9 +59,9 @@ def tiny_engines(tiny):
     return build_engines(list(specs), specs, tiny.catalog, Path("."))
 
 
-def test_an_evaluation_judges_the_union_once_and_a_new_engine_pays_only_its_new_pairs(engine, steps, tiny):
+def test_an_evaluation_judges_the_union_once_and_a_new_engine_pays_only_its_new_pairs(scripted, judging, tiny):
     queries = tiny.queries()
-    first = evaluated(tiny_engines(tiny), queries, steps, tiny)
+    first = evaluated(tiny_engines(tiny), queries, judging, tiny)
     title, brand = first.engines
     assert title.annotation.lm_calls == {"requirements_guidelines": 6, "judgment": 9}
     new_for_brand = len({(q, p) for q, ps in brand.rankings.items() for p in ps} - {(q, p) for q, ps in title.rankings.items() for p in ps})
@@ -69,7 +69,7 @@ def test_an_evaluation_judges_the_union_once_and_a_new_engine_pays_only_its_new_
 
     third = FixedEngine({"q1": ["p1", "p4"], "q2": ["p8", "p5"], "q3": ["p12"]})
     engines = {**tiny_engines(tiny), "fixed": third}
-    second = evaluated(engines, queries, steps, tiny)
+    second = evaluated(engines, queries, judging, tiny)
     seen = {(q, p) for run in first.engines for q, ps in run.rankings.items() for p in ps}
     added = {(q, p) for q, ps in second.engines[2].rankings.items() for p in ps} - seen
     assert [run.annotation.total_calls for run in second.engines] == [0, 0, len(added)]
@@ -77,11 +77,11 @@ def test_an_evaluation_judges_the_union_once_and_a_new_engine_pays_only_its_new_
     assert all(run.annotation.total.input_tokens == 100 * run.annotation.total_calls for run in second.engines)
 
 
-def test_the_validity_check_compares_engine_orders_under_both_label_sets(engine, steps, tiny):
+def test_the_validity_check_compares_engine_orders_under_both_label_sets(scripted, judging, tiny):
     queries = tiny.queries()
     good = FixedEngine({"q1": ["p1", "p2", "p3"], "q2": ["p5", "p6", "p7"], "q3": ["p9", "p10", "p11"]})
     bad = FixedEngine({"q1": ["p3", "p4", "p1"], "q2": ["p8", "p7", "p5"], "q3": ["p11", "p12", "p9"]})
-    evaluation = evaluated({"good": good, "bad": bad}, queries, steps, tiny, human_gains=human_gains_for(queries, tiny))
+    evaluation = evaluated({"good": good, "bad": bad}, queries, judging, tiny, human_gains=human_gains_for(queries, tiny))
     validity = evaluation.validity
     assert validity.n_queries == 3 and validity.human["good"] > validity.human["bad"]
     assert validity.llm["good"] > validity.llm["bad"]  # the scripted judge's word overlap agrees here
@@ -100,14 +100,14 @@ class Images(HTMLParser):
             self.images.append(dict(attrs)["src"])
 
 
-def tiny_report(steps, tiny, directory: Path) -> Path:
+def tiny_report(judging, tiny, directory: Path) -> Path:
     queries = tiny.queries()
-    evaluation = evaluated(tiny_engines(tiny), queries, steps, tiny, human_gains=human_gains_for(queries, tiny))
+    evaluation = evaluated(tiny_engines(tiny), queries, judging, tiny, human_gains=human_gains_for(queries, tiny))
     return write_report(evaluation, {"run_id": "r1", "model": "scripted"}, directory)
 
 
-def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, steps, tiny, tmp_path):
-    directory = tiny_report(steps, tiny, tmp_path / "r1")
+def test_the_report_is_self_contained_html_with_plots_and_trec_files(scripted, judging, tiny, tmp_path):
+    directory = tiny_report(judging, tiny, tmp_path / "r1")
     page = Images()
     page.feed((directory / "report.html").read_text())
     # plots: metrics, three ways (PPI), one comparison, labels; tables: engines, comparison, validity, PPI engines, PPI
@@ -125,8 +125,8 @@ def test_the_report_is_self_contained_html_with_plots_and_trec_files(engine, ste
 
 
 @needs_chromium
-def test_the_html_report_renders_its_plots_and_drill_down_in_a_real_browser(engine, steps, tiny, tmp_path):
-    report = tiny_report(steps, tiny, tmp_path / "r1") / "report.html"
+def test_the_html_report_renders_its_plots_and_drill_down_in_a_real_browser(scripted, judging, tiny, tmp_path):
+    report = tiny_report(judging, tiny, tmp_path / "r1") / "report.html"
     with chromium_page() as page:
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:")) else route.abort())
         page.goto(report.as_uri())

@@ -70,7 +70,7 @@ def test_every_format_round_trips_the_human_and_the_judges_labels(project, scrip
     chosen = workspace.labelled.select("dev", 2, 4)
     expected = {
         "human": {(j.query_id, j.product_id): j.label for j in chosen},
-        "llm": {(j.query_id, j.product_id): Label(o.value.label) for j, o in zip(chosen, workspace.steps().stored_judgments([j.pair for j in chosen], workspace.labelled.catalog).values(), strict=True)},
+        "llm": {(j.query_id, j.product_id): Label(o.value.label) for j, o in zip(chosen, workspace.stored_judgments([j.pair for j in chosen]).values(), strict=True)},
     }
     for which in ("human", "llm"):  # one rater's list a file: every format can carry that
         out = project / f"{which}.{fmt}"

@@ -121,3 +121,22 @@ def test_the_rule_fails_on_a_deliberate_upward_import(tmp_path):
 @pytest.mark.parametrize("module", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_module_is_over_400_lines(module):
     assert len(module.read_text().splitlines()) <= 400
+
+
+def database_doors(package: Path = PACKAGE) -> list[str]:
+    """Calls that open the store's database (an ORM session, a connection, a transaction) outside ``rae/store``."""
+    found = []
+    for module in sorted(package.rglob("*.py")):
+        if module.relative_to(package).parts[0] == "store":
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("session", "connect", "begin"):
+                owner = node.func.value
+                named = owner.attr if isinstance(owner, ast.Attribute) else owner.id if isinstance(owner, ast.Name) else ""
+                if named in ("store", "engine") or node.func.attr == "session":
+                    found.append(f"{module.relative_to(package.parent)}:{node.lineno}: .{node.func.attr}()")
+    return found
+
+
+def test_only_the_store_opens_the_database():
+    assert database_doors() == []

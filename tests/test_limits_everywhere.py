@@ -8,13 +8,14 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from rae.bench.fake_server import FakeServer, Fault
+from bench.fake_server import FakeServer, Fault
 from rae.cli import app
 from rae.datasets.bundled import esci_us
 from rae.store.schema import BatchRow, GuidelinesRow, JudgmentRow, RequirementsRow
 from rae.store.store import Store
 from tests.fake_batches import FakeBatches
 from tests.test_reliability import pairs_file
+
 
 def priced_config(tmp_path: Path, name: str, url: str, per_million: float = 10.0) -> Path:
     """A project whose model costs ``per_million`` dollars a million input tokens, twice that for output."""

@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 from rae.cli import app
 from rae.datasets.bundled import esci_us
 from rae.optimize.metric import agreement_metric, feedback_metric, label_agreement
+from rae.programs.annotator import Annotator
 from rae.programs.artifacts import list_artifacts, load_artifact
+from rae.programs.fingerprint import program_fingerprint
 from rae.programs.judge import RelevanceJudge
 from rae.programs.product_text import product_text
 from rae.programs.validators import reasoning_problem
@@ -136,20 +138,23 @@ def test_agreement_uses_the_artifact_by_default_and_reproduces_its_test_score_fr
     assert optimized.calls() == calls
 
 
-def test_the_artifact_has_its_own_judge_hash_and_shares_the_guidelines(optimized):
+def test_the_artifact_is_a_program_of_its_own_that_shares_the_guidelines(optimized):
     def described(*extra: str) -> dict:
         args = ["agreement", "--split", "test", "--queries", "2", "--per-query", "4", "--json", *extra]
         return json.loads(CliRunner().invoke(app, args).stdout)
 
     compiled, uncompiled = described(), described("--program", "uncompiled")
-    assert uncompiled["judge_hash"] != compiled["judge_hash"] and uncompiled["guidelines_hash"] == compiled["guidelines_hash"]
+    assert uncompiled["program_fingerprint"] != compiled["program_fingerprint"]
+    hashes = optimized.manifest.program_hashes  # the artifact's stages: its judge is fitted, its guideline writer is not
+    plain = Annotator()
+    assert hashes["judge"] != program_fingerprint(plain.judge) and hashes["guidelines"] == program_fingerprint(plain.guidelines)
 
 
-def test_evaluate_reruns_the_artifact_and_names_its_judge_hash(optimized):
-    judge_hash = optimized.manifest.program_hashes["judge"]
+def test_evaluate_reruns_the_artifact_and_names_it(optimized):
     evaluated = CliRunner().invoke(app, ["evaluate", "--split", "test", "--queries", "2", "--k", "3", "--engines", "bm25-title", "--no-mlflow"])
     assert evaluated.exit_code == 0, evaluated.output
-    assert f"(program judge-smollm2-v1, judge {judge_hash[:16]})" in evaluated.stdout
+    fingerprint = program_fingerprint(load_artifact("judge-smollm2-v1", Path("programs"))[0])
+    assert f"(program judge-smollm2-v1, {fingerprint})" in evaluated.stdout
 
 
 def test_programs_list_shows_the_artifact(optimized):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from rae.bench.fake_server import FakeServer
+from bench.fake_server import FakeServer
 from rae.datasets.bundled import esci_us
 from rae.store.schema import JudgmentRow
 from rae.store.store import Store
@@ -120,10 +120,13 @@ def test_a_claim_held_by_a_live_process_waits_and_a_dead_or_expired_one_is_taken
     from rae.store.schema import ClaimRow
     from rae.store.store import HOST
 
-    assert store.claim("k1", "me", lease_s=60).held and store.claim("k1", "me", lease_s=60).held  # "me" holds it, and may again
-    assert not store.claim("k1", "my neighbour", lease_s=60).held  # another claimant of this very process must wait
-    store.release("k1", "me")
-    assert store.claim("k1", "my neighbour", lease_s=60).held
+    def claim(key: str, owner: str) -> bool:
+        return store.read_or_claim([key], owner, lease_s=60)[key].held
+
+    assert claim("k1", "me") and claim("k1", "me")  # "me" holds it, and may again
+    assert not claim("k1", "my neighbour")  # another claimant of this very process must wait
+    store.release(["k1"], "me")
+    assert claim("k1", "my neighbour")
     holders = {
         "live": ClaimRow(fingerprint="k2", owner="other", host=HOST, pid=os.getppid(), expires_at=datetime.now(UTC) + timedelta(seconds=60)),
         "dead": ClaimRow(fingerprint="k3", owner="other", host=HOST, pid=2**22 + 7, expires_at=datetime.now(UTC) + timedelta(seconds=60)),
@@ -132,10 +135,10 @@ def test_a_claim_held_by_a_live_process_waits_and_a_dead_or_expired_one_is_taken
     }
     for row in holders.values():
         store.replace(row)
-    assert not store.claim("k2", "me", lease_s=60).held  # a live process on this host is paying for it: wait
-    assert store.claim("k3", "me", lease_s=60).held  # its process is gone (killed): take it over at once
-    assert store.claim("k4", "me", lease_s=60).held  # its lease ran out
-    assert not store.claim("k5", "me", lease_s=60).held  # another host's, still leased: wait
+    assert not claim("k2", "me")  # a live process on this host is paying for it: wait
+    assert claim("k3", "me")  # its process is gone (killed): take it over at once
+    assert claim("k4", "me")  # its lease ran out
+    assert not claim("k5", "me")  # another host's, still leased: wait
 
 
 def test_processes_opening_a_new_store_at_the_same_moment_all_get_one_schema(store_url):

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from rae.bench.fake_server import FakeServer
+from bench.fake_server import FakeServer
 from rae.datasets.bundled import esci_us
 from rae.datasets.records import Pair
 from rae.scaleout.shards import shards_by_query

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from rae.cli import batches, data, evaluation, fitting, interop, judging, review, studies
+from rae.cli import batches, data, evaluation, fitting, interop, judging, review, store, studies
 from rae.errors import RaeError
 from rae.secrets import redact, redacting_log_handler
 
@@ -39,6 +39,10 @@ batches_app.callback(invoke_without_command=True)(batches.batches_default)
 batches_app.command("list")(batches.batches_list)
 batches_app.command("import")(batches.batches_import)
 app.add_typer(batches_app, name="batches")
+
+store_app = typer.Typer(help="The store itself.", no_args_is_help=True)
+store_app.command("migrate")(store.store_migrate)
+app.add_typer(store_app, name="store")
 
 review_app = typer.Typer(help="Humans review the hard cases; their labels flow back.", no_args_is_help=True)
 review_app.command("queue")(review.queue)

@@ -4,12 +4,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from rae.cli.options import ConfigOption, JsonOption, ModelOption, StoreOption, workspace_from
 from rae.jsonout import dumps
 from rae.scaleout.batch import import_results
-from rae.store.schema import BatchRow
+from rae.store.batches import all_batches
 
 
 def batches_default(ctx: typer.Context, as_json: JsonOption = False, config: ConfigOption = None, store: StoreOption = None) -> None:
@@ -21,8 +20,7 @@ def batches_default(ctx: typer.Context, as_json: JsonOption = False, config: Con
 def batches_list(as_json: JsonOption = False, config: ConfigOption = None, store: StoreOption = None) -> None:
     """The batches rae sent or wrote, newest first: status, requests, what they cost (at the batch price)."""
     workspace = workspace_from(config, None, store, None)
-    with workspace.store.session() as session:
-        rows = list(session.scalars(select(BatchRow).order_by(BatchRow.created_at.desc())))
+    rows = all_batches(workspace.store)
     fields = ("batch_id", "provider", "model", "status", "requests", "completed", "failed", "stored", "cost_usd", "created_at", "finished_at")
     if as_json:
         typer.echo(dumps([{f: getattr(r, f) for f in fields} for r in rows]))

@@ -71,10 +71,10 @@ def evaluate(
     chosen = evaluation_queries(workspace.labelled, settings.search_log, queries, split, queries_file, seed)
     retrievals = retrieve_all(build_engines(names, settings.engine_specs(), catalog, Path(settings.cache_dir)), chosen, k, catalog)
     if dry_run:
-        estimate = estimate_cost(workspace.steps(), union_of_pairs(chosen, retrievals), catalog)
+        estimate = estimate_cost(workspace.judging(), union_of_pairs(chosen, retrievals), catalog)
         typer.echo(dumps({"dry_run": estimate.as_dict()}) if as_json else estimate.line())
         return
-    limit = spending_limit(workspace.steps(), union_of_pairs(chosen, retrievals), catalog, budget) if budget is not None else None
+    limit = spending_limit(workspace.judging(), union_of_pairs(chosen, retrievals), catalog, budget) if budget is not None else None
     run = run_evaluation(workspace, retrievals, chosen, k, limit, not as_json, placement(workspace, processes, ray, batch, batch_file))
     run.mlflow_run_id = track(workspace, mlflow, "evaluate", run.run_id, run.mlflow_fields(), run.report_dir)
     show(run, as_json)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from rae.annotate.cost_estimate import estimate_cost, spending_limit
+from rae.annotate.cost_estimate import estimate_cost
 from rae.cli.options import (
     BatchFileOption,
     BatchOption,
@@ -32,7 +32,7 @@ from rae.cli.options import (
 from rae.config import ConfigError
 from rae.datasets.judgments import load_pairs
 from rae.jsonout import dumps
-from rae.scaleout.runner import annotate_pairs
+from rae.scaleout.runner import annotate_recorded
 from rae.store.human_labels import latest_reviews
 from rae.studies.agreement import agreement_report, side_by_side
 from rae.studies.human_agreement import human_pairs, rater_agreement
@@ -70,19 +70,16 @@ def annotate(
         panel = judge_workspaces(workspace, _names(judges))
         if dry_run:
             for name, member in panel.items():
-                typer.echo(f"judge {name}: {estimate_cost(member.steps(), chosen, catalog).line()}")
+                typer.echo(f"judge {name}: {estimate_cost(member.judging(), chosen, catalog).line()}")
             return
         for name, summary in annotate_panel(panel, chosen, retry_failed, budget).items():
             typer.echo(f"judge {name}: {summary.line()}")
         return
     if dry_run:
-        typer.echo(estimate_cost(workspace.steps(), chosen, catalog).line())
+        typer.echo(estimate_cost(workspace.judging(), chosen, catalog).line())
         return
-    limit = spending_limit(workspace.steps(), chosen, catalog, budget) if budget is not None else None
-    with workspace.store.recorded_run("annotate", workspace.settings.model_dump()) as run:
-        summary = annotate_pairs(workspace, chosen, placement(workspace, processes, ray, batch, batch_file), run.run_id, retry_failed, limit)
-        run.counts = summary.as_dict()
-    typer.echo(f"annotate {run.run_id} · {workspace.header()}\n{summary.line()}")
+    run_id, summary = annotate_recorded(workspace, chosen, placement(workspace, processes, ray, batch, batch_file), retry_failed, budget)
+    typer.echo(f"annotate {run_id} · {workspace.header()}\n{summary.line()}")
 
 
 def agreement(
@@ -109,7 +106,7 @@ def agreement(
         other_raters = human_pairs(labelled, latest_reviews(workspace.store) + latest_reviews(workspace.store, kind="llm"))
         show(panel_agreement(panel, labels, other_raters, workspace.settings.panel_ties), as_json, split=split)
         return
-    report = agreement_report(side_by_side(labels, workspace.steps().stored_judgments([j.pair for j in labels], labelled.catalog), labelled.catalog))
+    report = agreement_report(side_by_side(labels, workspace.stored_judgments([j.pair for j in labels]), labelled.catalog))
     among_humans = rater_agreement(human_pairs(labelled, latest_reviews(workspace.store))) if humans else None
     if as_json:
         extra = {"human_vs_human": among_humans.as_dict()} if among_humans else {}

@@ -42,12 +42,17 @@ class Result(Protocol):
     def markdown(self) -> str: ...
 
 
-def workspace_from(config: Path | None, model: str | None, store: str | None, guidelines: str | None, **more: object) -> Workspace:
-    """The workspace of the settings file, with the command line's choices on top (None: not given)."""
+def workspace_from(
+    config: Path | None, model: str | None, store: str | None, guidelines: str | None, quiet: bool = False, **more: object
+) -> Workspace:
+    """The workspace of the settings file, with the command line's choices on top (None: not given). Said at once, on
+    stderr: a judge mode asked for that cannot be used, and a store whose older answers are not carried over yet."""
     settings: Settings = load_settings(config).with_overrides(model_name=model, store=store, guidelines=guidelines, **more)
     workspace = Workspace(settings)
-    if workspace.judge_mode.note:  # said at once, on stderr, when the judge mode asked for cannot be used
+    if workspace.judge_mode.note:
         typer.echo(f"rae: note: {workspace.judge_mode.note}", err=True)
+    if not quiet and not workspace.store.migrated:
+        typer.echo("rae: note: this store holds answers an older rae keyed another way: `rae store migrate` carries them over", err=True)
     return workspace
 
 

@@ -121,7 +121,6 @@ def ppi_check(
     judges = {f"simulated, kappa {kappa}": simulated_judge(humans, float(kappa), seed) for kappa in kappas.split(",") if kappa.strip()}
     judges["simulated, raises 30% of labels"] = raising_judge(humans, 0.3, seed)
     if with_judge:
-        with workspace.using_model():
-            judges[f"{workspace.settings.model.name} ({workspace.describe()['program']})"] = judge_gains(workspace, lists, not as_json)
+        judges[f"{workspace.settings.model.name} ({workspace.describe()['program']})"] = judge_gains(workspace, lists, not as_json)
     sizes_asked = tuple(int(s) for s in sizes.split(",") if s.strip())
     show(coverage_study(lists, human_gains(humans), judges, k, sizes_asked, repetitions, seed), as_json)

@@ -9,9 +9,9 @@ for the others.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rae.annotate.run import AnnotationRun
+from rae.annotate.judging import Judging
+from rae.annotate.run import AnnotationRun, replayed
 from rae.annotate.spending import SpendingLimit
-from rae.annotate.steps import StoredSteps
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.catalog import Catalog
 from rae.datasets.labelled_set import LabelledSet
@@ -68,7 +68,7 @@ class Evaluation:
 def evaluate_engines(
     retrievals: list[Retrieval],
     queries: list[Query],
-    steps: StoredSteps,
+    judging: Judging,
     catalog: Catalog,
     k: int = 10,
     workers: int = 1,
@@ -86,18 +86,18 @@ def evaluate_engines(
     runs = []
     for retrieval in retrievals:
         pairs = pairs_of(queries, retrieval.rankings)
-        summary = judge_pairs(pairs) if judge_pairs is not None else AnnotationRun(steps, catalog, workers, progress, limit).run(pairs)
+        summary = judge_pairs(pairs) if judge_pairs is not None else AnnotationRun(judging, catalog, workers, progress, limit).run(pairs)
         runs.append(EngineRun(retrieval.name, retrieval.rankings, retrieval.seconds, summary))
-    return scored(runs, queries, steps, catalog, k, human_gains or {}, sample_weights)
+    return scored(runs, queries, judging, catalog, k, human_gains or {}, sample_weights)
 
 
 def scored(
-    runs: list[EngineRun], queries: list[Query], steps: StoredSteps, catalog: Catalog, k: int, human_gains: Gains,
+    runs: list[EngineRun], queries: list[Query], judging: Judging, catalog: Catalog, k: int, human_gains: Gains,
     sample_weights: dict[str, float] | None = None,
 ) -> Evaluation:
     """Metrics, comparisons, validity and the human-corrected estimates of judged rankings, from the store (no call)."""
     pairs = list(dict.fromkeys(p for run in runs for p in pairs_of(queries, run.rankings)))
-    judged = _judged(steps, pairs, catalog)
+    judged = _judged(judging, pairs, catalog)
     llm_gains: Gains = {}
     for (query_id, product_id), judgment in judged.items():
         llm_gains.setdefault(query_id, {})[product_id] = Label(judgment.label).gain
@@ -132,11 +132,12 @@ def human_gains_for(queries: list[Query], labelled: LabelledSet) -> Gains:
     return {q.query_id: by_id.get(q.query_id) or by_text.get(normalize_query(q.text), {}) for q in queries}
 
 
-def _judged(steps: StoredSteps, pairs: list[Pair], catalog: Catalog) -> dict[tuple[str, str], JudgedPair]:
-    """The stored judgment of each pair that has one (a parse failure has no label: the pair counts as unjudged)."""
+def _judged(judging: Judging, pairs: list[Pair], catalog: Catalog) -> dict[tuple[str, str], JudgedPair]:
+    """The judgment of each pair the store has one for, as the program makes it of the stored answers (a parse failure
+    has no label: the pair counts as unjudged)."""
     return {
         (pair.query_id, pair.product_id): JudgedPair(outcome.value.label, outcome.value.reasoning)
-        for pair, outcome in steps.stored_judgments(pairs, catalog).items()
+        for pair, outcome in replayed(judging.lookup(), pairs, catalog).items()
         if outcome.ok
     }
 

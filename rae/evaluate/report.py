@@ -118,7 +118,7 @@ def per_query(evaluation: Evaluation) -> pd.DataFrame:
 
 def mlflow_fields(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float | None]]:
     """An evaluation's JSON as MLflow parameters and metrics (``<engine>.<metric>``)."""
-    params = {key: result[key] for key in ("model", "program", "guidelines", "judge_hash", "guidelines_hash", "k", "queries", "run_id")}
+    params = {key: result[key] for key in ("model", "program", "guidelines", "program_fingerprint", "k", "queries", "run_id")}
     params["engines"] = ",".join(result["engines"])
     metrics: dict[str, float | None] = {}
     for name, engine in result["engines"].items():

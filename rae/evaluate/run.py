@@ -52,13 +52,13 @@ def run_evaluation(
 ) -> EvaluationRun:
     settings = {**workspace.settings.model_dump(), "engines": [r.name for r in retrievals], "k": k}
     weights = sample_weights(workspace.store, population_of([q.query_id for q in queries]))
-    with workspace.store.recorded_run("evaluate", settings) as run, workspace.using_model():
+    with workspace.store.recorded_run("evaluate", settings) as run:
         elsewhere = None
         if placement != Placement():
             def elsewhere(pairs: list[Pair]) -> AnnotationSummary:
                 return annotate_pairs(workspace, pairs, placement, run.run_id, limit=limit, progress=progress)
         evaluation = evaluate_engines(
-            retrievals, queries, workspace.steps(run.run_id), workspace.labelled.catalog, k, workspace.workers,
+            retrievals, queries, workspace.judging(run.run_id), workspace.labelled.catalog, k, workspace.workers,
             human_gains_for(queries, workspace.human_labels), progress, limit, weights, elsewhere,
         )
         described = {**workspace.describe(), "run_id": run.run_id}

@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, Settings
 from rae.datasets.records import Query
 from rae.evaluate.evaluation import EngineRun, Evaluation, human_gains_for, scored
 from rae.retrieve.rankings import Rankings
 from rae.retrieve.trec import TrecRunEngine
-from rae.store.schema import EvaluationSampleRow, RunRow
+from rae.store.samples import sample_of
 from rae.store.store import Store
 from rae.workspace import Workspace
 
@@ -73,8 +71,7 @@ def load_evaluation(store: Store, reports_dir: Path, run_id: str | None) -> Stor
     for engine in metrics["engines"]:  # a query the engine found nothing for has no line in its run file
         ranked = TrecRunEngine(directory / "runs" / f"{engine}.trec").rankings
         rankings[engine] = {q.query_id: ranked.get(q.query_id, []) for q in queries}
-    with store.session() as session:
-        run = session.get(RunRow, directory.name)
+    run = store.run(directory.name)
     settings = run.settings if run is not None else {}
     return StoredEvaluation(directory.name, directory, queries, rankings, int(metrics["k"]), settings)
 
@@ -82,8 +79,7 @@ def load_evaluation(store: Store, reports_dir: Path, run_id: str | None) -> Stor
 def sample_weights(store: Store, population: str) -> dict[str, float] | None:
     """Query id -> inverse inclusion probability, for the queries drawn for human labelling from this population
     (None: no draw was made, and every complete query counts with weight one)."""
-    with store.session() as session:
-        rows = list(session.scalars(select(EvaluationSampleRow).where(EvaluationSampleRow.population == population)))
+    rows = sample_of(store, population)
     return {row.query_id: 1.0 / row.inclusion_probability for row in rows} or None
 
 
@@ -99,7 +95,7 @@ def workspace_of(stored: StoredEvaluation, base: Workspace) -> Workspace:
 
 def rescored(workspace: Workspace, stored: StoredEvaluation) -> Evaluation:
     """Every metric of the evaluation again, from the stored judgments and today's human labels; no LM call."""
-    steps = workspace.steps().lookup_only()
+    judging = workspace.judging(allow_calls=False)
     runs = [EngineRun(name, ranking, 0.0, AnnotationSummary(pairs=sum(map(len, ranking.values())))) for name, ranking in stored.rankings.items()]
     human = human_gains_for(stored.queries, workspace.human_labels)
-    return scored(runs, stored.queries, steps, workspace.labelled.catalog, stored.k, human, sample_weights(workspace.store, stored.population))
+    return scored(runs, stored.queries, judging, workspace.labelled.catalog, stored.k, human, sample_weights(workspace.store, stored.population))

@@ -97,7 +97,7 @@ def title(evaluation: Evaluation, described: dict[str, Any]) -> str:
     return (
         f"rae evaluation {described.get('run_id', '')}: {len(evaluation.engines)} engines, {len(evaluation.queries)} queries, "
         f"top {evaluation.k}, judged by {described.get('model', '?')} (program {described.get('program', '?')}, "
-        f"judge {str(described.get('judge_hash', '?'))[:16]})"
+        f"{str(described.get('program_fingerprint', '?'))[:16]})"
     )
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import select
-
 from rae.datasets.judgment_files import DEFAULT_SCALES, Format, read_judgments, write_judgments
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.rating_scales import rating_scale
@@ -23,7 +21,7 @@ from rae.datasets.records import Pair, RaterLabel
 from rae.datasets.searchlog import normalize_query, query_id_for
 from rae.evaluate.stored_run import load_evaluation
 from rae.store.human_labels import latest_reviews, save_rater_labels
-from rae.store.schema import JudgmentRow
+from rae.store.records import judged_pairs_of_queries
 from rae.workspace import Workspace
 
 Which = Literal["llm", "human", "both"]
@@ -71,10 +69,7 @@ def pairs_to_export(workspace: Workspace, split: str | None, queries: int | None
         texts = {q.query_id: q.text for q in stored.queries}
         return [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
     if query_set is not None:
-        with workspace.store.session() as session:
-            rows = session.execute(
-                select(JudgmentRow.query_id, JudgmentRow.query, JudgmentRow.product_id).where(JudgmentRow.query.in_([q.text for q in query_set]))
-            ).all()
+        rows = judged_pairs_of_queries(workspace.store, [q.text for q in query_set])
         return sorted({Pair(*row) for row in rows}, key=lambda p: (p.query_id, p.product_id))
     return workspace.labelled.pairs(split or "all", queries, per_query)
 
@@ -82,7 +77,7 @@ def pairs_to_export(workspace: Workspace, split: str | None, queries: int | None
 def llm_labels(workspace: Workspace, pairs: list[Pair]) -> list[RaterLabel]:
     """The judge's stored labels of the pairs (this program and model), its reasoning as the explanation."""
     rater = f"{workspace.settings.model.name}:{workspace.describe()['program']}"
-    outcomes = workspace.steps().stored_judgments([p for p in pairs if p.product_id in workspace.labelled.catalog], workspace.labelled.catalog)
+    outcomes = workspace.stored_judgments([p for p in pairs if p.product_id in workspace.labelled.catalog])
     return [
         RaterLabel(pair.query_id, pair.query, pair.product_id, outcome.value.label, rater, outcome.value.reasoning or "")
         for pair, outcome in outcomes.items()

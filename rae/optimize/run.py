@@ -11,15 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import dspy
-
 from rae.datasets.records import HumanJudgment
-from rae.lm.recorder import RawOutputs
 from rae.optimize.compile import Budget, OptimizerName, compile_module
 from rae.optimize.examples import judge_examples, pipeline_examples
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import Manifest, save_artifact
-from rae.programs.hashing import program_hash
+from rae.programs.fingerprint import program_fingerprint
 from rae.studies.agreement import AgreementReport
 from rae.studies.scoring import judge_and_compare
 from rae.workspace import Workspace
@@ -93,25 +90,26 @@ def optimize_program(
         "dev": data.select("dev", slices.dev_queries, slices.per_query),
         "test": data.select("test", slices.test_queries, slices.per_query),
     }
-    steps = workspace.steps()
-    with workspace.using_model():
-        if whole_program:
-            trainset = pipeline_examples(chosen["train"], catalog, steps)
-            valset = pipeline_examples(chosen["dev"], catalog, steps)
-        else:
-            trainset = judge_examples(steps, chosen["train"], catalog, progress)
-            valset = judge_examples(steps, chosen["dev"], catalog, progress)
-        outputs = RawOutputs()
-        # DSPy's optimizers print their progress; stdout is kept for rae's own output (--json must stay parseable).
-        with dspy.context(callbacks=[outputs]), dspy.track_usage() as usage, contextlib.redirect_stdout(sys.stderr):
-            compiled = compile_program(base, optimizer, trainset, valset, budget, whole_program)
-        reports = {
-            split: {
-                "uncompiled": score_program(workspace, base, chosen[split], progress),
-                "compiled": score_program(workspace, compiled, chosen[split], progress),
-            }
-            for split in ("dev", "test")
+    judging = workspace.judging()
+    if whole_program:
+        trainset = pipeline_examples(chosen["train"], catalog, workspace.text_spec)
+        valset = pipeline_examples(chosen["dev"], catalog, workspace.text_spec)
+    else:
+        trainset = judge_examples(judging, chosen["train"], catalog, workspace.workers, progress)
+        valset = judge_examples(judging, chosen["dev"], catalog, workspace.workers, progress)
+    before = judging.calls.counted()
+    # DSPy's optimizers print their progress; stdout is kept for rae's own output (--json must stay parseable).
+    with judging.context(history=True), contextlib.redirect_stdout(sys.stderr):
+        compiled = compile_program(base, optimizer, trainset, valset, budget, whole_program)
+    spent = judging.calls.counted() - before
+    judging.flush()
+    reports = {
+        split: {
+            "uncompiled": score_program(workspace, base, chosen[split], progress),
+            "compiled": score_program(workspace, compiled, chosen[split], progress),
         }
+        for split in ("dev", "test")
+    }
     manifest = Manifest(
         name=name,
         version=0,
@@ -128,28 +126,22 @@ def optimize_program(
             **{split: {"queries": len({j.query_id for j in js}), "pairs": len(js)} for split, js in chosen.items()},
         },
         scores={split: {program: _scores(report) for program, report in by_program.items()} for split, by_program in reports.items()},
-        program_hashes={stage: program_hash(getattr(compiled, stage)) for stage in ("requirements", "guidelines", "judge")},
+        program_hashes={stage: program_fingerprint(getattr(compiled, stage)) for stage in ("requirements", "guidelines", "judge")},
     )
     directory = save_artifact(compiled, manifest, workspace.programs_dir)
-    tokens = sum((e.get("prompt_tokens") or 0) + (e.get("completion_tokens") or 0) for per_lm in usage.usage_data.values() for e in per_lm)
-    return OptimizeOutcome(optimizer, manifest, str(directory), reports, len(outputs.texts), tokens, round(time.perf_counter() - started, 1))
+    return OptimizeOutcome(optimizer, manifest, str(directory), reports, spent.calls, spent.tokens, round(time.perf_counter() - started, 1))
 
 
 def compile_program(base: Annotator, optimizer: OptimizerName, trainset: list, valset: list, budget: Budget, whole_program: bool = False) -> Annotator:
-    """A compiled copy of ``base``: its judge compiled, or with ``whole_program`` every predictor."""
+    """A compiled copy of ``base``: its judge compiled, or with ``whole_program`` every predictor. What the optimizer
+    fitted is carried into a copy of ``base`` through DSPy's saved state (``dump_state``/``load_state``), so the
+    program that is saved and run is ``base``'s own class, with nothing of the search left on it."""
+    program = base.deepcopy()
     if whole_program:
-        return _owned(compile_module(base, optimizer, trainset, valset, budget))
-    compiled = base.deepcopy()
-    compiled.judge = _owned(compile_module(base.judge, optimizer, trainset, valset, budget))
-    return compiled
-
-
-def _owned(module: dspy.Module) -> dspy.Module:
-    """A compiled module made part of its parent. DSPy marks an optimizer's result ``_compiled``, and a parent's
-    ``save`` skips a compiled sub-module as frozen: the judge's demos would silently not be saved."""
-    module._compiled = False
-    module.__dict__.pop("candidate_programs", None)  # every candidate the search scored: not part of the program
-    return module
+        program.load_state(compile_module(base, optimizer, trainset, valset, budget).dump_state())
+    else:
+        program.judge.load_state(compile_module(base.judge, optimizer, trainset, valset, budget).dump_state())
+    return program
 
 
 def score_program(workspace: Workspace, program: Annotator, judgments: list[HumanJudgment], progress: bool = True) -> AgreementReport:

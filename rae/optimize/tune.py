@@ -64,10 +64,9 @@ def run_study(base: Workspace, study_name: str, storage: str, trials: int, slice
     def objective(trial: optuna.Trial) -> float:
         settings = TrialSettings.suggest(trial)
         workspace = settings.workspace(base)
-        with workspace.using_model():
-            trainset = judge_examples(workspace.steps(), train, workspace.labelled.catalog, progress)
-            program = compile_program(workspace.annotator, "labeled", trainset, [], Budget(labeled_demos=settings.demos))
-            report = score_program(workspace, program, dev, progress)
+        trainset = judge_examples(workspace.judging(), train, workspace.labelled.catalog, workspace.workers, progress)
+        program = compile_program(workspace.annotator, "labeled", trainset, [], Budget(labeled_demos=settings.demos))
+        report = score_program(workspace, program, dev, progress)
         trial.set_user_attr("weighted_kappa", report.weighted_kappa.value)
         trial.set_user_attr("accuracy", report.accuracy.value)
         trial.set_user_attr("kappa_ci", [report.kappa.ci_low, report.kappa.ci_high])

@@ -13,15 +13,15 @@ A new draw from the same evaluation replaces the previous one (inclusion probabi
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
-from sqlalchemy import delete, func, select
 
 from rae.config import ConfigError
+from rae.datasets.records import Pair
 from rae.evaluate.stored_run import StoredEvaluation
-from rae.store.schema import EvaluationSampleRow, JudgmentRow, ReviewItemRow
+from rae.store.review_items import Item, add_items
+from rae.store.samples import record_sample
 from rae.workspace import Workspace
 
 Design = Literal["uniform", "confidence"]
@@ -78,18 +78,12 @@ def _draw(rng: np.random.Generator, members: dict[str, list[str]], sizes: dict[s
 def _confidence_strata(workspace: Workspace, stored: StoredEvaluation) -> dict[str, str]:
     """``unsure`` for the queries whose pool the judge was least sure of (mean confidence at or below the median)."""
     pools = stored.pools()
-    wanted = {(q, p) for q, pool in pools.items() for p in pool}
-    judge_hash = workspace.annotator.stage_hashes()["judgment"]
-    with workspace.store.session() as session:
-        rows = session.execute(
-            select(JudgmentRow.query_id, JudgmentRow.product_id, JudgmentRow.confidence).where(
-                JudgmentRow.program_hash == judge_hash, JudgmentRow.model_id == workspace.model.identity, JudgmentRow.confidence.is_not(None)
-            )
-        ).all()
+    texts = {q.query_id: q.text for q in stored.queries}
+    pairs = [Pair(q, texts[q], p) for q, pool in pools.items() for p in sorted(pool)]
     by_query: dict[str, list[float]] = {}
-    for query_id, product_id, confidence in rows:
-        if (query_id, product_id) in wanted:
-            by_query.setdefault(query_id, []).append(confidence)
+    for pair, outcome in workspace.stored_judgments(pairs).items():
+        if outcome.ok and outcome.value.confidence is not None:
+            by_query.setdefault(pair.query_id, []).append(outcome.value.confidence)
     if not by_query:
         raise ConfigError("the judge's confidence was not measured for this evaluation: use --design uniform (or set confidence)")
     mean = {q: float(np.mean(by_query.get(q, [0.0]))) for q in pools}
@@ -98,16 +92,7 @@ def _confidence_strata(workspace: Workspace, stored: StoredEvaluation) -> dict[s
 
 
 def _record(workspace: Workspace, stored: StoredEvaluation, drawn: Drawn) -> None:
-    now = datetime.now(UTC)
-    with workspace.store.session() as session, session.begin():
-        session.execute(delete(EvaluationSampleRow).where(EvaluationSampleRow.population == stored.population))
-        session.add_all(
-            EvaluationSampleRow(
-                population=stored.population, query_id=q, run_id=stored.run_id, design=drawn.design, stratum=drawn.strata[q],
-                inclusion_probability=p, created_at=now,
-            )
-            for q, p in drawn.probabilities.items()
-        )
+    record_sample(workspace.store, stored.population, stored.run_id, drawn.design, drawn.strata, drawn.probabilities)
 
 
 def _queue(workspace: Workspace, stored: StoredEvaluation, drawn: Drawn) -> None:
@@ -119,16 +104,9 @@ def _queue(workspace: Workspace, stored: StoredEvaluation, drawn: Drawn) -> None
     pairs = [(q, p) for q in drawn.probabilities for p in sorted(pools[q])]
     todo = [(q, p) for q, p in pairs if (q, p) not in labelled and p in human.catalog]
     drawn.already_labelled = len(pairs) - len(todo)
-    with workspace.store.session() as session, session.begin():
-        queued = {(r.query_id, r.product_id) for r in session.scalars(select(ReviewItemRow).where(ReviewItemRow.queue == drawn.queue))}
-        start = session.scalar(select(func.coalesce(func.max(ReviewItemRow.position), 0)).where(ReviewItemRow.queue == drawn.queue))
-        new = [(q, p) for q, p in todo if (q, p) not in queued]
-        session.add_all(
-            ReviewItemRow(
-                queue=drawn.queue, position=start + i + 1, query_id=q, query=texts[q], product_id=p, source="evaluation",
-                reason=f"drawn for evaluation {stored.run_id} ({drawn.design}, stratum {drawn.strata[q]}, p={drawn.probabilities[q]:.2f})",
-            )
-            for i, (q, p) in enumerate(new)
-        )
-    drawn.queued = len(new)
-
+    items = [
+        Item(q, texts[q], p, "evaluation",
+             f"drawn for evaluation {stored.run_id} ({drawn.design}, stratum {drawn.strata[q]}, p={drawn.probabilities[q]:.2f})")
+        for q, p in todo
+    ]
+    drawn.queued = len(add_items(workspace.store, drawn.queue, items))

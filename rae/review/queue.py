@@ -15,15 +15,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from rae.config import ConfigError
 from rae.datasets.labelled_set import with_reviews
 from rae.datasets.records import Pair
 from rae.labels import Label, is_hard_disagreement
 from rae.retrieve.trec import TrecRunEngine
 from rae.store.human_labels import latest_reviews
-from rae.store.schema import JudgmentRow, ReviewItemRow
+from rae.store.records import judgment_records
+from rae.store.review_items import Item, add_items, queued_pairs
+from rae.store.schema import ReviewItemRow
 from rae.workspace import Workspace
 
 SOURCES = ("confidence", "disagreement", "worst")
@@ -68,29 +68,22 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def low_confidence(workspace: Workspace, reviewed: set[tuple[str, str]], limit: int) -> list[Candidate]:
-    judge_hash = workspace.annotator.stage_hashes()["judgment"]
-    with workspace.store.session() as session:
-        rows = session.scalars(
-            select(JudgmentRow)
-            .where(
-                JudgmentRow.program_hash == judge_hash,
-                JudgmentRow.model_id == workspace.model.identity,
-                JudgmentRow.confidence.is_not(None),
-            )
-            .order_by(JudgmentRow.confidence, JudgmentRow.fingerprint)
-            .limit(limit + len(reviewed))
-        ).all()
-    return [
-        Candidate(Pair(r.query_id, r.query, r.product_id), "confidence", f"low confidence: {r.label} at {r.confidence:.2f}", r.fingerprint)
-        for r in rows
-        if (r.query_id, r.product_id) not in reviewed
-    ][:limit]
+    """The pairs this model has judged that the program, as it is now, is least sure of."""
+    records = judgment_records(workspace.store, workspace.model.identity)
+    pairs = list(dict.fromkeys(Pair(r.query_id, r.query, r.product_id) for r in records if (r.query_id, r.product_id) not in reviewed))
+    sure = [
+        (outcome.value.confidence, outcome.value.fingerprint, pair, outcome.value.label)
+        for pair, outcome in workspace.stored_judgments([p for p in pairs if p.product_id in workspace.labelled.catalog]).items()
+        if outcome.ok and outcome.value.confidence is not None
+    ]
+    sure.sort(key=lambda s: (s[0], s[1]))
+    return [Candidate(pair, "confidence", f"low confidence: {label} at {confidence:.2f}", key) for confidence, key, pair, label in sure[:limit]]
 
 
 def hard_disagreements(workspace: Workspace, split: str, limit: int) -> list[Candidate]:
     labelled = with_reviews(workspace.labelled, latest_reviews(workspace.store))
     humans = labelled.select(split)
-    outcomes = workspace.steps().stored_judgments([h.pair for h in humans], labelled.catalog)
+    outcomes = workspace.stored_judgments([h.pair for h in humans])
     found = []
     for human in humans:
         outcome = outcomes[human.pair]
@@ -112,7 +105,7 @@ def worst_queries(workspace: Workspace, report_dir: Path, reviewed: set[tuple[st
                 pairs.setdefault(pair, f"worst query for {engine} in evaluation {metrics.get('run_id', report_dir.name)}")
     catalog = workspace.labelled.catalog
     known = [p for p in pairs if p.product_id in catalog and (p.query_id, p.product_id) not in reviewed]
-    outcomes = workspace.steps().stored_judgments(known, catalog)
+    outcomes = workspace.stored_judgments(known)
     return [Candidate(p, "worst", pairs[p], outcomes[p].value.fingerprint if outcomes[p].ok else None) for p in known][:limit]
 
 
@@ -128,8 +121,7 @@ def build_queue(workspace: Workspace, name: str, size: int, mix: dict[str, float
         "disagreement": hard_disagreements(workspace, split, size) if shares["disagreement"] else [],
         "worst": worst_queries(workspace, report_dir, reviewed, size) if shares["worst"] and report_dir else [],
     }
-    with workspace.store.session() as session:
-        queued = {(r.query_id, r.product_id) for r in session.scalars(select(ReviewItemRow).where(ReviewItemRow.queue == name))}
+    queued = queued_pairs(workspace.store, name)
     chosen: dict[tuple[str, str], Candidate] = {}
 
     def take(candidate: Candidate) -> None:
@@ -146,12 +138,5 @@ def build_queue(workspace: Workspace, name: str, size: int, mix: dict[str, float
                 break
             take(candidate)
     taken = list(chosen.values())[:size]
-    with workspace.store.session() as session, session.begin():
-        start = session.scalar(select(func.coalesce(func.max(ReviewItemRow.position), 0)).where(ReviewItemRow.queue == name))
-        items = [
-            ReviewItemRow(queue=name, position=start + i + 1, query_id=c.pair.query_id, query=c.pair.query,
-                          product_id=c.pair.product_id, source=c.source, reason=c.reason, judgment=c.judgment)
-            for i, c in enumerate(taken)
-        ]
-        session.add_all(items)
+    items = add_items(workspace.store, name, [Item(c.pair.query_id, c.pair.query, c.pair.product_id, c.source, c.reason, c.judgment) for c in taken])
     return Queued(name, items, Counter(c.source for c in taken), no_evaluation)

@@ -15,13 +15,13 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import select
-
+from rae.datasets.records import Pair
 from rae.errors import RaeError
 from rae.labels import LABELS, Label
 from rae.store.human_labels import save_label
-from rae.store.images import ImageCache
-from rae.store.schema import HumanLabelRow, ImageRow, JudgmentRow, ReviewItemRow
+from rae.store.images import ImageCache, image_with_hash, recorded_image
+from rae.store.review_items import items_of, labelled_items
+from rae.store.schema import JudgmentRow, ReviewItemRow
 from rae.workspace import Workspace
 
 
@@ -37,12 +37,10 @@ class ReviewService:
     queue: str
 
     def items(self) -> list[ReviewItemRow]:
-        with self.workspace.store.session() as session:
-            return list(session.scalars(select(ReviewItemRow).where(ReviewItemRow.queue == self.queue).order_by(ReviewItemRow.position)))
+        return items_of(self.workspace.store, self.queue)
 
     def labelled_by(self, reviewer: str) -> set[int]:
-        with self.workspace.store.session() as session:
-            return set(session.scalars(select(HumanLabelRow.item_id).where(HumanLabelRow.reviewer == reviewer)))
+        return labelled_items(self.workspace.store, reviewer)
 
     def next_item(self, reviewer: str) -> dict[str, Any]:
         items = self.items()
@@ -56,22 +54,21 @@ class ReviewService:
     def view(self, item: ReviewItemRow) -> dict[str, Any]:
         catalog = self.workspace.labelled.catalog
         product = catalog.get(item.product_id)
-        steps = self.workspace.steps().lookup_only()
-        requirements = steps.requirements(item.query)
-        guidelines = steps.guidelines(item.query)
-        judgment = self._judgment(item.judgment)
+        guidelines = self.workspace.judging(allow_calls=False).query_guidelines(item.query)
+        judgment = self._judgment(Pair(item.query_id, item.query, item.product_id), item.judgment)
+        written = guidelines.value.guidelines if guidelines.ok else None
         note = ""
         if guidelines.degenerate is not None:
             note = f"The judge read the generic rubric: this query's {guidelines.degenerate.stage} said nothing ({guidelines.degenerate.reason})."
-        elif guidelines.ok and not guidelines.value.written_for_the_query:
+        elif written is not None and not written.written_for_the_query:
             note = "The judge read the generic rubric."
         return {
             "id": item.id,
             "position": item.position,
             "reason": item.reason,
             "query": item.query,
-            "requirements": [r.model_dump() for r in requirements.value] if requirements.ok else [],
-            "guidelines": guidelines.value.by_label() if guidelines.ok else None,
+            "requirements": [r.model_dump() for r in guidelines.value.requirements] if guidelines.ok else [],
+            "guidelines": written.by_label() if written is not None else None,
             "guidelines_note": note,
             "product": {
                 "id": item.product_id,
@@ -100,10 +97,15 @@ class ReviewService:
         save_label(self.workspace.store, item.query_id, item.query, item.product_id, chosen, reviewer.strip(), note.strip(), item.id)
         return self.next_item(reviewer.strip())
 
-    def _judgment(self, fingerprint: str | None) -> dict[str, Any] | None:
-        if fingerprint is None:
-            return None
-        row = self.workspace.store.get(JudgmentRow, fingerprint)
+    def _judgment(self, pair: Pair, queued_for: str | None) -> dict[str, Any] | None:
+        """What the program, as it is now, says of the pair (from the store); else what the judge said when the pair was
+        queued (its record)."""
+        row = None
+        if pair.product_id in self.workspace.labelled.catalog:
+            outcome = self.workspace.stored_judgments([pair])[pair]
+            row = outcome.value if outcome.ok else None
+        if row is None and queued_for is not None:
+            row = self.workspace.store.get(JudgmentRow, queued_for)
         if row is None:
             return None
         # A reasoning that said nothing is stored as none (flag no_reasoning): the page says so, never shows filler.
@@ -112,13 +114,11 @@ class ReviewService:
     def _image_url(self, source: str | None) -> str | None:
         if not source:
             return None
-        with self.workspace.store.session() as session:
-            row = session.get(ImageRow, source)
+        row = recorded_image(self.workspace.store, source)
         return f"/image/{row.content_hash}" if row is not None and row.status == "ok" else None
 
     def image(self, content_hash: str) -> tuple[bytes, str] | None:
-        with self.workspace.store.session() as session:
-            row = session.scalars(select(ImageRow).where(ImageRow.content_hash == content_hash, ImageRow.status == "ok")).first()
+        row = image_with_hash(self.workspace.store, content_hash)
         if row is None:
             return None
         fetched = ImageCache(self.workspace.store, self.workspace.settings.cache_dir).image(row.source)

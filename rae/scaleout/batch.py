@@ -1,17 +1,17 @@
 """Batch mode (``--batch``, ``--batch-file``): the same calls as an online run, sent as batches at half the price.
 
-A round: the annotation runs with an engine that captures each request its steps would send (``rae.lm.batched``);
-the requests go out as one batch (the OpenAI Batch API, through the ``openai`` SDK, at the model's ``api_base`` or
-OpenAI's), rae polls it, downloads its results, and runs the annotation again with an engine that answers each step
-from them, so every answer is parsed, checked and stored exactly as an online one, under the same key. The first
-round makes the queries' requirements, the second their guidelines (they need the requirements), the third the
-judgments; a round that finds nothing to ask ends the run. A degenerate answer is stored as such (a batch has no
-second attempt; ``--retry-failed`` online refines it); a request the batch failed or let expire is asked again by
-the next run.
+A round: the program runs with the batch capture in place of the model (``rae.lm.batched``): every answer stored so
+far is served, and each call it would pay for is noted under its store key and deferred. The noted requests go out as
+one batch (the OpenAI Batch API, through the ``openai`` SDK, at the model's ``api_base`` or OpenAI's), each line's
+``custom_id`` its store key; rae polls it, downloads its answers and stores each under its key, exactly as an online
+answer would be. The next round finds them and goes on: the queries' requirements, then their guidelines, then the
+judgments. A round that notes nothing ends the run, and a last pass records what the program made of the answers. A
+degenerate answer is kept as such (a batch makes one attempt a step; ``--retry-failed`` online refines it); a request
+the batch failed or let expire is asked again by the next run.
 
 Every batch is recorded in the store with the keys of its requests, so a killed ``rae annotate --batch`` finds it and
 polls it instead of submitting twice. With ``--batch-file``, the round's requests are written to a JSON Lines file
-instead (vLLM's ``run_batch`` reads the same lines), and ``rae batches import`` stores the results file.
+instead (vLLM's ``run_batch`` reads the same lines), and ``rae batches import`` stores the answers file.
 """
 
 import json
@@ -23,30 +23,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import dspy
 import openai
-from sqlalchemy import select
 from tqdm import tqdm
 
-from rae.annotate.run import AnnotationRun
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.run import AnnotationRun, forget_failures
+from rae.annotate.spending import Spend, SpendingLimit
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, ModelPrice
 from rae.datasets.records import Pair
-from rae.lm.batched import CaptureEngine, ReplayEngine
-from rae.lm.factory import ModelHandle
-from rae.lm.pricing import resolve_price
+from rae.lm.batched import BatchCapture
+from rae.lm.factory import Capabilities, ModelHandle
+from rae.lm.pricing import call_cost, resolve_price
+from rae.programs.refine import Refinement
+from rae.store.batches import open_batches
 from rae.store.schema import BatchRow
 from rae.workspace import Workspace
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
-ROUNDS = 3  # requirements, guidelines, judgments
+ROUNDS = 6  # requirements, guidelines, judgments, and an answer that did not parse asked once more
 ENDPOINT = "/v1/chat/completions"
+STAGE_OF_SPEND = {"judgment": "judgment", "requirements": "requirements_guidelines", "guidelines": "requirements_guidelines"}
 
 
 @dataclass
 class Results:
-    """What a batch gave back: completions by key, and the keys it failed."""
+    """What a batch gave back: answers by store key (text, tokens), and how many requests it failed."""
 
     completions: dict[str, dict[str, Any]]
     failed: int
@@ -56,58 +57,47 @@ def run_in_batches(
     workspace: Workspace, pairs: list[Pair], run_id: str | None, to_file: Path | None = None, progress: bool = True,
     retry_failed: bool = False, limit: SpendingLimit | None = None,
 ) -> AnnotationSummary:
-    """Rounds of batches until nothing is left to ask (or, with ``to_file``, one round written to a file). The summary
-    is the last round's, with what every round cost. With a spending limit, a round sends only the requests whose
-    expected cost at the batch price fits in what is left of it; with ``retry_failed``, stored failures are asked again."""
+    """Rounds of batches until nothing is left to ask (or, with ``to_file``, one round written to a file). With a
+    spending limit, a round sends only the requests whose expected cost at the batch price fits in what is left of it;
+    with ``retry_failed``, the stored answers that gave a failure are forgotten first, and asked again."""
     _check(workspace)
+    if retry_failed:
+        forget_failures(workspace.judging(run_id), pairs, workspace.labelled.catalog)
     budget = _at_batch_price(workspace, limit)
     spent = AnnotationSummary().spend
-    last, held_back = None, 0
-    retrying = retry_failed  # the failures stored before this run, asked again in its first round only
+    held_back = 0
     for _ in range(ROUNDS):
-        requests = capture(workspace, pairs, retrying)
-        if not requests:
+        capture = capture_round(workspace, pairs)
+        if not capture.bodies:
             break
-        waiting = _unfinished(workspace, set(requests))
+        waiting = [row for row in open_batches(workspace.store, "api") if set(capture.bodies) & set(row.custom_ids)]
         asked = {key for row in waiting for key in row.custom_ids}
-        new, reserved = _within_budget({key: body for key, body in requests.items() if key not in asked}, budget)
-        held_back += len(requests) - len(asked) - len(new)
+        new, reserved = _within_budget({key: body for key, body in capture.bodies.items() if key not in asked}, budget)
+        held_back += len(capture.bodies) - len(set(capture.bodies) & asked) - len(new)
         if to_file is not None:
-            write_requests(workspace, to_file, new, pairs, run_id)
+            write_requests(workspace, to_file, new, pairs, run_id, capture.stages)
             break
         if new:
-            waiting.append(submit(workspace, new, pairs, run_id))
-        completions: dict[str, dict[str, Any]] = {}
+            waiting.append(submit(workspace, new, pairs, run_id, capture.stages))
         for row in waiting:
-            results = follow(workspace, row, progress)
-            completions |= results.completions
-            if budget is not None and row.batch_id == waiting[-1].batch_id and new:
+            stored = store_answers(workspace, row, follow(workspace, row, progress), run_id)
+            spent = {stage: spent[stage] + stored.get(stage, Spend()) for stage in spent}
+            if budget is not None and row is waiting[-1] and new:
                 budget.settle(reserved, row.cost_usd, len(new))
-        last = replay(workspace, pairs, completions, run_id, retrying)
-        spent = {stage: spent[stage] + last.spend[stage] for stage in spent}
-        _mark_stored(workspace, waiting)
-        retrying = False
         if held_back:
             break
-    summary = last if last is not None and to_file is None else replay(workspace, pairs, {}, run_id, retrying)
+    summary = _recorded(workspace, pairs, run_id)
     summary.spend = spent
     if held_back and limit is not None:
         summary.stopped_at_budget = limit.limit
     return summary
 
 
-def capture(workspace: Workspace, pairs: list[Pair], retry_failed: bool = False) -> dict[str, dict[str, Any]]:
-    """The request body of every call the next step of the work would make, by the key of the step."""
-    engine = CaptureEngine(_served_name(workspace), _structured_output(workspace))
-    _annotate(workspace, pairs, engine, None, retry_failed)
-    return engine.bodies
-
-
-def replay(
-    workspace: Workspace, pairs: list[Pair], completions: dict[str, dict[str, Any]], run_id: str | None, retry_failed: bool = False
-) -> AnnotationSummary:
-    """Store the steps a batch answered (and count, as deferred, the ones still waiting)."""
-    return _annotate(workspace, pairs, ReplayEngine(completions), run_id, retry_failed)
+def capture_round(workspace: Workspace, pairs: list[Pair]) -> BatchCapture:
+    """The program run over the pairs with every answer stored so far: the calls it would pay for next, noted."""
+    capture = _capture(workspace)
+    _run(workspace, pairs, capture, None)
+    return capture
 
 
 def _at_batch_price(workspace: Workspace, limit: SpendingLimit | None) -> SpendingLimit | None:
@@ -131,13 +121,13 @@ def _within_budget(requests: dict[str, dict[str, Any]], budget: SpendingLimit | 
     return kept, reserved
 
 
-def submit(workspace: Workspace, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None) -> BatchRow:
+def submit(workspace: Workspace, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None, stages: dict[str, str]) -> BatchRow:
     client = _client(workspace)
-    data = _jsonl(requests)
-    uploaded = client.files.create(file=("rae-requests.jsonl", data), purpose="batch")
+    uploaded = client.files.create(file=("rae-requests.jsonl", _jsonl(requests)), purpose="batch")
     batch = client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT, completion_window="24h")
     row = BatchRow(batch_id=batch.id, provider="api", model=workspace.settings.model.name, status=batch.status, requests=len(requests),
-                   custom_ids=list(requests), work=[[p.query_id, p.query, p.product_id] for p in pairs], input_file_id=uploaded.id, run_id=run_id)
+                   custom_ids=list(requests), stages={k: stages.get(k, "") for k in requests}, work=_work(pairs), input_file_id=uploaded.id,
+                   run_id=run_id)
     workspace.store.replace(row)
     return row
 
@@ -156,35 +146,59 @@ def follow(workspace: Workspace, row: BatchRow, progress: bool = True, sleep: Ca
             bar.refresh()
             workspace.store.replace(row)
     output = client.files.content(row.output_file_id).text if row.output_file_id else ""
-    results = read_results(output)
-    row.cost_usd = _cost(workspace, results)
     row.finished_at = row.finished_at or datetime.now(UTC)
+    return read_results(output)
+
+
+def store_answers(workspace: Workspace, row: BatchRow, results: Results, run_id: str | None) -> dict[str, Spend]:
+    """Store a batch's answers under the keys of the requests that asked for them (at the batch price), mark the batch
+    stored once it has ended, and say what its answers cost by stage."""
+    price = batch_price(workspace)
+    mine = set(row.custom_ids)
+    answers, spent = [], {}
+    for key, answer in results.completions.items():
+        if key not in mine:
+            continue
+        stage = (row.stages or {}).get(key, "")
+        cost = call_cost(price, answer["input_tokens"], answer["output_tokens"])
+        answers.append({"fingerprint": key, "model_id": workspace.model.identity, "stage": stage, "request": None, "text": answer["text"],
+                        "finish_reason": "stop", "input_tokens": answer["input_tokens"], "output_tokens": answer["output_tokens"],
+                        "cost_usd": cost, "latency_s": None, "retries": 0, "probabilities": None, "run_id": run_id, "created_at": datetime.now(UTC)})
+        spend_stage = STAGE_OF_SPEND.get(stage, "judgment")
+        spent[spend_stage] = spent.get(spend_stage, Spend()) + Spend(1, answer["input_tokens"] or 0, answer["output_tokens"] or 0, cost)
+    workspace.store.put_answers(answers)
+    costs = [a["cost_usd"] for a in answers]
+    row.cost_usd = None if any(c is None for c in costs) else round(sum(costs), 8)
+    row.stored = row.status in TERMINAL or row.provider == "file"
     workspace.store.replace(row)
-    return results
+    return spent
 
 
-def write_requests(workspace: Workspace, path: Path, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None) -> BatchRow:
+def write_requests(workspace: Workspace, path: Path, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None,
+                   stages: dict[str, str]) -> BatchRow:
     path.write_bytes(_jsonl(requests))
     row = BatchRow(batch_id=f"file:{path.name}:{uuid.uuid4().hex[:8]}", provider="file", model=workspace.settings.model.name, status="written",
-                   requests=len(requests), custom_ids=list(requests), work=[[p.query_id, p.query, p.product_id] for p in pairs], run_id=run_id)
+                   requests=len(requests), custom_ids=list(requests), stages={k: stages.get(k, "") for k in requests}, work=_work(pairs),
+                   run_id=run_id)
     workspace.store.replace(row)
     return row
 
 
 def import_results(workspace: Workspace, path: Path) -> AnnotationSummary:
-    """Store a results file (the Batch API's output lines, or vLLM run_batch's) for the batches that asked for them."""
+    """Store a results file (the Batch API's output lines, or vLLM run_batch's) for the batches that asked for them,
+    then record what the program makes of them."""
     results = read_results(path.read_text())
-    with workspace.store.session() as session:
-        rows = [r for r in session.scalars(select(BatchRow).where(BatchRow.stored.is_(False))) if set(r.custom_ids) & set(results.completions)]
+    rows = [r for r in open_batches(workspace.store) if set(r.custom_ids) & set(results.completions)]
     if not rows:
         raise ConfigError(f"{path}: no recorded batch asked for these results (write the requests with rae annotate --batch-file first)")
     summary = AnnotationSummary()
     for row in rows:
-        pairs = [Pair(*work) for work in row.work]
-        summary = summary + replay(workspace, pairs, results.completions, row.run_id)
         row.status, row.completed, row.failed = "completed", len(set(row.custom_ids) & set(results.completions)), results.failed
-        row.cost_usd, row.stored, row.finished_at = _cost(workspace, results), True, datetime.now(UTC)
-        workspace.store.replace(row)
+        row.finished_at = datetime.now(UTC)
+        spent = store_answers(workspace, row, results, row.run_id)
+        done = _recorded(workspace, [Pair(*work) for work in row.work], row.run_id)
+        done.spend = {stage: done.spend[stage] + spent.get(stage, Spend()) for stage in done.spend}
+        summary = summary + done
     return summary
 
 
@@ -225,36 +239,26 @@ def batch_price(workspace: Workspace) -> ModelPrice | None:
     return ModelPrice(input_per_million=online.input_per_million * online.batch_share, output_per_million=online.output_per_million * online.batch_share)
 
 
-def _annotate(workspace: Workspace, pairs: list[Pair], engine: Any, run_id: str | None, retry_failed: bool = False) -> AnnotationSummary:
-    spec = workspace.settings.model
-    steps = workspace.steps(run_id, retry_failed)
-    steps.model = ModelHandle(spec, batch_price(workspace))  # the same identity (and keys), the batch's price
-    steps.refine_attempts = 1  # a batch has no second attempt: a degenerate answer is stored as such
-    lm = dspy.LM(spec.name, engine=engine, temperature=spec.temperature, max_tokens=spec.max_tokens, cache=False, num_retries=0)
-    with dspy.context(lm=lm, adapter=workspace.model.adapter()):
-        return AnnotationRun(steps, workspace.labelled.catalog, workspace.workers, progress=False).run(pairs)
+def _run(workspace: Workspace, pairs: list[Pair], capture: BatchCapture, run_id: str | None) -> AnnotationSummary:
+    """The program over the pairs, one attempt a step (a batch has no second one), deferring what is not stored."""
+    program = workspace.annotator.with_refinement(Refinement(1, workspace.settings.refine_temperature))
+    model = ModelHandle(workspace.settings.model, batch_price(workspace))  # the same identity (and keys), the batch's price
+    judging = workspace.judging(run_id, annotator=program, model=model, sender=capture)
+    return AnnotationRun(judging, workspace.labelled.catalog, workspace.workers, progress=False).run(pairs)
 
 
-def _unfinished(workspace: Workspace, keys: set[str]) -> list[BatchRow]:
-    """Batches in the store, not yet stored, that asked for some of these keys: followed, never submitted again."""
-    with workspace.store.session() as session:
-        rows = session.scalars(select(BatchRow).where(BatchRow.stored.is_(False), BatchRow.provider == "api")).all()
-    return [row for row in rows if keys & set(row.custom_ids)]
+def _recorded(workspace: Workspace, pairs: list[Pair], run_id: str | None) -> AnnotationSummary:
+    """The last pass: what the program makes of the stored answers, recorded (anything still unanswered is deferred)."""
+    return _run(workspace, pairs, _capture(workspace), run_id)
 
 
-def _mark_stored(workspace: Workspace, rows: list[BatchRow]) -> None:
-    for row in rows:
-        row.stored = row.status in TERMINAL
-        workspace.store.replace(row)
+def _capture(workspace: Workspace) -> BatchCapture:
+    online = Capabilities(workspace.model)
+    return BatchCapture(_served_name(workspace), _structured_output(workspace), online.supports_response_schema, online.supported_params)
 
 
-def _cost(workspace: Workspace, results: Results) -> float | None:
-    price = batch_price(workspace)
-    if price is None:
-        return None
-    tokens_in = sum(c["input_tokens"] or 0 for c in results.completions.values())
-    tokens_out = sum(c["output_tokens"] or 0 for c in results.completions.values())
-    return round((tokens_in * price.input_per_million + tokens_out * price.output_per_million) / 1e6, 6)
+def _work(pairs: list[Pair]) -> list[list[str]]:
+    return [[p.query_id, p.query, p.product_id] for p in pairs]
 
 
 def _jsonl(requests: dict[str, dict[str, Any]]) -> bytes:

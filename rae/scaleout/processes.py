@@ -78,10 +78,9 @@ def annotate_shard(job: ShardJob, done: "queue.Queue[int]") -> AnnotationSummary
     try:
         workspace = Workspace(Settings.model_validate_json(job.settings))
         limit = SpendingLimit(*job.budget) if job.budget is not None else None
-        with workspace.using_model():
-            steps = workspace.steps(job.run_id, job.retry_failed)
-            run = AnnotationRun(steps, workspace.labelled.catalog, workspace.workers, progress=False, limit=limit, on_pair=lambda: done.put(1))
-            return run.run(job.pairs)
+        run = AnnotationRun(workspace.judging(job.run_id), workspace.labelled.catalog, workspace.workers, progress=False, limit=limit,
+                            on_pair=lambda: done.put(1), retry_failed=job.retry_failed)
+        return run.run(job.pairs)
     except RaeError as exc:
         return str(exc)
 

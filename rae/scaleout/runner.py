@@ -7,6 +7,7 @@ only the requests whose expected cost, at the batch price, fits in what is left 
 from dataclasses import dataclass
 from pathlib import Path
 
+from rae.annotate.cost_estimate import spending_limit
 from rae.annotate.run import AnnotationRun
 from rae.annotate.spending import SpendingLimit
 from rae.annotate.summary import AnnotationSummary
@@ -38,5 +39,17 @@ def annotate_pairs(
         return run_on_ray(workspace, pairs, placement.ray, run_id, retry_failed, limit, progress)
     if placement.processes > 1:
         return run_in_processes(workspace.settings, pairs, placement.processes, run_id, retry_failed, limit, progress)
-    with workspace.using_model():
-        return AnnotationRun(workspace.steps(run_id, retry_failed), workspace.labelled.catalog, workspace.workers, progress, limit).run(pairs)
+    return AnnotationRun(workspace.judging(run_id), workspace.labelled.catalog, workspace.workers, progress, limit, retry_failed=retry_failed).run(pairs)
+
+
+def annotate_recorded(
+    workspace: Workspace, pairs: list[Pair], placement: Placement = Placement(), retry_failed: bool = False, budget: float | None = None,
+    progress: bool = True,
+) -> tuple[str, AnnotationSummary]:
+    """``rae annotate``: the pairs judged where the placement says, within the budget, recorded in the store as a run.
+    The command line and the Python API both run this. The run's id, and what it did."""
+    limit = spending_limit(workspace.judging(), pairs, workspace.labelled.catalog, budget) if budget is not None else None
+    with workspace.store.recorded_run("annotate", workspace.settings.model_dump()) as run:
+        summary = annotate_pairs(workspace, pairs, placement, run.run_id, retry_failed, limit, progress)
+        run.counts = summary.as_dict()
+    return run.run_id, summary

@@ -154,8 +154,7 @@ def ablate(base: Workspace, variants: list[Variant], judgments: list[HumanJudgme
 
 def run_variant(base: Workspace, variant: Variant, judgments: list[HumanJudgment], progress: bool = True) -> VariantResult:
     workspace = Workspace(base.settings.with_overrides(**variant.overrides))
-    with workspace.using_model():
-        scored = judge_and_compare(workspace, judgments, progress=progress)
+    scored = judge_and_compare(workspace, judgments, progress=progress)
     program = workspace.manifest.artifact_id if workspace.manifest else UNCOMPILED
     return VariantResult(variant, scored, program)
 

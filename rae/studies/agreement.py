@@ -14,7 +14,7 @@ import krippendorff
 import numpy as np
 from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
-from rae.annotate.steps import StepOutcome
+from rae.annotate.outcome import StepOutcome
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import HumanJudgment, Pair
 from rae.errors import RaeError

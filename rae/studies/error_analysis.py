@@ -1,7 +1,7 @@
 """``rae errors``: the judge's disagreements with the humans, grouped by cause.
 
 Each disagreement on a split (the judge's stored label differs from the human's) goes to the error analyst with the
-query's requirements; the cause it names is stored like any other step, so a second run costs nothing. Hard
+query's requirements; its answer is stored like any other call, so a second run costs nothing. Hard
 disagreements (irrelevant against highly relevant) come first when there are more disagreements than ``limit``.
 """
 
@@ -9,18 +9,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import dspy
+from dspy.utils.exceptions import AdapterParseError, LMError
 
-from rae.annotate.concurrency import each_concurrently
-from rae.annotate.steps import Answer, StepOutcome, StoredSteps
-from rae.datasets.records import HumanJudgment, Pair, Product
+from rae.annotate.judging import Judging, run_to_completion
+from rae.annotate.run import each_concurrently
+from rae.config import ProductTextSpec
+from rae.datasets.records import HumanJudgment, Product
 from rae.labels import Label, is_hard_disagreement
-from rae.lm.recorder import recorded_call
+from rae.lm.calls import call_log
 from rae.programs.error_cause import CAUSES, ErrorAnalyst
-from rae.programs.hashing import program_hash
 from rae.programs.product_text import product_text
-from rae.store.keys import key_for
-from rae.store.schema import ErrorCauseRow, JudgmentRow
+from rae.programs.requirements import Requirement
+from rae.store.schema import JudgmentRow
 from rae.workspace import Workspace
 
 EXAMPLES_PER_CAUSE = 5
@@ -61,8 +61,7 @@ class ErrorAnalysis:
 
 def analyse_errors(workspace: Workspace, humans: list[HumanJudgment], limit: int = 100, progress: bool = True) -> ErrorAnalysis:
     catalog = workspace.labelled.catalog
-    steps = workspace.steps()
-    outcomes = steps.stored_judgments([h.pair for h in humans], catalog)
+    outcomes = workspace.stored_judgments([h.pair for h in humans])
     disagreements = [
         (human, outcomes[human.pair].value)
         for human in humans
@@ -70,58 +69,55 @@ def analyse_errors(workspace: Workspace, humans: list[HumanJudgment], limit: int
     ]
     disagreements.sort(key=lambda d: not is_hard_disagreement(d[0].label, Label(d[1].label)))  # the hard ones first
     analysis = ErrorAnalysis(disagreements=len(disagreements))
-    analyst = ErrorAnalyst()
-
-    def explain(case: tuple[HumanJudgment, JudgmentRow]) -> StepOutcome[ErrorCauseRow]:
-        human, judgment = case
-        return error_cause(steps, analyst, human.pair, catalog[human.product_id], human.label, judgment)
-
-    with workspace.using_model():
-        explained = each_concurrently(disagreements[:limit], explain, workspace.workers, progress, "disagreements")
-    for (human, judgment), outcome in zip(disagreements[:limit], explained, strict=True):
-        if not outcome.ok:
+    chosen = disagreements[:limit]
+    lookup = workspace.judging(allow_calls=False)
+    requirements = {q: _requirements(lookup, q) for q in dict.fromkeys(h.query for h, _ in chosen)}
+    cases = [_inputs(human, judgment, catalog[human.product_id], requirements[human.query], workspace.text_spec) for human, judgment in chosen]
+    explained = run_to_completion(_explained(workspace.judging(), ErrorAnalyst(), cases, workspace.workers, progress))
+    for (human, judgment), answer in zip(chosen, explained, strict=True):
+        if answer is None:
             analysis.failed += 1
             continue
         analysis.analysed += 1
-        row = outcome.value
-        analysis.causes[row.cause] += 1
-        examples = analysis.examples.setdefault(row.cause, [])
+        cause = str(answer.cause)
+        analysis.causes[cause] += 1
+        examples = analysis.examples.setdefault(cause, [])
         if len(examples) < EXAMPLES_PER_CAUSE:
             examples.append(
                 {"query": human.query, "product": catalog[human.product_id].title, "human": str(human.label), "judge": judgment.label,
-                 "explanation": row.explanation or ""}
+                 "explanation": answer.explanation or ""}
             )
     return analysis
 
 
-def error_cause(
-    steps: StoredSteps, analyst: dspy.Module, pair: Pair, product: Product, human: Label, judgment: JudgmentRow
-) -> StepOutcome[ErrorCauseRow]:
-    """Why the judge's label differs from the human's, named by ``analyst`` from the query's requirements; stored."""
-    requirements = steps.requirements(pair.query)
-    stated = requirements.value or []
-    inputs = {
-        "query": pair.query,
-        "requirements": stated,
-        "product": product_text(product, steps.text_spec),
-        "human_label": str(human),
+def _requirements(lookup: Judging, query: str) -> list[Requirement]:
+    """The query's requirements as the program wrote them (from the store), or none."""
+    made = lookup.query_guidelines(query)
+    return list(made.value.requirements) if made.value is not None else []
+
+
+def _inputs(human: HumanJudgment, judgment: JudgmentRow, product: Product, requirements: list[Requirement], spec: ProductTextSpec) -> dict[str, Any]:
+    return {
+        "query": human.query,
+        "requirements": requirements,
+        "product": product_text(product, spec),
+        "human_label": str(human.label),
         "judge_label": judgment.label,
         "judge_reasoning": judgment.reasoning or "",
     }
-    content = {**inputs, "requirements": [r.model_dump() for r in stated]}
-    through = steps.stored_call(
-        ErrorCauseRow,
-        key_for("error_cause", program_hash(analyst), steps.model.identity, content),
-        lambda: Answer(recorded_call(analyst, steps.model.call_policy, **inputs)),
-        lambda answer: ErrorCauseRow(
-            query_id=pair.query_id,
-            product_id=pair.product_id,
-            human_label=str(human),
-            judge_label=judgment.label,
-            cause=str(answer.record.prediction.cause) if answer.record.ok else None,
-            explanation=answer.record.prediction.explanation if answer.record.ok else None,
-        ),
-    )
-    row = through.row
-    status = "missing" if row is None else row.status
-    return StepOutcome(row, status, through.cached, through.spend + requirements.spend)
+
+
+async def _explained(judging: Judging, analyst: ErrorAnalyst, cases: list[dict[str, Any]], workers: int, progress: bool) -> list[Any]:
+    """The analyst's answer for each case, through the store (None: it did not parse, or the model failed)."""
+    async def explain(inputs: dict[str, Any]) -> Any:
+        try:
+            with call_log("error_cause"):
+                return await analyst.acall(**inputs)
+        except (AdapterParseError, LMError):
+            return None
+
+    with judging.context():
+        try:
+            return await each_concurrently(cases, explain, workers, progress, "disagreements")
+        finally:
+            judging.flush()

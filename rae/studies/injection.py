@@ -13,8 +13,8 @@ from typing import Any
 
 import dspy
 
-from rae.annotate.run import AnnotationRun
-from rae.annotate.steps import StoredSteps
+from rae.annotate.judging import Judging
+from rae.annotate.run import AnnotationRun, replayed
 from rae.datasets.records import HumanJudgment, Pair, Product
 from rae.labels import Label
 from rae.programs.annotator import Annotator
@@ -116,10 +116,9 @@ def measure_injection(workspace: Workspace, judgments: list[HumanJudgment], spli
     hostile_pairs = [Pair(j.query_id, j.query, copies[j.product_id][0].product_id) for j in judgments]
     results = {}
     for defended in (False, True):
-        steps = _steps(workspace, defended)
-        with workspace.using_model():
-            AnnotationRun(steps, catalog, workspace.workers, progress).run(clean_pairs + hostile_pairs)
-        labels = {pair: outcome for pair, outcome in steps.stored_judgments(clean_pairs + hostile_pairs, catalog).items()}
+        judging = _judging(workspace, defended)
+        AnnotationRun(judging, catalog, workspace.workers, progress).run(clean_pairs + hostile_pairs)
+        labels = replayed(judging.lookup(), clean_pairs + hostile_pairs, catalog)
         result = DefenceResult(by_injection={text: 0 for text in INJECTIONS})
         for clean, hostile in zip(clean_pairs, hostile_pairs, strict=True):
             before, after = labels[clean], labels[hostile]
@@ -139,12 +138,12 @@ def measure_injection(workspace: Workspace, judgments: list[HumanJudgment], spli
     return InjectionReport(split, workspace.settings.model.name, len(judgments), results["undefended"], results["defended"], flagging)
 
 
-def _steps(workspace: Workspace, defended: bool) -> StoredSteps:
+def _judging(workspace: Workspace, defended: bool) -> Judging:
     """The judge as rae runs it (uncompiled, to compare like with like), or without its two prompt defences."""
-    annotator = Annotator(guidelines=workspace.settings.guidelines, chain_of_thought=workspace.settings.chain_of_thought)
+    annotator = Annotator(workspace.settings.guidelines, workspace.settings.chain_of_thought, refinement=workspace.refinement)
     text_spec = workspace.settings.product_text
     if not defended:
         cot = workspace.settings.chain_of_thought
         annotator.judge.judge = dspy.ChainOfThought(JudgeRelevanceUndefended, rationale_field=REASONING) if cot else dspy.Predict(JudgeRelevanceUndefended)
         text_spec = text_spec.model_copy(update={"delimit": False})
-    return workspace.steps(annotator=annotator, text_spec=text_spec)
+    return workspace.judging(annotator=annotator, text_spec=text_spec)

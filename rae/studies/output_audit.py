@@ -12,14 +12,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from rae.labels import LABELS
 from rae.programs.guidelines import WriteGuidelines
 from rae.programs.judge import JudgeRelevance
 from rae.programs.requirements import Requirement
 from rae.programs.validators import guidelines_problem, prompt_sentences, reasoning_problem, requirements_problem
-from rae.store.schema import GuidelinesRow, JudgmentRow, LMCall, RequirementsRow
+from rae.store.records import step_records
+from rae.store.schema import GuidelinesRow, JudgmentRow, RequirementsRow
 from rae.store.store import Store
 
 STAGES = ("requirements", "guidelines", "reasoning")
@@ -74,29 +73,21 @@ class OutputAudit:
 def audit_outputs(store: Store, model_id: str | None = None) -> OutputAudit:
     """Every stored requirement list, guideline set and reasoning (of one model identity, or of all)."""
     stages = {stage: StageAudit(stage) for stage in STAGES}
-    for row in _rows(store, RequirementsRow, model_id):
+    for row in step_records(store, RequirementsRow, model_id):
         requirements = [Requirement.model_validate(r) for r in row.requirements]
         _count(stages["requirements"], row, row.status == "ok", requirements_problem(row.query, requirements))
     sentences = prompt_sentences(WriteGuidelines)
-    for row in _rows(store, GuidelinesRow, model_id):
+    for row in step_records(store, GuidelinesRow, model_id):
         by_label = {str(label): row.guidelines.get(str(label), "") for label in LABELS}
         _count(stages["guidelines"], row, row.status == "ok", guidelines_problem(row.query, by_label, sentences))
     sentences = prompt_sentences(JudgeRelevance)
-    for row in _rows(store, JudgmentRow, model_id):
+    for row in step_records(store, JudgmentRow, model_id):
         if row.reasoning is None and "no_reasoning" not in (row.flags or "").split(","):
             continue  # a judge without chain of thought: no reasoning to check
         kept = row.reasoning is not None
         # The guidelines and listing the judge read are not stored with it, so an echo of them is not checked here.
         _count(stages["reasoning"], row, kept, reasoning_problem(row.query, row.reasoning, sentences) if kept else None)
     return OutputAudit("all models" if model_id is None else "this model", stages)
-
-
-def _rows(store: Store, table: type[LMCall], model_id: str | None) -> list[Any]:
-    query = select(table).where(table.status != "failed")
-    if model_id is not None:
-        query = query.where(table.model_id == model_id)
-    with store.session() as session:
-        return list(session.scalars(query))
 
 
 def _count(audit: StageAudit, row: Any, stored_as_content: bool, problem: str | None) -> None:

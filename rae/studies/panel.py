@@ -40,9 +40,8 @@ def annotate_panel(
     spent = 0.0
     for name, workspace in judges.items():
         catalog = workspace.labelled.catalog
-        limit = spending_limit(workspace.steps(), pairs, catalog, budget_usd - spent) if budget_usd is not None else None
-        with workspace.using_model():
-            summaries[name] = AnnotationRun(workspace.steps(retry_failed=retry_failed), catalog, workspace.workers, progress, limit).run(pairs)
+        limit = spending_limit(workspace.judging(), pairs, catalog, budget_usd - spent) if budget_usd is not None else None
+        summaries[name] = AnnotationRun(workspace.judging(), catalog, workspace.workers, progress, limit, retry_failed=retry_failed).run(pairs)
         spent += summaries[name].total.cost_usd or 0.0
         if summaries[name].stopped_at_budget is not None:
             summaries[name].stopped_at_budget = budget_usd
@@ -76,10 +75,9 @@ class PanelAgreement:
 
 
 def panel_agreement(judges: dict[str, Workspace], humans: list[HumanJudgment], other_raters: dict[tuple[str, str], dict[str, Label]], ties: str) -> PanelAgreement:
-    catalog = next(iter(judges.values())).labelled.catalog
     by_judge_labels: dict[str, dict[tuple[str, str], Label]] = {}
     for name, workspace in judges.items():
-        outcomes = workspace.steps().stored_judgments([h.pair for h in humans], catalog)
+        outcomes = workspace.stored_judgments([h.pair for h in humans])
         by_judge_labels[name] = {(p.query_id, p.product_id): Label(o.value.label) for p, o in outcomes.items() if o.ok}
     compared, by_judge = [], {}
     for human in humans:

@@ -106,13 +106,12 @@ def raising_judge(humans: list[HumanJudgment], share: float = 0.3, seed: int = 0
 
 def judge_gains(workspace: Workspace, lists: dict[str, Rankings], progress: bool = True) -> Gains:
     """The configured judge's labels of every product in the lists, judged through the store (paid once: a second
-    check reads them back). A pair whose judgment failed to parse counts as unjudged. Call inside ``using_model``."""
+    check reads them back). A pair whose judgment failed to parse counts as unjudged."""
     queries = {q.query_id: q.text for q in workspace.labelled.queries("all")}
     pairs = list(dict.fromkeys(Pair(q, queries[q], p) for ranking in lists.values() for q, products in ranking.items() for p in products))
-    steps = workspace.steps()
-    AnnotationRun(steps, workspace.labelled.catalog, workspace.workers, progress).run(pairs)
+    AnnotationRun(workspace.judging(), workspace.labelled.catalog, workspace.workers, progress).run(pairs)
     gains: Gains = {}
-    for pair, outcome in steps.stored_judgments(pairs, workspace.labelled.catalog).items():
+    for pair, outcome in workspace.stored_judgments(pairs).items():
         if outcome.ok:
             gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
     return gains

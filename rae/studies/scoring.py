@@ -23,12 +23,10 @@ class Scored:
 
 
 def judge_and_compare(workspace: Workspace, judgments: list[HumanJudgment], annotator: Annotator | None = None, progress: bool = True) -> Scored:
-    """Judge the pairs with ``annotator`` (default the workspace's program), then its agreement with the humans.
-
-    Call it inside ``workspace.using_model()``."""
+    """Judge the pairs with ``annotator`` (default the workspace's program), then its agreement with the humans."""
     catalog = workspace.labelled.catalog
-    steps = workspace.steps(annotator=annotator)
     pairs = [j.pair for j in judgments]
-    summary = AnnotationRun(steps, catalog, workspace.workers, progress).run(pairs)
-    compared = side_by_side(judgments, steps.stored_judgments(pairs, catalog), catalog)
+    run = AnnotationRun(workspace.judging(annotator=annotator), catalog, workspace.workers, progress)
+    summary = run.run(pairs)
+    compared = side_by_side(judgments, workspace.stored_judgments(pairs, annotator), catalog)
     return Scored(summary, compared, agreement_report(compared))

@@ -53,7 +53,7 @@ optimize: install
 
 # Throughput, CPU, cache, memory and store numbers as one JSON (about 20 minutes on 2 cores; see the README).
 bench: install
-	$(BIN)/python -m rae.bench
+	$(BIN)/python -m bench
 
 # Lint first (ruff), then the suite. The store tests start a throwaway PostgreSQL when its binaries are on the machine.
 test: install

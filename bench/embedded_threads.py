@@ -69,7 +69,8 @@ def seconds_per_judgment(threads: int, judgments: int, busy: bool) -> dict[str, 
     data = esci_us()
     pairs = data.pairs("dev", queries=1, per_query=judgments + 1)
     handle = ModelHandle(ModelSpec(n_threads=threads))
-    engine = TimedEngine(handle.lm.engine)
+    sender = handle.sender()
+    engine = TimedEngine(sender)
     lm = dspy.LM(handle.spec.name, engine=engine, temperature=0.0, max_tokens=handle.spec.max_tokens, cache=False, num_retries=0)
     judge = RelevanceJudge()
     with dspy.context(lm=lm, adapter=handle.adapter()):
@@ -78,7 +79,7 @@ def seconds_per_judgment(threads: int, judgments: int, busy: bool) -> dict[str, 
         with busy_core(busy):
             for pair in rest:
                 judge(query=pair.query, guidelines=GENERIC_GUIDELINES.render(), product=product_text(data.catalog[pair.product_id]))
-    handle.lm.engine.close()
+    sender.close()
     times = engine.seconds[1:]
     return {"threads": threads, "busy_process": busy, "median_s": round(statistics.median(times), 2), "max_s": round(max(times), 2), "judgments": len(times)}
 

@@ -6,7 +6,7 @@ label it gives is a hash of the prompt, so answers are deterministic. It can als
 answer 429 with a Retry-After, 500, time out, or write garbage, to show that a run survives a real server's faults.
 It records what arrived (image parts included), so a test can check that the request carried what it should.
 
-Run alone: ``python -m rae.bench.fake_server --latency 0.2`` prints ``http://127.0.0.1:<port>/v1`` and serves.
+Run alone: ``python -m bench.fake_server --latency 0.2`` prints ``http://127.0.0.1:<port>/v1`` and serves.
 """
 
 import argparse
@@ -178,7 +178,7 @@ class BackgroundApp:
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
         self._started.set()
         self._loop.run_forever()
         self._loop.run_until_complete(runner.cleanup())
@@ -212,7 +212,7 @@ def main() -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024)
         await site.start()
-        print(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1", flush=True)
+        print(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(serve())

@@ -1,6 +1,6 @@
 """One benchmark run on a two-node Ray cluster, inside a loopback-only network namespace (``unshare -n``):
 
-    python -m rae.bench.ray_cluster_run DIRECTORY WORKERS PAIRS
+    python -m bench.ray_cluster_run DIRECTORY WORKERS PAIRS
 
 It starts the fake model server (200 ms) and a head and a second node (one CPU each) on 127.0.0.1, judges the pairs
 over the cluster (one task per node at a time, each with WORKERS workers), prints one JSON line, and stops everything
@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from rae.bench.scaleout import process_cpu_s
-from rae.bench.workloads import bench_pairs, fresh_store, pace
+from bench.scaleout import process_cpu_s
+from bench.workloads import bench_pairs, fresh_store, pace
 from rae.config import ModelSpec, Settings
 from rae.scaleout.ray_cluster import run_on_ray
 from rae.workspace import Workspace
@@ -27,7 +27,7 @@ def main(directory: Path, workers: int, n_pairs: int) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     env = {"RAY_USAGE_STATS_ENABLED": "0", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"}
     ray = str(Path(sys.executable).parent / "ray")
-    server = subprocess.Popen([sys.executable, "-m", "rae.bench.fake_server", "--latency", "0.2"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "bench.fake_server", "--latency", "0.2"], stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()
         subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={PORT}", "--num-cpus=1", "--include-dashboard=false",

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rae.bench.workloads import Server, bench_pairs, fresh_store, pace
+from bench.workloads import Server, bench_pairs, fresh_store, pace
 from rae.config import ModelSpec, Settings
 from rae.scaleout.processes import run_in_processes
 
@@ -41,8 +41,8 @@ def ray_throughput(workers: int, n_pairs: int, directory: Path) -> dict[str, Any
     skipped, with the reason, where that cannot be made (not root, no ``unshare``)."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return {"skipped": "needs root and unshare, for a loopback-only network namespace"}
-    script = Path(__file__).with_name("ray_cluster_run.py")
-    run = subprocess.run(["unshare", "-n", sys.executable, str(script), str(directory), str(workers), str(n_pairs)], capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(["unshare", "-n", sys.executable, "-m", "bench.ray_cluster_run", str(directory), str(workers), str(n_pairs)],
+                         capture_output=True, text=True, timeout=1800, cwd=Path(__file__).parents[1])
     if run.returncode != 0:
         return {"failed": run.stderr[-500:]}
     result = [line for line in run.stdout.splitlines() if line.startswith('{"nodes"')]  # Ray forwards its nodes' logs too

@@ -10,6 +10,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +18,18 @@ import dspy
 from sqlalchemy import insert
 
 from rae.annotate.executor import CacheThrough
+from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun
-from rae.annotate.steps import StoredSteps
 from rae.config import ModelSpec
 from rae.datasets.bundled import esci_us
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
-from rae.lm.adapter import JSONAdapter
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.guidelines import GENERIC_GUIDELINES
 from rae.programs.judge import RelevanceJudge
 from rae.programs.product_text import product_text
-from rae.store.schema import JudgmentRow
+from rae.store.schema import LMCallRow
 from rae.store.store import Store
 
 
@@ -73,18 +73,17 @@ def annotation_throughput(server: Server, workers: int, n_pairs: int, directory:
     """Pairs per second and framework CPU per pair of one annotation run from an empty store."""
     pairs, catalog = bench_pairs(n_pairs)
     handle = server.handle()
-    steps = StoredSteps(Annotator(guidelines=guidelines), CacheThrough(fresh_store(directory)), handle)
+    judging = Judging(Annotator(guidelines=guidelines), CacheThrough(fresh_store(directory)), handle, handle.sender())
     _ = handle.price  # resolved once per model, before the clock starts
-    lm = handle.build()
-    with dspy.context(lm=lm, adapter=JSONAdapter()):
-        before, cpu, wall = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
-        summary = AnnotationRun(steps, catalog, workers=workers, progress=False).run(pairs)
-        wall, cpu, after = time.perf_counter() - wall, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF)
+    before, cpu, wall = resource.getrusage(resource.RUSAGE_SELF), time.process_time(), time.perf_counter()
+    summary = AnnotationRun(judging, catalog, workers=workers, progress=False).run(pairs)
+    wall, cpu, after = time.perf_counter() - wall, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF)
+    judging.executor.close()
     return {
         "workers": workers,
         **pace(n_pairs, wall, ideal=workers / server.latency_s),
         "framework_cpu_ms_per_pair": round(1000 * cpu / n_pairs, 2),
-        # Threads handing work to each other: each wake-up costs CPU of its own (rae.bench.http_exchange measures one).
+        # Threads handing work to each other (DSPy's two hops a call, the store's thread): each wake-up costs CPU.
         "context_switches_per_pair": {
             "voluntary": round((after.ru_nvcsw - before.ru_nvcsw) / n_pairs, 1),
             "involuntary": round((after.ru_nivcsw - before.ru_nivcsw) / n_pairs, 1),
@@ -99,7 +98,9 @@ def naive_run(server: Server, n_pairs: int) -> dict[str, Any]:
     pairs, catalog = bench_pairs(n_pairs)
     judge = RelevanceJudge()
     guidelines = GENERIC_GUIDELINES.render()
-    with dspy.context(lm=server.handle().build(), adapter=dspy.JSONAdapter()):
+    handle = server.handle()
+    lm = dspy.LM(handle.spec.name, engine=handle.sender(), temperature=0.0, max_tokens=handle.spec.max_tokens, cache=False, num_retries=0)
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         started = time.perf_counter()
         for pair in pairs:
             judge(query=pair.query, guidelines=guidelines, product=product_text(catalog[pair.product_id]))
@@ -112,10 +113,9 @@ def second_engine_cost(server: Server, directory: Path, n_pairs: int = 1000, new
     pairs, catalog = bench_pairs(int(n_pairs * (1 + new_share)))
     first, second = pairs[:n_pairs], pairs[int(n_pairs * new_share) :]
     handle = server.handle()
-    steps = StoredSteps(Annotator(guidelines="generic"), CacheThrough(fresh_store(directory)), handle)
-    with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
-        a = AnnotationRun(steps, catalog, workers=64, progress=False).run(first)
-        b = AnnotationRun(steps, catalog, workers=64, progress=False).run(second)
+    judging = Judging(Annotator(guidelines="generic"), CacheThrough(fresh_store(directory)), handle, handle.sender())
+    a = AnnotationRun(judging, catalog, workers=64, progress=False).run(first)
+    b = AnnotationRun(judging, catalog, workers=64, progress=False).run(second)
     new_pairs = len(set(second) - set(first))
     return {
         "first_engine": {"pairs": len(first), "lm_calls": a.total_calls},
@@ -130,43 +130,42 @@ def embedded_prefix_ordering(directory: Path, queries: int = 3, per_query: int =
     chosen = data.pairs("dev", queries=queries, per_query=per_query)
     interleaved = [p for group in zip(*[[p for p in chosen if p.query_id == q] for q in dict.fromkeys(p.query_id for p in chosen)], strict=False) for p in group]
     handle = ModelHandle(ModelSpec())
+    sender = handle.sender()
     results = {}
     for name, order, ordered in (("query_order", chosen, True), ("interleaved", interleaved, False)):
-        steps = StoredSteps(Annotator(guidelines="generic"), CacheThrough(fresh_store(directory)), handle)
-        with dspy.context(lm=handle.build(), adapter=JSONAdapter()):
-            started = time.perf_counter()
-            AnnotationRun(steps, data.catalog, workers=1, progress=False, order_by_query=ordered).run(order)
-            seconds = time.perf_counter() - started
+        judging = Judging(Annotator(guidelines="generic"), CacheThrough(fresh_store(directory)), handle, sender)
+        started = time.perf_counter()
+        AnnotationRun(judging, data.catalog, workers=1, progress=False, order_by_query=ordered).run(order)
+        seconds = time.perf_counter() - started
         results[name] = {"pairs": len(order), "seconds": round(seconds, 1), "pairs_per_minute": round(60 * len(order) / seconds, 1)}
     results["speedup_from_ordering"] = round(results["query_order"]["pairs_per_minute"] / results["interleaved"]["pairs_per_minute"], 2)
     return results
 
 
 def store_lookups(directory: Path, rows: int = 1_000_000, probes: int = 2000) -> dict[str, Any]:
-    """Lookup time in a store holding ``rows`` judgments."""
+    """Lookup time in a store holding ``rows`` stored answers."""
     store = fresh_store(directory)
     fingerprints = []
     started = time.perf_counter()
     batch = 20_000
+    now = datetime.now(UTC)
     with store.engine.begin() as connection:
         for start in range(0, rows, batch):
             values = []
             for i in range(start, min(rows, start + batch)):
                 fingerprint = f"{i:064x}"
-                values.append(
-                    {"fingerprint": fingerprint, "program_hash": "p", "model_id": "m", "input_hash": fingerprint, "status": "ok",
-                     "query_id": f"q{i % 5000}", "query": "query text", "product_id": f"p{i}", "label": "irrelevant", "reasoning": "r"}
-                )
-            connection.execute(insert(JudgmentRow), values)
+                values.append({"fingerprint": fingerprint, "model_id": "m", "stage": "judgment", "request": None,
+                               "text": '{"reasoning": "r", "label": "irrelevant"}', "finish_reason": "stop", "retries": 0, "created_at": now})
+            connection.execute(insert(LMCallRow), values)
             fingerprints.extend(v["fingerprint"] for v in values[::97])
     filled = time.perf_counter() - started
     probe = (fingerprints * (probes // len(fingerprints) + 1))[:probes]
     started = time.perf_counter()
     for fingerprint in probe:
-        store.get(JudgmentRow, fingerprint)
+        store.get(LMCallRow, fingerprint)
     one = (time.perf_counter() - started) / probes
     started = time.perf_counter()
-    found = store.get_many(JudgmentRow, probe[:1000])
+    found = store.get_many(LMCallRow, probe[:1000])
     many = time.perf_counter() - started
     size = os.path.getsize(make_path(store))
     return {

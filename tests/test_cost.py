@@ -67,3 +67,13 @@ def test_the_evaluate_dry_run_prints_json_and_calls_nothing(tmp_path, scripted_w
     assert estimate["calls"] == estimate["pairs"] + 2 * 2  # a judgment per pair; requirements and guidelines per query
     assert estimate["stages"]["judgment"]["calls"] == estimate["pairs"]
     assert sum(scripted_workspace.calls.values()) == 0
+
+
+def test_a_sum_of_costs_is_rounded_as_one_call_is_and_unknown_if_any_part_is():
+    from rae.lm.pricing import call_cost, total_cost
+
+    price = ModelPrice(input_per_million=0.15, output_per_million=0.6)
+    parts = [call_cost(price, 1234, 56), call_cost(price, 7, 1)]
+    assert total_cost(parts) == round(sum(parts), 8)
+    assert total_cost([*parts, None]) is None
+    assert total_cost([]) == 0.0

@@ -19,6 +19,7 @@ from rae.annotate.spending import SpendingLimit
 from rae.config import ConfigError
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
+from rae.lm.pricing import total_cost
 from rae.programs.product_text import product_text
 from rae.store.records import answer_tokens
 
@@ -94,7 +95,7 @@ def estimate_cost(judging: Judging, pairs: list[Pair], catalog: Catalog) -> Cost
         queries=len(queries),
         guidelines_stored=len(queries) - len(missing_queries),
         stages=stages,
-        cost_usd=None if any(c is None for c in costs) else round(sum(costs), 6),
+        cost_usd=total_cost(costs),
     )
 
 

@@ -16,6 +16,7 @@ import dspy
 from rae.annotate.spending import Spend
 from rae.datasets.records import Pair, Product
 from rae.lm.calls import Call
+from rae.lm.pricing import total_cost
 from rae.programs.annotator import Degenerate, QueryGuidelines
 from rae.programs.hostile_text import suspicious_instructions
 from rae.programs.product_text import seller_text
@@ -132,8 +133,7 @@ def _fill(row: GuidelinesRow | RequirementsRow | JudgmentRow, status: str, predi
     row.attempts = len(calls) or 1
     row.input_tokens = sum(c.input_tokens or 0 for c in calls) if calls else None
     row.output_tokens = sum(c.output_tokens or 0 for c in calls) if calls else None
-    costs = [c.cost_usd for c in calls]
-    row.cost_usd = None if any(c is None for c in costs) else round(sum(costs), 8)  # what its answers cost, now or when paid
+    row.cost_usd = total_cost(c.cost_usd for c in calls)  # what its answers cost, now or when paid
     row.latency_s = round(sum(c.latency_s for c in calls), 4)
 
 

@@ -6,6 +6,8 @@ unknown. (Looking it up on every call cost more CPU than the call itself for a m
 unknown price gives a cost of None, never a made-up zero.
 """
 
+from collections.abc import Iterable
+
 from rae.config import ModelPrice, ModelSpec
 
 FREE = ModelPrice(input_per_million=0.0, output_per_million=0.0)
@@ -30,3 +32,9 @@ def call_cost(price: ModelPrice | None, input_tokens: int | None, output_tokens:
     if price is None or (input_tokens is None and output_tokens is None):
         return None if price is None else 0.0
     return round(((input_tokens or 0) * price.input_per_million + (output_tokens or 0) * price.output_per_million) / 1e6, 8)
+
+
+def total_cost(costs: Iterable[float | None]) -> float | None:
+    """The sum of several calls' costs, rounded as one call's is; unknown if any of them is unknown."""
+    costs = list(costs)
+    return None if any(c is None for c in costs) else round(sum(costs), 8)  # type: ignore[arg-type]

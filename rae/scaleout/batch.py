@@ -33,7 +33,7 @@ from rae.config import ConfigError, ModelPrice
 from rae.datasets.records import Pair
 from rae.lm.batched import BatchCapture
 from rae.lm.factory import Capabilities, ModelHandle
-from rae.lm.pricing import call_cost, resolve_price
+from rae.lm.pricing import call_cost, resolve_price, total_cost
 from rae.programs.refine import Refinement
 from rae.store.batches import open_batches
 from rae.store.schema import BatchRow
@@ -167,8 +167,7 @@ def store_answers(workspace: Workspace, row: BatchRow, results: Results, run_id:
         spend_stage = STAGE_OF_SPEND.get(stage, "judgment")
         spent[spend_stage] = spent.get(spend_stage, Spend()) + Spend(1, answer["input_tokens"] or 0, answer["output_tokens"] or 0, cost)
     workspace.store.put_answers(answers)
-    costs = [a["cost_usd"] for a in answers]
-    row.cost_usd = None if any(c is None for c in costs) else round(sum(costs), 8)
+    row.cost_usd = total_cost(a["cost_usd"] for a in answers)
     row.stored = row.status in TERMINAL or row.provider == "file"
     workspace.store.replace(row)
     return spent

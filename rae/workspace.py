@@ -27,7 +27,7 @@ from rae.programs.annotator import Annotator
 from rae.programs.artifacts import COMPILED_DIR, UNCOMPILED, Manifest, list_artifacts, load_artifact
 from rae.programs.fingerprint import program_fingerprint
 from rae.programs.refine import Refinement
-from rae.store.human_labels import latest_reviews
+from rae.store.human_labels import latest_ratings
 from rae.store.images import ImageCache
 from rae.store.schema import JudgmentRow
 from rae.store.store import Store
@@ -138,13 +138,13 @@ class Workspace:
         labelled = load_labelled_set(self.settings.data, self.settings.label_mapping)
         if not self.settings.with_reviews:
             return labelled
-        return with_reviews(labelled, latest_reviews(self.store))
+        return with_reviews(labelled, latest_ratings(self.store))
 
     @cached_property
     def human_labels(self) -> LabelledSet:
         """Every human label there is: the labelled set's, and the reviewers' for the pairs the set lacks (whatever
         ``with_reviews`` says: an evaluation's correction by humans wants all of them)."""
-        return with_reviews(load_labelled_set(self.settings.data, self.settings.label_mapping), latest_reviews(self.store))
+        return with_reviews(load_labelled_set(self.settings.data, self.settings.label_mapping), latest_ratings(self.store))
 
     @property
     def workers(self) -> int:

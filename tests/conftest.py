@@ -11,7 +11,7 @@ from rae.annotate.executor import CacheThrough
 from rae.annotate.judging import Judging
 from rae.config import ModelSpec, ProductTextSpec
 from rae.datasets.labelled_set import LabelledSet
-from rae.datasets.records import HumanJudgment, Product
+from rae.datasets.records import Product, Rating
 from rae.labels import ESCI_MAPPING
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
@@ -32,7 +32,7 @@ def tiny_labelled_set() -> LabelledSet:
     judgments, catalog = [], {}
     for query_id, query, products in TINY:
         for product_id, title, esci in products:
-            judgments.append(HumanJudgment(query_id, query, product_id, ESCI_MAPPING[esci], esci))
+            judgments.append(Rating(query_id, query, product_id, ESCI_MAPPING[esci], original_label=esci))
             catalog[product_id] = Product(product_id=product_id, title=title, brand="Acme", category=("Home",))
     return LabelledSet.build("tiny", judgments, catalog, splits={"q1": "dev", "q2": "dev", "q3": "test"})
 

@@ -8,7 +8,7 @@ from rae.annotate.run import AnnotationRun
 from rae.cli import app
 from rae.config import Settings
 from rae.datasets.bundled import esci_us
-from rae.datasets.records import HumanJudgment
+from rae.datasets.records import Rating
 from rae.labels import Label
 from rae.studies.agreement import Compared, NothingJudged, agreement_metrics, agreement_report
 from rae.workspace import Workspace
@@ -18,7 +18,7 @@ H, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT  
 
 def compared(pairs: list[tuple[str, Label, Label | None]]) -> list[Compared]:
     return [
-        Compared(HumanJudgment(q, f"query {q}", f"p{i}", human, "E"), llm, "ok" if llm else "failed")
+        Compared(Rating(q, f"query {q}", f"p{i}", human, original_label="E"), llm, "ok" if llm else "failed")
         for i, (q, human, llm) in enumerate(pairs)
     ]
 

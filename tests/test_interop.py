@@ -13,7 +13,7 @@ from rae.datasets.judgment_files import FORMATS
 from rae.datasets.query_sets import read_query_set
 from rae.datasets.searchlog import query_id_for
 from rae.labels import Label
-from rae.store.human_labels import latest_reviews
+from rae.store.human_labels import latest_ratings
 from rae.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,7 +30,7 @@ def project(tmp_path, monkeypatch) -> Path:
 def imported(*args: str) -> dict[tuple[str, str, str], Label]:
     result = CliRunner().invoke(app, ["judgments", "import", *args])
     assert result.exit_code == 0, result.output
-    return {(r.query_id, r.product_id, r.reviewer): r.label for r in latest_reviews(Workspace(load_settings()).store)}
+    return {(r.query_id, r.product_id, r.rater): r.label for r in latest_ratings(Workspace(load_settings()).store)}
 
 
 def test_a_quepid_case_csv_imports_as_quepid_writes_it(project):
@@ -47,7 +47,7 @@ def test_a_quepid_case_csv_imports_as_quepid_writes_it(project):
 def test_a_quepid_book_imports_each_judge_as_a_rater_and_skips_what_was_not_rated(project):
     labels = imported(str(FIXTURES / "quepid_book.json"), "--format", "quepid-book")
     assert labels == {("101475", "B0832DZJ8S", "ana@example.com"): E, ("101475", "B0832DZJ8S", "ben@example.com"): E, ("101475", "B081CPBZ27", "ana@example.com"): S}
-    notes = {r.note for r in latest_reviews(Workspace(load_settings()).store)}
+    notes = {r.note for r in latest_ratings(Workspace(load_settings()).store)}
     assert "exactly that" in notes  # the judge's explanation is kept
 
 
@@ -80,7 +80,7 @@ def test_every_format_round_trips_the_human_and_the_judges_labels(project, scrip
         fresh = f"sqlite:///{project / (which + fmt + '.db')}"
         back = CliRunner().invoke(app, ["judgments", "import", str(out), "--format", fmt, "--rater", which, "--store", fresh])
         assert back.exit_code == 0, back.output
-        stored = latest_reviews(Workspace(load_settings().with_overrides(store=fresh)).store)
+        stored = latest_ratings(Workspace(load_settings().with_overrides(store=fresh)).store)
         assert {(r.query_id, r.product_id): r.label for r in stored} == expected[which]
     if fmt in ("quepid-book", "csv", "jsonl"):  # formats that name each label's rater carry both raters in one file
         out = project / f"both.{fmt}"
@@ -88,18 +88,18 @@ def test_every_format_round_trips_the_human_and_the_judges_labels(project, scrip
         fresh = f"sqlite:///{project / ('both' + fmt + '.db')}"
         assert CliRunner().invoke(app, ["judgments", "import", str(out), "--format", fmt, "--store", fresh]).exit_code == 0
         by_rater: dict[str, dict] = {}
-        for r in latest_reviews(Workspace(load_settings().with_overrides(store=fresh)).store):
-            by_rater.setdefault(r.reviewer, {})[(r.query_id, r.product_id)] = r.label
+        for r in latest_ratings(Workspace(load_settings().with_overrides(store=fresh)).store):
+            by_rater.setdefault(r.rater, {})[(r.query_id, r.product_id)] = r.label
         assert by_rater.pop("esci-us") == expected["human"] and list(by_rater.values()) == [expected["llm"]]
 
 
 def test_quepid_csv_is_written_with_its_quirks(project, scripted_workspace):
     from rae.datasets.judgment_files import write_judgments
     from rae.datasets.rating_scales import SCALES
-    from rae.datasets.records import RaterLabel
+    from rae.datasets.records import Rating
 
     out = project / "case.csv"
-    write_judgments(out, "quepid-csv", [RaterLabel("q1", "-40 degree freezer", "B1", E, "r"), RaterLabel("q2", "lamp", "B2", S, "r")], SCALES["0-3"], "x")
+    write_judgments(out, "quepid-csv", [Rating("q1", "-40 degree freezer", "B1", E, "r"), Rating("q2", "lamp", "B2", S, "r")], SCALES["0-3"], "x")
     assert out.read_text() == 'query,docid,rating\n -40 degree freezer,B1,3\nlamp,B2,1'  # formula guard, and no trailing newline
 
 

@@ -33,7 +33,7 @@ from rae.config import ConfigError
 from rae.datasets.judgments import load_pairs
 from rae.jsonout import dumps
 from rae.scaleout.runner import annotate_recorded
-from rae.store.human_labels import latest_reviews
+from rae.store.human_labels import latest_ratings
 from rae.studies.agreement import agreement_report, side_by_side
 from rae.studies.human_agreement import human_pairs, rater_agreement
 from rae.studies.panel import annotate_panel, judge_workspaces, panel_agreement
@@ -103,11 +103,11 @@ def agreement(
     labels = labelled.select(split, queries, per_query)
     if judges:
         panel = judge_workspaces(workspace, _names(judges))
-        other_raters = human_pairs(labelled, latest_reviews(workspace.store) + latest_reviews(workspace.store, kind="llm"))
+        other_raters = human_pairs(labelled, latest_ratings(workspace.store) + latest_ratings(workspace.store, kind="llm"))
         show(panel_agreement(panel, labels, other_raters, workspace.settings.panel_ties), as_json, split=split)
         return
     report = agreement_report(side_by_side(labels, workspace.stored_judgments([j.pair for j in labels]), labelled.catalog))
-    among_humans = rater_agreement(human_pairs(labelled, latest_reviews(workspace.store))) if humans else None
+    among_humans = rater_agreement(human_pairs(labelled, latest_ratings(workspace.store))) if humans else None
     if as_json:
         extra = {"human_vs_human": among_humans.as_dict()} if among_humans else {}
         typer.echo(dumps({**report.as_dict(), "split": split, "labelled_set": labelled.fingerprint(), **workspace.describe(), **extra}))

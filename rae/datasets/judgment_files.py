@@ -12,7 +12,7 @@
 - ``srw-csv``: SRW's CSV upload, ``query,docid,rating``.
 - ``csv`` and ``jsonl``: rae's own, one label a row: query_id, query, product_id, label, rater, explanation.
 
-Reading gives ``RaterLabel`` records; a broken line, a rating off the scale, an unknown query id is one
+Reading gives ``Rating`` records; a broken line, a rating off the scale, an unknown query id is one
 ``DataFileError`` naming the file and line. Formats that name queries by text are matched to query ids by
 ``query_id``; TREC names them by id, and ``query_text`` gives the text.
 """
@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from rae.datasets.rating_scales import RatingError, RatingScale, scale_for_values
 from rae.datasets.readers import DataFileError, read_rows
-from rae.datasets.records import RaterLabel
+from rae.datasets.records import Rating
 from rae.labels import Label, UnknownLabelError, to_label
 
 Format = Literal["trec", "quepid-csv", "quepid-book", "srw", "srw-csv", "csv", "jsonl"]
@@ -37,7 +37,7 @@ QueryIds = Callable[[str], str]  # query text -> rae's query id
 QueryTexts = Callable[[str], str | None]  # rae's query id -> its text (None: unknown)
 
 
-def read_judgments(path: Path, fmt: Format, scale: RatingScale, rater: str, query_id: QueryIds, query_text: QueryTexts) -> list[RaterLabel]:
+def read_judgments(path: Path, fmt: Format, scale: RatingScale, rater: str, query_id: QueryIds, query_text: QueryTexts) -> list[Rating]:
     if fmt == "trec":
         return _read_trec(path, scale, rater, query_text)
     if fmt in ("quepid-csv", "srw-csv"):
@@ -49,7 +49,7 @@ def read_judgments(path: Path, fmt: Format, scale: RatingScale, rater: str, quer
     return _read_rae(path, rater, "jsonl" if fmt == "jsonl" else "csv")
 
 
-def write_judgments(path: Path, fmt: Format, labels: list[RaterLabel], scale: RatingScale, name: str) -> None:
+def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: RatingScale, name: str) -> None:
     if fmt == "trec":
         lines = [f"{r.query_id} 0 {r.product_id} {_number(scale.rating(r.label))}" for r in _sorted(labels)]
         path.write_text("\n".join(lines) + ("\n" if lines else ""))
@@ -63,12 +63,12 @@ def write_judgments(path: Path, fmt: Format, labels: list[RaterLabel], scale: Ra
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["query_id", "query", "product_id", "label", "rater", "explanation"])
-            writer.writerows([r.query_id, r.query, r.product_id, str(r.label), r.rater, r.explanation] for r in _sorted(labels))
+            writer.writerows([r.query_id, r.query, r.product_id, str(r.label), r.rater, r.note] for r in _sorted(labels))
     else:
         path.write_text("".join(json.dumps(_rae_row(r), ensure_ascii=False) + "\n" for r in _sorted(labels)))
 
 
-def _read_trec(path: Path, scale: RatingScale, rater: str, query_text: QueryTexts) -> list[RaterLabel]:
+def _read_trec(path: Path, scale: RatingScale, rater: str, query_text: QueryTexts) -> list[Rating]:
     labels = []
     for number, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
@@ -80,11 +80,11 @@ def _read_trec(path: Path, scale: RatingScale, rater: str, query_text: QueryText
         text = query_text(qid)
         if text is None:
             raise DataFileError(path, number, f"query id {qid!r} is not one rae knows (TREC names queries by id: use rae's ids)")
-        labels.append(RaterLabel(qid, text, docid, _label(path, number, scale, rel), rater))
+        labels.append(Rating(qid, text, docid, _label(path, number, scale, rel), rater))
     return labels
 
 
-def _read_rating_csv(path: Path, scale: RatingScale, rater: str, query_id: QueryIds) -> list[RaterLabel]:
+def _read_rating_csv(path: Path, scale: RatingScale, rater: str, query_id: QueryIds) -> list[Rating]:
     labels = []
     for row in read_rows(path, required=("query",), fmt="csv"):
         query = str(row.get("query")).strip()  # strip also undoes Quepid's leading space before - = + @
@@ -93,11 +93,11 @@ def _read_rating_csv(path: Path, scale: RatingScale, rater: str, query_id: Query
             continue  # a query with no rated document
         if rating is None or str(rating).strip() == "":
             continue  # an unrated document (Quepid's snapshot export)
-        labels.append(RaterLabel(query_id(query), query, str(docid).strip(), _label(path, row.line, scale, rating), rater))
+        labels.append(Rating(query_id(query), query, str(docid).strip(), _label(path, row.line, scale, rating), rater))
     return labels
 
 
-def _read_book(path: Path, rater: str, query_id: QueryIds) -> list[RaterLabel]:
+def _read_book(path: Path, rater: str, query_id: QueryIds) -> list[Rating]:
     book = _json(path)
     if not isinstance(book, dict) or "query_doc_pairs" not in book:
         raise DataFileError(path, None, "not a Quepid book: no query_doc_pairs")
@@ -111,11 +111,11 @@ def _read_book(path: Path, rater: str, query_id: QueryIds) -> list[RaterLabel]:
                 continue
             label = _label(path, number, scale, judgement["rating"])
             who = judgement.get("user_email") or rater
-            labels.append(RaterLabel(query_id(query), query, str(pair.get("doc_id")), label, who, judgement.get("explanation") or ""))
+            labels.append(Rating(query_id(query), query, str(pair.get("doc_id")), label, who, note=judgement.get("explanation") or ""))
     return labels
 
 
-def _read_srw(path: Path, scale: RatingScale, rater: str, query_id: QueryIds) -> list[RaterLabel]:
+def _read_srw(path: Path, scale: RatingScale, rater: str, query_id: QueryIds) -> list[Rating]:
     body = _json(path)
     if not isinstance(body, dict) or not isinstance(body.get("judgmentRatings"), list):
         raise DataFileError(path, None, "not an SRW judgment import: no judgmentRatings list")
@@ -126,11 +126,11 @@ def _read_srw(path: Path, scale: RatingScale, rater: str, query_id: QueryIds) ->
             docid = str(rating.get("docId", "")).strip()
             if not query or not docid:
                 raise DataFileError(path, number, "a judgment rating needs a query and a non-empty docId")
-            labels.append(RaterLabel(query_id(query), query, docid, _label(path, number, scale, rating.get("rating")), rater))
+            labels.append(Rating(query_id(query), query, docid, _label(path, number, scale, rating.get("rating")), rater))
     return labels
 
 
-def _read_rae(path: Path, rater: str, fmt: str) -> list[RaterLabel]:
+def _read_rae(path: Path, rater: str, fmt: str) -> list[Rating]:
     labels = []
     for row in read_rows(path, required=("query_id", "query", "product_id", "label"), fmt=fmt):
         try:
@@ -138,13 +138,13 @@ def _read_rae(path: Path, rater: str, fmt: str) -> list[RaterLabel]:
         except UnknownLabelError as exc:
             raise DataFileError(path, row.line, str(exc)) from None
         labels.append(
-            RaterLabel(str(row.get("query_id")), str(row.get("query")), str(row.get("product_id")), label, str(row.get("rater") or rater),
-                       str(row.get("explanation") or ""))
+            Rating(str(row.get("query_id")), str(row.get("query")), str(row.get("product_id")), label, str(row.get("rater") or rater),
+                   note=str(row.get("explanation") or ""))
         )
     return labels
 
 
-def _rating_csv(labels: list[RaterLabel], scale: RatingScale, quirks: bool) -> str:
+def _rating_csv(labels: list[Rating], scale: RatingScale, quirks: bool) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["query", "docid", "rating"])
@@ -154,7 +154,7 @@ def _rating_csv(labels: list[RaterLabel], scale: RatingScale, quirks: bool) -> s
     return text.removesuffix("\n") if quirks else text  # Quepid writes no trailing newline
 
 
-def _book(labels: list[RaterLabel], scale: RatingScale, name: str) -> dict[str, Any]:
+def _book(labels: list[Rating], scale: RatingScale, name: str) -> dict[str, Any]:
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     for r in _sorted(labels):
         pair = pairs.setdefault((r.query, r.product_id), {
@@ -162,14 +162,14 @@ def _book(labels: list[RaterLabel], scale: RatingScale, name: str) -> dict[str, 
             "notes": None, "options": None, "judgements": [],
         })
         pair["judgements"].append({"rating": float(scale.rating(r.label)), "unrateable": False, "judge_later": False,
-                                   "user_email": r.rater, "explanation": r.explanation or None})
+                                   "user_email": r.rater, "explanation": r.note or None})
     values = sorted({int(v) for v in scale.writes.values()})
     scale_values = list(range(0, max(values) + 1))
     return {"name": name, "show_rank": False, "support_implicit_judgements": False, "scale": scale_values,
             "scale_with_labels": {str(v): str(v) for v in scale_values}, "query_doc_pairs": list(pairs.values())}
 
 
-def _srw(labels: list[RaterLabel], scale: RatingScale, name: str) -> dict[str, Any]:
+def _srw(labels: list[Rating], scale: RatingScale, name: str) -> dict[str, Any]:
     by_query: dict[str, list[dict[str, str]]] = {}
     for r in _sorted(labels):
         by_query.setdefault(r.query, []).append({"docId": r.product_id, "rating": f"{scale.rating(r.label):.3f}"})
@@ -192,13 +192,13 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _sorted(labels: Iterable[RaterLabel]) -> list[RaterLabel]:
+def _sorted(labels: Iterable[Rating]) -> list[Rating]:
     return sorted(labels, key=lambda r: (r.query_id, r.product_id, r.rater))
 
 
-def _rae_row(r: RaterLabel) -> dict[str, str]:
+def _rae_row(r: Rating) -> dict[str, str]:
     return {"query_id": r.query_id, "query": r.query, "product_id": r.product_id, "label": str(r.label), "rater": r.rater,
-            "explanation": r.explanation}
+            "explanation": r.note}
 
 
 def _text(path: Path) -> str:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rae.datasets.readers import DataFileError, read_rows
-from rae.datasets.records import HumanJudgment, Pair
+from rae.datasets.records import Pair, Rating
 from rae.labels import ESCI_MAPPING, Label, UnknownLabelError, to_label
 
 
@@ -23,10 +23,10 @@ def load_judgments(
     path: Path | str,
     columns: JudgmentColumns = JudgmentColumns(),
     mapping: Mapping[str, Label] = ESCI_MAPPING,
-) -> list[HumanJudgment]:
+) -> list[Rating]:
     """Every human judgment in the file. A pair judged twice is an error: rae cannot tell which label to trust."""
     required = (columns.query_id, columns.query, columns.product_id, columns.label)
-    judgments: list[HumanJudgment] = []
+    judgments: list[Rating] = []
     first_seen: dict[tuple[str, str], int] = {}
     for row in read_rows(path, required=required):
         raw_label = str(row.get(columns.label)).strip()
@@ -41,7 +41,7 @@ def load_judgments(
             )
         first_seen[key] = row.line
         judgments.append(
-            HumanJudgment(
+            Rating(
                 query_id=key[0],
                 query=str(row.get(columns.query)).strip(),
                 product_id=key[1],

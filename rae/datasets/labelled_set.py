@@ -5,7 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from rae.datasets.catalog import Catalog
-from rae.datasets.records import HumanJudgment, Pair, Query, ReviewLabel
+from rae.datasets.records import Pair, Query, Rating
 from rae.datasets.splits import assign_splits, check_split_name
 from rae.errors import RaeError
 
@@ -17,13 +17,13 @@ class IncompleteCatalogError(RaeError, ValueError):
 @dataclass
 class LabelledSet:
     name: str
-    judgments: list[HumanJudgment]
+    judgments: list[Rating]
     catalog: Catalog
     splits: dict[str, str]
 
     @classmethod
     def build(
-        cls, name: str, judgments: list[HumanJudgment], catalog: Catalog, splits: dict[str, str] | None = None
+        cls, name: str, judgments: list[Rating], catalog: Catalog, splits: dict[str, str] | None = None
     ) -> "LabelledSet":
         """Check that every judged product is in the catalog and give each query a split (seeded rule by default)."""
         missing = sorted({j.product_id for j in judgments} - set(catalog))
@@ -37,7 +37,7 @@ class LabelledSet:
             assignment = {**assignment, **assign_splits(unassigned)}
         return cls(name=name, judgments=judgments, catalog=catalog, splits=assignment)
 
-    def select(self, split: str = "all", queries: int | None = None, per_query: int | None = None) -> list[HumanJudgment]:
+    def select(self, split: str = "all", queries: int | None = None, per_query: int | None = None) -> list[Rating]:
         """The judgments of a split; optionally only its first ``queries`` queries (by id) and ``per_query`` pairs each.
 
         The pairs kept per query are a fixed pseudo-random sample (by a hash of the pair), not the file's order,
@@ -68,7 +68,7 @@ class LabelledSet:
         return digest.hexdigest()[:16]
 
 
-def with_reviews(labelled: LabelledSet, reviews: list[ReviewLabel]) -> LabelledSet:
+def with_reviews(labelled: LabelledSet, reviews: list[Rating]) -> LabelledSet:
     """The labelled set with the pairs that only reviewers labelled: a new version, with its own fingerprint.
 
     The original labels stay as they were. A pair that only reviewers labelled is labelled by their majority (the
@@ -76,7 +76,7 @@ def with_reviews(labelled: LabelledSet, reviews: list[ReviewLabel]) -> LabelledS
     agreement measured on it, says which labels it saw.
     """
     known = {(j.query_id, j.product_id) for j in labelled.judgments}
-    by_pair: dict[tuple[str, str], list[ReviewLabel]] = {}
+    by_pair: dict[tuple[str, str], list[Rating]] = {}
     for review in reviews:
         if (review.query_id, review.product_id) not in known and review.product_id in labelled.catalog:
             by_pair.setdefault((review.query_id, review.product_id), []).append(review)
@@ -85,18 +85,18 @@ def with_reviews(labelled: LabelledSet, reviews: list[ReviewLabel]) -> LabelledS
         counts = Counter(r.label for r in pair_reviews)
         top = max(counts.values())
         winner = max((r for r in pair_reviews if counts[r.label] == top), key=lambda r: r.created_at).label
-        reviewers = ",".join(sorted({r.reviewer for r in pair_reviews}))
-        added.append(HumanJudgment(query_id, pair_reviews[0].query, product_id, winner, f"review:{reviewers}"))
+        reviewers = ",".join(sorted({r.rater for r in pair_reviews}))
+        added.append(Rating(query_id, pair_reviews[0].query, product_id, winner, rater=reviewers, original_label=f"review:{reviewers}"))
     if not added:
         return labelled
     return LabelledSet.build(f"{labelled.name}+reviews", labelled.judgments + added, labelled.catalog, dict(labelled.splits))
 
 
-def _sample_per_query(judgments: list[HumanJudgment], per_query: int) -> list[HumanJudgment]:
-    def order(j: HumanJudgment) -> str:
+def _sample_per_query(judgments: list[Rating], per_query: int) -> list[Rating]:
+    def order(j: Rating) -> str:
         return hashlib.sha256(f"{j.query_id}:{j.product_id}".encode()).hexdigest()
 
-    by_query: dict[str, list[HumanJudgment]] = {}
+    by_query: dict[str, list[Rating]] = {}
     for judgment in sorted(judgments, key=order):
         by_query.setdefault(judgment.query_id, []).append(judgment)
     return [j for group in by_query.values() for j in group[:per_query]]

@@ -20,14 +20,22 @@ class Product:
 
 
 @dataclass(frozen=True, slots=True)
-class HumanJudgment:
-    """One human label for a query-product pair; ``original_label`` keeps the source's own vocabulary (ESCI's E/S/C/I)."""
+class Rating:
+    """One label for a query-product pair, wherever it came from: a labelled set, a judgment file, a reviewer, a judge.
+
+    ``rater`` says who gave it (a reviewer's name, a file's rater, a judge's model; empty for a labelled set's own
+    labels), ``original_label`` keeps the source's own vocabulary (ESCI's E/S/C/I), ``note`` is the rater's own words
+    (a reviewer's note, a judge's reasoning), and ``created_at`` is when a review saved it.
+    """
 
     query_id: str
     query: str
     product_id: str
     label: Label
-    original_label: str
+    rater: str = ""
+    original_label: str = ""
+    note: str = ""
+    created_at: datetime | None = None
 
     @property
     def pair(self) -> "Pair":
@@ -49,28 +57,3 @@ class Query:
     text: str
     frequency: int = 1
     stratum: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewLabel:
-    """A reviewer's latest label for a pair, as the review page saved it."""
-
-    query_id: str
-    query: str
-    product_id: str
-    label: Label
-    reviewer: str
-    note: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RaterLabel:
-    """One rater's label for a pair, as a judgment file carries it: a human's, or another LLM judge's."""
-
-    query_id: str
-    query: str
-    product_id: str
-    label: Label
-    rater: str
-    explanation: str = ""

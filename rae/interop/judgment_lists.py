@@ -10,17 +10,17 @@ judge's labels (this program and model; its reasoning as the explanation where t
 labels, or both as separate raters.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from rae.datasets.judgment_files import DEFAULT_SCALES, Format, read_judgments, write_judgments
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.rating_scales import rating_scale
-from rae.datasets.records import Pair, RaterLabel
+from rae.datasets.records import Pair, Rating
 from rae.datasets.searchlog import normalize_query, query_id_for
 from rae.evaluate.stored_run import load_evaluation
-from rae.store.human_labels import latest_reviews, save_rater_labels
+from rae.store.human_labels import latest_ratings, save_ratings
 from rae.store.records import judged_pairs_of_queries
 from rae.workspace import Workspace
 
@@ -46,7 +46,7 @@ def import_judgments(workspace: Workspace, path: Path, fmt: Format, rater: str, 
     labelled = workspace.labelled
     scale_used = rating_scale(scale or DEFAULT_SCALES.get(fmt, "0-2"), workspace.settings.rating_scales)
     labels = read_judgments(path, fmt, scale_used, rater, _query_ids(labelled), _query_texts(labelled))
-    save_rater_labels(workspace.store, labels, f"import:{fmt}:{path.name}", kind)
+    save_ratings(workspace.store, labels, f"import:{fmt}:{path.name}", kind)
     return Moved("imported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}))
 
 
@@ -74,28 +74,23 @@ def pairs_to_export(workspace: Workspace, split: str | None, queries: int | None
     return workspace.labelled.pairs(split or "all", queries, per_query)
 
 
-def llm_labels(workspace: Workspace, pairs: list[Pair]) -> list[RaterLabel]:
+def llm_labels(workspace: Workspace, pairs: list[Pair]) -> list[Rating]:
     """The judge's stored labels of the pairs (this program and model), its reasoning as the explanation."""
     rater = f"{workspace.settings.model.name}:{workspace.describe()['program']}"
     outcomes = workspace.stored_judgments([p for p in pairs if p.product_id in workspace.labelled.catalog])
     return [
-        RaterLabel(pair.query_id, pair.query, pair.product_id, outcome.value.label, rater, outcome.value.reasoning or "")
+        Rating(pair.query_id, pair.query, pair.product_id, outcome.value.label, rater, note=outcome.value.reasoning or "")
         for pair, outcome in outcomes.items()
         if outcome.ok
     ]
 
 
-def human_labels(workspace: Workspace, pairs: list[Pair]) -> list[RaterLabel]:
+def human_labels(workspace: Workspace, pairs: list[Pair]) -> list[Rating]:
     """Every human label of the pairs: the labelled set's (its name as the rater) and every human rater's in the store."""
     wanted = {(p.query_id, p.product_id) for p in pairs}
     labelled = workspace.labelled
-    labels = [RaterLabel(j.query_id, j.query, j.product_id, j.label, labelled.name) for j in labelled.judgments if (j.query_id, j.product_id) in wanted]
-    labels += [
-        RaterLabel(r.query_id, r.query, r.product_id, r.label, r.reviewer, r.note)
-        for r in latest_reviews(workspace.store)
-        if (r.query_id, r.product_id) in wanted
-    ]
-    return labels
+    labels = [replace(j, rater=labelled.name) for j in labelled.judgments if (j.query_id, j.product_id) in wanted]
+    return labels + [r for r in latest_ratings(workspace.store) if (r.query_id, r.product_id) in wanted]
 
 
 def _query_ids(labelled: LabelledSet):

@@ -11,13 +11,13 @@ from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun
 from rae.config import ProductTextSpec
 from rae.datasets.catalog import Catalog
-from rae.datasets.records import HumanJudgment
+from rae.datasets.records import Rating
 from rae.programs.product_text import product_text
 
 INPUTS = ("query", "guidelines", "product")
 
 
-def judge_examples(judging: Judging, judgments: list[HumanJudgment], catalog: Catalog, workers: int = 1, progress: bool = True) -> list[dspy.Example]:
+def judge_examples(judging: Judging, judgments: list[Rating], catalog: Catalog, workers: int = 1, progress: bool = True) -> list[dspy.Example]:
     """One example per human judgment whose query has guidelines; a query whose guidelines failed is left out."""
     queries = list(dict.fromkeys(j.query for j in judgments))
     made = AnnotationRun(judging, catalog, workers, progress).query_guidelines(queries)
@@ -37,7 +37,7 @@ def judge_examples(judging: Judging, judgments: list[HumanJudgment], catalog: Ca
     ]
 
 
-def pipeline_examples(judgments: list[HumanJudgment], catalog: Catalog, text_spec: ProductTextSpec) -> list[dspy.Example]:
+def pipeline_examples(judgments: list[Rating], catalog: Catalog, text_spec: ProductTextSpec) -> list[dspy.Example]:
     """Examples for compiling the whole program (requirements, guidelines and judge): the query and the product only."""
     return [
         dspy.Example(

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rae.datasets.records import HumanJudgment
+from rae.datasets.records import Rating
 from rae.optimize.compile import Budget, OptimizerName, compile_module
 from rae.optimize.examples import judge_examples, pipeline_examples
 from rae.programs.annotator import Annotator
@@ -144,7 +144,7 @@ def compile_program(base: Annotator, optimizer: OptimizerName, trainset: list, v
     return program
 
 
-def score_program(workspace: Workspace, program: Annotator, judgments: list[HumanJudgment], progress: bool = True) -> AgreementReport:
+def score_program(workspace: Workspace, program: Annotator, judgments: list[Rating], progress: bool = True) -> AgreementReport:
     """Judge the pairs with ``program`` through the store, then its agreement with the humans."""
     return judge_and_compare(workspace, judgments, program, progress).report
 

@@ -20,7 +20,7 @@ from rae.datasets.labelled_set import with_reviews
 from rae.datasets.records import Pair
 from rae.labels import Label, is_hard_disagreement
 from rae.retrieve.trec import TrecRunEngine
-from rae.store.human_labels import latest_reviews
+from rae.store.human_labels import latest_ratings
 from rae.store.records import judgment_records
 from rae.store.review_items import Item, add_items, queued_pairs
 from rae.store.schema import ReviewItemRow
@@ -81,7 +81,7 @@ def low_confidence(workspace: Workspace, reviewed: set[tuple[str, str]], limit: 
 
 
 def hard_disagreements(workspace: Workspace, split: str, limit: int) -> list[Candidate]:
-    labelled = with_reviews(workspace.labelled, latest_reviews(workspace.store))
+    labelled = with_reviews(workspace.labelled, latest_ratings(workspace.store))
     humans = labelled.select(split)
     outcomes = workspace.stored_judgments([h.pair for h in humans])
     found = []
@@ -110,7 +110,7 @@ def worst_queries(workspace: Workspace, report_dir: Path, reviewed: set[tuple[st
 
 
 def build_queue(workspace: Workspace, name: str, size: int, mix: dict[str, float], split: str, report_dir: Path | None) -> Queued:
-    reviewed = {(r.query_id, r.product_id) for r in latest_reviews(workspace.store)}
+    reviewed = {(r.query_id, r.product_id) for r in latest_ratings(workspace.store)}
     shares = {source: mix.get(source, 0.0) for source in SOURCES}
     no_evaluation = report_dir is None and bool(shares["worst"])
     if report_dir is None:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from rae.datasets.records import RaterLabel, ReviewLabel
+from rae.datasets.records import Rating
 from rae.labels import Label
 from rae.store.schema import HumanLabelRow
 from rae.store.store import Store
@@ -24,11 +24,11 @@ def save_label(
         )
 
 
-def save_rater_labels(store: Store, labels: Iterable[RaterLabel], source: str, kind: str = "human") -> int:
+def save_ratings(store: Store, labels: Iterable[Rating], source: str, kind: str = "human") -> int:
     """Store imported labels, each as its rater's; one transaction. Returns how many were stored."""
     rows = [
         HumanLabelRow(query_id=r.query_id, query=r.query, product_id=r.product_id, label=str(r.label), reviewer=r.rater,
-                      note=r.explanation, source=source, rater_kind=kind)
+                      note=r.note, source=source, rater_kind=kind)
         for r in labels
     ]
     with store.session() as session, session.begin():
@@ -36,7 +36,7 @@ def save_rater_labels(store: Store, labels: Iterable[RaterLabel], source: str, k
     return len(rows)
 
 
-def latest_reviews(store: Store, kind: str = "human") -> list[ReviewLabel]:
+def latest_ratings(store: Store, kind: str = "human") -> list[Rating]:
     """Each rater's latest label for each pair (human raters by default: reviewers and imported human labels)."""
     with store.session() as session:
         query = select(HumanLabelRow).where(HumanLabelRow.rater_kind == kind).order_by(HumanLabelRow.created_at, HumanLabelRow.id)
@@ -44,4 +44,4 @@ def latest_reviews(store: Store, kind: str = "human") -> list[ReviewLabel]:
     latest: dict[tuple[str, str, str], HumanLabelRow] = {}
     for row in rows:
         latest[(row.query_id, row.product_id, row.reviewer)] = row
-    return [ReviewLabel(r.query_id, r.query, r.product_id, Label(r.label), r.reviewer, r.note, r.created_at) for r in latest.values()]
+    return [Rating(r.query_id, r.query, r.product_id, Label(r.label), rater=r.reviewer, note=r.note, created_at=r.created_at) for r in latest.values()]

@@ -17,7 +17,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score
 
 from rae.config import ConfigError
-from rae.datasets.records import HumanJudgment
+from rae.datasets.records import Rating
 from rae.programs.artifacts import UNCOMPILED
 from rae.stats import Estimate, estimates, grouped_permutation_p, query_bootstrap
 from rae.studies.agreement import Compared
@@ -146,13 +146,13 @@ def skipped_variants(workspace: Workspace) -> list[str]:
     return skipped
 
 
-def ablate(base: Workspace, variants: list[Variant], judgments: list[HumanJudgment], split: str, progress: bool = True) -> Ablation:
+def ablate(base: Workspace, variants: list[Variant], judgments: list[Rating], split: str, progress: bool = True) -> Ablation:
     results = [run_variant(base, variant, judgments, progress) for variant in variants]
     tests = [paired_test(results[0], other) for other in results[1:]]
     return Ablation(split, len(judgments), base.settings.model.name, results, tests, skipped_variants(base))
 
 
-def run_variant(base: Workspace, variant: Variant, judgments: list[HumanJudgment], progress: bool = True) -> VariantResult:
+def run_variant(base: Workspace, variant: Variant, judgments: list[Rating], progress: bool = True) -> VariantResult:
     workspace = Workspace(base.settings.with_overrides(**variant.overrides))
     scored = judge_and_compare(workspace, judgments, progress=progress)
     program = workspace.manifest.artifact_id if workspace.manifest else UNCOMPILED

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix,
 
 from rae.annotate.outcome import StepOutcome
 from rae.datasets.catalog import Catalog
-from rae.datasets.records import HumanJudgment, Pair
+from rae.datasets.records import Pair, Rating
 from rae.errors import RaeError
 from rae.labels import LABELS, Label, is_hard_disagreement
 from rae.stats import Estimate, estimates, query_bootstrap
@@ -36,7 +36,7 @@ class Compared:
     ``status`` is ``ok``, ``failed`` (the LLM's output did not parse; no label) or ``missing`` (not judged yet).
     """
 
-    human: HumanJudgment
+    human: Rating
     llm: Label | None
     status: str = "ok"
     reasoning: str | None = None
@@ -66,7 +66,7 @@ class AgreementReport:
         return to_markdown(self, max_disagreements)
 
 
-def side_by_side(judgments: list[HumanJudgment], outcomes: dict[Pair, StepOutcome[JudgmentRow]], catalog: Catalog) -> list[Compared]:
+def side_by_side(judgments: list[Rating], outcomes: dict[Pair, StepOutcome[JudgmentRow]], catalog: Catalog) -> list[Compared]:
     """Each human judgment beside the stored LLM judgment of the same pair."""
     compared = []
     for human in judgments:

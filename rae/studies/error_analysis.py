@@ -14,7 +14,7 @@ from dspy.utils.exceptions import AdapterParseError, LMError
 from rae.annotate.judging import Judging, run_to_completion
 from rae.annotate.run import each_concurrently
 from rae.config import ProductTextSpec
-from rae.datasets.records import HumanJudgment, Product
+from rae.datasets.records import Product, Rating
 from rae.labels import Label, is_hard_disagreement
 from rae.lm.calls import call_log
 from rae.programs.error_cause import CAUSES, ErrorAnalyst
@@ -59,7 +59,7 @@ class ErrorAnalysis:
         return "\n".join(lines)
 
 
-def analyse_errors(workspace: Workspace, humans: list[HumanJudgment], limit: int = 100, progress: bool = True) -> ErrorAnalysis:
+def analyse_errors(workspace: Workspace, humans: list[Rating], limit: int = 100, progress: bool = True) -> ErrorAnalysis:
     catalog = workspace.labelled.catalog
     outcomes = workspace.stored_judgments([h.pair for h in humans])
     disagreements = [
@@ -96,7 +96,7 @@ def _requirements(lookup: Judging, query: str) -> list[Requirement]:
     return list(made.value.requirements) if made.value is not None else []
 
 
-def _inputs(human: HumanJudgment, judgment: JudgmentRow, product: Product, requirements: list[Requirement], spec: ProductTextSpec) -> dict[str, Any]:
+def _inputs(human: Rating, judgment: JudgmentRow, product: Product, requirements: list[Requirement], spec: ProductTextSpec) -> dict[str, Any]:
     return {
         "query": human.query,
         "requirements": requirements,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rae.datasets.labelled_set import LabelledSet
-from rae.datasets.records import ReviewLabel
+from rae.datasets.records import Rating
 from rae.labels import Label
 from rae.studies.agreement import agreement_metrics, krippendorff_alpha
 
@@ -55,13 +55,13 @@ class RaterAgreement:
         return "\n".join(lines)
 
 
-def human_pairs(labelled: LabelledSet, reviews: list[ReviewLabel]) -> dict[tuple[str, str], dict[str, Label]]:
+def human_pairs(labelled: LabelledSet, reviews: list[Rating]) -> dict[tuple[str, str], dict[str, Label]]:
     """Every pair with two or more human labels: rater -> label ("original" for the labelled set's own label)."""
     raters: dict[tuple[str, str], dict[str, Label]] = {}
     for judgment in labelled.judgments:
         raters.setdefault((judgment.query_id, judgment.product_id), {})["original"] = judgment.label
     for review in reviews:
-        raters.setdefault((review.query_id, review.product_id), {})[review.reviewer] = review.label
+        raters.setdefault((review.query_id, review.product_id), {})[review.rater] = review.label
     return {pair: by_rater for pair, by_rater in raters.items() if len(by_rater) >= 2}
 
 

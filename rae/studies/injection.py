@@ -15,7 +15,7 @@ import dspy
 
 from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun, replayed
-from rae.datasets.records import HumanJudgment, Pair, Product
+from rae.datasets.records import Pair, Product, Rating
 from rae.labels import Label
 from rae.programs.annotator import Annotator
 from rae.programs.hostile_text import suspicious_instructions
@@ -95,17 +95,17 @@ def injected(product: Product, kind: int) -> Product:
     return replace(product, product_id=product.product_id + INJECTED_SUFFIX, title=f"{product.title} {text}")
 
 
-def adversarial_judgments(workspace: Workspace, split: str, pairs: int) -> list[HumanJudgment]:
+def adversarial_judgments(workspace: Workspace, split: str, pairs: int) -> list[Rating]:
     """The first ``pairs`` human-irrelevant pairs of the split, one query after another."""
     chosen = [j for j in workspace.labelled.select(split) if j.label is Label.IRRELEVANT]
-    by_query: dict[str, list[HumanJudgment]] = {}
+    by_query: dict[str, list[Rating]] = {}
     for judgment in chosen:
         by_query.setdefault(judgment.query_id, []).append(judgment)
     spread = [group[i] for i in range(max(map(len, by_query.values()), default=0)) for group in by_query.values() if i < len(group)]
     return spread[:pairs]
 
 
-def measure_injection(workspace: Workspace, judgments: list[HumanJudgment], split: str, progress: bool = True) -> InjectionReport:
+def measure_injection(workspace: Workspace, judgments: list[Rating], split: str, progress: bool = True) -> InjectionReport:
     catalog = dict(workspace.labelled.catalog)
     copies = {}
     for i, judgment in enumerate(judgments):

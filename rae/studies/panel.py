@@ -16,7 +16,7 @@ from rae.annotate.cost_estimate import spending_limit
 from rae.annotate.run import AnnotationRun
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError
-from rae.datasets.records import HumanJudgment, Pair
+from rae.datasets.records import Pair, Rating
 from rae.labels import Label
 from rae.studies.agreement import AgreementReport, Compared, agreement_metrics, agreement_report
 from rae.studies.human_agreement import RaterAgreement, rater_agreement
@@ -74,7 +74,7 @@ class PanelAgreement:
         return "\n".join([*lines, "", self.raters.markdown()])
 
 
-def panel_agreement(judges: dict[str, Workspace], humans: list[HumanJudgment], other_raters: dict[tuple[str, str], dict[str, Label]], ties: str) -> PanelAgreement:
+def panel_agreement(judges: dict[str, Workspace], humans: list[Rating], other_raters: dict[tuple[str, str], dict[str, Label]], ties: str) -> PanelAgreement:
     by_judge_labels: dict[str, dict[tuple[str, str], Label]] = {}
     for name, workspace in judges.items():
         outcomes = workspace.stored_judgments([h.pair for h in humans])

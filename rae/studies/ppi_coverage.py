@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from rae.annotate.run import AnnotationRun
-from rae.datasets.records import HumanJudgment, Pair
+from rae.datasets.records import Pair, Rating
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
 from rae.evaluate.ppi import humans_and_ppi
 from rae.labels import LABELS, Label
@@ -72,19 +72,19 @@ class CoverageStudy:
         return "\n".join(lines)
 
 
-def condensed_lists(rankings: dict[str, Rankings], humans: list[HumanJudgment]) -> dict[str, Rankings]:
+def condensed_lists(rankings: dict[str, Rankings], humans: list[Rating]) -> dict[str, Rankings]:
     """Each engine's lists keeping only the products humans labelled: every query is then fully labelled."""
     return {engine: condensed(ranking, human_gains(humans)) for engine, ranking in rankings.items()}
 
 
-def human_gains(humans: list[HumanJudgment]) -> Gains:
+def human_gains(humans: list[Rating]) -> Gains:
     gains: Gains = {}
     for judgment in humans:
         gains.setdefault(judgment.query_id, {})[judgment.product_id] = judgment.label.gain
     return gains
 
 
-def simulated_judge(humans: list[HumanJudgment], kappa: float, seed: int = 0) -> Gains:
+def simulated_judge(humans: list[Rating], kappa: float, seed: int = 0) -> Gains:
     """A judge that agrees with the humans at Cohen's kappa ``kappa`` (in expectation); deterministic per pair."""
     shares = np.bincount([j.label.gain for j in humans], minlength=3) / len(humans)
     gains: Gains = {}
@@ -95,7 +95,7 @@ def simulated_judge(humans: list[HumanJudgment], kappa: float, seed: int = 0) ->
     return gains
 
 
-def raising_judge(humans: list[HumanJudgment], share: float = 0.3, seed: int = 0) -> Gains:
+def raising_judge(humans: list[Rating], share: float = 0.3, seed: int = 0) -> Gains:
     """A biased judge: it raises the human label by one step in ``share`` of the pairs (never above the top)."""
     gains: Gains = {}
     for j in humans:
@@ -163,6 +163,6 @@ def _per_query(ranking: Rankings, gains: Gains, k: int, metric: str, queries: li
     return engine_metrics(ranking, gains, k).per_query[metric].reindex(queries).fillna(0.0).to_numpy(dtype=float)
 
 
-def _pair_seed(judgment: HumanJudgment, seed: int) -> int:
+def _pair_seed(judgment: Rating, seed: int) -> int:
     return int(hashlib.sha256(f"{seed}:{judgment.query_id}:{judgment.product_id}".encode()).hexdigest()[:12], 16)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from rae.annotate.run import AnnotationRun
 from rae.annotate.summary import AnnotationSummary
-from rae.datasets.records import HumanJudgment
+from rae.datasets.records import Rating
 from rae.programs.annotator import Annotator
 from rae.studies.agreement import AgreementReport, Compared, agreement_report, side_by_side
 from rae.workspace import Workspace
@@ -22,7 +22,7 @@ class Scored:
     report: AgreementReport
 
 
-def judge_and_compare(workspace: Workspace, judgments: list[HumanJudgment], annotator: Annotator | None = None, progress: bool = True) -> Scored:
+def judge_and_compare(workspace: Workspace, judgments: list[Rating], annotator: Annotator | None = None, progress: bool = True) -> Scored:
     """Judge the pairs with ``annotator`` (default the workspace's program), then its agreement with the humans."""
     catalog = workspace.labelled.catalog
     pairs = [j.pair for j in judgments]

@@ -57,8 +57,8 @@ class ClaimsWatched(Store):
         super().__init__(url)
         self.refused = threading.Event()
 
-    def read_or_claim(self, fingerprints, owner, lease_s):
-        claims = super().read_or_claim(fingerprints, owner, lease_s)
+    def _read_or_claim(self, connection, fingerprints, owner, lease_s):  # every claim, alone or in a group's exchange
+        claims = super()._read_or_claim(connection, fingerprints, owner, lease_s)
         if any(not c.held and c.row is None for c in claims.values()):
             self.refused.set()
         return claims
@@ -96,11 +96,11 @@ class SlowClaims(Store):
         super().__init__(url)
         self.meanwhile = meanwhile
 
-    def _take_claim(self, connection, key, owner, now, until) -> bool:
+    def _take_claims(self, connection, keys, owner, now, until) -> dict[str, bool]:
         if self.meanwhile is not None:
             meanwhile, self.meanwhile = self.meanwhile, None
             meanwhile()  # the other process stores the answer and lets go of its claim, then this claim goes through
-        return super()._take_claim(connection, key, owner, now, until)
+        return super()._take_claims(connection, keys, owner, now, until)
 
 
 def test_a_claim_won_just_after_another_claimant_stored_the_answer_does_not_pay_again(store_url):

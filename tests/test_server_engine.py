@@ -125,7 +125,7 @@ def test_an_unreachable_server_is_one_clear_error(store, tiny):
         pass
 
     handle.call_policy.asleep = no_wait
-    with pytest.raises(AnnotationAborted, match=r"stopped: LMTransportError: .*cannot reach http://127.0.0.1:9/v1/chat/completions \(ConnectError"):
+    with pytest.raises(AnnotationAborted, match=r"stopped: LMTransportError: .*cannot reach http://127.0.0.1:9/v1/chat/completions \(ClientConnectorError"):
         annotate(handle, store, tiny, workers=1)
 
 

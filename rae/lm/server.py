@@ -10,10 +10,11 @@ It is the default for a model with an ``api_base``, for three reasons measured o
 - Servers disagree on structured output: llama.cpp's server rejects a ``json_schema`` response format but takes a
   schema inside ``json_object``; vLLM and Ollama take ``json_schema``. ``structured_output`` says which to send.
 
-HTTP goes through httpx: a pooled ``httpx.Client`` for calls from threads (an optimizer's), and an
-``httpx.AsyncClient`` per event loop for a run's many calls in flight. A server that closes a kept-alive connection
-just as it is reused (httpx sees the peer go, or a reset, before any answer) is sent the request once more, at once,
-on a new connection. Errors map onto DSPy's lm15 taxonomy, so rae's retries see a 429 (with its Retry-After), a 5xx, a timeout
+HTTP goes through maintained clients: a pooled ``httpx.Client`` for calls from threads (an optimizer's), and an
+``aiohttp.ClientSession`` per event loop for a run's many calls in flight. aiohttp, not httpx's ``AsyncClient``, on
+the loop: with many connections open, httpx's pool looks at every connection on every request (see
+docs/throughput.md for what that cost). A server that closes a kept-alive connection just as it is reused (the client
+sees the peer go, or a reset, before any answer) is sent the request once more, at once, on a new connection. Errors map onto DSPy's lm15 taxonomy, so rae's retries see a 429 (with its Retry-After), a 5xx, a timeout
 or a refused connection as transient, and a 401 or an unknown model as final.
 """
 
@@ -22,6 +23,7 @@ import base64
 import json
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 from dspy import lm15
@@ -30,8 +32,9 @@ from dspy.lm15 import ImagePart, Request, Response, TextPart, response_from_open
 from rae.config import StructuredOutput
 
 SUPPORTED_PARAMS = frozenset({"temperature", "max_tokens", "response_format", "seed", "stop"})
-# What httpx raises when a kept-alive connection was closed by the server as it was reused: the request is sent again.
+# What the clients raise when a kept-alive connection was closed by the server as it was reused: the request is sent again.
 STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+ASYNC_STALE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 class ServerEngine:
@@ -55,14 +58,15 @@ class ServerEngine:
         self.headers = {"Content-Type": "application/json"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
-        self.timeout = httpx.Timeout(timeout_s)
-        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.timeout_s = timeout_s
+        self.max_connections = max_connections
         self._client: httpx.Client | None = None
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     def complete(self, request: Request) -> Response:
         if self._client is None:
-            self._client = httpx.Client(headers=self.headers, timeout=self.timeout, limits=self.limits)
+            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+            self._client = httpx.Client(headers=self.headers, timeout=httpx.Timeout(self.timeout_s), limits=limits)
         body = orjson.dumps(self.body(request))
         try:
             try:
@@ -71,22 +75,33 @@ class ServerEngine:
                 answer = self._client.post(self.url, content=body)
         except httpx.HTTPError as error:
             raise _transport_error(self.url, error) from None
-        return self._response(request, answer)
+        return self._response(request, answer.status_code, answer.headers, answer.content)
 
     async def acomplete(self, request: Request) -> Response:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=self.limits)
+        session = self._session()
         body = orjson.dumps(self.body(request))
         try:
             try:
-                answer = await client.post(self.url, content=body)
-            except STALE:
-                answer = await client.post(self.url, content=body)
-        except httpx.HTTPError as error:
-            raise _transport_error(self.url, error) from None
-        return self._response(request, answer)
+                status, headers, content = await self._apost(session, body)
+            except ASYNC_STALE:  # a kept-alive connection the server had just closed: once more, on a new one
+                status, headers, content = await self._apost(session, body)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise _async_transport_error(self.url, error) from None
+        return self._response(request, status, headers, content)
+
+    async def _apost(self, session: aiohttp.ClientSession, body: bytes) -> tuple[int, Any, bytes]:
+        async with session.post(self.url, data=body) as answer:
+            return answer.status, answer.headers, await answer.read()
+
+    def _session(self) -> aiohttp.ClientSession:
+        """This event loop's session (a session belongs to the loop it was made on)."""
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections)
+            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+            session = self._sessions[loop] = aiohttp.ClientSession(headers=self.headers, connector=connector, timeout=timeout)
+        return session
 
     def body(self, request: Request) -> dict[str, Any]:
         return chat_body(request, self.model, self.structured_output)
@@ -97,16 +112,16 @@ class ServerEngine:
             self._client = None
 
     async def aclose(self) -> None:
-        """Close this event loop's client (a loop's client cannot outlive it)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        """Close this event loop's session (a loop's session cannot outlive it)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
 
-    def _response(self, request: Request, answer: httpx.Response) -> Response:
-        if answer.status_code != 200:
-            raise _http_error(self.url, answer.status_code, answer.headers, answer.content)
+    def _response(self, request: Request, status: int, headers: Any, content: bytes) -> Response:
+        if status != 200:
+            raise _http_error(self.url, status, headers, content)
         try:
-            return response_from_openai_chat(orjson.loads(answer.content), model=request.model)
+            return response_from_openai_chat(orjson.loads(content), model=request.model)
         except (ValueError, KeyError, IndexError, TypeError, lm15.LM15Error):
             raise lm15.ServerError(f"{self.url} answered 200 with a body that is not a chat completion", provider="server", status=200) from None
 
@@ -169,7 +184,15 @@ def _transport_error(url: str, error: httpx.HTTPError) -> lm15.LM15Error:
     return lm15.TransportError(f"{url}: {type(error).__name__}: {error}", provider="server")
 
 
-def _http_error(url: str, status: int, headers: httpx.Headers, payload: bytes) -> lm15.LM15Error:
+def _async_transport_error(url: str, error: BaseException) -> lm15.LM15Error:
+    if isinstance(error, TimeoutError):
+        return lm15.TimeoutError(f"{url}: no answer in time ({type(error).__name__})", provider="server")
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return lm15.TransportError(f"cannot reach {url} ({type(error).__name__}: {error})", provider="server")
+    return lm15.TransportError(f"{url}: {type(error).__name__}: {error}", provider="server")
+
+
+def _http_error(url: str, status: int, headers: Any, payload: bytes) -> lm15.LM15Error:
     try:
         data = json.loads(payload)
         detail = json.dumps(data.get("error", data) if isinstance(data, dict) else data)[:300]

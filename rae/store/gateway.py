@@ -3,8 +3,8 @@
 A run on one event loop may have hundreds of calls in flight, each needing its key read (or claimed) before the call
 and its answer stored after it. A transaction each, run on the loop, would stall every call while one waits for the
 database; a thread each is what rae set out to avoid. So the requests queue here, and one thread takes whatever has
-queued and does it in one transaction of each kind (``Store.read_or_claim``, ``Store.put_answers``, and records), then
-answers every waiter at once. While it works, the next group queues. Nothing waits on a timer: a lone request is done
+queued and does it all in one transaction (``Store.exchange``), then answers every waiter at once; if that
+transaction fails, each kind is done on its own, and a request that still fails fails alone. While it works, the next group queues. Nothing waits on a timer: a lone request is done
 at once, and a kill loses only what was in that one transaction.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rae.store.schema import Base, LMCallRow
-from rae.store.store import Claim, Store
+from rae.store.store import Claim, Exchange, Store
 
 GROUP = 256  # the most requests of one kind in a transaction
 
@@ -95,6 +95,8 @@ class Gateway:
         by_kind: dict[str, list[_Request]] = {}
         for request in group:
             by_kind.setdefault(request.kind, []).append(request)
+        if len(group) <= GROUP and self._exchange(by_kind):
+            return
         # Answers and releases first: a claim in the same group then finds the answer instead of a claim to wait on.
         self._each_group(by_kind.get("answer", []), self._answers)
         self._each_group(by_kind.get("release", []), self._releases)
@@ -103,6 +105,28 @@ class Gateway:
         self._each_group(by_kind.get("read", []), self._reads)
         for request in by_kind.get("flush", []):
             request.future.set_result(None)
+
+    def _exchange(self, by_kind: dict[str, list[_Request]]) -> bool:
+        """The whole group in one transaction; False (nothing answered) if it failed."""
+        exchange = Exchange(
+            answers=[(r.owner, r.payload) for r in by_kind.get("answer", [])],
+            releases=[(r.owner, r.payload) for r in by_kind.get("release", [])],
+            records=[r.payload for r in by_kind.get("record", [])],
+            claims=[(r.owner, r.payload, r.lease_s) for r in by_kind.get("claim", [])],
+            reads=[r.payload for r in by_kind.get("read", [])],
+        )
+        try:
+            done = self.store.exchange(exchange)
+        except Exception:
+            return False
+        for kind in ("answer", "release", "record", "flush"):
+            for request in by_kind.get(kind, []):
+                request.future.set_result(None)
+        for request in by_kind.get("claim", []):
+            request.future.set_result(done.claims[(request.owner, request.payload)])
+        for request in by_kind.get("read", []):
+            request.future.set_result(done.read.get(request.payload))
+        return True
 
     def _each_group(self, requests: list[_Request], do: Callable[[list[_Request]], None]) -> None:
         for start in range(0, len(requests), GROUP):

@@ -10,36 +10,28 @@ protocol that uses claims lives in ``rae.annotate.executor``; this module keeps 
 Connections come from SQLAlchemy's pool.
 """
 
+import functools
 import os
 import socket
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, delete, event, insert, inspect, select, text, update
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rae.errors import RaeError
+from rae.store.database import StoreError, create_schema, open_engine, safe_url
 from rae.store.schema import LEGACY_TABLES, Base, ClaimRow, LMCallRow, MetaRow, RunRow
 
 Row = TypeVar("Row")
 LOOKUP_CHUNK = 500
-SCHEMA_ATTEMPTS = 5
 ON_CONFLICT_DIALECTS = ("sqlite", "postgresql")  # an insert that skips a stored key, without an error
 HOST = socket.gethostname()
 SCHEMA_VERSION = "2"  # answers keyed on their requests (lm_calls)
-CONNECTIONS = 16  # the pool's size: PostgreSQL's default of 100 clients is shared by every process and node on a store
-
-
-class StoreError(RaeError, RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -49,6 +41,26 @@ class Claim:
 
     held: bool
     row: Any = None
+
+
+@dataclass
+class Exchange:
+    """What a group of calls in flight asks of the store (``Store.exchange``): answers with the owner of their claims,
+    claims to let go (owner, key), records to replace, keys to claim (owner, key, lease) and keys only to read."""
+
+    answers: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
+    releases: list[tuple[str, str]] = field(default_factory=list)
+    records: list[Base] = field(default_factory=list)
+    claims: list[tuple[str, str, float]] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """The store's answers to an ``Exchange``: each claim by (owner, key), and each key read (absent if not stored)."""
+
+    claims: dict[tuple[str, str], Claim]
+    read: dict[str, Any]
 
 
 @dataclass
@@ -62,12 +74,12 @@ class RunRecord:
 class Store:
     def __init__(self, url: str):
         self.url = url
-        self.engine = _engine(url)
+        self.engine = open_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         try:
-            _create_schema(self.engine)
+            create_schema(self.engine)
         except OperationalError as exc:
-            raise StoreError(f"cannot open the store at {_safe(url)}: {exc.orig}") from None
+            raise StoreError(f"cannot open the store at {safe_url(url)}: {exc.orig}") from None
         self._mark_schema()
 
     @property
@@ -96,18 +108,7 @@ class Store:
         another, is respected until then. Each key claimed is read again after the claim: an answer the previous holder
         stored just before it let go is served, and the new claim let go."""
         with self.engine.begin() as connection:
-            stored = _rows_of(connection, LMCallRow, fingerprints)
-            claims = {key: Claim(False, row) for key, row in stored.items()}
-            now = datetime.now(UTC)
-            until = now + timedelta(seconds=lease_s)
-            for key in (k for k in fingerprints if k not in stored):
-                claims[key] = Claim(self._take_claim(connection, key, owner, now, until))
-            held = [key for key, claim in claims.items() if claim.held]
-            late = _rows_of(connection, LMCallRow, held) if held else {}
-            if late:
-                connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(list(late)), ClaimRow.owner == owner))
-                claims.update({key: Claim(False, row) for key, row in late.items()})
-        return claims
+            return self._read_or_claim(connection, fingerprints, owner, lease_s)
 
     def put_answers(self, rows: list[dict[str, Any]], owner: str | None = None) -> None:
         """Store answers (``lm_calls`` rows as dicts) unless their keys are stored already, and let go of ``owner``'s
@@ -115,10 +116,26 @@ class Store:
         if not rows:
             return
         with self.engine.begin() as connection:
-            _insert_skipping_stored(connection, self.dialect, LMCallRow.__table__, rows)
-            if owner is not None:
-                keys = [row["fingerprint"] for row in rows]
+            self._put_answers(connection, rows, owner)
+
+    def exchange(self, exchange: "Exchange") -> "Exchanged":
+        """Everything a group of calls in flight asks of the store at once, in one transaction: their answers stored
+        (each owner's claims let go), claims let go, records replaced, keys claimed and keys read, in that order (a
+        claim then finds an answer stored in the same group). One transaction, not one per kind: on SQLite each commit
+        is a write of the log, and a thread that runs them gives up the interpreter lock around each statement."""
+        claims: dict[tuple[str, str], Claim] = {}
+        with self.engine.begin() as connection:
+            for owner, rows in _grouped(exchange.answers).items():
+                self._put_answers(connection, rows, owner)
+            for owner, keys in _grouped(exchange.releases).items():
                 connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(keys), ClaimRow.owner == owner))
+            for table, rows in _grouped((row.__table__, _values(row)) for row in exchange.records).items():
+                connection.execute(_replacing(self.dialect, table), rows)
+            for (owner, lease_s), keys in _grouped(((o, lease), k) for o, k, lease in exchange.claims).items():
+                for key, claim in self._read_or_claim(connection, list(dict.fromkeys(keys)), owner, lease_s).items():
+                    claims[(owner, key)] = claim
+            read = _rows_of(connection, LMCallRow, list(dict.fromkeys(exchange.reads))) if exchange.reads else {}
+        return Exchanged(claims, read)
 
     def release(self, fingerprints: list[str], owner: str) -> None:
         if fingerprints:
@@ -150,9 +167,7 @@ class Store:
             if not replacing:
                 _insert_skipping_stored(connection, self.dialect, table, values)
                 return
-            keys = [c.name for c in table.primary_key.columns]
-            for value in values:
-                connection.execute(_upsert(self.dialect, table, value, keys))
+            connection.execute(_replacing(self.dialect, table), values)
 
     def replace(self, row: Base) -> None:
         """Store a row in place of any with the same key (an image fetched again, a batch's new status): one atomic
@@ -224,22 +239,48 @@ class Store:
         with self.session() as session:
             return session.get(RunRow, run_id)
 
-    def _take_claim(self, connection: Connection, key: str, owner: str, now: datetime, until: datetime) -> bool:
-        values = {"fingerprint": key, "owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": until}
-        if _insert_skipping_stored(connection, self.dialect, ClaimRow.__table__, [values]) == 1:
-            return True
-        holder = connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint == key)).first()
-        if holder is None or holder.owner == owner:
-            return holder is not None
-        expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
-        if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
-            return False
-        taken = connection.execute(
-            update(ClaimRow)
-            .where(ClaimRow.fingerprint == key, ClaimRow.owner == holder.owner)
-            .values(owner=owner, host=HOST, pid=os.getpid(), expires_at=until)
-        )
-        return taken.rowcount == 1
+    def _read_or_claim(self, connection: Connection, fingerprints: list[str], owner: str, lease_s: float) -> dict[str, Claim]:
+        stored = _rows_of(connection, LMCallRow, fingerprints)
+        claims = {key: Claim(False, row) for key, row in stored.items()}
+        now = datetime.now(UTC)
+        until = now + timedelta(seconds=lease_s)
+        missing = [k for k in fingerprints if k not in stored]
+        if missing:
+            claims.update({key: Claim(held) for key, held in self._take_claims(connection, missing, owner, now, until).items()})
+        held = [key for key, claim in claims.items() if claim.held]
+        late = _rows_of(connection, LMCallRow, held) if held else {}
+        if late:
+            connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(list(late)), ClaimRow.owner == owner))
+            claims.update({key: Claim(False, row) for key, row in late.items()})
+        return claims
+
+    def _put_answers(self, connection: Connection, rows: list[dict[str, Any]], owner: str | None) -> None:
+        _insert_skipping_stored(connection, self.dialect, LMCallRow.__table__, rows)
+        if owner is not None:
+            keys = [row["fingerprint"] for row in rows]
+            connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(keys), ClaimRow.owner == owner))
+
+    def _take_claims(self, connection: Connection, keys: list[str], owner: str, now: datetime, until: datetime) -> dict[str, bool]:
+        """Claim each key for ``owner``: a key nobody holds at once (one insert for them all), a key whose holder's lease
+        ran out or whose holder died on this host by taking it over; a key held by anyone else is not taken."""
+        mine = {"owner": owner, "host": HOST, "pid": os.getpid(), "expires_at": until}
+        inserted = set(_inserted_keys(connection, self.dialect, ClaimRow.__table__, [{"fingerprint": key, **mine} for key in keys]))
+        taken = {key: key in inserted for key in keys}
+        others = [key for key in keys if key not in inserted]
+        if not others:
+            return taken
+        for holder in connection.execute(select(ClaimRow.__table__).where(ClaimRow.fingerprint.in_(others))):
+            if holder.owner == owner:
+                taken[holder.fingerprint] = True
+                continue
+            expires = holder.expires_at if holder.expires_at.tzinfo else holder.expires_at.replace(tzinfo=UTC)
+            if expires > now and not (holder.host == HOST and not _alive(holder.pid)):
+                continue
+            took = connection.execute(
+                update(ClaimRow).where(ClaimRow.fingerprint == holder.fingerprint, ClaimRow.owner == holder.owner).values(**mine)
+            )
+            taken[holder.fingerprint] = took.rowcount == 1
+        return taken
 
 
 def _rows_of(connection: Connection, table: type[Base], fingerprints: list[str]) -> dict[str, Any]:
@@ -254,21 +295,36 @@ def _rows_of(connection: Connection, table: type[Base], fingerprints: list[str])
 
 def _insert_skipping_stored(connection: Connection, dialect: str, table: Any, rows: list[dict[str, Any]]) -> int:
     """Insert the rows whose keys are not stored yet (ON CONFLICT DO NOTHING); how many went in."""
+    return len(_inserted_keys(connection, dialect, table, rows))
+
+
+def _inserted_keys(connection: Connection, dialect: str, table: Any, rows: list[dict[str, Any]]) -> list[Any]:
+    """Insert the rows whose keys are not stored yet; the keys (first key column) of the rows that went in."""
+    key = table.primary_key.columns[0]
     if dialect in ON_CONFLICT_DIALECTS:
         if dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         statement = dialect_insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
-        return len(connection.execute(statement, rows).all())  # the rows that went in (a row count is not exact on every driver)
-    inserted = 0
+        return [row[0] for row in connection.execute(statement, rows)]  # the rows that went in (a row count is not exact on every driver)
+    inserted = []
     for row in rows:  # a dialect without ON CONFLICT: another process may have stored a key first
         try:
             with connection.begin_nested():
-                inserted += connection.execute(insert(table), row).rowcount
+                if connection.execute(insert(table), row).rowcount:
+                    inserted.append(row[key.name])
         except IntegrityError:
             continue
     return inserted
+
+
+def _grouped(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, list[Any]]:
+    """The second of each pair, listed under the first, in order."""
+    groups: dict[Any, list[Any]] = {}
+    for head, item in pairs:
+        groups.setdefault(head, []).append(item)
+    return groups
 
 
 def _values(row: Base) -> dict[str, Any]:
@@ -283,21 +339,6 @@ def _values(row: Base) -> dict[str, Any]:
     return values
 
 
-def _engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///.rae/rae.db or postgresql+psycopg://host/db)") from None
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=CONNECTIONS, max_overflow=0, pool_timeout=600)
-    if not parsed.database or parsed.database == ":memory:":
-        raise StoreError("an in-memory SQLite store is a new empty database on every connection: give it a file, e.g. sqlite:///.rae/rae.db")
-    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=CONNECTIONS, max_overflow=0, pool_timeout=600)
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -306,57 +347,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _create_schema(engine: Engine) -> None:
-    """Create the tables and columns this rae needs, if they are missing.
-
-    Two rae commands started together on a new database both find the tables missing and both create them; the
-    slower one fails on "already exists" (or, on PostgreSQL, a unique violation in its catalog). That failure means
-    the other one won, so it is retried, and the retry finds the schema in place.
-    """
-    for attempt in range(SCHEMA_ATTEMPTS):
-        try:
-            Base.metadata.create_all(engine)
-            _add_missing_columns(engine)
-            return
-        except (IntegrityError, ProgrammingError, OperationalError) as exc:
-            if attempt == SCHEMA_ATTEMPTS - 1 or not _lost_schema_race(exc):
-                raise
-            time.sleep(0.2 * (attempt + 1))
-
-
-def _lost_schema_race(exc: DBAPIError) -> bool:
-    """The other process won (the table or column exists now), or, on SQLite, still holds the file while it creates
-    them: switching a new file to WAL takes it whole, and a connection waiting on that can be refused at once."""
-    message = str(exc.orig).lower()
-    return isinstance(exc, IntegrityError) or any(words in message for words in ("already exists", "duplicate column", "database is locked"))
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Bring a store made by an older rae up to date: columns added since then are added, with their defaults.
-
-    Only additions: rae never drops or changes a column, so a store stays readable by the version that wrote it.
-    """
-    inspector = inspect(engine)
-    for table in Base.metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            kind = column.type.compile(dialect=engine.dialect)
-            default = column.default.arg if column.default is not None and not callable(column.default.arg) else None
-            clause = f" DEFAULT '{default}'" if isinstance(default, str) else f" DEFAULT {default}" if default is not None else ""
-            with engine.begin() as connection:
-                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{clause}'))
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=60000")  # first, so that the switch to WAL waits for a lock as well
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 def _upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str]) -> Any:
@@ -368,8 +358,13 @@ def _upsert(dialect: str, table: Any, values: dict[str, Any], keys: list[str]) -
     return statement.on_conflict_do_update(index_elements=keys, set_={k: statement.excluded[k] for k in values if k not in keys})
 
 
-def _safe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable url>"
+@functools.cache
+def _replacing(dialect: str, table: Any) -> Any:
+    """An upsert of whole rows of ``table``, every column but the key replaced: built once, run with many rows."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    statement = dialect_insert(table)
+    keys = [c.name for c in table.primary_key.columns]
+    return statement.on_conflict_do_update(index_elements=keys, set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys})

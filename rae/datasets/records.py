@@ -57,3 +57,4 @@ class Query:
     text: str
     frequency: int = 1
     stratum: str = ""
+    reference_answer: str = ""  # a query set's expected answer (SRW's referenceAnswer), carried through unchanged

@@ -196,7 +196,9 @@ class SearchClusterSpec(BaseModel):
 
 
 class SolrSpec(BaseModel):
-    """A Solr collection: ``url`` is its ``/select`` handler; ``q`` the query with ``{{query}}``; ``fl`` the id field."""
+    """A Solr collection: ``url`` is its ``/select`` handler; ``q`` the query with ``{{query}}`` (the text with the
+    query parser's special characters escaped, so that it is read as words); ``fl`` the fields returned, of which
+    ``id_field`` (default: the first) holds the product id."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -204,6 +206,7 @@ class SolrSpec(BaseModel):
     url: str
     q: str = "{{query}}"
     fl: str = "id"
+    id_field: str | None = Field(default=None, description="the field of fl that holds the product id (default: fl's first)")
     def_type: str | None = Field(default=None, description="defType, e.g. edismax")
     qf: str | None = Field(default=None, description="query fields for (e)dismax, e.g. 'title^3 description'")
     auth: ClusterAuth = ClusterAuth()

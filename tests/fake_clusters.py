@@ -12,6 +12,7 @@ without those basic credentials gets 401.
 import base64
 import contextlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,37 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from rae.datasets.catalog import Catalog
+
+SPECIAL = set('+-&|!(){}[]^"~*?:\\/')
+
+
+def lucene_terms(q: str) -> tuple[str, str]:
+    """The words of a query as Solr's default (Lucene) parser reads it, or its error: an unescaped ``:`` names a
+    field (this collection has none by those names), an unbalanced ``(`` or ``"`` is a syntax error. A backslash
+    escapes the next character."""
+    words, depth, quoted, escaped = [], 0, False, False
+    for ch in q:
+        if escaped:
+            words.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ":":
+            field = "".join(words).split()[-1] if "".join(words).split() else ""
+            return "", f"undefined field {field}"
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return "", f"org.apache.solr.search.SyntaxError: Cannot parse '{q}': Encountered \" \")\" \")\" "
+        elif ch == '"':
+            quoted = not quoted
+        else:
+            words.append(ch if ch not in SPECIAL else " ")
+    if depth or quoted:
+        return "", f"org.apache.solr.search.SyntaxError: Cannot parse '{q}': Encountered \"<EOF>\""
+    return "".join(words), ""
 
 
 class FakeClusters:
@@ -59,9 +91,20 @@ class FakeClusters:
                 if self._trouble(text):
                     return
                 ids = clusters.matches(text, int(body.get("size", 10)))
-                hits = [{"_index": "products", "_id": pid, "_score": 1.0 / (i + 1), "_source": {"asin": pid, "title": clusters.catalog[pid].title}} for i, pid in enumerate(ids)]
+                hits = [self._hit(body, i, pid) for i, pid in enumerate(ids)]
                 self._json(200, {"took": 1, "timed_out": False, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
                                  "hits": {"total": {"value": len(ids), "relation": "eq"}, "max_score": 1.0 if ids else None, "hits": hits}})
+
+            def _hit(self, body: dict[str, Any], rank: int, pid: str) -> dict[str, Any]:
+                """A hit as OpenSearch writes it: ``_source`` unless the body says ``"_source": false``, and ``fields``
+                (each value a list) for the fields the body asks for."""
+                values = {"asin": pid, "title": clusters.catalog[pid].title}
+                hit: dict[str, Any] = {"_index": "products", "_id": pid, "_score": 1.0 / (rank + 1)}
+                if body.get("_source", True) is not False:
+                    hit["_source"] = values
+                if body.get("fields"):
+                    hit["fields"] = {f: [values[f]] for f in body["fields"] if f in values}
+                return hit
 
             def do_GET(self) -> None:  # noqa: N802
                 url = urlsplit(self.path)
@@ -69,11 +112,20 @@ class FakeClusters:
                 clusters.requests.append({"path": url.path, "params": params, "authorization": self.headers.get("Authorization")})
                 if not self._authorised() or self._trouble(params.get("q", "")):
                     return
-                if params.get("fl") not in ("id", "asin"):
-                    return self._json(400, {"responseHeader": {"status": 400, "QTime": 0}, "error": {"msg": f"undefined field {params.get('fl')}", "code": 400}})
-                ids = clusters.matches(params.get("q", ""), int(params.get("rows", 10)))
+                fields = [f for f in re.split(r"[,\s]+", params.get("fl", "")) if f]
+                unknown = [f for f in fields if f not in ("id", "asin", "score")]
+                if unknown or not fields:
+                    return self._solr_error(f"undefined field {','.join(unknown) or '(none)'}")
+                text, problem = lucene_terms(params.get("q", ""))
+                if problem:
+                    return self._solr_error(problem)
+                ids = clusters.matches(text, int(params.get("rows", 10)))
+                docs = [{f: (1.0 / (i + 1) if f == "score" else pid) for f in fields} for i, pid in enumerate(ids)]
                 self._json(200, {"responseHeader": {"status": 0, "QTime": 1, "params": params},
-                                 "response": {"numFound": len(ids), "start": 0, "docs": [{params["fl"]: pid} for pid in ids]}})
+                                 "response": {"numFound": len(ids), "start": 0, "docs": docs}})
+
+            def _solr_error(self, message: str) -> None:
+                self._json(400, {"responseHeader": {"status": 400, "QTime": 0}, "error": {"msg": message, "code": 400}})
 
             def _authorised(self) -> bool:
                 if clusters.password is None:

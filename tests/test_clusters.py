@@ -103,3 +103,29 @@ def test_each_failure_is_one_clear_line_and_no_traceback(tmp_path, case, query, 
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rae: error: engine my-opensearch") and expected in lines[0], result.stderr
+
+
+def test_an_opensearch_hit_with_only_fields_gives_its_id():
+    """A template with ``"_source": false`` and ``"fields"`` gets hits with ``fields`` only, each value a list."""
+    template = '{"_source": false, "fields": ["asin"], "query": {"multi_match": {"query": "{{query}}", "fields": ["title"]}}, "size": {{k}}}'
+    with FakeClusters(CATALOG) as clusters:
+        engine = SearchClusterEngine("os", SearchClusterSpec(url=f"{clusters.url}/products/_search", query=template, id_field="asin"))
+        assert engine.search(Query("q", "kettle"), 3) == clusters.matches("kettle", 3)
+        assert clusters.requests[-1]["body"]["_source"] is False
+
+
+def test_solr_reads_the_id_field_when_fl_asks_for_more():
+    with FakeClusters(CATALOG) as clusters:
+        engine = SolrEngine("solr", SolrSpec(url=f"{clusters.url}/solr/products/select", fl="id,score"))
+        assert engine.search(Query("q", "desk lamp"), 4) == clusters.matches("desk lamp", 4)
+        engine = SolrEngine("solr", SolrSpec(url=f"{clusters.url}/solr/products/select", fl="score asin", id_field="asin"))
+        assert engine.search(Query("q", "desk lamp"), 4) == clusters.matches("desk lamp", 4)
+
+
+@pytest.mark.parametrize("text", ["usb-c: 65w charger", "lamp (led", 'kettle "1.7l', "c++ book / guide"])
+def test_solr_gets_the_query_text_as_text_never_as_syntax(text):
+    with FakeClusters(CATALOG) as clusters:
+        ids = SolrEngine("solr", SolrSpec(url=f"{clusters.url}/solr/products/select")).search(Query("q", text), 5)
+        sent = clusters.requests[-1]["params"]["q"]
+    assert ids == clusters.matches(text, 5)  # every character read as itself
+    assert "\\" in sent  # escaped, so that Lucene's parser reads words

@@ -9,6 +9,7 @@ environment variables the config names; TLS certificates are verified unless the
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from rae.datasets.records import Query
 from rae.retrieve.base import EngineError
 
 BACKOFF_S = 0.5
+SOLR_SPECIAL = frozenset('\\+-!():^[]"{}~*?|&;/')
 
 
 class SearchClusterEngine:
@@ -40,11 +42,20 @@ class SearchClusterEngine:
     def search(self, query: Query, k: int) -> list[str]:
         data = self.http.send(lambda client: client.post(self.spec.url, json=self.body(query, k)))
         try:
-            hits = data["hits"]["hits"]
-            ids = [str(hit["_source"][self.spec.id_field] if self.spec.id_field else hit["_id"]) for hit in hits]
-        except (KeyError, TypeError):
-            raise EngineError(f"engine {self.name}: the answer has no hits.hits[]._id (or _source.{self.spec.id_field})") from None
+            ids = [self.hit_id(hit) for hit in data["hits"]["hits"]]
+        except (KeyError, TypeError, IndexError):
+            where = f"_source.{self.spec.id_field} or fields.{self.spec.id_field}" if self.spec.id_field else "_id"
+            raise EngineError(f"engine {self.name}: the answer has no hits.hits[].{where}") from None
         return list(dict.fromkeys(ids))[:k]
+
+    def hit_id(self, hit: dict[str, Any]) -> str:
+        """The product id of a hit: its ``_id``, or the id field from ``_source`` or, for a template that turns
+        ``_source`` off, from ``fields`` (where each value is a list)."""
+        if not self.spec.id_field:
+            return str(hit["_id"])
+        if self.spec.id_field in (hit.get("_source") or {}):
+            return str(hit["_source"][self.spec.id_field])
+        return str(hit["fields"][self.spec.id_field][0])
 
 
 class SolrEngine:
@@ -54,18 +65,28 @@ class SolrEngine:
         self.name, self.spec = name, spec
         self.http = ClusterClient(name, spec.url, spec.auth, spec.verify_tls, spec.timeout_s, spec.retries)
 
+    @property
+    def id_field(self) -> str:
+        return self.spec.id_field or re.split(r"[,\s]+", self.spec.fl.strip())[0]
+
     def search(self, query: Query, k: int) -> list[str]:
-        params = {"q": self.spec.q.replace("{{query}}", query.text), "rows": k, "fl": self.spec.fl, "wt": "json"}
+        params = {"q": self.spec.q.replace("{{query}}", escape_solr(query.text)), "rows": k, "fl": self.spec.fl, "wt": "json"}
         if self.spec.def_type:
             params["defType"] = self.spec.def_type
         if self.spec.qf:
             params["qf"] = self.spec.qf
         data = self.http.send(lambda client: client.get(self.spec.url, params=params))
         try:
-            ids = [str(doc[self.spec.fl]) for doc in data["response"]["docs"]]
+            ids = [str(doc[self.id_field]) for doc in data["response"]["docs"]]
         except (KeyError, TypeError):
-            raise EngineError(f"engine {self.name}: the answer has no response.docs[].{self.spec.fl}") from None
+            raise EngineError(f"engine {self.name}: the answer has no response.docs[].{self.id_field}") from None
         return list(dict.fromkeys(ids))[:k]
+
+
+def escape_solr(text: str) -> str:
+    """The query text with a backslash before each character Solr's query parsers read as syntax (the characters
+    SolrJ's ``ClientUtils.escapeQueryChars`` escapes, whitespace excepted so that words stay words)."""
+    return "".join(f"\\{ch}" if ch in SOLR_SPECIAL else ch for ch in text)
 
 
 class ClusterClient:

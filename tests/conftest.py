@@ -129,3 +129,11 @@ def install_scripted(monkeypatch: pytest.MonkeyPatch, scripted: ScriptedEngine) 
 @pytest.fixture
 def scripted_workspace(monkeypatch) -> ScriptedEngine:
     return install_scripted(monkeypatch, ScriptedEngine())
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A project directory to run commands in: a rae.toml without MLflow, the working directory for the test."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rae.toml").write_text('programs_dir = "programs"\ntracking_uri = "none"\n')
+    return tmp_path

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rae.cli import app
 from rae.config import load_settings
-from rae.datasets.judgment_files import FORMATS
+from rae.datasets.judgment_reading import FORMATS
 from rae.datasets.query_sets import read_query_set
 from rae.datasets.searchlog import query_id_for
 from rae.labels import Label
@@ -18,13 +18,6 @@ from rae.workspace import Workspace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 E, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT  # noqa: E741 - the ESCI letters
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "rae.toml").write_text('programs_dir = "programs"\ntracking_uri = "none"\n')
-    return tmp_path
 
 
 def imported(*args: str) -> dict[tuple[str, str, str], Label]:
@@ -82,24 +75,29 @@ def test_every_format_round_trips_the_human_and_the_judges_labels(project, scrip
         assert back.exit_code == 0, back.output
         stored = latest_ratings(Workspace(load_settings().with_overrides(store=fresh)).store)
         assert {(r.query_id, r.product_id): r.label for r in stored} == expected[which]
-    if fmt in ("quepid-book", "csv", "jsonl"):  # formats that name each label's rater carry both raters in one file
+    if fmt in ("quepid-book", "quepid-judgements", "csv", "jsonl"):  # formats that name each label's rater carry both in one file
+        judge = f"{workspace.settings.model.name}:{workspace.describe()['program']}"
+        emails = ["--rater-email", "esci-us=labels@shop.example", "--rater-email", f"{judge}=judge@shop.example"] if fmt == "quepid-book" else []
         out = project / f"both.{fmt}"
-        assert CliRunner().invoke(app, ["judgments", "export", str(out), "--format", fmt, "--labels", "both", *slice_]).exit_code == 0
+        assert CliRunner().invoke(app, ["judgments", "export", str(out), "--format", fmt, "--labels", "both", *slice_, *emails]).exit_code == 0
         fresh = f"sqlite:///{project / ('both' + fmt + '.db')}"
         assert CliRunner().invoke(app, ["judgments", "import", str(out), "--format", fmt, "--store", fresh]).exit_code == 0
         by_rater: dict[str, dict] = {}
         for r in latest_ratings(Workspace(load_settings().with_overrides(store=fresh)).store):
             by_rater.setdefault(r.rater, {})[(r.query_id, r.product_id)] = r.label
-        assert by_rater.pop("esci-us") == expected["human"] and list(by_rater.values()) == [expected["llm"]]
+        if fmt == "quepid-book":  # Quepid names judges by email
+            assert by_rater == {"labels@shop.example": expected["human"], "judge@shop.example": expected["llm"]}
+        else:  # the labelled set's own labels are recognised, not stored twice
+            assert by_rater == {judge: expected["llm"]}
 
 
 def test_quepid_csv_is_written_with_its_quirks(project, scripted_workspace):
-    from rae.datasets.judgment_files import write_judgments
+    from rae.datasets.judgment_writing import write_judgments
     from rae.datasets.rating_scales import SCALES
     from rae.datasets.records import Rating
 
     out = project / "case.csv"
-    write_judgments(out, "quepid-csv", [Rating("q1", "-40 degree freezer", "B1", E, "r"), Rating("q2", "lamp", "B2", S, "r")], SCALES["0-3"], "x")
+    write_judgments(out, "quepid-csv", [Rating("q1", "-40 degree freezer", "B1", E, "r"), Rating("q2", "lamp", "B2", S, "r")], SCALES["0-3"], "x", {})
     assert out.read_text() == 'query,docid,rating\n -40 degree freezer,B1,3\nlamp,B2,1'  # formula guard, and no trailing newline
 
 
@@ -107,7 +105,7 @@ def test_a_rating_off_the_scale_and_an_unknown_trec_query_are_one_line_errors(pr
     bad = project / "bad.json"
     bad.write_text(json.dumps({"name": "x", "type": "IMPORT_JUDGMENT", "judgmentRatings": [{"query": "q", "ratings": [{"docId": "d", "rating": "100.0"}]}]}))
     result = CliRunner().invoke(app, ["judgments", "import", str(bad), "--format", "srw"])
-    assert result.exit_code == 1 and "rating 100.0 is outside the scale unit (0 to 1); choose another --scale" in str(result.exception)
+    assert result.exit_code == 1 and "bad.json:1: unit cannot read the rating 100; the file's ratings (100) fit --scale srw-esci or percent" in str(result.exception)
     qrels = project / "qrels.txt"
     qrels.write_text("100189 0 B01M3YCXD2 2\nnot-a-query 0 B01M3YCXD2 1\n")
     result = CliRunner().invoke(app, ["judgments", "import", str(qrels), "--format", "trec"])

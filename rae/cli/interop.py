@@ -6,26 +6,31 @@ from typing import Annotated
 import typer
 
 from rae.cli.options import ConfigOption, ModelOption, PerQueryOption, ProgramOption, QueriesOption, StoreOption, workspace_from
-from rae.datasets.judgment_files import Format
+from rae.datasets.judgment_reading import Format
 from rae.datasets.query_sets import read_query_set
 from rae.interop.judgment_lists import Which, export_judgments, import_judgments, pairs_to_export
+from rae.interop.raters import CONSENSUS_RULES
 
-FormatOption = Annotated[Format, typer.Option("--format", help="trec, quepid-csv, quepid-book, srw, srw-csv, csv or jsonl")]
-ScaleOption = Annotated[str | None, typer.Option("--scale", help="0-2, 0-3, 0-1, unit, percent or one of [rating_scales] (default: the format's)")]
+FormatOption = Annotated[Format, typer.Option("--format", help="trec, quepid-csv, quepid-judgements, quepid-book, srw, srw-csv, csv or jsonl")]
+ScaleOption = Annotated[
+    str | None,
+    typer.Option("--scale", help="0-2, 0-3, 0-1, srw-esci, unit, percent, a Quepid scorer (nDCG@10, P@10...), a range like 1-5, or one of [rating_scales]"),
+]
 
 
 def judgments_import(
-    path: Annotated[Path, typer.Argument(help="the judgment file")],
+    path: Annotated[Path, typer.Argument(help="the judgment file (a Quepid book may stay zipped)")],
     fmt: FormatOption = "csv",
-    rater: Annotated[str, typer.Option("--rater", help="whose labels these are (a Quepid book names its judges itself)")] = "imported",
+    rater: Annotated[str | None, typer.Option("--rater", help="whose labels these are (default: the raters the file names, else the file's name)")] = None,
     kind: Annotated[str, typer.Option("--kind", help="human, or llm for another LLM judge's labels")] = "human",
     scale: ScaleOption = None,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="an empty list is fine (else it is an error)")] = False,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Store a judgment list's labels as a rater's, for every command that reads human labels (and agreement among raters)."""
+    """Store a judgment list's labels as its raters', for every command that reads human labels (and agreement among raters)."""
     workspace = workspace_from(config, None, store, None)
-    typer.echo(import_judgments(workspace, path, fmt, rater, scale, kind).line())
+    typer.echo(import_judgments(workspace, path, fmt, rater, scale, kind, allow_empty).line())
 
 
 def judgments_export(
@@ -37,6 +42,10 @@ def judgments_export(
     per_query: PerQueryOption = None,
     run_id: Annotated[str | None, typer.Option("--run", help="an evaluation's pools ('latest' for the latest)")] = None,
     queries_file: Annotated[Path | None, typer.Option("--queries-file", help="the stored judgments of a query set's queries")] = None,
+    rated: Annotated[bool, typer.Option("--rated", help="every pair a stored rater labelled (imported lists, reviews)")] = False,
+    rater: Annotated[str | None, typer.Option("--rater", help="only this rater's labels")] = None,
+    consensus: Annotated[str | None, typer.Option("--consensus", help=f"one rating a pair from several raters: {', '.join(CONSENSUS_RULES)}")] = None,
+    rater_email: Annotated[list[str] | None, typer.Option("--rater-email", help="quepid-book: NAME=EMAIL (or EMAIL for one rater), as Quepid names judges")] = None,
     scale: ScaleOption = None,
     name: Annotated[str, typer.Option("--name", help="the list's name, where the format has one")] = "rae judgments",
     config: ConfigOption = None,
@@ -44,8 +53,10 @@ def judgments_export(
     store: StoreOption = None,
     program: ProgramOption = None,
 ) -> None:
-    """Write what the store holds for a split, an evaluation or a query set, in another tool's format."""
+    """Write what the store holds (a split, an evaluation, a query set, or everything rated) in another tool's format."""
+    if consensus is not None and consensus not in CONSENSUS_RULES:
+        raise typer.BadParameter(f"--consensus {consensus}: known rules are {', '.join(CONSENSUS_RULES)}")
     workspace = workspace_from(config, model, store, None, program=program)
     query_set = read_query_set(queries_file) if queries_file else None
-    pairs = pairs_to_export(workspace, split, queries, per_query, run_id, query_set)
-    typer.echo(export_judgments(workspace, path, fmt, which, pairs, scale, name).line())
+    pairs = pairs_to_export(workspace, split, queries, per_query, run_id, query_set, rated)
+    typer.echo(export_judgments(workspace, path, fmt, which, pairs, scale, name, rater, consensus, rater_email).line())

@@ -1,35 +1,48 @@
 """``rae judgments import`` and ``rae judgments export``: judgment lists between rae's store and the other tools.
 
-Import stores each label as its rater's (the ``--rater`` name, or each judge of a Quepid book), with where it came
-from, as a human rater's or, with ``--kind llm``, as another LLM judge's. Every command that reads human labels
-(``agreement``, ``optimize`` with ``with_reviews``, the prediction-powered estimates of ``evaluate`` and ``report``,
-the review queue) then sees the human ones; ``agreement --raters`` sees them all.
+Import reads the file as its tool wrote it, decides its scale once for the whole file (the one asked for, the one
+the file declares, or the format's; a scale that cannot read every rating, or would read two of the file's grades as
+one class, is refused with what it would do), names its raters, and stores each label as its rater's: a human
+rater's or, with ``--kind llm``, another LLM judge's. A file that holds no rating is an error unless the user says
+an empty file is fine.
 
-Export writes what the store holds for a split of the labelled set, an evaluation run's pools, or a query set: the
-judge's labels (this program and model; its reasoning as the explanation where the format has one), the human
-labels, or both as separate raters.
+Export writes what the store holds for a split of the labelled set, an evaluation run's pools, a query set, or every
+pair a stored rater labelled (what came in from another tool goes back out): the judge's labels, the human labels, or both as
+separate raters; one rating a pair where the format holds one.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from rae.datasets.judgment_files import DEFAULT_SCALES, Format, read_judgments, write_judgments
+from rae.datasets.judgment_reading import Entry, Format, JudgmentFile, read_judgment_file
+from rae.datasets.judgment_writing import write_judgments
 from rae.datasets.labelled_set import LabelledSet
-from rae.datasets.rating_scales import rating_scale
+from rae.datasets.rating_scales import NAMED_LABELS, RatingError, RatingScale, check_ratings, declared_scale, rating_scale
+from rae.datasets.readers import DataFileError
 from rae.datasets.records import Pair, Rating
 from rae.datasets.searchlog import normalize_query, query_id_for
 from rae.evaluate.stored_run import load_evaluation
+from rae.interop.raters import (
+    ONE_RATING_FORMATS,
+    RaterError,
+    imported_rater_names,
+    judge_emails,
+    one_rating_a_pair,
+    without_the_sets_own,
+)
 from rae.store.human_labels import latest_ratings, save_ratings
 from rae.store.records import judged_pairs_of_queries
 from rae.workspace import Workspace
 
 Which = Literal["llm", "human", "both"]
+DEFAULT_SCALES = {"trec": "0-2", "quepid-csv": "0-3", "quepid-judgements": "0-3", "quepid-book": "0-3", "srw": "unit", "srw-csv": "unit"}
+NAMED_FORMATS = ("csv", "jsonl")  # rae's own: labels by name, no scale
 
 
 @dataclass
 class Moved:
-    """What an import or export moved."""
+    """What an import or export moved, on which scale, and anything the user should know about it."""
 
     verb: str
     path: Path
@@ -37,33 +50,63 @@ class Moved:
     labels: int
     raters: list[str]
     pairs: int
+    scale: str = ""
+    notices: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return f"{self.verb} {self.labels} labels of {self.pairs} pairs ({', '.join(self.raters) or 'no rater'}) {'from' if self.verb == 'imported' else 'to'} {self.path} ({self.fmt})"
+        raters = ", ".join(self.raters[:5]) + (f" and {len(self.raters) - 5} more" if len(self.raters) > 5 else "") or "no rater"
+        direction = "from" if self.verb == "imported" else "to"
+        on = f", scale {self.scale}" if self.scale else ""
+        return "\n".join([f"{self.verb} {self.labels} labels of {self.pairs} pairs ({raters}) {direction} {self.path} ({self.fmt}{on})", *self.notices])
 
 
-def import_judgments(workspace: Workspace, path: Path, fmt: Format, rater: str, scale: str | None, kind: str = "human") -> Moved:
+def import_judgments(
+    workspace: Workspace, path: Path, fmt: Format, rater: str | None, scale: str | None, kind: str = "human", allow_empty: bool = False
+) -> Moved:
     labelled = workspace.labelled
-    scale_used = rating_scale(scale or DEFAULT_SCALES.get(fmt, "0-2"), workspace.settings.rating_scales)
-    labels = read_judgments(path, fmt, scale_used, rater, _query_ids(labelled), _query_texts(labelled))
+    file = read_judgment_file(path, fmt)
+    if not file.entries and not allow_empty:
+        raise DataFileError(path, None, f"no ratings in it as {fmt} (--allow-empty if an empty list is expected)")
+    scale_used, how = _import_scale(file, fmt, scale, workspace.settings.rating_scales)
+    try:
+        names = imported_rater_names([e.rater for e in file.entries], rater, path.stem)
+        query_ids, query_texts = _query_ids(labelled), _query_texts(labelled)
+        labels = [_rating(file, e, scale_used, names, query_ids, query_texts) for e in file.entries]
+        own = {(j.query_id, j.product_id): j.label for j in labelled.judgments}
+        labels, notices = without_the_sets_own(labels, own, labelled.name) if kind == "human" else (labels, [])
+    except RaterError as exc:
+        raise DataFileError(path, None, str(exc)) from None
     save_ratings(workspace.store, labels, f"import:{fmt}:{path.name}", kind)
-    return Moved("imported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}))
+    notices = ([f"scale {scale_used.name}: {how}"] if fmt not in NAMED_FORMATS else []) + notices
+    return Moved("imported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}),
+                 notices=notices)
 
 
 def export_judgments(
-    workspace: Workspace, path: Path, fmt: Format, which: Which, pairs: list[Pair], scale: str | None, name: str
+    workspace: Workspace, path: Path, fmt: Format, which: Which, pairs: list[Pair], scale: str | None, name: str,
+    rater: str | None = None, consensus: str | None = None, rater_emails: list[str] | None = None,
 ) -> Moved:
-    labels = []
-    if which in ("llm", "both"):
-        labels += llm_labels(workspace, pairs)
-    if which in ("human", "both"):
-        labels += human_labels(workspace, pairs)
-    write_judgments(path, fmt, labels, rating_scale(scale or DEFAULT_SCALES.get(fmt, "0-2"), workspace.settings.rating_scales), name)
-    return Moved("exported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}))
+    labels = (llm_labels(workspace, pairs) if which in ("llm", "both") else []) + (human_labels(workspace, pairs) if which in ("human", "both") else [])
+    if rater is not None:
+        raters = sorted({r.rater for r in labels})
+        labels = [r for r in labels if r.rater == rater]
+        if not labels:
+            raise RaterError(f"no labels by {rater!r} among these pairs (raters: {', '.join(raters) or 'none'})")
+    if fmt in ONE_RATING_FORMATS:
+        labels = one_rating_a_pair(labels, fmt, consensus)
+    emails, notices = judge_emails(sorted({r.rater for r in labels}), rater_emails or []) if fmt == "quepid-book" else ({}, [])
+    scale_used = NAMED_LABELS if fmt in NAMED_FORMATS else rating_scale(scale or DEFAULT_SCALES[fmt], workspace.settings.rating_scales)
+    write_judgments(path, fmt, labels, scale_used, name, emails)
+    return Moved("exported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}),
+                 "" if fmt in NAMED_FORMATS else scale_used.name, notices)
 
 
-def pairs_to_export(workspace: Workspace, split: str | None, queries: int | None, per_query: int | None, run_id: str | None, query_set: list | None) -> list[Pair]:
-    """The pairs of an evaluation run's pools, or of the queries of a query set that the store judged, or of a split."""
+def pairs_to_export(
+    workspace: Workspace, split: str | None, queries: int | None, per_query: int | None, run_id: str | None, query_set: list | None,
+    rated: bool = False,
+) -> list[Pair]:
+    """The pairs of an evaluation run's pools, of a query set's judged queries, of every pair a stored rater labelled
+    (imported lists and reviews), or of a split of the labelled set (all of it by default)."""
     if run_id is not None:
         stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None if run_id == "latest" else run_id)
         texts = {q.query_id: q.text for q in stored.queries}
@@ -71,6 +114,9 @@ def pairs_to_export(workspace: Workspace, split: str | None, queries: int | None
     if query_set is not None:
         rows = judged_pairs_of_queries(workspace.store, [q.text for q in query_set])
         return sorted({Pair(*row) for row in rows}, key=lambda p: (p.query_id, p.product_id))
+    if rated:
+        ratings = [r for kind in ("human", "llm") for r in latest_ratings(workspace.store, kind)]
+        return sorted({Pair(r.query_id, r.query, r.product_id) for r in ratings}, key=lambda p: (p.query_id, p.product_id))
     return workspace.labelled.pairs(split or "all", queries, per_query)
 
 
@@ -91,6 +137,43 @@ def human_labels(workspace: Workspace, pairs: list[Pair]) -> list[Rating]:
     labelled = workspace.labelled
     labels = [replace(j, rater=labelled.name) for j in labelled.judgments if (j.query_id, j.product_id) in wanted]
     return labels + [r for r in latest_ratings(workspace.store) if (r.query_id, r.product_id) in wanted]
+
+
+def _import_scale(file: JudgmentFile, fmt: Format, asked: str | None, custom) -> tuple[RatingScale, str]:
+    """The scale that reads the whole file, and how it was chosen; refused (with the way out) if it cannot."""
+    if fmt in NAMED_FORMATS:
+        if asked:
+            raise DataFileError(file.path, None, f"--scale does not apply to {fmt}: its labels are written by name")
+        scale, how = NAMED_LABELS, "labels by name"
+    else:
+        try:
+            if asked:
+                scale, how = rating_scale(asked, custom), "asked for"
+            elif isinstance(file.declared_scale, list):
+                scale, how = declared_scale(file.declared_scale), f"the book's scale {file.declared_scale}"
+            elif isinstance(file.declared_scale, str):
+                scale, how = rating_scale(file.declared_scale), f"the book's scorer {file.declared_scale}"
+            else:
+                scale, how = rating_scale(DEFAULT_SCALES[fmt]), f"{fmt}'s default (--scale to change)"
+        except RatingError as exc:
+            raise DataFileError(file.path, None, str(exc)) from None
+    try:
+        check_ratings(scale, [e.rating for e in file.entries])
+    except RatingError as exc:
+        first = next((e for e in file.entries if not scale.readable(e.rating)), None)
+        raise (file.error(first, str(exc)) if first else DataFileError(file.path, None, str(exc))) from None
+    return scale, how
+
+
+def _rating(file: JudgmentFile, entry: Entry, scale: RatingScale, names, query_ids, query_texts) -> Rating:
+    if entry.query_id and not entry.query:  # TREC names queries by id
+        query = query_texts(entry.query_id)
+        if query is None:
+            raise file.error(entry, f"query id {entry.query_id!r} is not one rae knows (TREC names queries by id: use rae's ids)")
+        query_id = entry.query_id
+    else:
+        query, query_id = entry.query, entry.query_id or query_ids(entry.query)
+    return Rating(query_id, query, entry.product_id, scale.label(entry.rating), names[entry.rater], original_label=entry.rating, note=entry.note)
 
 
 def _query_ids(labelled: LabelledSet):

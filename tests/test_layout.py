@@ -26,7 +26,7 @@ FLOORS: list[set[str]] = [
     {"scaleout"},
     {"evaluate"},
     {"studies"},
-    {"optimize", "review", "interop"},
+    {"optimize", "review", "interop", "improve"},
     {"bench", "cli", "api", "__main__", "__init__"},
 ]
 

@@ -87,6 +87,13 @@ def test_plan_says_how_many_human_labels_with_and_without_the_judge(evaluated):
     assert title["labelled_now"] == 4 and title["humans_only_queries"] >= 3
     assert title["humans_only_cost"] == pytest.approx(title["humans_only_queries"] * plan["pairs_per_query"] * 0.05, rel=1e-2)
     assert title["ppi_human_queries"] <= title["humans_only_queries"]
+    needed = {}
+    for margin in ("0.5", "2.0"):  # for a gate: the farther the difference from -margin, the fewer labels decide it
+        gate_plan = json.loads(CliRunner().invoke(app, ["plan", "--margin", margin, "--json"]).stdout)
+        row = next(r for r in gate_plan["rows"] if r["what"] == "bm25-full - bm25-title")
+        assert gate_plan["margin"] == float(margin) and row["humans_only_queries"] is not None, row
+        needed[margin] = row["humans_only_queries"]
+    assert needed["2.0"] <= needed["0.5"]
 
 
 def test_ppi_check_with_simulated_judges_covers_and_narrows(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from rae.cli import batches, data, evaluation, fitting, interop, judging, review, store, studies
+from rae.cli import batches, data, evaluation, fitting, improving, interop, judging, review, store, studies
 from rae.errors import RaeError
 from rae.secrets import redact, redacting_log_handler
 
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 for command in (judging.annotate, judging.agreement, evaluation.evaluate, evaluation.report, evaluation.plan, fitting.optimize,
-                fitting.tune, studies.ablate, studies.injection, studies.errors, studies.audit):
+                fitting.tune, improving.gate, studies.ablate, studies.injection, studies.errors, studies.audit):
     app.command()(command)
 app.command("engines")(evaluation.engines_list)
 app.command("ppi-check")(studies.ppi_check)

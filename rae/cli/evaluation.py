@@ -108,12 +108,14 @@ def plan(
     target_width: Annotated[float, typer.Option("--target-width", help="the full width of the 95% interval wanted")] = 0.05,
     run_id: Annotated[str | None, typer.Option("--run", help="the evaluation to plan for (default: the latest)")] = None,
     metric: Annotated[str | None, typer.Option("--metric", help="default ndcg@k")] = None,
+    margin: Annotated[float | None, typer.Option("--margin", help="plan for a decisive `rae gate` at this margin")] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
     """How many queries humans should label to know each engine's metric (and each difference) that precisely, with
-    the judge's help (prediction-powered) and without it, and what it would cost."""
+    the judge's help (prediction-powered) and without it, and what it would cost; with --margin, how many a gate's
+    verdict needs to be decisive."""
     base = workspace_from(config, None, store, None)
     stored = load_evaluation(base.store, Path(base.settings.reports_dir), run_id)
     workspace = workspace_of(stored, base)
@@ -124,4 +126,4 @@ def plan(
     pairs_per_query = sum(map(len, pools.values())) / max(len(pools), 1)
     judge_cost = sum(e.annotation.total.cost_usd or 0.0 for e in evaluation.engines) / max(len(pools), 1)
     chosen = metric or evaluation.main_metric
-    show(plan_labels(evaluation.corrected, evaluation.metrics, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, judge_cost), as_json)
+    show(plan_labels(evaluation.corrected, evaluation.metrics, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, judge_cost, margin), as_json)

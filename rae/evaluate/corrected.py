@@ -33,6 +33,10 @@ class Corrected:
     engines: dict[str, dict[str, ThreeEstimates]] = field(default_factory=dict)  # engine -> metric -> estimates
     comparisons: dict[tuple[str, str], ThreeEstimates] = field(default_factory=dict)  # (a, b) -> b minus a
     human_metrics: dict[str, EngineMetrics] = field(default_factory=dict)  # engine -> per-query metric, labelled queries
+    weights: dict[str, float] | None = None  # query id -> inverse inclusion probability, when a design drew the labelled queries
+
+    def weights_of(self, queries: list[str]) -> np.ndarray | None:
+        return np.array([self.weights[q] for q in queries]) if self.weights is not None and queries else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,7 +65,7 @@ def corrected_metrics(
     partial = sum(1 for q in queries if q not in complete and pools[q] & set(human_gains.get(q, {})))
     labelled = [q for q in complete if weights is None or q in weights]
     design = "all complete queries, weight one" if weights is None else "drawn by rae review queue --for-evaluation, weighted"
-    result = Corrected(labelled, partial, design)
+    result = Corrected(labelled, partial, design, weights=weights)
     human_pool = {q: {p: human_gains[q][p] for p in pools[q]} for q in labelled}
     w = np.array([weights[q] for q in labelled]) if weights is not None and labelled else None
     for engine, ranking in rankings.items():

@@ -55,7 +55,7 @@ function draw(){
   });
   root.innerHTML = '';
   for(const q of queries){
-    const s = el('section', 'dd-query'); s.dataset.query = q.id;
+    const s = el('section', 'dd-query'); s.dataset.query = q.id; s.id = 'query-' + q.id;
     s.appendChild(el('h3', null, q.text));
     s.appendChild(el('div', 'dd-metrics', data.engines.map(e => `${e} ${data.metric} ${q.metric[e].toFixed(3)}`).join(' · ') + ` · difference ${q.difference >= 0 ? '+' : ''}${q.difference.toFixed(3)}`));
     const lists = el('div', 'dd-lists'); lists.style.gridTemplateColumns = `repeat(${data.engines.length}, 1fr)`;
@@ -68,6 +68,7 @@ function draw(){
   }
 }
 sort.addEventListener('change', draw); draw();
+if(location.hash){ const target = document.getElementById(decodeURIComponent(location.hash.slice(1))); if(target) target.scrollIntoView(); }
 })();
 """
 

@@ -46,13 +46,16 @@ class Plan:
     human_cost_per_pair: float
     judge_cost_per_query: float
     rows: list[PlanRow] = field(default_factory=list)
+    margin: float | None = None  # for a gate: each difference needs the width that puts its interval clear of -margin
 
     def as_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in vars(self).items() if k != "rows"}, "rows": [vars(r) for r in self.rows]}
 
     def markdown(self) -> str:
+        aim = (f"For a decisive gate at margin {self.margin:g} (each difference's interval clear of -{self.margin:g}; engines "
+               f"within {self.target_width:g})") if self.margin is not None else f"To know {self.metric} within a 95% interval {self.target_width:g} wide"
         lines = [
-            f"To know {self.metric} within a 95% interval {self.target_width:g} wide (a human label costs "
+            f"{aim} (a human label costs "
             f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query; the judge ${self.judge_cost_per_query:.4f} a query)",
             "",
             "| engine | human-labelled queries now | correlation judge / humans | humans only: queries | cost | with the judge: human-labelled queries | judged queries | cost |",
@@ -71,28 +74,41 @@ class Plan:
 
 def plan_labels(
     corrected: Corrected, llm_metrics: dict[str, EngineMetrics], metric: str, target_width: float,
-    pairs_per_query: float, human_cost_per_pair: float, judge_cost_per_query: float,
+    pairs_per_query: float, human_cost_per_pair: float, judge_cost_per_query: float, margin: float | None = None,
 ) -> Plan:
-    plan = Plan(metric, target_width, pairs_per_query, human_cost_per_pair, judge_cost_per_query)
+    plan = Plan(metric, target_width, pairs_per_query, human_cost_per_pair, judge_cost_per_query, margin=margin)
     labelled = corrected.labelled_queries
     series = {e: (per_query_values(corrected.human_metrics[e], metric, labelled), per_query_values(llm_metrics[e], metric, labelled)) for e in llm_metrics}
     names = list(series)
-    wanted = [(e, *series[e]) for e in names]
-    wanted += [(f"{b} - {a}", series[b][0] - series[a][0], series[b][1] - series[a][1]) for i, a in enumerate(names) for b in names[i + 1 :]]
-    for what, human, judge in wanted:
-        plan.rows.append(_row(what, human, judge, plan))
+    wanted = [(e, *series[e], target_width) for e in names]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            human = series[b][0] - series[a][0]
+            wanted.append((f"{b} - {a}", human, series[b][1] - series[a][1], _decisive_width(human, margin, target_width)))
+    for what, human, judge, width in wanted:
+        plan.rows.append(_row(what, human, judge, plan, width))
     return plan
 
 
-def _row(what: str, human: np.ndarray, judge: np.ndarray, plan: Plan) -> PlanRow:
+def _decisive_width(human_difference: np.ndarray, margin: float | None, target_width: float) -> float:
+    """The interval width that decides a gate: twice the distance from the difference seen so far to -margin (a
+    difference at the margin itself needs an interval of width zero: the plan says so)."""
+    if margin is None or len(human_difference) == 0:
+        return target_width
+    return 2 * abs(float(np.mean(human_difference)) + margin)
+
+
+def _row(what: str, human: np.ndarray, judge: np.ndarray, plan: Plan, width: float) -> PlanRow:
     n = len(human)
     if n < MIN_HUMAN_QUERIES:
         return PlanRow(what, n, None, None, None, None, None, None, f"label {MIN_HUMAN_QUERIES} queries first (rae review queue --for-evaluation)")
     spread = float(np.std(human, ddof=1))
     if spread == 0 or np.std(judge) == 0:
         return PlanRow(what, n, None, None, None, None, None, None, "no spread yet in the labelled queries: label more first")
+    if width <= 1e-9:
+        return PlanRow(what, n, None, None, None, None, None, None, "the difference sits at the margin: no number of labels decides it")
     human_per_query = plan.human_cost_per_pair * plan.pairs_per_query
-    classical = max(MIN_HUMAN_QUERIES, math.ceil((2 * Z * spread / plan.target_width) ** 2))
+    classical = max(MIN_HUMAN_QUERIES, math.ceil((2 * Z * spread / width) ** 2))
     judge_cost = max(plan.judge_cost_per_query, FREE_JUDGE_SHARE * human_per_query)
     best = ppi_mean_power(human, judge, human_per_query, judge_cost, effective_n=classical)
     return PlanRow(

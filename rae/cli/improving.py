@@ -1,0 +1,75 @@
+"""Commands that turn measurements into changes: gate (a release decision for CI) and tune-engine (an engine's
+parameters against the judge)."""
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rae.annotate.cost_estimate import spending_limit
+from rae.cli.options import (
+    BudgetOption,
+    ConfigOption,
+    JsonOption,
+    ModelOption,
+    ProgramOption,
+    StoreOption,
+    WorkersOption,
+    workspace_from,
+)
+from rae.errors import RaeError
+from rae.evaluate.queries import evaluation_queries
+from rae.evaluate.run import run_evaluation
+from rae.improve.gate import USAGE_ERROR, gate_verdict
+from rae.jsonout import dumps
+from rae.retrieve.build import build_engines
+from rae.retrieve.rankings import retrieve_all, union_of_pairs
+from rae.secrets import redact
+
+
+def gate(
+    baseline: Annotated[str, typer.Option("--baseline", help="the engine in production")],
+    candidate: Annotated[str, typer.Option("--candidate", help="the engine to release")],
+    metric: Annotated[str | None, typer.Option("--metric", help="default ndcg@k")] = None,
+    margin: Annotated[float, typer.Option("--margin", min=0.0, help="the loss the release may cost at most")] = 0.01,
+    queries: Annotated[int, typer.Option("--queries", help="how many queries")] = 20,
+    split: Annotated[str | None, typer.Option("--split", help="the labelled set's queries of this split")] = None,
+    queries_file: Annotated[Path | None, typer.Option("--queries-file", help="a query set (rae's sample, SRW's, text or CSV)")] = None,
+    k: Annotated[int, typer.Option("--k", help="judge and score the top k of each engine")] = 10,
+    junit: Annotated[Path | None, typer.Option("--junit", help="write the verdict as JUnit XML (CI test reports)")] = None,
+    summary: Annotated[Path | None, typer.Option("--summary", help="append the verdict as Markdown (default: $GITHUB_STEP_SUMMARY when set)")] = None,
+    as_json: JsonOption = False,
+    workers: WorkersOption = None,
+    budget: BudgetOption = None,
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    store: StoreOption = None,
+    program: ProgramOption = None,
+) -> None:
+    """Is the candidate no worse than the baseline by more than the margin? Exit 0 pass, 1 fail, 3 inconclusive, 2 a
+    usage error. Both engines are evaluated through the store (stored judgments are reused, not paid again)."""
+    try:
+        if baseline == candidate:
+            raise typer.BadParameter("--baseline and --candidate name the same engine")
+        workspace = workspace_from(config, model, store, None, workers=workers, program=program)
+        catalog = workspace.labelled.catalog
+        chosen = evaluation_queries(workspace.labelled, workspace.settings.search_log, queries, split, queries_file, 0)
+        engines = build_engines([baseline, candidate], workspace.settings.engine_specs(), catalog, Path(workspace.settings.cache_dir))
+        retrievals = retrieve_all(engines, chosen, k, catalog)
+        limit = spending_limit(workspace.judging(), union_of_pairs(chosen, retrievals), catalog, budget) if budget is not None else None
+        run = run_evaluation(workspace, retrievals, chosen, k, limit, progress=not as_json)
+        verdict = gate_verdict(run.evaluation, baseline, candidate, metric or run.evaluation.main_metric, margin, run.report_dir)
+    except (RaeError, KeyError) as exc:
+        message = str(exc) if isinstance(exc, RaeError) else f"unknown metric {exc}"
+        print(f"rae: error: {redact(message)}", file=sys.stderr)
+        raise typer.Exit(USAGE_ERROR) from None
+    if junit is not None:
+        junit.write_text(verdict.junit_xml())
+    summary = summary or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None)
+    if summary is not None:
+        with summary.open("a") as handle:
+            handle.write(verdict.markdown())
+    typer.echo(dumps(verdict.as_dict()) if as_json else verdict.markdown())
+    raise typer.Exit(verdict.exit_code)

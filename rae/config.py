@@ -121,6 +121,9 @@ class BM25Spec(BaseModel):
     fields: dict[ProductField, float] = Field(default_factory=lambda: {"title": 1.0})
     k1: float = 1.5
     b: float = 0.75
+    tune: dict[str, tuple[float, ...]] = Field(
+        default_factory=dict, description="rae tune-engine's search space: a parameter -> [low, high] (and a start value)"
+    )
 
 
 class DenseSpec(BaseModel):
@@ -133,14 +136,18 @@ class DenseSpec(BaseModel):
 
 
 class FusionSpec(BaseModel):
-    """Reciprocal rank fusion of other engines (by name)."""
+    """Reciprocal rank fusion of other engines (by name), each engine's share weighted (default 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["rrf"] = "rrf"
     engines: tuple[str, ...]
-    k: int = 60
+    k: float = 60
     depth: int = 100
+    weights: dict[str, float] = Field(default_factory=dict, description="an engine's weight in the fused score (default 1)")
+    tune: dict[str, tuple[float, ...]] = Field(
+        default_factory=dict, description="rae tune-engine's search space: a parameter -> [low, high] (and a start value)"
+    )
 
 
 class HttpSpec(BaseModel):
@@ -193,6 +200,9 @@ class SearchClusterSpec(BaseModel):
     verify_tls: bool = True
     timeout_s: float = 10.0
     retries: int = Field(default=3, ge=0, description="retries of a timeout, a dropped connection or a 5xx, with backoff")
+    tune: dict[str, tuple[float, ...]] = Field(
+        default_factory=dict, description="rae tune-engine's search space: a parameter -> [low, high] (and a start value)"
+    )
 
 
 class SolrSpec(BaseModel):
@@ -213,6 +223,9 @@ class SolrSpec(BaseModel):
     verify_tls: bool = True
     timeout_s: float = 10.0
     retries: int = Field(default=3, ge=0)
+    tune: dict[str, tuple[float, ...]] = Field(
+        default_factory=dict, description="rae tune-engine's search space: a parameter -> [low, high] (and a start value)"
+    )
 
 
 EngineSpec = Annotated[

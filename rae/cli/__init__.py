@@ -20,6 +20,7 @@ for command in (judging.annotate, judging.agreement, evaluation.evaluate, evalua
     app.command()(command)
 app.command("engines")(evaluation.engines_list)
 app.command("ppi-check")(studies.ppi_check)
+app.command("tune-engine")(improving.tune_engine)
 
 queries_app = typer.Typer(help="Queries from a search log.", no_args_is_help=True)
 queries_app.command("sample")(data.queries_sample)

@@ -17,7 +17,7 @@ from rae.retrieve.rankings import Rankings  # noqa: E402
 LABEL_COLOURS = {"highly_relevant": "#2b8a3e", "acceptable_substitute": "#f08c00", "irrelevant": "#c92a2a", "unjudged": "#adb5bd"}
 
 
-def _png(figure: plt.Figure) -> bytes:
+def png(figure: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=110)
@@ -40,7 +40,7 @@ def metrics_with_ci(metrics: dict[str, EngineMetrics], names: list[str]) -> byte
     axis.set_ylabel("mean over queries")
     axis.legend(fontsize=8)
     axis.set_title("Metrics per engine (95% CI over queries)")
-    return _png(figure)
+    return png(figure)
 
 
 def per_query_differences(comparison: Comparison, metrics: dict[str, EngineMetrics], query_text: dict[str, str]) -> bytes:
@@ -56,7 +56,7 @@ def per_query_differences(comparison: Comparison, metrics: dict[str, EngineMetri
     axis.set_xlabel(f"{metric}: {comparison.b} minus {comparison.a}")
     axis.tick_params(axis="y", labelsize=7)
     axis.set_title(f"Per-query difference (p = {comparison.p_value:.3g}, d_z = {comparison.effect_size:.2f})")
-    return _png(figure)
+    return png(figure)
 
 
 def label_distribution(rankings: dict[str, Rankings], gains: Gains, k: int) -> bytes:
@@ -80,7 +80,7 @@ def label_distribution(rankings: dict[str, Rankings], gains: Gains, k: int) -> b
     axis.set_xlim(0, 1)
     axis.set_xlabel(f"share of the top {k}")
     axis.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    return _png(figure)
+    return png(figure)
 
 
 def three_ways(corrected: Corrected, metric: str) -> bytes:
@@ -99,4 +99,4 @@ def three_ways(corrected: Corrected, metric: str) -> bytes:
     axis.set_ylabel(metric)
     axis.legend(fontsize=8)
     axis.set_title(f"{metric}: judge only, humans only ({len(corrected.labelled_queries)} queries), PPI")
-    return _png(figure)
+    return png(figure)

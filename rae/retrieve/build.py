@@ -38,7 +38,7 @@ def build_engines(names: list[str], specs: dict[str, EngineSpec], catalog: Catal
         elif isinstance(spec, DenseSpec):
             engine = DenseEngine(catalog, spec, cache_dir)
         elif isinstance(spec, FusionSpec):
-            engine = FusionEngine([build(n, (*trail, name)) for n in spec.engines], spec.k, spec.depth)
+            engine = FusionEngine([build(n, (*trail, name)) for n in spec.engines], spec.k, spec.depth, [spec.weights.get(n, 1.0) for n in spec.engines])
         elif isinstance(spec, HttpSpec):
             engine = HttpEngine(name, spec)
         elif isinstance(spec, TrecSpec):

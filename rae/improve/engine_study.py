@@ -1,0 +1,117 @@
+"""``rae tune-engine`` as one run: the queries split into tuning and held-out ones, the scorers (the configured judge
+through the store, or a simulated judge of known quality), the Optuna study in its storage, the report, and the tuned
+engine appended to the config for ``rae evaluate`` and ``rae gate`` to use.
+"""
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from rae.annotate.spending import SpendingLimit
+from rae.config import ConfigError
+from rae.datasets.records import Query
+from rae.errors import RaeError
+from rae.evaluate.metrics import Gains
+from rae.improve.search_space import parameters, with_values
+from rae.improve.trial_scoring import JudgeScorer, Scorer, SimulatedScorer, truth
+from rae.improve.tuning import TuningCaps, TuningResult, tune
+from rae.improve.tuning_report import write_tuning_report
+from rae.retrieve.build import build_engines
+from rae.retrieve.rankings import retrieve
+from rae.studies.ppi_coverage import human_gains, simulated_judge
+from rae.workspace import Workspace
+
+
+class TuningError(RaeError, RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    engine: str
+    queries: list[Query]
+    heldout_share: float
+    k: int
+    metric: str
+    caps: TuningCaps
+    study_name: str
+    storage: str
+    budget_usd: float | None = None
+    simulated_kappa: float | None = None  # a simulated judge instead of the configured one
+    human_queries: int = 10  # simulated: how many queries of each part humans labelled
+
+
+def run_engine_study(workspace: Workspace, plan: StudyPlan, progress: bool) -> tuple[TuningResult, Path]:
+    specs = workspace.settings.engine_specs()
+    if plan.engine not in specs:
+        raise ConfigError(f"unknown engine {plan.engine!r} (known: {', '.join(sorted(specs))})")
+    spec = specs[plan.engine]
+    declared = parameters(plan.engine, spec)
+    tuning_queries, heldout_queries = split_queries(plan.queries, plan.heldout_share, plan.caps.seed)
+    catalog, cache = workspace.labelled.catalog, Path(workspace.settings.cache_dir)
+
+    def build(trial_spec):
+        return build_engines([plan.engine], {**specs, plan.engine: trial_spec}, catalog, cache)[plan.engine]
+
+    tuning_scorer, heldout_scorer, notes = _scorers(workspace, plan, tuning_queries, heldout_queries, progress)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=plan.study_name, storage=plan.storage, load_if_exists=True, direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=plan.caps.seed))
+    try:
+        result = tune(plan.engine, spec, declared, build, (tuning_queries, tuning_scorer), (heldout_queries, heldout_scorer) if heldout_queries else None,
+                      plan.k, plan.metric, study, plan.caps)
+    except optuna.exceptions.OptunaError as exc:
+        raise TuningError(f"tune-engine {plan.engine}: {exc}") from None
+    result.notes += notes
+    if plan.simulated_kappa is not None:
+        result.notes.append(_truth_note(workspace, plan, spec, build, result, heldout_queries))
+    directory = Path(workspace.settings.reports_dir) / f"tune-{plan.study_name}"
+    return result, write_tuning_report(result, directory)
+
+
+def split_queries(queries: list[Query], heldout_share: float, seed: int) -> tuple[list[Query], list[Query]]:
+    """A seeded split: the study sees the first part, the held-out check the rest."""
+    shuffled = list(queries)
+    random.Random(seed).shuffle(shuffled)
+    cut = len(shuffled) - round(len(shuffled) * heldout_share)
+    return shuffled[:cut], shuffled[cut:]
+
+
+def append_engine(config: Path, toml: str) -> str:
+    """Add the tuned engine to the config, unless an engine of that name is there already (then the user decides);
+    what was done, as a line for the report."""
+    existing = config.read_text() if config.exists() else ""
+    header = toml.splitlines()[0]
+    if header in existing.splitlines():
+        return f"{config} already has {header}: not overwritten (the new one is in the report's engine.toml)"
+    config.write_text(existing + ("\n" if existing and not existing.endswith("\n") else "") + "\n# written by rae tune-engine\n" + toml)
+    return f"written to {config} as {header}"
+
+
+def _scorers(workspace: Workspace, plan: StudyPlan, tuning: list[Query], heldout: list[Query], progress: bool) -> tuple[Scorer, Scorer, list[str]]:
+    if plan.simulated_kappa is None:
+        # each call is expected to cost what the study's calls have cost on average so far
+        limit = SpendingLimit(plan.budget_usd, 0.0) if plan.budget_usd is not None else None
+        return (JudgeScorer(workspace, tuning, plan.k, plan.metric, limit, progress),
+                JudgeScorer(workspace, heldout, plan.k, plan.metric, limit, progress), [])
+    humans = workspace.labelled.judgments
+    judge = simulated_judge(humans, plan.simulated_kappa, plan.caps.seed)
+    truth_gains = human_gains(humans)
+    labelled = {q.query_id for q in tuning[: plan.human_queries]} | {q.query_id for q in heldout[: plan.human_queries]}
+    note = (f"simulated judge at kappa {plan.simulated_kappa:g}; lists kept to the products humans labelled; "
+            f"{len(labelled)} queries count as human-labelled ({plan.human_queries} of each part)")
+    return (SimulatedScorer(judge, truth_gains, labelled, plan.k, plan.metric),
+            SimulatedScorer(judge, truth_gains, labelled, plan.k, plan.metric), [note])
+
+
+def _truth_note(workspace: Workspace, plan: StudyPlan, spec, build, result: TuningResult, heldout: list[Query]) -> str:
+    """With a simulated judge the truth is known: the humans' metric of the start and of the best on the held-out queries."""
+    gains: Gains = human_gains(workspace.labelled.judgments)
+    keep = SimulatedScorer({}, gains, set(), plan.k, plan.metric).kept
+    values = {}
+    for name, record in (("start", result.start), ("best", result.best)):
+        rankings, _ = retrieve(build(with_values(spec, record.values)), heldout, plan.k)
+        values[name] = truth(rankings, gains, plan.k, plan.metric, keep)
+    return f"truth (humans' labels, held-out queries): start {values['start']:.4f}, best {values['best']:.4f} ({values['best'] - values['start']:+.4f})"

@@ -1,0 +1,114 @@
+"""How good one configuration of an engine is, for a tuning study: its metric under the judge's labels, corrected by
+the humans' where they labelled whole result lists, so that the study cannot climb the judge's bias.
+
+``JudgeScorer`` judges through the store (a product the judge has seen for that query costs nothing, so a trial that
+returns known products is free), within the study's budget. ``SimulatedScorer`` is the same with a simulated judge
+on the bundled labelled set (lists kept to the products humans labelled, as ``rae ppi-check`` does), where the truth
+is known: it shows what the tuner does with a judge of known quality.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from rae.annotate.run import AnnotationRun
+from rae.annotate.spending import SpendingLimit
+from rae.datasets.records import Query
+from rae.evaluate.evaluation import human_gains_for
+from rae.evaluate.metrics import Gains, engine_metrics
+from rae.evaluate.ppi import MIN_HUMAN_QUERIES, three_estimates
+from rae.labels import Label
+from rae.retrieve.rankings import Rankings, pairs_of
+from rae.stats import Estimate, mean_with_ci
+from rae.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One configuration's score on a set of queries."""
+
+    interval: Estimate  # the estimate the study maximises (its value), with its interval
+    basis: str
+    judge: dict[str, float]  # query id -> the metric under the judge's labels
+    human: dict[str, float]  # query id -> under the humans', for the queries whose whole list they labelled
+    new_pairs: int = 0
+    cost_usd: float = 0.0
+    stopped: bool = False  # the budget stopped the judging: the score is incomplete
+
+
+class Scorer(Protocol):
+    def new_pairs(self, rankings: Rankings) -> int: ...
+
+    def score(self, rankings: Rankings) -> Scored: ...
+
+
+def scored(rankings: Rankings, judge_gains: Gains, human_gains: Gains, k: int, metric: str) -> Scored:
+    """The metric under the judge's labels on every query, corrected (PPI) by the queries whose whole list humans
+    labelled when there are enough of them."""
+    queries = sorted(rankings)
+    judge = engine_metrics(rankings, judge_gains, k).per_query[metric].reindex(queries).fillna(0.0)
+    complete = [q for q in queries if rankings[q] and set(rankings[q]) <= set(human_gains.get(q, {}))]
+    human = engine_metrics({q: rankings[q] for q in complete}, human_gains, k).per_query[metric].reindex(complete).fillna(0.0) if complete else None
+    if len(complete) >= MIN_HUMAN_QUERIES:
+        interval = three_estimates(judge.to_numpy(), human.to_numpy(), judge.reindex(complete).to_numpy()).ppi
+        basis = f"prediction-powered ({len(complete)} of {len(queries)} queries labelled whole by humans)"
+    else:
+        interval = mean_with_ci(judge.to_numpy())
+        basis = f"the judge alone ({len(complete)} queries labelled whole by humans; {MIN_HUMAN_QUERIES} needed to correct it)"
+    return Scored(interval, basis, judge.to_dict(), human.to_dict() if human is not None else {})
+
+
+class JudgeScorer:
+    """The configured judge, through the store, within the study's budget."""
+
+    def __init__(self, workspace: Workspace, queries: list[Query], k: int, metric: str, limit: SpendingLimit | None, progress: bool):
+        self.workspace, self.queries, self.k, self.metric = workspace, queries, k, metric
+        self.limit, self.progress = limit, progress
+        self.human_gains = human_gains_for(queries, workspace.human_labels)
+
+    def new_pairs(self, rankings: Rankings) -> int:
+        pairs = pairs_of(self.queries, rankings)
+        return sum(outcome.status == "missing" for outcome in self.workspace.stored_judgments(pairs).values())
+
+    def score(self, rankings: Rankings) -> Scored:
+        pairs = pairs_of(self.queries, rankings)
+        summary = AnnotationRun(self.workspace.judging(), self.workspace.labelled.catalog, self.workspace.workers, self.progress, self.limit).run(pairs)
+        gains: Gains = {}
+        for pair, outcome in self.workspace.stored_judgments(pairs).items():
+            if outcome.ok:
+                gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
+        result = scored(rankings, gains, self.human_gains, self.k, self.metric)
+        return Scored(result.interval, result.basis, result.judge, result.human, summary.new_pairs_judged, summary.total.cost_usd or 0.0,
+                      summary.stopped_at_budget is not None)
+
+
+class SimulatedScorer:
+    """A simulated judge's labels of the products humans labelled (lists kept to those), and the humans' own labels
+    for the queries in ``human_queries``; pairs count as new the first time a scorer sees them, as the store would."""
+
+    def __init__(self, judge_gains: Gains, human_gains: Gains, human_queries: set[str], k: int, metric: str):
+        self.judge_gains, self.k, self.metric = judge_gains, k, metric
+        self.human_gains = {q: g for q, g in human_gains.items() if q in human_queries}
+        self.labelled = human_gains
+        self.seen: set[tuple[str, str]] = set()
+
+    def kept(self, rankings: Rankings) -> Rankings:
+        return {q: [p for p in products if p in self.labelled.get(q, {})] for q, products in rankings.items()}
+
+    def new_pairs(self, rankings: Rankings) -> int:
+        return len({(q, p) for q, products in self.kept(rankings).items() for p in products} - self.seen)
+
+    def score(self, rankings: Rankings) -> Scored:
+        kept = self.kept(rankings)
+        new = {(q, p) for q, products in kept.items() for p in products} - self.seen
+        self.seen |= new
+        result = scored(kept, self.judge_gains, self.human_gains, self.k, self.metric)
+        return Scored(result.interval, result.basis, result.judge, result.human, len(new))
+
+
+def truth(rankings: Rankings, human_gains: Gains, k: int, metric: str, keep: Callable[[Rankings], Rankings]) -> float:
+    """The metric under the humans' labels on every query: what a simulated study's score estimates."""
+    kept = keep(rankings)
+    return float(np.mean(engine_metrics(kept, human_gains, k).per_query[metric].reindex(sorted(kept)).fillna(0.0)))

@@ -1,7 +1,7 @@
 """A ``ModelSpec`` resolved on this machine: what sends its requests (an engine), and the identity its answers are
 stored under.
 
-The engine is rae's own for the embedded model (llama.cpp) and for a server with an ``api_base`` (httpx), and DSPy's
+The engine is rae's own for the embedded model (llama.cpp) and for a server with an ``api_base`` (httpx from threads, aiohttp on an event loop), and DSPy's
 for any other model string (LiteLLM or lm15, through an inner ``dspy.LM``). Whichever it is, the program's calls reach
 it through the store (``rae.annotate.stored_lm``), which keys each answer on the request and this identity; DSPy's own
 response cache is off everywhere, so two caches can never disagree (DSPy's key ignores ``api_base``).

@@ -303,3 +303,19 @@ def test_an_srw_query_set_keeps_its_case_and_reference_answers(tmp_path):
     assert queries[1].query_id == query_id_for("who wrote 'romeo and juliet'?")  # the id is the same as the log's
     write_srw_query_set(tmp_path / "back.ndjson", queries)
     assert [json.loads(line) for line in (tmp_path / "back.ndjson").read_text().splitlines()] == [json.loads(line) for line in source.read_text().splitlines()]
+
+
+def test_an_srw_import_body_rae_writes_passes_srws_importer(project):
+    """``ImportJudgmentsProcessor.generateJudgmentRating`` (search-relevance, src/main/java/.../judgments): each
+    entry's ``ratings`` a list, each ``docId`` a non-empty string, each ``rating`` a string (it casts with
+    ``(String)``) that ``Float.parseFloat`` reads; a docId repeated within a query would be overwritten silently."""
+    ok("judgments", "export", "out.json", "--format", "srw", "--labels", "human", "--split", "dev", "--queries", "3")
+    body = json.loads((project / "out.json").read_text())
+    assert body["type"] == "IMPORT_JUDGMENT" and body["judgmentRatings"]
+    for entry in body["judgmentRatings"]:
+        assert isinstance(entry["query"], str) and isinstance(entry["ratings"], list)
+        ids = [r["docId"] for r in entry["ratings"]]
+        assert len(ids) == len(set(ids))
+        for rating in entry["ratings"]:
+            assert isinstance(rating["docId"], str) and rating["docId"] and isinstance(rating["rating"], str)
+            float(rating["rating"])

@@ -2,7 +2,7 @@
 and without it, and what would that cost?
 
 From the queries humans labelled so far: the spread of the per-query metric under human labels gives the humans-only
-sample size for a 95% interval of the target width, n = (2 * 1.96 * sd / width)^2; the correlation between the
+sample size for a 95% t interval of the target width (the smallest n with 2 * t(n - 1) * sd / sqrt(n) <= width); the correlation between the
 judge's and the humans' per-query metric gives, through ``ppi_py``'s ``ppi_mean_power``, the cheapest pair (n queries
 labelled by humans, N judged by the LLM) whose PPI interval is as narrow (the same effective sample size). A human
 label costs ``human_cost_per_pair`` (settings) times the pairs of a query's pool; a judged query costs what the
@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from ppi_py.ppi_power_analysis import ppi_mean_power
+from scipy import stats as scipy_stats
 
 from rae.evaluate.corrected import Corrected, per_query_values
 from rae.evaluate.metrics import EngineMetrics
@@ -98,6 +99,15 @@ def _decisive_width(human_difference: np.ndarray, margin: float | None, target_w
     return 2 * abs(float(np.mean(human_difference)) + margin)
 
 
+def _t_sample_size(spread: float, width: float) -> int:
+    """The queries a humans-only t interval (the one rae reports) needs to be ``width`` wide: the normal
+    approximation's n, raised until t(n - 1) fits, since with a handful of queries t is much wider than z."""
+    n = max(MIN_HUMAN_QUERIES, math.ceil((2 * Z * spread / width) ** 2))
+    while 2 * scipy_stats.t.ppf(0.975, n - 1) * spread / math.sqrt(n) > width:
+        n += 1
+    return n
+
+
 def _row(what: str, human: np.ndarray, judge: np.ndarray, plan: Plan, width: float) -> PlanRow:
     n = len(human)
     if n < MIN_HUMAN_QUERIES:
@@ -108,7 +118,7 @@ def _row(what: str, human: np.ndarray, judge: np.ndarray, plan: Plan, width: flo
     if width <= 1e-9:
         return PlanRow(what, n, None, None, None, None, None, None, "the difference sits at the margin: no number of labels decides it")
     human_per_query = plan.human_cost_per_pair * plan.pairs_per_query
-    classical = max(MIN_HUMAN_QUERIES, math.ceil((2 * Z * spread / width) ** 2))
+    classical = _t_sample_size(spread, width)
     judge_cost = max(plan.judge_cost_per_query, FREE_JUDGE_SHARE * human_per_query)
     best = ppi_mean_power(human, judge, human_per_query, judge_cost, effective_n=classical)
     return PlanRow(

@@ -4,13 +4,14 @@ engine appended to the config for ``rae evaluate`` and ``rae gate`` to use.
 """
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 
 from rae.annotate.spending import SpendingLimit
-from rae.config import ConfigError
+from rae.config import ConfigError, EngineSpec
 from rae.datasets.records import Query
 from rae.errors import RaeError
 from rae.evaluate.metrics import Gains
@@ -18,6 +19,7 @@ from rae.improve.search_space import parameters, with_values
 from rae.improve.trial_scoring import JudgeScorer, Scorer, SimulatedScorer, truth
 from rae.improve.tuning import TuningCaps, TuningResult, tune
 from rae.improve.tuning_report import write_tuning_report
+from rae.retrieve.base import SearchEngine
 from rae.retrieve.build import build_engines
 from rae.retrieve.rankings import retrieve
 from rae.studies.ppi_coverage import human_gains, simulated_judge
@@ -52,7 +54,7 @@ def run_engine_study(workspace: Workspace, plan: StudyPlan, progress: bool) -> t
     tuning_queries, heldout_queries = split_queries(plan.queries, plan.heldout_share, plan.caps.seed)
     catalog, cache = workspace.labelled.catalog, Path(workspace.settings.cache_dir)
 
-    def build(trial_spec):
+    def build(trial_spec: EngineSpec) -> SearchEngine:
         return build_engines([plan.engine], {**specs, plan.engine: trial_spec}, catalog, cache)[plan.engine]
 
     tuning_scorer, heldout_scorer, notes = _scorers(workspace, plan, tuning_queries, heldout_queries, progress)
@@ -106,12 +108,12 @@ def _scorers(workspace: Workspace, plan: StudyPlan, tuning: list[Query], heldout
             SimulatedScorer(judge, truth_gains, labelled, plan.k, plan.metric), [note])
 
 
-def _truth_note(workspace: Workspace, plan: StudyPlan, spec, build, result: TuningResult, heldout: list[Query]) -> str:
+def _truth_note(workspace: Workspace, plan: StudyPlan, spec: EngineSpec, build: Callable[[EngineSpec], SearchEngine], result: TuningResult,
+                heldout: list[Query]) -> str:
     """With a simulated judge the truth is known: the humans' metric of the start and of the best on the held-out queries."""
     gains: Gains = human_gains(workspace.labelled.judgments)
-    keep = SimulatedScorer({}, gains, set(), plan.k, plan.metric).kept
     values = {}
     for name, record in (("start", result.start), ("best", result.best)):
         rankings, _ = retrieve(build(with_values(spec, record.values)), heldout, plan.k)
-        values[name] = truth(rankings, gains, plan.k, plan.metric, keep)
+        values[name] = truth(rankings, gains, plan.k, plan.metric)
     return f"truth (humans' labels, held-out queries): start {values['start']:.4f}, best {values['best']:.4f} ({values['best'] - values['start']:+.4f})"

@@ -7,10 +7,11 @@ What can be tuned is what the engine's spec holds: for ``bm25`` its ``k1``, ``b`
 needs a start value, since the template has none: ``tune = { title_boost = [1, 10, 3] }``.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import tomlkit
 
 from rae.config import BM25Spec, ConfigError, EngineSpec, FusionSpec, SearchClusterSpec, SolrSpec
 
@@ -62,12 +63,8 @@ def with_values(spec: EngineSpec, values: dict[str, float]) -> EngineSpec:
 
 def as_toml(name: str, spec: EngineSpec) -> str:
     """The spec as an ``[engines.<name>]`` table (its search space left out: it is the tuned engine)."""
-    lines = [f"[engines.{name}]"]
-    for key, value in spec.model_dump(exclude={"tune"}, exclude_defaults=False).items():
-        if value is None or value == {} or value == ():
-            continue
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    values = {k: v for k, v in spec.model_dump(mode="json", exclude={"tune"}, exclude_none=True).items() if v not in ({}, [])}
+    return tomlkit.dumps({"engines": {name: values}})
 
 
 def _current(engine: str, spec: EngineSpec, name: str) -> float:
@@ -93,15 +90,3 @@ def _current(engine: str, spec: EngineSpec, name: str) -> float:
 
 def _filled(template: str, values: dict[str, float]) -> str:
     return PLACEHOLDER.sub(lambda m: f"{values[m[1]]:g}" if m[1] in values else m[0], template)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_toml_value(v)}' for k, v in value.items()) + " }"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"{value:g}" if isinstance(value, float) else str(value)
-    return json.dumps(str(value))  # a TOML basic string

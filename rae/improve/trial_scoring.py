@@ -7,21 +7,21 @@ on the bundled labelled set (lists kept to the products humans labelled, as ``ra
 is known: it shows what the tuner does with a judge of known quality.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 from rae.annotate.run import AnnotationRun
 from rae.annotate.spending import SpendingLimit
 from rae.datasets.records import Query
 from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.metrics import Gains, engine_metrics
-from rae.evaluate.ppi import MIN_HUMAN_QUERIES, three_estimates
+from rae.improve.gate import difference_interval
 from rae.labels import Label
 from rae.retrieve.rankings import Rankings, pairs_of
-from rae.stats import Estimate, mean_with_ci
+from rae.stats import Estimate
 from rae.workspace import Workspace
 
 
@@ -46,18 +46,13 @@ class Scorer(Protocol):
 
 def scored(rankings: Rankings, judge_gains: Gains, human_gains: Gains, k: int, metric: str) -> Scored:
     """The metric under the judge's labels on every query, corrected (PPI) by the queries whose whole list humans
-    labelled when there are enough of them."""
+    labelled when there are enough of them: the interval ``rae gate`` puts on a difference, here on a mean."""
     queries = sorted(rankings)
     judge = engine_metrics(rankings, judge_gains, k).per_query[metric].reindex(queries).fillna(0.0)
     complete = [q for q in queries if rankings[q] and set(rankings[q]) <= set(human_gains.get(q, {}))]
-    human = engine_metrics({q: rankings[q] for q in complete}, human_gains, k).per_query[metric].reindex(complete).fillna(0.0) if complete else None
-    if len(complete) >= MIN_HUMAN_QUERIES:
-        interval = three_estimates(judge.to_numpy(), human.to_numpy(), judge.reindex(complete).to_numpy()).ppi
-        basis = f"prediction-powered ({len(complete)} of {len(queries)} queries labelled whole by humans)"
-    else:
-        interval = mean_with_ci(judge.to_numpy())
-        basis = f"the judge alone ({len(complete)} queries labelled whole by humans; {MIN_HUMAN_QUERIES} needed to correct it)"
-    return Scored(interval, basis, judge.to_dict(), human.to_dict() if human is not None else {})
+    human = engine_metrics({q: rankings[q] for q in complete}, human_gains, k).per_query[metric].reindex(complete).fillna(0.0) if complete else pd.Series(dtype=float)
+    found = difference_interval(judge.to_numpy(), human.to_numpy(), judge.reindex(complete).to_numpy())
+    return Scored(found.interval, found.basis, judge.to_dict(), human.to_dict())
 
 
 class JudgeScorer:
@@ -69,14 +64,16 @@ class JudgeScorer:
         self.human_gains = human_gains_for(queries, workspace.human_labels)
 
     def new_pairs(self, rankings: Rankings) -> int:
+        """Pairs the store has no judgment of (a lookup, no call)."""
         pairs = pairs_of(self.queries, rankings)
         return sum(outcome.status == "missing" for outcome in self.workspace.stored_judgments(pairs).values())
 
     def score(self, rankings: Rankings) -> Scored:
         pairs = pairs_of(self.queries, rankings)
-        summary = AnnotationRun(self.workspace.judging(), self.workspace.labelled.catalog, self.workspace.workers, self.progress, self.limit).run(pairs)
+        run = AnnotationRun(self.workspace.judging(), self.workspace.labelled.catalog, self.workspace.workers, self.progress, self.limit)
+        summary = run.run(pairs)
         gains: Gains = {}
-        for pair, outcome in self.workspace.stored_judgments(pairs).items():
+        for pair, outcome in run.outcomes.items():  # every pair's judgment, stored before or just now
             if outcome.ok:
                 gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
         result = scored(rankings, gains, self.human_gains, self.k, self.metric)
@@ -94,21 +91,28 @@ class SimulatedScorer:
         self.labelled = human_gains
         self.seen: set[tuple[str, str]] = set()
 
-    def kept(self, rankings: Rankings) -> Rankings:
-        return {q: [p for p in products if p in self.labelled.get(q, {})] for q, products in rankings.items()}
-
     def new_pairs(self, rankings: Rankings) -> int:
-        return len({(q, p) for q, products in self.kept(rankings).items() for p in products} - self.seen)
+        return len(_pairs(kept_to_labelled(rankings, self.labelled)) - self.seen)
 
     def score(self, rankings: Rankings) -> Scored:
-        kept = self.kept(rankings)
-        new = {(q, p) for q, products in kept.items() for p in products} - self.seen
+        kept = kept_to_labelled(rankings, self.labelled)
+        new = _pairs(kept) - self.seen
         self.seen |= new
         result = scored(kept, self.judge_gains, self.human_gains, self.k, self.metric)
         return Scored(result.interval, result.basis, result.judge, result.human, len(new))
 
 
-def truth(rankings: Rankings, human_gains: Gains, k: int, metric: str, keep: Callable[[Rankings], Rankings]) -> float:
-    """The metric under the humans' labels on every query: what a simulated study's score estimates."""
-    kept = keep(rankings)
+def kept_to_labelled(rankings: Rankings, human_gains: Gains) -> Rankings:
+    """Each list keeping only the products humans labelled for its query (as ``rae ppi-check`` condenses them)."""
+    return {q: [p for p in products if p in human_gains.get(q, {})] for q, products in rankings.items()}
+
+
+def truth(rankings: Rankings, human_gains: Gains, k: int, metric: str) -> float:
+    """The metric under the humans' labels on every query, lists kept to what they labelled: what a simulated
+    study's score estimates."""
+    kept = kept_to_labelled(rankings, human_gains)
     return float(np.mean(engine_metrics(kept, human_gains, k).per_query[metric].reindex(sorted(kept)).fillna(0.0)))
+
+
+def _pairs(rankings: Rankings) -> set[tuple[str, str]]:
+    return {(q, p) for q, products in rankings.items() for p in products}

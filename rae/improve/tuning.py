@@ -116,12 +116,12 @@ def tune(
     def objective(trial: optuna.Trial) -> float:
         values = {p.name: trial.suggest_float(p.name, p.low, p.high) for p in parameters}
         rankings, _ = retrieve(build(with_values(spec, values)), queries, k)
-        spent = sum(t.user_attrs.get("new_pairs", 0) for t in study.trials)
-        new = scorer.new_pairs(rankings)
-        if caps.max_new_pairs is not None and spent + new > caps.max_new_pairs:
-            stop["why"] = f"trial {trial.number} would judge {new} new pairs, past --max-new-pairs {caps.max_new_pairs} ({spent} judged so far)"
-            study.stop()
-            raise optuna.TrialPruned(stop["why"])
+        if caps.max_new_pairs is not None:  # checked before paying: a lookup in the store, so only with a cap
+            spent, new = sum(t.user_attrs.get("new_pairs", 0) for t in study.trials), scorer.new_pairs(rankings)
+            if spent + new > caps.max_new_pairs:
+                stop["why"] = f"trial {trial.number} would judge {new} new pairs, past --max-new-pairs {caps.max_new_pairs} ({spent} judged so far)"
+                study.stop()
+                raise optuna.TrialPruned(stop["why"])
         result = scorer.score(rankings)
         trial.set_user_attr("new_pairs", result.new_pairs)
         if result.stopped:

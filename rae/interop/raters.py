@@ -63,10 +63,7 @@ def without_the_sets_own(labels: list[Rating], own: Mapping[tuple[str, str], Lab
 
 def several_raters(labels: list[Rating]) -> dict[tuple[str, str], list[Rating]]:
     """The pairs that more than one rater labelled."""
-    by_pair: dict[tuple[str, str], list[Rating]] = defaultdict(list)
-    for r in labels:
-        by_pair[(r.query_id, r.product_id)].append(r)
-    return {pair: rs for pair, rs in by_pair.items() if len(rs) > 1}
+    return {pair: rs for pair, rs in _by_pair(labels).items() if len(rs) > 1}
 
 
 def one_rating_a_pair(labels: list[Rating], fmt: str, consensus: str | None) -> list[Rating]:
@@ -85,10 +82,14 @@ def one_rating_a_pair(labels: list[Rating], fmt: str, consensus: str | None) -> 
 
 def quepid_consensus(labels: list[Rating]) -> list[Rating]:
     """One label a pair by Quepid's rule; the rater is named after the rule."""
+    return [replace(rs[0], label=LABELS[_quepid_rating([r.label.gain for r in rs])], rater="consensus:quepid", note="") for rs in _by_pair(labels).values()]
+
+
+def _by_pair(labels: list[Rating]) -> dict[tuple[str, str], list[Rating]]:
     by_pair: dict[tuple[str, str], list[Rating]] = defaultdict(list)
     for r in labels:
         by_pair[(r.query_id, r.product_id)].append(r)
-    return [replace(rs[0], label=LABELS[_quepid_rating([r.label.gain for r in rs])], rater="consensus:quepid", note="") for rs in by_pair.values()]
+    return by_pair
 
 
 def _quepid_rating(gains: list[int]) -> int:

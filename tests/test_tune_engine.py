@@ -128,3 +128,11 @@ def test_search_spaces_of_each_engine_kind():
         parameters("hybrid", fusion.model_copy(update={"tune": {"weights.other": (0.0, 1.0)}}))
     bm25 = BM25Spec(fields={"title": 1.0}, tune={"k1": (0.5, 2.0), "fields.brand": (0.0, 3.0)})
     assert with_values(bm25, {"k1": 0.9, "fields.brand": 2.0}).fields == {"title": 1.0, "brand": 2.0}
+
+
+def test_a_storage_it_cannot_open_is_one_line(project):
+    with_engine(project)
+    result = CliRunner().invoke(app, ["tune-engine", "weak-title", "--trials", "1", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:9/x"])
+    message = str(result.exception)
+    assert result.exit_code == 1 and "cannot open the study's storage postgresql+psycopg://u:***@127.0.0.1:9/x" in message
+    assert "secret" not in message and "\n" not in message

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
 
+from rae.annotate.run import one_line
 from rae.annotate.spending import SpendingLimit
 from rae.config import ConfigError, EngineSpec
 from rae.datasets.records import Query
@@ -22,6 +24,7 @@ from rae.improve.tuning_report import write_tuning_report
 from rae.retrieve.base import SearchEngine
 from rae.retrieve.build import build_engines
 from rae.retrieve.rankings import retrieve
+from rae.store.database import safe_url
 from rae.studies.ppi_coverage import human_gains, simulated_judge
 from rae.workspace import Workspace
 
@@ -59,8 +62,11 @@ def run_engine_study(workspace: Workspace, plan: StudyPlan, progress: bool) -> t
 
     tuning_scorer, heldout_scorer, notes = _scorers(workspace, plan, tuning_queries, heldout_queries, progress)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=plan.study_name, storage=plan.storage, load_if_exists=True, direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=plan.caps.seed))
+    try:
+        study = optuna.create_study(study_name=plan.study_name, storage=plan.storage, load_if_exists=True, direction="maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=plan.caps.seed))
+    except SQLAlchemyError as exc:  # Optuna's storage is SQLAlchemy's: a URL it cannot parse, a server it cannot reach
+        raise TuningError(f"tune-engine: cannot open the study's storage {safe_url(plan.storage)}: {one_line(exc)}") from None
     try:
         result = tune(plan.engine, spec, declared, build, (tuning_queries, tuning_scorer), (heldout_queries, heldout_scorer) if heldout_queries else None,
                       plan.k, plan.metric, study, plan.caps)

@@ -8,7 +8,7 @@ import typer
 
 from rae.cli.options import ConfigOption, ModelOption, ProgramOption, SplitOption, StoreOption, workspace_from
 from rae.evaluate.stored_run import evaluation_dir, load_evaluation
-from rae.review.for_evaluation import Design, draw_for_evaluation
+from rae.review.for_evaluation import Design, Strata, draw_for_evaluation
 from rae.review.queue import build_queue, parse_mix
 from rae.review.server import ReviewService, start_server
 
@@ -23,7 +23,10 @@ def queue(
         str | None, typer.Option("--for-evaluation", help="instead: draw queries of this evaluation ('latest' for the latest) for humans to label whole")
     ] = None,
     n_queries: Annotated[int, typer.Option("--queries", help="with --for-evaluation: how many queries to draw")] = 10,
-    design: Annotated[Design, typer.Option("--design", help="with --for-evaluation: uniform, or confidence (more where the judge was unsure)")] = "uniform",
+    design: Annotated[
+        Design, typer.Option("--design", help="with --for-evaluation: uniform, stratified or active (more labels where the judge is unsure)")
+    ] = "stratified",
+    strata: Annotated[Strata, typer.Option("--strata", help="with --design stratified: by the judge's own spread, or the log's frequency band")] = "judge",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     config: ConfigOption = None,
     model: ModelOption = None,
@@ -36,7 +39,7 @@ def queue(
     reports = Path(workspace.settings.reports_dir)
     if for_evaluation is not None:
         stored = load_evaluation(workspace.store, reports, None if for_evaluation == "latest" else for_evaluation)
-        typer.echo(draw_for_evaluation(workspace, stored, n_queries, design, name, seed).line())
+        typer.echo(draw_for_evaluation(workspace, stored, n_queries, design, name, seed, strata).line())
         return
     shares = parse_mix(mix)
     report_dir = evaluation_dir(workspace.store, reports, evaluation)

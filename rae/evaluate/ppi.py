@@ -1,31 +1,90 @@
-"""Prediction-powered inference: an engine's metric from every query the judge labelled, corrected by the few queries
-humans labelled, with an interval that holds whatever the judge's quality (Angelopoulos et al., Science 2023; PPI++
-with power tuning, arXiv 2311.01453). The formulas are ``ppi_py``'s; this module only shapes rae's numbers for them.
+"""Prediction-powered inference by design: an engine's metric from every query the judge labelled, corrected by the
+queries humans labelled whole, drawn by a design rae knows (Angelopoulos et al., Science 2023; PPI++ power tuning,
+arXiv 2311.01453; stratified PPI, Fisch et al., arXiv 2406.04291; active inference with inverse-probability weights,
+Zrnic and Candès, arXiv 2403.03208).
 
-For one engine and one metric: ``llm`` holds the per-query metric under the judge's labels on all N evaluated
-queries; ``human`` and ``llm_on_human`` hold it under human and judge labels on the n queries humans labelled (the
-same lists, so they differ only by the labels). The PPI++ estimate is  lam * mean_N(llm) + mean_n(human - lam * llm)
-with lam chosen from the data to make the interval as narrow as it can be (lam = 0 is the humans-only estimate;
-the estimate is never worse than it, up to noise). The N queries include the n: they are the whole population the
-evaluation asks about, and the n are a sample of it, so the correction is unbiased (the variance formula treats the
-two means as independent, which slightly overstates it: the interval errs on the safe side).
+The estimand is the humans' metric over the N evaluated queries: what labelling every pool would give. The judge's
+metric is known on all N; humans labelled a sample of them, and the estimate is the judge's mean plus the design-
+weighted mean of the humans-minus-judge differences on the sample:
 
-Beside it, the two estimates a team would otherwise quote: the judge alone (all N queries, bootstrap over queries;
-its interval ignores the judge's own error) and humans alone (the n queries, a t interval). ``effective_n`` says how
-many human-labelled queries the humans-only estimate would need to be as precise as the PPI one.
+    lam * mean_N(judge) + sum_j w_j * (human_j - lam * judge_j)
+
+with w_j = W_h / n_h for a query drawn in stratum h (W_h = N_h / N; a uniform draw is one stratum) and
+w_j = 1 / (N p_j n) for a query drawn with probability p_j (the active design, drawn with replacement). lam, between
+0 and 1, weighs the judge: the design-weighted slope of the humans' metric on the judge's, over the judge's spread on
+all N, so a judge that says nothing gets lam near 0 and the estimate falls back to the humans' own. lam comes from
+labels outside the sample when there are enough (then it costs nothing: any lam fixed before the draw keeps the
+estimate unbiased), else from the sample itself, and the jackknife then counts its noise. The humans-only estimate
+is the same with lam = 0. The interval is ``rae.evaluate.small_sample``'s.
+
+Only a sample rae can vouch for corrects the judge: queries drawn at random (``rae review queue --for-evaluation``),
+whose pools were then labelled whole. Queries that happen to be fully labelled are a sample selected by the engines'
+own lists (an engine that leaves the labelled pool drops its queries out of it); ``rae.evaluate.found_labels`` says
+what such labels can still show.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from ppi_py import classical_mean_ci, ppi_mean_ci, ppi_mean_pointestimate
-from scipy import stats as scipy_stats
+from scipy import optimize
 
+from rae.evaluate.small_sample import ALPHA, Replicates, jackknife_interval
 from rae.stats import Estimate, mean_with_ci
 
-ALPHA = 0.05
 MIN_HUMAN_QUERIES = 3  # fewer, and no interval from them means anything
+SHRINK = 2.0  # lam is shrunk by max(0, 1 - SHRINK / t^2), t the slope's t statistic: a judge that says nothing gets 0
+MIN_FOR_OUTSIDE_LAM = 10  # labelled queries outside the sample that may fit lam instead of the sample itself
+UNIFORM, STRATIFIED, ACTIVE = "uniform", "stratified", "active"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The labelled draws: each one's position among the N evaluated queries (an active draw may repeat one), its
+    stratum, and, for the active design, the probability it was drawn with."""
+
+    design: str
+    positions: np.ndarray
+    strata: np.ndarray
+    stratum_sizes: dict[str, int]
+    probabilities: np.ndarray | None = None
+
+    @classmethod
+    def uniform(cls, positions: np.ndarray | list[int], population: int) -> "Sample":
+        positions = np.asarray(positions, dtype=int)
+        return cls(UNIFORM, positions, np.full(len(positions), "all"), {"all": population})
+
+    @property
+    def population(self) -> int:
+        return int(sum(self.stratum_sizes.values()))
+
+    @property
+    def n(self) -> int:
+        return len(self.positions)
+
+    def weights(self) -> np.ndarray:
+        """The design weight of each draw and, in the rows below, of each draw with one left out (row i + 1 leaves
+        draw i out): what every estimate and its jackknife replicates are made of."""
+        n, population = self.n, self.population
+        rows = np.ones((n + 1, n), dtype=bool)
+        rows[np.arange(1, n + 1), np.arange(n)] = False
+        if self.design == ACTIVE:
+            counts = rows.sum(axis=1, keepdims=True)
+            return rows / (population * self.probabilities[None, :] * counts)
+        weights = np.zeros((n + 1, n))
+        for stratum in np.unique(self.strata):
+            members = self.strata == stratum
+            counts = rows[:, members].sum(axis=1, keepdims=True)
+            share = self.stratum_sizes[str(stratum)] / population
+            with np.errstate(divide="ignore", invalid="ignore"):
+                weights[:, members] = np.where(counts > 0, rows[:, members] * share / counts, 0.0)
+        return weights
+
+    def finite(self) -> dict[str, float]:
+        """Each stratum's finite-population correction (none for draws with replacement)."""
+        if self.design == ACTIVE:
+            return {str(s): 1.0 for s in np.unique(self.strata)}
+        return {str(s): max(0.0, 1 - int(np.sum(self.strata == s)) / self.stratum_sizes[str(s)]) for s in np.unique(self.strata)}
 
 
 @dataclass(frozen=True)
@@ -33,98 +92,103 @@ class ThreeEstimates:
     """One metric of one engine (or one difference between two engines): the judge alone, humans alone, PPI."""
 
     llm_only: Estimate  # mean over all N queries under the judge's labels, bootstrap CI over queries
-    humans_only: Estimate  # mean over the n human-labelled queries, t interval
-    ppi: Estimate  # prediction-powered (PPI++) estimate and interval
+    humans_only: Estimate  # the design's estimate from the human labels alone
+    ppi: Estimate  # the judge corrected by the human labels
     n_queries: int  # N
-    n_human: int  # n
-    effective_n: float | None  # human-labelled queries the humans-only interval would need to be as narrow as PPI's
-    lam: float | None  # the power-tuning weight (0: the judge's labels did not help)
-    p_value: float | None = None  # PPI p-value that the mean is 0 (for a difference between engines)
+    n_human: int  # labelled draws
+    effective_n: float | None  # labelled queries the humans-only interval would need to be as narrow as PPI's
+    lam: float | None  # the judge's weight (0: its labels did not help)
+    p_value: float | None = None  # that the mean is 0, from the same interval (for a difference between engines)
+    design: str = UNIFORM
+    lam_from: str = "sample"  # "sample", or "outside" (labels outside the sample fitted it)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "llm_only": vars(self.llm_only),
-            "humans_only": vars(self.humans_only),
-            "ppi": vars(self.ppi),
-            "n_queries": self.n_queries,
-            "n_human": self.n_human,
-            "effective_n": self.effective_n,
-            "lam": self.lam,
-            "p_value": self.p_value,
+            "llm_only": vars(self.llm_only), "humans_only": vars(self.humans_only), "ppi": vars(self.ppi),
+            "n_queries": self.n_queries, "n_human": self.n_human, "effective_n": self.effective_n, "lam": self.lam,
+            "p_value": self.p_value, "design": self.design, "lam_from": self.lam_from,
         }
 
 
-def three_estimates(llm: np.ndarray, human: np.ndarray, llm_on_human: np.ndarray, weights: np.ndarray | None = None, difference: bool = False) -> ThreeEstimates:
-    """The three estimates of a mean. ``weights`` (one per human-labelled query) are inverse inclusion
-    probabilities when the human-labelled queries were sampled with unequal probabilities (stratified)."""
-    llm, human, llm_on_human = (np.asarray(a, dtype=float) for a in (llm, human, llm_on_human))
-    llm_only = mean_with_ci(llm)
-    n = len(human)
-    humans_only, ppi, lam = humans_and_ppi(human, llm_on_human, llm, weights)
-    if n < MIN_HUMAN_QUERIES:
-        return ThreeEstimates(llm_only, humans_only, ppi, len(llm), n, None, None)
-    effective = _effective_n(n, humans_only, ppi)
-    p_value = _p_value(ppi, n) if difference else None
-    return ThreeEstimates(
-        llm_only, humans_only, ppi, len(llm), n, effective, None if lam is None else round(lam, 4), None if p_value is None else round(p_value, 4)
-    )
+def three_estimates(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None = None, difference: bool = False) -> ThreeEstimates:
+    """The three estimates of a mean over the N evaluated queries. ``judge`` holds the judge's per-query metric on
+    all N; ``human`` the humans' on each labelled draw of ``sample``; ``lam`` a weight fitted outside the sample."""
+    judge, human = np.asarray(judge, dtype=float), np.asarray(human, dtype=float)
+    llm_only = mean_with_ci(judge)
+    humans_only, ppi, used = humans_and_ppi(judge, human, sample, lam)
+    if sample.n < MIN_HUMAN_QUERIES or not ppi.has_interval:
+        return ThreeEstimates(llm_only, humans_only, ppi, len(judge), sample.n, None, None, design=sample.design)
+    p_value = _p_value(judge, human, sample, lam) if difference else None
+    return ThreeEstimates(llm_only, humans_only, ppi, len(judge), sample.n, _effective_n(sample.n, humans_only, ppi), round(used, 4),
+                          p_value, sample.design, "sample" if lam is None else "outside")
 
 
-def humans_and_ppi(
-    human: np.ndarray, llm_on_human: np.ndarray, llm: np.ndarray, weights: np.ndarray | None = None
-) -> tuple[Estimate, Estimate, float | None]:
-    """The humans-only estimate, the PPI estimate, and PPI's lam (see ``three_estimates``)."""
-    if len(human) < MIN_HUMAN_QUERIES:
-        missing = Estimate(float("nan"), float("nan"), float("nan"), f"{len(human)} human-labelled queries: too few for an interval")
-        return missing, missing, None
-    ppi, lam = _ppi(human, llm_on_human, llm, weights)
-    return _classical(human, weights), ppi, lam
+def humans_and_ppi(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None = None, alpha: float = ALPHA) -> tuple[Estimate, Estimate, float]:
+    """The humans-only estimate, the corrected one, and the lam it used."""
+    if sample.n < MIN_HUMAN_QUERIES:
+        missing = Estimate(float("nan"), float("nan"), float("nan"), f"{sample.n} human-labelled queries: too few for an interval")
+        return missing, missing, 0.0
+    weights = sample.weights()
+    on_sample = judge[sample.positions]
+    lams = np.zeros(len(weights)) if lam is None else np.full(len(weights), lam)
+    if lam is None:
+        lams = fitted_lam(human, on_sample, weights, float(np.var(judge, ddof=1)) if len(judge) > 1 else 0.0)
+    humans_only = jackknife_interval(_replicates(weights @ human, sample), alpha)
+    corrected = lams * float(np.mean(judge)) + np.sum(weights * (human[None, :] - lams[:, None] * on_sample[None, :]), axis=1)
+    return humans_only, jackknife_interval(_replicates(corrected, sample), alpha), float(lams[0])
 
 
-def _classical(human: np.ndarray, weights: np.ndarray | None) -> Estimate:
-    mean = float(np.average(human, weights=weights))
-    if np.all(human == human[0]):
-        return Estimate(round(mean, 4), round(mean, 4), round(mean, 4))
-    if weights is None:  # a t interval: with ten queries, the z interval of ppi_py would under-cover
-        low, high = scipy_stats.t.interval(1 - ALPHA, len(human) - 1, loc=mean, scale=scipy_stats.sem(human))
-    else:
-        low, high = classical_mean_ci(human, w=weights, alpha=ALPHA)
-    return Estimate(round(mean, 4), round(float(low), 4), round(float(high), 4))
+def fitted_lam(human: np.ndarray, judge: np.ndarray, weights: np.ndarray, judge_spread: float) -> np.ndarray:
+    """The judge's weight for each row of ``weights``: the weighted covariance of the humans' and the judge's metric
+    over the judge's variance on every evaluated query, kept in [0, 1] (PPI++'s power tuning, without its term for
+    the judge's own sampling, since the estimand is the evaluated queries)."""
+    total = weights.sum(axis=1, keepdims=True)
+    if judge_spread <= 1e-12:
+        return np.zeros(len(weights))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(total > 0, weights / total, 0.0)
+        mean_h = (share * human).sum(axis=1, keepdims=True)
+        mean_j = (share * judge).sum(axis=1, keepdims=True)
+        covariance = (share * (human - mean_h) * (judge - mean_j)).sum(axis=1)
+        spread_h = (share * (human - mean_h) ** 2).sum(axis=1)
+        spread_j = (share * (judge - mean_j) ** 2).sum(axis=1)
+        r2 = np.nan_to_num(covariance**2 / (spread_h * spread_j))
+        n = (weights > 0).sum(axis=1)
+        t2 = np.where(r2 < 1, (n - 2) * r2 / np.maximum(1 - r2, 1e-12), np.inf)
+        shrink = np.clip(1 - SHRINK / np.maximum(t2, 1e-12), 0.0, 1.0)
+    return np.clip(np.nan_to_num(shrink * covariance / judge_spread), 0.0, 1.0)
 
 
-def _ppi(human: np.ndarray, llm_on_human: np.ndarray, llm: np.ndarray, weights: np.ndarray | None) -> tuple[Estimate, float | None]:
-    """PPI++'s estimate and interval, with ``ppi_py``'s own power tuning (lam=None), and the lam it chose. A judge whose
-    metric is the same on every human-labelled query carries no information about the humans' (lam = 0)."""
-    lam = 0.0 if np.all(llm_on_human == llm_on_human[0]) else None
-    point = float(np.ravel(ppi_mean_pointestimate(human, llm_on_human, llm, lam=lam, w=weights))[0])
-    low, high = ppi_mean_ci(human, llm_on_human, llm, alpha=ALPHA, lam=lam, w=weights)
-    low, high = _t_widened(point, float(np.ravel(low)[0]), float(np.ravel(high)[0]), len(human))
-    return Estimate(round(point, 4), round(low, 4), round(high, 4)), lam if lam is not None else _lam_of(point, human, llm_on_human, llm, weights)
+def outside_lam(human: np.ndarray, judge_on_human: np.ndarray, judge: np.ndarray) -> float | None:
+    """lam fitted on labelled queries outside the sample (its value then does not depend on the sample, so it adds no
+    noise the interval has to count); None when there are too few of them."""
+    if len(human) < MIN_FOR_OUTSIDE_LAM:
+        return None
+    weights = np.full((1, len(human)), 1 / len(human))
+    return float(fitted_lam(np.asarray(human, float), np.asarray(judge_on_human, float), weights, float(np.var(judge, ddof=1)))[0])
 
 
-def _lam_of(point: float, human: np.ndarray, llm_on_human: np.ndarray, llm: np.ndarray, weights: np.ndarray | None) -> float | None:
-    """The lam behind a power-tuned estimate. The estimate is lam * (mean_N(llm) - mean_n(llm)) + mean_n(human), so
-    lam follows from it; None when the two means of the judge's metric coincide (lam then does not matter)."""
-    gap = float(np.mean(llm) - np.average(llm_on_human, weights=weights))
-    return None if abs(gap) < 1e-12 else (point - float(np.average(human, weights=weights))) / gap
+def _replicates(values: np.ndarray, sample: Sample) -> Replicates:
+    """Row 0 is the estimate; row i + 1 the estimate without draw i, grouped by the draw's stratum."""
+    finite = sample.finite()
+    strata = [str(s) for s in np.unique(sample.strata)]
+    left_out = values[1:]
+    return Replicates(float(values[0]), [left_out[sample.strata == s] for s in strata], [finite[s] for s in strata])
 
 
-def _t_widened(point: float, low: float, high: float, n: int) -> tuple[float, float]:
-    """``ppi_py``'s interval is z-based; with a few dozen human-labelled queries that under-covers. Its half-width is
-    scaled by t(n - 1) / z, as the humans-only interval uses t."""
-    z, t = scipy_stats.norm.ppf(1 - ALPHA / 2), scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)
-    return float(point - (point - low) * t / z), float(point + (high - point) * t / z)
+def _p_value(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None) -> float:
+    """The smallest level at which the interval leaves out 0, so that a difference is significant at 5% exactly when
+    its 95% interval leaves out 0."""
 
+    def excludes(alpha: float) -> float:
+        _, ppi, _ = humans_and_ppi(judge, human, sample, lam, alpha)
+        return max(ppi.ci_low, -ppi.ci_high)  # > 0 when 0 lies outside
 
-def _p_value(ppi: Estimate, n: int) -> float:
-    """The two-sided p-value that the mean is 0, from the same t(n - 1) distribution as the interval, so that a
-    difference is significant at 5% when its 95% interval leaves out 0, up to the rounding of its ends (``ppi_py``'s own p-value is z-based
-    and would call significant what the t interval does not)."""
-    t = scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)
-    se = (ppi.ci_high - ppi.ci_low) / (2 * t)
-    if se <= 0:
-        return 1.0 if ppi.value == 0 else 0.0
-    return float(2 * scipy_stats.t.sf(abs(ppi.value) / se, n - 1))
+    if excludes(0.999) <= 0:
+        return 1.0
+    if excludes(1e-6) > 0:
+        return 0.0
+    return round(float(optimize.brentq(excludes, 1e-6, 0.999, xtol=1e-5)), 4)
 
 
 def _effective_n(n: int, humans_only: Estimate, ppi: Estimate) -> float | None:
@@ -133,4 +197,3 @@ def _effective_n(n: int, humans_only: Estimate, ppi: Estimate) -> float | None:
     if not (humans_only.has_interval and ppi.has_interval) or ppi_width <= 0:
         return None
     return round(n * (human_width / ppi_width) ** 2, 1)
-

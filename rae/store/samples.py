@@ -1,6 +1,7 @@
-"""Queries drawn for human labelling from an evaluation's population, with their inclusion probabilities."""
+"""Queries drawn for human labelling from an evaluation's population, with the probabilities they were drawn with."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -13,13 +14,10 @@ def sample_of(store: Store, population: str) -> list[EvaluationSampleRow]:
         return list(session.scalars(select(EvaluationSampleRow).where(EvaluationSampleRow.population == population)))
 
 
-def record_sample(store: Store, population: str, run_id: str, design: str, strata: dict[str, str], probabilities: dict[str, float]) -> None:
-    """The draw for a population, in place of any earlier one."""
+def record_sample(store: Store, population: str, run_id: str, rows: list[dict[str, Any]]) -> None:
+    """The draw for a population (one row a drawn query: query_id, design, stratum, inclusion_probability, draws,
+    stratum_size), in place of any earlier one: the probabilities of two draws do not combine."""
     now = datetime.now(UTC)
     with store.session() as session, session.begin():
         session.execute(delete(EvaluationSampleRow).where(EvaluationSampleRow.population == population))
-        session.add_all(
-            EvaluationSampleRow(population=population, query_id=q, run_id=run_id, design=design, stratum=strata[q], inclusion_probability=p,
-                                created_at=now)
-            for q, p in probabilities.items()
-        )
+        session.add_all(EvaluationSampleRow(population=population, run_id=run_id, created_at=now, **row) for row in rows)

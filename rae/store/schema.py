@@ -218,17 +218,21 @@ class RunRow(Base):
 
 
 class EvaluationSampleRow(Base):
-    """A query drawn for human labelling by ``rae review queue --for-evaluation``, with its inclusion probability:
-    the prediction-powered estimates weight it by the inverse, so a stratified draw stays unbiased."""
+    """A query drawn for human labelling by ``rae review queue --for-evaluation``, with the probability it was drawn
+    with (its inclusion probability in a uniform or stratified draw; its probability per draw in the active design,
+    which draws with replacement, ``draws`` times) and its stratum's size: the corrected estimates weight it by them,
+    so every design stays unbiased."""
 
     __tablename__ = "evaluation_samples"
 
     population: Mapped[str] = mapped_column(String(64), primary_key=True)  # fingerprint of the evaluated query ids
     query_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(64))  # the evaluation whose queries were drawn from
-    design: Mapped[str] = mapped_column(String(32))  # uniform, or confidence (stratified by the judge's confidence)
+    design: Mapped[str] = mapped_column(String(32))  # uniform, stratified or active (confidence: an older rae's stratified)
     stratum: Mapped[str] = mapped_column(String(32), default="all")
     inclusion_probability: Mapped[float] = mapped_column(Float)
+    draws: Mapped[int] = mapped_column(Integer, default=1)
+    stratum_size: Mapped[int] = mapped_column(Integer, default=0)  # 0: written by an older rae (size = drawn / probability)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

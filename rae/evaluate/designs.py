@@ -1,0 +1,182 @@
+"""Which queries humans should label: three designs rae can vouch for, and what they know before anyone labels.
+
+Every design draws from the evaluated queries at random, with probabilities rae records, so the corrected estimate
+(``rae.evaluate.ppi``) stays unbiased; they differ in where the labels go.
+
+- **uniform**: every query the same chance (a simple random sample).
+- **stratified**: strata from what rae knows before anyone labels (how unsure the judge is of the query's metric,
+  or the query's frequency band when the queries came from a log), and Neyman's allocation: a stratum gets labels in
+  proportion to its size times the judge's own spread there (Neyman 1934; Fogliato et al., ECCV 2024), at least two
+  each so each stratum's spread can be estimated.
+- **active**: each query drawn with a probability in proportion to the judge's own spread of its metric, with
+  replacement and a fifth of the probability spread evenly (a defensive mixture, Hesterberg 1995, so that no weight
+  explodes); the estimate divides by the probability (Zrnic and Candès, active statistical inference, 2024).
+
+**The judge's own spread** of a query's metric: each pair's label is redrawn from what the judge believes of it (its
+label probabilities or its confidence when rae measured them, else its label kept with probability 1 - epsilon and
+otherwise redrawn from the judge's own mix of labels), and the metric recomputed; the spread over redraws is large
+where the judge is unsure of labels that count (a short list, top positions, labels it hesitates on) and zero for a
+difference between two engines that return the same list. It is known before anyone labels, which is what lets a
+design use it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rae.evaluate.ppi import ACTIVE, STRATIFIED, UNIFORM, Sample
+
+DESIGNS = (UNIFORM, STRATIFIED, ACTIVE)
+OLDER_NAMES = {"confidence": STRATIFIED}  # an older rae's stratified draw, by the judge's confidence
+DEFENSIVE_SHARE = 0.2  # of the active design's probability, spread evenly over every query
+DEFAULT_EPSILON = 0.3  # the share of labels a judge of unknown confidence is taken to get wrong
+REDRAWS = 64
+MIN_PER_STRATUM = 2
+
+Beliefs = dict[str, dict[str, np.ndarray]]  # query id -> product id -> probability of each gain (0, 1, 2)
+MetricOf = Callable[[dict[str, dict[str, int]]], np.ndarray]  # gains -> the per-query metric, in population order
+
+
+def beliefs_from_labels(gains: dict[str, dict[str, int]], epsilon: float = DEFAULT_EPSILON) -> Beliefs:
+    """A judge of unknown confidence: its label kept with probability 1 - epsilon, else one of its own mix."""
+    counts = np.bincount([g for labels in gains.values() for g in labels.values()], minlength=3).astype(float)
+    mix = counts / counts.sum() if counts.sum() else np.full(3, 1 / 3)
+    return {q: {p: (1 - epsilon) * np.eye(3)[g] + epsilon * mix for p, g in labels.items()} for q, labels in gains.items()}
+
+
+def judge_spread(beliefs: Beliefs, metric_of: MetricOf, redraws: int = REDRAWS, seed: int = 0) -> np.ndarray:
+    """Each query's standard deviation of the metric when the judge's labels are redrawn from its beliefs."""
+    rng = np.random.default_rng(seed)
+    cells = [(q, p, probabilities) for q, labels in beliefs.items() for p, probabilities in labels.items()]
+    cumulative = np.cumsum(np.array([c[2] for c in cells]), axis=1) if cells else np.zeros((0, 3))
+    values = []
+    for _ in range(redraws):
+        drawn = (rng.random((len(cells), 1)) > cumulative).sum(axis=1) if cells else []
+        gains: dict[str, dict[str, int]] = {}
+        for (q, p, _), g in zip(cells, drawn, strict=True):
+            gains.setdefault(q, {})[p] = int(min(g, 2))
+        values.append(metric_of(gains))
+    spread = np.std(np.array(values), axis=0)
+    return np.where(spread < 1e-9, 0.0, spread)  # rounding noise of identical redraws is no spread
+
+
+@dataclass
+class Draw:
+    """A design's draw: per drawn query its stratum, its probability (inclusion for a stratified or uniform draw, per
+    draw for the active one) and how many times it was drawn; and each stratum's size."""
+
+    design: str
+    strata: dict[str, str] = field(default_factory=dict)
+    probabilities: dict[str, float] = field(default_factory=dict)
+    draws: dict[str, int] = field(default_factory=dict)
+    stratum_sizes: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: list[Any]) -> "Draw | None":
+        """The draw as the store keeps it (``rae.store.samples``); a stratum's size written by an older rae follows
+        from how many were drawn in it and their probability."""
+        if not rows:
+            return None
+        found = cls(OLDER_NAMES.get(rows[0].design, rows[0].design))
+        drawn_in: dict[str, int] = {}
+        for row in rows:
+            found.strata[row.query_id], found.probabilities[row.query_id] = row.stratum, row.inclusion_probability
+            found.draws[row.query_id] = row.draws or 1
+            drawn_in[row.stratum] = drawn_in.get(row.stratum, 0) + 1
+            found.stratum_sizes[row.stratum] = row.stratum_size or round(drawn_in[row.stratum] / row.inclusion_probability)
+        return found
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"query_id": q, "design": self.design, "stratum": self.strata[q], "inclusion_probability": self.probabilities[q],
+                 "draws": self.draws[q], "stratum_size": self.stratum_sizes[self.strata[q]]} for q in self.draws]
+
+    def sample(self, population: list[str], complete: set[str] | None = None) -> Sample:
+        """The draws as a ``Sample`` over ``population`` (query ids in the order of the estimates' arrays); with
+        ``complete``, only the drawn queries whose pools humans labelled whole."""
+        position = {q: i for i, q in enumerate(population)}
+        kept = [q for q in self.draws if q in position and (complete is None or q in complete)]
+        repeated = [q for q in kept for _ in range(self.draws[q])]
+        strata = np.array([self.strata[q] for q in repeated], dtype=object)
+        positions = np.array([position[q] for q in repeated], dtype=int)
+        if self.design == ACTIVE:
+            return Sample(ACTIVE, positions, np.full(len(repeated), "all", dtype=object), {"all": len(population)},
+                          np.array([self.probabilities[q] for q in repeated]))
+        return Sample(self.design, positions, strata, dict(self.stratum_sizes))
+
+
+def draw(design: str, population: list[str], n: int, spread: np.ndarray | None = None, bands: dict[str, str] | None = None,
+         seed: int = 0) -> Draw:
+    """Draw ``n`` of the ``population`` queries by ``design``; ``spread`` is the judge's own spread of each query's
+    metric (``judge_spread``), ``bands`` each query's frequency band (strata instead of the spread)."""
+    rng = np.random.default_rng(seed)
+    if design == UNIFORM or len(population) <= n:
+        return _stratified_draw(UNIFORM, {q: "all" for q in population}, {"all": min(n, len(population))}, rng)
+    spread = np.ones(len(population)) if spread is None else np.asarray(spread, dtype=float)
+    if design == ACTIVE:
+        return _active_draw(population, n, spread, rng)
+    strata = strata_of(population, spread, n, bands)
+    return _stratified_draw(STRATIFIED, strata, neyman(strata, dict(zip(population, spread, strict=True)), n), rng)
+
+
+def strata_of(population: list[str], spread: np.ndarray, n: int, bands: dict[str, str] | None = None) -> dict[str, str]:
+    """Frequency bands when given, else groups of the judge's own spread (three when there are labels enough for two
+    each, else two), named by it: ``sure``, ``middle``, ``unsure``."""
+    if bands:
+        return {q: bands.get(q) or "unknown" for q in population}
+    groups = 3 if n >= 3 * MIN_PER_STRATUM else 2 if n >= 2 * MIN_PER_STRATUM else 1
+    if groups == 1:
+        return {q: "all" for q in population}
+    names = {2: ["sure", "unsure"], 3: ["sure", "middle", "unsure"]}[groups]
+    order = np.argsort(np.argsort(spread, kind="stable"), kind="stable")  # ranks: ties split evenly
+    return {q: names[min(groups - 1, int(order[i] * groups // len(population)))] for i, q in enumerate(population)}
+
+
+def neyman(strata: dict[str, str], spread: dict[str, float], n: int) -> dict[str, int]:
+    """Labels per stratum in proportion to its size times its mean spread, at least two each and at most its size:
+    each label after the first two of every stratum goes where it lowers the stratified variance (the sum of
+    (size x spread)^2 / labels) most, which reaches Neyman's allocation in whole labels."""
+    members: dict[str, list[str]] = {}
+    for q, s in strata.items():
+        members.setdefault(s, []).append(q)
+    need = {s: len(m) * float(np.mean([spread[q] for q in m])) + 1e-9 for s, m in members.items()}
+    sizes = {s: min(len(m), MIN_PER_STRATUM) for s, m in members.items()}
+    while sum(sizes.values()) < n:
+        open_strata = [s for s in members if sizes[s] < len(members[s])]
+        if not open_strata:
+            break
+        gain = {s: need[s] ** 2 * (1 / sizes[s] - 1 / (sizes[s] + 1)) for s in open_strata}
+        sizes[max(open_strata, key=lambda s: (gain[s], s))] += 1
+    return sizes
+
+
+def _stratified_draw(design: str, strata: dict[str, str], sizes: dict[str, int], rng: np.random.Generator) -> Draw:
+    members: dict[str, list[str]] = {}
+    for q, s in strata.items():
+        members.setdefault(s, []).append(q)
+    result = Draw(design, stratum_sizes={s: len(m) for s, m in members.items()})
+    for stratum, queries in sorted(members.items()):
+        size = sizes.get(stratum, 0)
+        for q in rng.choice(sorted(queries), size, replace=False) if size else []:
+            result.strata[str(q)], result.probabilities[str(q)], result.draws[str(q)] = stratum, size / len(queries), 1
+    return result
+
+
+def active_probabilities(spread: np.ndarray) -> np.ndarray:
+    """Each query's probability per draw: its share of the judge's spread, mixed with a uniform share."""
+    spread = np.asarray(spread, dtype=float)
+    uniform = np.full(len(spread), 1 / len(spread))
+    if spread.sum() <= 0:
+        return uniform
+    return (1 - DEFENSIVE_SHARE) * spread / spread.sum() + DEFENSIVE_SHARE * uniform
+
+
+def _active_draw(population: list[str], n: int, spread: np.ndarray, rng: np.random.Generator) -> Draw:
+    probabilities = active_probabilities(spread)
+    result = Draw(ACTIVE, stratum_sizes={"all": len(population)})
+    for index in rng.choice(len(population), n, replace=True, p=probabilities):
+        q = population[int(index)]
+        result.strata[q], result.probabilities[q] = "all", float(probabilities[index])
+        result.draws[q] = result.draws.get(q, 0) + 1
+    return result

@@ -1,0 +1,61 @@
+"""What the judge believes of each pair of an evaluation's pools, and the judge's own spread of each query's metric
+that follows (``rae.evaluate.designs``): known before anyone labels, it is what stratified and active draws, and
+``rae plan``, use."""
+
+import numpy as np
+
+from rae.config import ConfigError
+from rae.datasets.records import Pair
+from rae.evaluate.designs import DEFAULT_EPSILON, Beliefs, beliefs_from_labels, judge_spread
+from rae.evaluate.metrics import Gains, engine_metrics
+from rae.evaluate.stored_run import StoredEvaluation
+from rae.labels import LABELS, Label
+from rae.workspace import Workspace
+
+MIN_PAIRS_FOR_EPSILON = 30
+
+
+def judge_beliefs(workspace: Workspace, stored: StoredEvaluation) -> Beliefs:
+    """Its label probabilities when rae measured them, else its label kept with the probability its agreement with the
+    human labels on these pools says (or 1 - epsilon)."""
+    texts = {q.query_id: q.text for q in stored.queries}
+    pairs = [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
+    outcomes = {pair: outcome.value for pair, outcome in workspace.stored_judgments(pairs).items() if outcome.ok}
+    if not outcomes:
+        raise ConfigError("the judge has no stored judgments of this evaluation's pools: use --design uniform")
+    labels: Gains = {}
+    for pair, row in outcomes.items():
+        labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
+    beliefs = beliefs_from_labels(labels, _epsilon(workspace, labels))
+    for pair, row in outcomes.items():
+        if row.probabilities:
+            measured = np.array([float(row.probabilities.get(label.value, 0.0)) for label in LABELS])
+            if measured.sum() > 0:
+                beliefs[pair.query_id][pair.product_id] = measured / measured.sum()
+    return beliefs
+
+
+def _epsilon(workspace: Workspace, labels: Gains) -> float:
+    """The share of the judge's labels the humans' labels contradict, where both exist, else the default."""
+    human = {(j.query_id, j.product_id): j.label.gain for j in workspace.human_labels.judgments}
+    both = [(g, human[(q, p)]) for q, by in labels.items() for p, g in by.items() if (q, p) in human]
+    return float(np.mean([a != b for a, b in both])) if len(both) >= MIN_PAIRS_FOR_EPSILON else DEFAULT_EPSILON
+
+
+def row_values(stored: StoredEvaluation, gains: Gains, metric: str) -> dict[str, np.ndarray]:
+    """Each engine's per-query metric under ``gains``, and each difference of two (``b - a``), in query order."""
+    queries = [q.query_id for q in stored.queries]
+    engines = {e: engine_metrics(r, gains, stored.k).per_query[metric].reindex(queries).fillna(0.0).to_numpy(dtype=float)
+               for e, r in stored.rankings.items()}
+    names = list(engines)
+    differences = {f"{b} - {a}": engines[b] - engines[a] for i, a in enumerate(names) for b in names[i + 1 :]}
+    return engines | differences
+
+
+def spreads(workspace: Workspace, stored: StoredEvaluation, metric: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """The judge's own spread of every row of ``row_values``, from one set of redraws."""
+    beliefs = judge_beliefs(workspace, stored)
+    names = list(row_values(stored, {}, metric))
+    stacked = judge_spread(beliefs, lambda gains: np.concatenate(list(row_values(stored, gains, metric).values())), seed=seed)
+    size = len(stored.queries)
+    return {name: stacked[i * size:(i + 1) * size] for i, name in enumerate(names)}

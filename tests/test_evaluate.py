@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from rae.cli import app
 from rae.config import BM25Spec
 from rae.evaluate.compare import paired_comparison
+from rae.evaluate.designs import draw
 from rae.evaluate.evaluation import evaluate_engines, human_gains_for
 from rae.evaluate.metrics import engine_metrics
 from rae.evaluate.report import write_report
@@ -101,8 +102,10 @@ class Images(HTMLParser):
 
 
 def tiny_report(judging, tiny, directory: Path) -> Path:
+    """Every query drawn for human labelling (a uniform draw of all of them), and the tiny set's labels cover them."""
     queries = tiny.queries()
-    evaluation = evaluated(tiny_engines(tiny), queries, judging, tiny, human_gains=human_gains_for(queries, tiny))
+    drawn = draw("uniform", [q.query_id for q in queries], len(queries))
+    evaluation = evaluated(tiny_engines(tiny), queries, judging, tiny, human_gains=human_gains_for(queries, tiny), drawn=drawn)
     return write_report(evaluation, {"run_id": "r1", "model": "scripted"}, directory)
 
 
@@ -110,9 +113,9 @@ def test_the_report_is_self_contained_html_with_plots_and_trec_files(scripted, j
     directory = tiny_report(judging, tiny, tmp_path / "r1")
     page = Images()
     page.feed((directory / "report.html").read_text())
-    # plots: metrics, three ways (PPI), one comparison, labels; tables: engines, comparison, validity, PPI engines, PPI
-    # comparison, worst queries
-    assert len(page.images) == 4 and page.tables == 6
+    # plots: metrics, three ways (PPI), one comparison, labels; tables: engines, comparison, validity, the labels' own
+    # check, PPI engines, PPI comparison, worst queries
+    assert len(page.images) == 4 and page.tables == 7
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -132,7 +135,7 @@ def test_the_html_report_renders_its_plots_and_drill_down_in_a_real_browser(scri
         page.goto(report.as_uri())
         sizes = page.eval_on_selector_all("img.plot", "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         assert len(sizes) == 4 and all(done and width > 100 and height > 100 for done, width, height in sizes)
-        assert page.eval_on_selector_all("table", "tables => tables.length") == 6
+        assert page.eval_on_selector_all("table", "tables => tables.length") == 7
         assert "rae evaluation r1" in page.title() + page.inner_text("body")
 
         # The drill-down: every query, each engine's top 3 side by side, labels, reasoning on demand.

@@ -41,7 +41,7 @@ def label_whole_queue(workspace: Workspace, truth: str = "highly_relevant") -> i
 
 
 def test_drawn_queries_labelled_by_humans_correct_the_judges_numbers(evaluated):
-    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "3"])
+    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "3", "--design", "uniform"])
     assert drawn.exit_code == 0, drawn.output
     assert "drew 3 queries" in drawn.stdout and "(uniform: all 3)" in drawn.stdout
     workspace = Workspace(load_settings())
@@ -56,7 +56,7 @@ def test_drawn_queries_labelled_by_humans_correct_the_judges_numbers(evaluated):
     assert report.exit_code == 0, report.output
     data = json.loads(report.stdout)
     correction = data["human_correction"]
-    assert correction["labelled_queries"] == 3 and correction["design"].startswith("drawn")
+    assert correction["labelled_queries"] == 3 and correction["design"] == "uniform" and not correction["provisional"]
     drawn_ids = {s.query_id for s in samples}
     for name, engine in data["engines"].items():
         three = engine["ppi"]["ndcg@5"]
@@ -68,7 +68,7 @@ def test_drawn_queries_labelled_by_humans_correct_the_judges_numbers(evaluated):
     comparison = data["comparisons"][0]
     assert set(comparison["ppi"]) >= {"llm_only", "humans_only", "ppi", "p_value"}
     table = CliRunner().invoke(app, ["report"]).stdout
-    assert "ndcg@5 three ways" in table and "humans only, 3 queries" in table
+    assert "ndcg@5 three ways" in table and "humans only, 3 queries (uniform)" in table
 
 
 def test_plan_says_how_many_human_labels_with_and_without_the_judge(evaluated):
@@ -84,15 +84,17 @@ def test_plan_says_how_many_human_labels_with_and_without_the_judge(evaluated):
     rows = {row["what"]: row for row in plan["rows"]}
     assert set(rows) == {"bm25-title", "bm25-full", "bm25-full - bm25-title"}
     title = rows["bm25-title"]
-    assert title["labelled_now"] == 4 and title["humans_only_queries"] >= 3
-    assert title["humans_only_cost"] == pytest.approx(title["humans_only_queries"] * plan["pairs_per_query"] * 0.05, rel=1e-2)
-    assert title["ppi_human_queries"] <= title["humans_only_queries"]
+    assert title["labelled_now"] == 4 and set(title["queries"]) == {"humans only", "uniform", "stratified", "active"}
+    humans = title["queries"]["humans only"]
+    assert humans is None or title["cost"]["humans only"] == pytest.approx(humans * plan["pairs_per_query"] * 0.05, rel=1e-2)
+    table = CliRunner().invoke(app, ["plan", "--target-width", "0.1"]).stdout
+    assert "| what | labelled now | width | humans only | uniform | stratified | active |" in table
     needed = {}
     for margin in ("0.5", "2.0"):  # for a gate: the farther the difference from -margin, the fewer labels decide it
         gate_plan = json.loads(CliRunner().invoke(app, ["plan", "--margin", margin, "--json"]).stdout)
         row = next(r for r in gate_plan["rows"] if r["what"] == "bm25-full - bm25-title")
-        assert gate_plan["margin"] == float(margin) and row["humans_only_queries"] is not None, row
-        needed[margin] = row["humans_only_queries"]
+        assert gate_plan["margin"] == float(margin) and row["width"] > 0, row
+        needed[margin] = row["queries"]["humans only"] or 10**6
     assert needed["2.0"] <= needed["0.5"]
 
 
@@ -104,7 +106,7 @@ def test_ppi_check_with_simulated_judges_covers_and_narrows(tmp_path, monkeypatc
     rows = {row["judge"]: row for row in json.loads(result.stdout)["rows"]}
     strong, raising = rows["simulated, kappa 0.8"], rows["simulated, raises 30% of labels"]
     for row in (strong, raising):
-        assert row["n"] == 20 and row["coverage_ppi"] >= 0.9 and row["width_ratio"] < 0.8
+        assert row["n"] == 20 and min(row["coverage"].values()) >= 0.9 and row["width_ratio"] < 0.8
     assert raising["llm_only"] - raising["truth"] > 0.03  # the judge alone is biased upward; PPI still covers the truth
 
 
@@ -116,3 +118,20 @@ def test_ppi_check_on_the_first_queries_only_studies_that_smaller_population(tmp
     part = json.loads(CliRunner().invoke(app, [*base, "--queries", "30"]).stdout)
     assert (whole["queries"], part["queries"]) == (120, 30)
     assert part["rows"][0]["truth"] != whole["rows"][0]["truth"]
+
+
+def test_ppi_check_when_the_candidate_leaves_the_labelled_pool(tmp_path, monkeypatch):
+    """Existing labels cover the baseline's lists only; the draws' intervals still cover the truth (the humans' metric
+    over every query), and the table sets the old rule, the existing labels' check and the judge alone beside them."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rae.toml").write_text('tracking_uri = "none"\n[engines.bm25-desc]\nkind = "bm25"\nfields = { description = 1.0 }\n')
+    args = ["ppi-check", "--no-judge", "--repetitions", "150", "--sizes", "10", "--kappas", "0.6", "--leaving", "bm25-full,bm25-desc", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    study = json.loads(result.stdout)["leaving_pool"]
+    assert study["left_pool"] > 0.3 and study["complete"] < study["queries"] / 2
+    rows = {(r["judge"], r["estimate"]): r for r in study["rows"]}
+    for design in ("uniform", "stratified", "active"):
+        drawn = rows[("simulated, kappa 0.6", f"a {design} draw, labelled whole")]
+        assert drawn["coverage"] >= 0.9 and drawn["passes"] == 0.0 and drawn["truth"] < -0.1
+    assert ("simulated, kappa 0.6", "complete queries, weight one (the old rule)") in rows

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from rae.cli import app
 from rae.config import BM25Spec, load_settings
 from rae.datasets.records import Query
+from rae.improve.heldout import JudgeHeldout
 from rae.improve.search_space import Parameter
 from rae.improve.trial_scoring import Scored
 from rae.improve.tuning import TuningCaps, tune
@@ -43,8 +44,10 @@ def test_a_good_simulated_judge_finds_the_better_title_weight_and_the_held_out_c
     assert found["gain_confirmed"] and found["verdict"].startswith("gain confirmed")
     truth = next(n for n in found["notes"] if n.startswith("truth"))
     assert "(+0." in truth  # the humans' labels agree: the best is better on the held-out queries
+    assert "by the stratified design" in found["heldout"]["basis"] and found["heldout"]["human_labelled"] == 10
     page = Path(found["report"]).read_text()
     assert "data:image/png;base64," in page and "gain confirmed" in page
+    assert "<table" in page and "fields.title" in page and "<pre>" not in page.split("<h2>The best trial")[0]  # the trials as a table
 
 
 class Scripted:
@@ -73,7 +76,8 @@ def test_a_gain_only_the_tuning_queries_show_is_not_claimed(tiny):
 
     queries = [Query(f"q{i}", f"query {i}") for i in range(6)]
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    result = tune("weak-title", spec, [Parameter("fields.title", 0.0, 5.0, 0.05)], build, (queries, tuning), (queries, heldout), 10, "ndcg@10",
+    check = JudgeHeldout(queries, heldout, {}, 10, "ndcg@10")
+    result = tune("weak-title", spec, [Parameter("fields.title", 0.0, 5.0, 0.05)], build, (queries, tuning), check, 10, "ndcg@10",
                   study, TuningCaps(trials=5))
     assert result.best.number != result.start.number  # the study did climb on the tuning queries
     assert not result.gain_confirmed and result.verdict().startswith("no gain confirmed")
@@ -136,3 +140,39 @@ def test_a_storage_it_cannot_open_is_one_line(project):
     message = str(result.exception)
     assert result.exit_code == 1 and "cannot open the study's storage postgresql+psycopg://u:***@127.0.0.1:9/x" in message
     assert "secret" not in message and "\n" not in message
+
+
+def test_labels_a_team_holds_stop_a_gain_they_contradict(tiny):
+    """The judge shows a held-out gain; the humans' own labels on those queries show none: no gain confirmed."""
+    queries = [Query(f"q{i}", f"query {i}") for i in range(8)]
+    rising = Scripted(slope=0.05)
+
+    class Engine:
+        def __init__(self, products):
+            self.products = products
+
+        def search(self, query, k):
+            return self.products
+
+    human = {q.query_id: {"good": 2, "bad": 0} for q in queries}
+    start, best = Engine(["good", "bad"]), Engine(["bad", "good"])  # humans: best is worse
+    rising.weight = 1.0
+    check = JudgeHeldout(queries, _Fixed({"start": 0.5, "best": 0.6}), human, 2, "ndcg@2")
+    checked = check.check(start, best)
+    assert checked.difference.interval.ci_low > 0 and checked.humans.estimate.value < 0 and not checked.confirmed
+    assert "no gain by the humans' own labels" in checked.reasons[0]
+
+
+class _Fixed:
+    """A scorer that gives the start and the best fixed judge scores, told apart by their first product."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def new_pairs(self, rankings) -> int:
+        return 0
+
+    def score(self, rankings) -> Scored:
+        which = "start" if next(iter(rankings.values()))[0] == "good" else "best"
+        per_query = {q: self.scores[which] + 0.001 * i for i, q in enumerate(sorted(rankings))}
+        return Scored(Estimate(self.scores[which], 0, 1), "scripted", per_query, {})

@@ -28,6 +28,7 @@ from rae.cli.options import (
     workspace_from,
 )
 from rae.config import ConfigError, load_settings
+from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.plan import plan_labels
 from rae.evaluate.queries import evaluation_queries
 from rae.evaluate.report import write_report
@@ -120,10 +121,10 @@ def plan(
     stored = load_evaluation(base.store, Path(base.settings.reports_dir), run_id)
     workspace = workspace_of(stored, base)
     evaluation = rescored(workspace, stored)
-    if evaluation.corrected is None:
-        raise ConfigError("no human label for any evaluated query yet: rae review queue --for-evaluation, then rae review serve")
+    if evaluation.corrected is None or not evaluation.corrected.human_metrics:
+        raise ConfigError("no evaluated query has its whole pool labelled by humans yet: rae review queue --for-evaluation, then rae review serve")
     pools = stored.pools()
     pairs_per_query = sum(map(len, pools.values())) / max(len(pools), 1)
-    judge_cost = sum(e.annotation.total.cost_usd or 0.0 for e in evaluation.engines) / max(len(pools), 1)
     chosen = metric or evaluation.main_metric
-    show(plan_labels(evaluation.corrected, evaluation.metrics, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, judge_cost, margin), as_json)
+    spread = spreads(workspace, stored, chosen)
+    show(plan_labels(evaluation, spread, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, margin), as_json)

@@ -62,7 +62,7 @@ def gate(
         retrievals = retrieve_all(engines, chosen, k, catalog)
         limit = spending_limit(workspace.judging(), union_of_pairs(chosen, retrievals), catalog, budget) if budget is not None else None
         run = run_evaluation(workspace, retrievals, chosen, k, limit, progress=not as_json)
-        verdict = gate_verdict(run.evaluation, baseline, candidate, metric or run.evaluation.main_metric, margin, run.report_dir)
+        verdict = gate_verdict(run.evaluation, baseline, candidate, metric or run.evaluation.main_metric, margin, run.report_dir, run.run_id)
     except (RaeError, KeyError) as exc:
         message = str(exc) if isinstance(exc, RaeError) else f"unknown metric {exc}"
         print(f"rae: error: {redact(message)}", file=sys.stderr)

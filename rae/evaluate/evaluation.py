@@ -19,6 +19,7 @@ from rae.datasets.records import Pair, Product, Query
 from rae.datasets.searchlog import normalize_query
 from rae.evaluate.compare import Comparison, compare_engines
 from rae.evaluate.corrected import Corrected, corrected_metrics
+from rae.evaluate.designs import Draw
 from rae.evaluate.metrics import EngineMetrics, Gains, condensed, engine_metrics, metric_names
 from rae.evaluate.validity import Validity, validity_check
 from rae.labels import Label
@@ -75,25 +76,25 @@ def evaluate_engines(
     human_gains: Gains | None = None,
     progress: bool = True,
     limit: SpendingLimit | None = None,
-    sample_weights: dict[str, float] | None = None,
+    drawn: Draw | None = None,
     judge_pairs: Callable[[list[Pair]], AnnotationSummary] | None = None,
 ) -> Evaluation:
     """Judge each engine's pairs through the store, one engine after another, then score and compare the engines.
 
-    ``sample_weights`` (query id -> inverse inclusion probability) name the queries a sampling design drew for human
-    labelling (``rae review queue --for-evaluation``). ``judge_pairs`` judges a list of pairs elsewhere (several
+    ``drawn`` is the draw of queries for human labelling (``rae review queue --for-evaluation``) whose labels correct
+    the judge. ``judge_pairs`` judges a list of pairs elsewhere (several
     processes, a cluster); by default this process's workers do."""
     runs = []
     for retrieval in retrievals:
         pairs = pairs_of(queries, retrieval.rankings)
         summary = judge_pairs(pairs) if judge_pairs is not None else AnnotationRun(judging, catalog, workers, progress, limit).run(pairs)
         runs.append(EngineRun(retrieval.name, retrieval.rankings, retrieval.seconds, summary))
-    return scored(runs, queries, judging, catalog, k, human_gains or {}, sample_weights)
+    return scored(runs, queries, judging, catalog, k, human_gains or {}, drawn)
 
 
 def scored(
     runs: list[EngineRun], queries: list[Query], judging: Judging, catalog: Catalog, k: int, human_gains: Gains,
-    sample_weights: dict[str, float] | None = None,
+    drawn: Draw | None = None,
 ) -> Evaluation:
     """Metrics, comparisons, validity and the human-corrected estimates of judged rankings, from the store (no call)."""
     pairs = list(dict.fromkeys(p for run in runs for p in pairs_of(queries, run.rankings)))
@@ -104,9 +105,9 @@ def scored(
     metrics = {run.name: engine_metrics(run.rankings, llm_gains, k) for run in runs}
     human_gains = {q: g for q, g in human_gains.items() if g}
     corrected = None
-    if human_gains:
+    if human_gains or drawn is not None:
         rankings = {run.name: run.rankings for run in runs}
-        corrected = corrected_metrics(rankings, metrics, human_gains, metric_names(k)[:2], f"ndcg@{k}", k, sample_weights)
+        corrected = corrected_metrics(rankings, metrics, human_gains, metric_names(k)[:2], f"ndcg@{k}", k, drawn)
     return Evaluation(
         k=k,
         queries=queries,

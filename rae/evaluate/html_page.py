@@ -24,7 +24,8 @@ def html_page(evaluation: Evaluation, described: dict[str, Any], titled: dict[st
     body = [f"<h1>{html.escape(title(evaluation, described))}</h1>"]
     for heading, table in titled.items():
         body.append(f"<h2>{html.escape(heading)}</h2>")
-        body.append(table.to_html(index=False, border=0, classes="table"))
+        if not table.empty:
+            body.append(table.to_html(index=False, border=0, classes="table"))
     for heading, png in _figures(evaluation):
         encoded = base64.b64encode(png).decode()
         body.append(f'<h2>{html.escape(heading)}</h2><img class="plot" alt="{html.escape(heading)}" src="data:image/png;base64,{encoded}">')
@@ -35,7 +36,7 @@ def html_page(evaluation: Evaluation, described: dict[str, Any], titled: dict[st
 def _figures(evaluation: Evaluation) -> list[tuple[str, bytes]]:
     k = evaluation.k
     figures = [("Metrics per engine", plots.metrics_with_ci(evaluation.metrics, metric_names(k)[:3]))]
-    if evaluation.corrected is not None:
+    if evaluation.corrected is not None and evaluation.corrected.engines:
         figures.append((f"{evaluation.main_metric} three ways", plots.three_ways(evaluation.corrected, evaluation.main_metric)))
     query_text = {q.query_id: q.text for q in evaluation.queries}
     for comparison in evaluation.comparisons:

@@ -1,13 +1,21 @@
-"""``rae plan``: how many queries must humans label to know an engine's metric to a given precision, with the judge
-and without it, and what would that cost?
+"""``rae plan``: how many queries must humans label, under each design, to know an engine's metric (or a difference
+between engines) to a given precision, and what would that cost?
 
-From the queries humans labelled so far: the spread of the per-query metric under human labels gives the humans-only
-sample size for a 95% t interval of the target width (the smallest n with 2 * t(n - 1) * sd / sqrt(n) <= width); the correlation between the
-judge's and the humans' per-query metric gives, through ``ppi_py``'s ``ppi_mean_power``, the cheapest pair (n queries
-labelled by humans, N judged by the LLM) whose PPI interval is as narrow (the same effective sample size). A human
-label costs ``human_cost_per_pair`` (settings) times the pairs of a query's pool; a judged query costs what the
-evaluation's judgments cost. A free judge (the embedded model) is counted at 1/10,000 of a human label so that N stays
-finite: judge as many queries as you have.
+The judge has judged every evaluated query already; what remains is human labels. From the queries humans labelled so
+far (the drawn ones and any others labelled whole: a pilot, for planning only) come the spread of the humans' metric
+and of the humans-minus-judge residual (with the judge's weight lam fitted on them). The judge's own spread of each
+query's metric (``rae.evaluate.designs``), known for every evaluated query, gives the strata. Then, for a 95%
+interval of the target width:
+
+- **humans only**: the smallest n with 2 t(n - 1) sd sqrt(1 - n / N) / sqrt(n) <= width;
+- **PPI** (a uniform draw): the same with the residual's spread;
+- **stratified**: strata of the judge's spread and Neyman's allocation, each stratum's residual spread estimated from
+  the pilot queries in it (the pooled one where it has fewer than three), t with n minus the strata;
+- **active**: each query drawn with the active design's probability, its residual spread its stratum's.
+
+Each is the t interval's width; rae's interval adds a skewness correction that can make it up to about 15% wider at
+ten queries. With ``--margin`` each difference gets the width that would make ``rae gate`` decisive: twice the
+distance from the difference seen so far to -margin.
 """
 
 import math
@@ -15,114 +23,177 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from ppi_py.ppi_power_analysis import ppi_mean_power
 from scipy import stats as scipy_stats
 
-from rae.evaluate.corrected import Corrected, per_query_values
-from rae.evaluate.metrics import EngineMetrics
-from rae.evaluate.ppi import MIN_HUMAN_QUERIES
+from rae.evaluate.corrected import per_query_values
+from rae.evaluate.designs import DESIGNS, MIN_PER_STRATUM, active_probabilities, neyman, strata_of
+from rae.evaluate.evaluation import Evaluation
+from rae.evaluate.ppi import ACTIVE, MIN_HUMAN_QUERIES, STRATIFIED, UNIFORM, Sample, fitted_lam
 
-Z = 1.96
-FREE_JUDGE_SHARE = 1e-4
+HUMANS = "humans only"
+COLUMNS = (HUMANS, *DESIGNS)
 
 
 @dataclass(frozen=True)
 class PlanRow:
     what: str  # an engine, or "b - a" for a comparison
     labelled_now: int
-    correlation: float | None
-    humans_only_queries: int | None
-    humans_only_cost: float | None
-    ppi_human_queries: int | None
-    ppi_judged_queries: int | None
-    ppi_cost: float | None
+    width: float
+    queries: dict[str, int | None] = field(default_factory=dict)  # design (or humans only) -> human-labelled queries needed
+    cost: dict[str, float | None] = field(default_factory=dict)
     note: str = ""
+
+    def saving(self, design: str) -> float | None:
+        """The share of PPI's (uniform) labelled queries the design saves."""
+        plain, other = self.queries.get(UNIFORM), self.queries.get(design)
+        return None if not plain or other is None else round(1 - other / plain, 3)
 
 
 @dataclass
 class Plan:
     metric: str
     target_width: float
+    population: int
     pairs_per_query: float
     human_cost_per_pair: float
-    judge_cost_per_query: float
     rows: list[PlanRow] = field(default_factory=list)
-    margin: float | None = None  # for a gate: each difference needs the width that puts its interval clear of -margin
+    margin: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in vars(self).items() if k != "rows"}, "rows": [vars(r) for r in self.rows]}
+        return {**{k: v for k, v in vars(self).items() if k != "rows"},
+                "rows": [{**vars(r), "saving_vs_ppi": {d: r.saving(d) for d in (STRATIFIED, ACTIVE)}} for r in self.rows]}
 
     def markdown(self) -> str:
         aim = (f"For a decisive gate at margin {self.margin:g} (each difference's interval clear of -{self.margin:g}; engines "
                f"within {self.target_width:g})") if self.margin is not None else f"To know {self.metric} within a 95% interval {self.target_width:g} wide"
         lines = [
-            f"{aim} (a human label costs "
-            f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query; the judge ${self.judge_cost_per_query:.4f} a query)",
+            f"{aim}, of {self.population} evaluated queries: human-labelled queries needed under each design (a human label costs "
+            f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query)",
             "",
-            "| engine | human-labelled queries now | correlation judge / humans | humans only: queries | cost | with the judge: human-labelled queries | judged queries | cost |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| what | labelled now | width | " + " | ".join(COLUMNS) + " | cost humans only | cost best design |",
+            "| --- " * (len(COLUMNS) + 5) + "|",
         ]
         for r in self.rows:
             if r.note:
-                lines.append(f"| {r.what} | {r.labelled_now} | {r.note} | | | | | |")
+                lines.append(f"| {r.what} | {r.labelled_now} | {r.width:.3f} | {r.note} |" + " |" * (len(COLUMNS) + 1))
                 continue
-            lines.append(
-                f"| {r.what} | {r.labelled_now} | {r.correlation:.2f} | {r.humans_only_queries} | ${r.humans_only_cost:,.2f} | "
-                f"{r.ppi_human_queries} | {r.ppi_judged_queries} | ${r.ppi_cost:,.2f} |"
-            )
+            cells = " | ".join(_count(r.queries.get(c), self.population) for c in COLUMNS)
+            best = min((c for c in DESIGNS if r.queries.get(c) is not None), key=lambda c: r.queries[c], default=None)
+            best_cost = f"${r.cost[best]:,.2f} ({best})" if best is not None else "n/a"
+            human_cost = f"${r.cost[HUMANS]:,.2f}" if r.cost.get(HUMANS) is not None else "n/a"
+            lines.append(f"| {r.what} | {r.labelled_now} | {r.width:.3f} | {cells} | {human_cost} | {best_cost} |")
         return "\n".join(lines)
 
 
-def plan_labels(
-    corrected: Corrected, llm_metrics: dict[str, EngineMetrics], metric: str, target_width: float,
-    pairs_per_query: float, human_cost_per_pair: float, judge_cost_per_query: float, margin: float | None = None,
-) -> Plan:
-    plan = Plan(metric, target_width, pairs_per_query, human_cost_per_pair, judge_cost_per_query, margin=margin)
-    labelled = corrected.labelled_queries
-    series = {e: (per_query_values(corrected.human_metrics[e], metric, labelled), per_query_values(llm_metrics[e], metric, labelled)) for e in llm_metrics}
-    names = list(series)
-    wanted = [(e, *series[e], target_width) for e in names]
+def _count(n: int | None, population: int) -> str:
+    return f"more than the {population} evaluated" if n is None else str(n)
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """What a row is planned from: the judge's per-query value on every evaluated query and its spread, and the
+    humans' value on the queries labelled so far (positions into the evaluated queries)."""
+
+    judge: np.ndarray
+    spread: np.ndarray
+    labelled: np.ndarray
+    human: np.ndarray
+
+
+def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: str, target_width: float, pairs_per_query: float,
+                human_cost_per_pair: float, margin: float | None = None) -> Plan:
+    """A row for each engine and each difference of two, from the queries labelled whole so far."""
+    queries = [q.query_id for q in evaluation.queries]
+    plan = Plan(metric, target_width, len(queries), pairs_per_query, human_cost_per_pair, margin=margin)
+    corrected = evaluation.corrected
+    known = sorted(corrected.human_metrics[next(iter(corrected.human_metrics))].per_query.index) if corrected and corrected.human_metrics else []
+    position = {q: i for i, q in enumerate(queries)}
+    labelled = np.array([position[q] for q in known], dtype=int)
+    judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
+    human = {e: per_query_values(corrected.human_metrics[e], metric, queries) if corrected else np.zeros(len(queries)) for e in evaluation.metrics}
+    names = list(evaluation.metrics)
+    rows = [(e, judge[e], human[e], target_width) for e in names]
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            human = series[b][0] - series[a][0]
-            wanted.append((f"{b} - {a}", human, series[b][1] - series[a][1], _decisive_width(human, margin, target_width)))
-    for what, human, judge, width in wanted:
-        plan.rows.append(_row(what, human, judge, plan, width))
+            difference = human[b] - human[a]
+            rows.append((f"{b} - {a}", judge[b] - judge[a], difference, decisive_width(difference[labelled], margin, target_width)))
+    for what, j, h, width in rows:
+        plan.rows.append(plan_row(what, Pilot(j, spreads.get(what, np.ones(len(queries))), labelled, h[labelled]), width, pairs_per_query,
+                                  human_cost_per_pair))
     return plan
 
 
-def _decisive_width(human_difference: np.ndarray, margin: float | None, target_width: float) -> float:
-    """The interval width that decides a gate: twice the distance from the difference seen so far to -margin (a
-    difference at the margin itself needs an interval of width zero: the plan says so)."""
+def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, human_cost_per_pair: float) -> PlanRow:
+    n = len(pilot.labelled)
+    if n < MIN_HUMAN_QUERIES:
+        return PlanRow(what, n, width, note=f"label {MIN_HUMAN_QUERIES} queries first (rae review queue --for-evaluation)")
+    if width <= 1e-9:
+        return PlanRow(what, n, width, note="the difference sits at the margin: no number of labels decides it")
+    population = len(pilot.judge)
+    sample = Sample.uniform(pilot.labelled, population)
+    lam = float(fitted_lam(pilot.human, pilot.judge[pilot.labelled], sample.weights()[:1], float(np.var(pilot.judge, ddof=1)))[0])
+    residual = pilot.human - lam * pilot.judge[pilot.labelled]
+    if np.std(pilot.human) == 0:
+        return PlanRow(what, n, width, note="no spread yet in the labelled queries: label more first")
+    per_query = _residual_spread(residual, pilot.spread, pilot.labelled)
+    queries = {
+        HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width),
+        UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width),
+        STRATIFIED: _stratified_size(per_query, pilot.spread, width),
+        ACTIVE: _active_size(per_query, pilot.spread, width),
+    }
+    per_label = pairs_per_query * human_cost_per_pair
+    return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in queries.items()})
+
+
+def decisive_width(human_difference: np.ndarray, margin: float | None, target_width: float) -> float:
+    """The interval width that decides a gate: twice the distance from the difference seen so far to -margin."""
     if margin is None or len(human_difference) == 0:
         return target_width
     return 2 * abs(float(np.mean(human_difference)) + margin)
 
 
-def _t_sample_size(spread: float, width: float) -> int:
-    """The queries a humans-only t interval (the one rae reports) needs to be ``width`` wide: the normal
-    approximation's n, raised until t(n - 1) fits, since with a handful of queries t is much wider than z."""
-    n = max(MIN_HUMAN_QUERIES, math.ceil((2 * Z * spread / width) ** 2))
-    while 2 * scipy_stats.t.ppf(0.975, n - 1) * spread / math.sqrt(n) > width:
-        n += 1
-    return n
+def _residual_spread(residual: np.ndarray, spread: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """Each evaluated query's residual spread as planned: its stratum's (by the judge's spread) where the pilot has
+    three queries there, else the pooled one."""
+    pooled = float(np.std(residual, ddof=1))
+    names = list(range(len(spread)))
+    strata = strata_of([str(i) for i in names], spread, 3 * MIN_PER_STRATUM)
+    by = np.array([strata[str(i)] for i in names])
+    result = np.full(len(spread), pooled)
+    for stratum in np.unique(by):
+        inside = by[labelled] == stratum
+        if inside.sum() >= MIN_HUMAN_QUERIES:
+            result[by == stratum] = float(np.std(residual[inside], ddof=1))
+    return result
 
 
-def _row(what: str, human: np.ndarray, judge: np.ndarray, plan: Plan, width: float) -> PlanRow:
-    n = len(human)
-    if n < MIN_HUMAN_QUERIES:
-        return PlanRow(what, n, None, None, None, None, None, None, f"label {MIN_HUMAN_QUERIES} queries first (rae review queue --for-evaluation)")
-    spread = float(np.std(human, ddof=1))
-    if spread == 0 or np.std(judge) == 0:
-        return PlanRow(what, n, None, None, None, None, None, None, "no spread yet in the labelled queries: label more first")
-    if width <= 1e-9:
-        return PlanRow(what, n, None, None, None, None, None, None, "the difference sits at the margin: no number of labels decides it")
-    human_per_query = plan.human_cost_per_pair * plan.pairs_per_query
-    classical = _t_sample_size(spread, width)
-    judge_cost = max(plan.judge_cost_per_query, FREE_JUDGE_SHARE * human_per_query)
-    best = ppi_mean_power(human, judge, human_per_query, judge_cost, effective_n=classical)
-    return PlanRow(
-        what, n, round(float(best["ppi_corr"]), 3), classical, round(classical * human_per_query, 2),
-        int(best["n"]), int(best["N"]), round(float(best["cost"]), 2),
-    )
+def _uniform_size(sd: float, population: int, width: float) -> int | None:
+    for n in range(MIN_HUMAN_QUERIES, population + 1):
+        if 2 * scipy_stats.t.ppf(0.975, n - 1) * sd * math.sqrt(max(0.0, 1 - n / population)) / math.sqrt(n) <= width:
+            return n
+    return None
 
+
+def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float) -> int | None:
+    population = len(per_query)
+    ids = [str(i) for i in range(population)]
+    for n in range(2 * MIN_PER_STRATUM, population + 1):
+        strata = strata_of(ids, spread, n)
+        sizes = neyman(strata, dict(zip(ids, spread, strict=True)), n)
+        by = np.array([strata[i] for i in ids])
+        variance = sum((np.sum(by == s) / population) ** 2 * np.mean(per_query[by == s] ** 2) * max(0.0, 1 - m / np.sum(by == s)) / m
+                       for s, m in sizes.items())
+        if 2 * scipy_stats.t.ppf(0.975, max(1, n - len(sizes))) * math.sqrt(variance) <= width:
+            return n
+    return None
+
+
+def _active_size(per_query: np.ndarray, spread: np.ndarray, width: float) -> int | None:
+    population = len(per_query)
+    probabilities = active_probabilities(spread)
+    per_draw = float(np.sum(per_query**2 / (population**2 * probabilities)))
+    for n in range(MIN_HUMAN_QUERIES, 4 * population + 1):
+        if 2 * scipy_stats.t.ppf(0.975, n - 1) * math.sqrt(per_draw / n) <= width:
+            return n
+    return None

@@ -56,8 +56,11 @@ def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[s
         corrected = evaluation.corrected.as_dict()
         for name, by_metric in corrected.pop("engines").items():
             data["engines"][name]["ppi"] = by_metric
-        for comparison, estimates in zip(data["comparisons"], corrected.pop("comparisons"), strict=True):
-            comparison["ppi"] = {k: v for k, v in estimates.items() if k not in ("a", "b")}
+        by_pair = {(c["a"], c["b"]): c for c in corrected.pop("comparisons")}
+        for comparison in data["comparisons"]:
+            found = by_pair.get((comparison["a"], comparison["b"]))
+            if found is not None:
+                comparison["ppi"] = {k: v for k, v in found.items() if k not in ("a", "b")}
         data["human_correction"] = corrected
     if evaluation.validity is not None:
         v = evaluation.validity
@@ -100,7 +103,7 @@ def write_report(evaluation: Evaluation, described: dict[str, Any], directory: P
 def _markdown(evaluation: Evaluation, described: dict[str, Any], titled: dict[str, pd.DataFrame]) -> str:
     lines = [title(evaluation, described), ""]
     for heading, table in titled.items():
-        lines += [f"## {heading}", "", table.to_markdown(index=False), ""]
+        lines += [f"## {heading}", "", table.to_markdown(index=False) if not table.empty else "", ""]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from rae.annotate.summary import AnnotationSummary
 from rae.datasets.records import Pair, Query
 from rae.evaluate.evaluation import Evaluation, evaluate_engines, human_gains_for
 from rae.evaluate.report import evaluation_json, markdown, mlflow_fields, write_report
-from rae.evaluate.stored_run import population_of, sample_weights
+from rae.evaluate.stored_run import drawn_for, population_of
 from rae.retrieve.rankings import Retrieval
 from rae.scaleout.runner import Placement, annotate_pairs
 from rae.workspace import Workspace
@@ -51,7 +51,7 @@ def run_evaluation(
     placement: Placement = Placement(),
 ) -> EvaluationRun:
     settings = {**workspace.settings.model_dump(), "engines": [r.name for r in retrievals], "k": k}
-    weights = sample_weights(workspace.store, population_of([q.query_id for q in queries]))
+    drawn = drawn_for(workspace.store, population_of([q.query_id for q in queries]))
     with workspace.store.recorded_run("evaluate", settings) as run:
         elsewhere = None
         if placement != Placement():
@@ -59,7 +59,7 @@ def run_evaluation(
                 return annotate_pairs(workspace, pairs, placement, run.run_id, limit=limit, progress=progress)
         evaluation = evaluate_engines(
             retrievals, queries, workspace.judging(run.run_id), workspace.labelled.catalog, k, workspace.workers,
-            human_gains_for(queries, workspace.human_labels), progress, limit, weights, elsewhere,
+            human_gains_for(queries, workspace.human_labels), progress, limit, drawn, elsewhere,
         )
         described = {**workspace.describe(), "run_id": run.run_id}
         report_dir = write_report(evaluation, described, Path(workspace.settings.reports_dir) / run.run_id)

@@ -15,6 +15,7 @@ from typing import Any
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, Settings
 from rae.datasets.records import Query
+from rae.evaluate.designs import Draw
 from rae.evaluate.evaluation import EngineRun, Evaluation, human_gains_for, scored
 from rae.retrieve.rankings import Rankings
 from rae.retrieve.trec import TrecRunEngine
@@ -76,11 +77,10 @@ def load_evaluation(store: Store, reports_dir: Path, run_id: str | None) -> Stor
     return StoredEvaluation(directory.name, directory, queries, rankings, int(metrics["k"]), settings)
 
 
-def sample_weights(store: Store, population: str) -> dict[str, float] | None:
-    """Query id -> inverse inclusion probability, for the queries drawn for human labelling from this population
-    (None: no draw was made, and every complete query counts with weight one)."""
-    rows = sample_of(store, population)
-    return {row.query_id: 1.0 / row.inclusion_probability for row in rows} or None
+def drawn_for(store: Store, population: str) -> Draw | None:
+    """The draw of queries for human labelling recorded for this population (None: none was made, and the judge is
+    not corrected)."""
+    return Draw.from_rows(sample_of(store, population))
 
 
 def workspace_of(stored: StoredEvaluation, base: Workspace) -> Workspace:
@@ -98,4 +98,4 @@ def rescored(workspace: Workspace, stored: StoredEvaluation) -> Evaluation:
     judging = workspace.judging(allow_calls=False)
     runs = [EngineRun(name, ranking, 0.0, AnnotationSummary(pairs=sum(map(len, ranking.values())))) for name, ranking in stored.rankings.items()]
     human = human_gains_for(stored.queries, workspace.human_labels)
-    return scored(runs, stored.queries, judging, workspace.labelled.catalog, stored.k, human, sample_weights(workspace.store, stored.population))
+    return scored(runs, stored.queries, judging, workspace.labelled.catalog, stored.k, human, drawn_for(workspace.store, stored.population))

@@ -67,15 +67,22 @@ def tables(evaluation: Evaluation, data: dict[str, Any]) -> dict[str, pd.DataFra
 
 
 def corrected_tables(evaluation: Evaluation) -> dict[str, pd.DataFrame]:
-    """The judge alone, humans alone and the two together (PPI), for each engine and each comparison."""
+    """The judge alone, humans alone and the two together (PPI) from the draw, for each engine and each comparison;
+    and what the human labels that were not drawn show."""
     corrected, metric = evaluation.corrected, evaluation.main_metric
-    n, total = len(corrected.labelled_queries), len(evaluation.queries)
+    result: dict[str, pd.DataFrame] = {}
+    if corrected.found is not None:
+        result.update(found_table(evaluation))
+    if not corrected.engines:
+        result[f"Human correction: {corrected.summary()}"] = pd.DataFrame()
+        return result
+    total = len(evaluation.queries)
     heading = (
-        f"{metric} three ways: the judge alone on {total} queries, humans alone on the {n} whose pools they labelled, "
-        f"and both (prediction-powered, PPI++); {corrected.partial_queries} partly labelled queries count as unlabelled"
+        f"{metric} three ways: the judge alone on {total} queries, humans alone, and the judge corrected by humans (prediction-powered); "
+        f"{corrected.summary()}"
     )
     engines = pd.DataFrame([{"engine": engine, **_three(by_metric[metric])} for engine, by_metric in corrected.engines.items()])
-    result = {heading: engines}
+    result[heading] = engines
     if corrected.comparisons:
         result[f"{metric} differences (b - a) three ways; p from PPI"] = pd.DataFrame(
             [{"a vs b": f"{a} vs {b}", **_three(est), "p (PPI)": "" if est.p_value is None else f"{est.p_value:.3g}"}
@@ -84,10 +91,22 @@ def corrected_tables(evaluation: Evaluation) -> dict[str, pd.DataFrame]:
     return result
 
 
+def found_table(evaluation: Evaluation) -> dict[str, pd.DataFrame]:
+    """The humans' own metric on the products they labelled (condensed lists), and how much of each top k they cover."""
+    found, metric, k = evaluation.corrected.found, evaluation.main_metric, evaluation.k
+    heading = (f"{metric} by the human labels that exist, on the {found.queries} queries where they labelled any result (condensed lists): "
+               "not a random sample of the pools, a check")
+    rows = [{"engine": e, f"{metric} (humans, condensed)": str(est), f"share of top {k} with a human label": f"{found.coverage[e].labelled_share:.2f}"}
+            for e, est in found.engines.items()]
+    rows += [{"engine": f"{b} - {a}", f"{metric} (humans, condensed)": est.signed(), f"share of top {k} with a human label": ""}
+             for (a, b), est in found.comparisons.items()]
+    return {heading: pd.DataFrame(rows)}
+
+
 def _three(estimates: ThreeEstimates) -> dict[str, str]:
     return {
         "judge only [95% CI]": str(estimates.llm_only),
-        f"humans only, {estimates.n_human} queries": str(estimates.humans_only),
+        f"humans only, {estimates.n_human} queries ({estimates.design})": str(estimates.humans_only),
         "PPI [95% CI]": str(estimates.ppi),
         "worth (human-labelled queries)": "" if estimates.effective_n is None else f"{estimates.effective_n:.0f}",
     }

@@ -16,7 +16,9 @@ from rae.annotate.spending import SpendingLimit
 from rae.config import ConfigError, EngineSpec
 from rae.datasets.records import Query
 from rae.errors import RaeError
+from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.metrics import Gains
+from rae.improve.heldout import HeldoutCheck, JudgeHeldout, SimulatedHeldout
 from rae.improve.search_space import parameters, with_values
 from rae.improve.trial_scoring import JudgeScorer, Scorer, SimulatedScorer, truth
 from rae.improve.tuning import TuningCaps, TuningResult, tune
@@ -60,7 +62,7 @@ def run_engine_study(workspace: Workspace, plan: StudyPlan, progress: bool) -> t
     def build(trial_spec: EngineSpec) -> SearchEngine:
         return build_engines([plan.engine], {**specs, plan.engine: trial_spec}, catalog, cache)[plan.engine]
 
-    tuning_scorer, heldout_scorer, notes = _scorers(workspace, plan, tuning_queries, heldout_queries, progress)
+    tuning_scorer, heldout_check, notes = _scorers(workspace, plan, tuning_queries, heldout_queries, progress)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.create_study(study_name=plan.study_name, storage=plan.storage, load_if_exists=True, direction="maximize",
@@ -68,7 +70,7 @@ def run_engine_study(workspace: Workspace, plan: StudyPlan, progress: bool) -> t
     except SQLAlchemyError as exc:  # Optuna's storage is SQLAlchemy's: a URL it cannot parse, a server it cannot reach
         raise TuningError(f"tune-engine: cannot open the study's storage {safe_url(plan.storage)}: {one_line(exc)}") from None
     try:
-        result = tune(plan.engine, spec, declared, build, (tuning_queries, tuning_scorer), (heldout_queries, heldout_scorer) if heldout_queries else None,
+        result = tune(plan.engine, spec, declared, build, (tuning_queries, tuning_scorer), heldout_check if heldout_queries else None,
                       plan.k, plan.metric, study, plan.caps)
     except optuna.exceptions.OptunaError as exc:
         raise TuningError(f"tune-engine {plan.engine}: {exc}") from None
@@ -98,20 +100,23 @@ def append_engine(config: Path, toml: str) -> str:
     return f"written to {config} as {header}"
 
 
-def _scorers(workspace: Workspace, plan: StudyPlan, tuning: list[Query], heldout: list[Query], progress: bool) -> tuple[Scorer, Scorer, list[str]]:
+def _scorers(workspace: Workspace, plan: StudyPlan, tuning: list[Query], heldout: list[Query], progress: bool) -> tuple[Scorer, HeldoutCheck, list[str]]:
+    """The study's scorer and its held-out check: the configured judge, or a simulated one whose human-labelled
+    queries are a random sample of the tuning part (the split is shuffled) and a stratified draw of the held-out part."""
     if plan.simulated_kappa is None:
         # each call is expected to cost what the study's calls have cost on average so far
         limit = SpendingLimit(plan.budget_usd, 0.0) if plan.budget_usd is not None else None
-        return (JudgeScorer(workspace, tuning, plan.k, plan.metric, limit, progress),
-                JudgeScorer(workspace, heldout, plan.k, plan.metric, limit, progress), [])
+        held = JudgeHeldout(heldout, JudgeScorer(workspace, heldout, plan.k, plan.metric, limit, progress),
+                            human_gains_for(heldout, workspace.human_labels), plan.k, plan.metric)
+        return JudgeScorer(workspace, tuning, plan.k, plan.metric, limit, progress), held, []
     humans = workspace.labelled.judgments
     judge = simulated_judge(humans, plan.simulated_kappa, plan.caps.seed)
     truth_gains = human_gains(humans)
-    labelled = {q.query_id for q in tuning[: plan.human_queries]} | {q.query_id for q in heldout[: plan.human_queries]}
-    note = (f"simulated judge at kappa {plan.simulated_kappa:g}; lists kept to the products humans labelled; "
-            f"{len(labelled)} queries count as human-labelled ({plan.human_queries} of each part)")
-    return (SimulatedScorer(judge, truth_gains, labelled, plan.k, plan.metric),
-            SimulatedScorer(judge, truth_gains, labelled, plan.k, plan.metric), [note])
+    labelled = tuning[: plan.human_queries]
+    note = (f"simulated judge at kappa {plan.simulated_kappa:g}; lists kept to the products humans labelled; {plan.human_queries} "
+            "queries of each part count as human-labelled (the tuning part's at random, the held-out part's by the stratified design)")
+    held = SimulatedHeldout(heldout, labelled, judge, truth_gains, plan.human_queries, plan.k, plan.metric, plan.caps.seed)
+    return SimulatedScorer(judge, truth_gains, [q.query_id for q in labelled], plan.k, plan.metric), held, [note]
 
 
 def _truth_note(workspace: Workspace, plan: StudyPlan, spec: EngineSpec, build: Callable[[EngineSpec], SearchEngine], result: TuningResult,

@@ -2,13 +2,17 @@
 more than a margin?
 
 Non-inferiority, on the 95% interval of candidate minus baseline (the chosen metric, per query, over the gate's
-queries): **pass** when its lower end is above minus the margin (whatever the candidate loses, it is less than the
-margin), **fail** when its upper end is below minus the margin (it loses more, for sure), **inconclusive** when the
-interval straddles minus the margin (more queries, or more human labels, would narrow it). The interval is the
-prediction-powered one (the judge's labels on every query, corrected by the queries humans labelled whole) when
-enough queries are human-labelled; else it is the judge's alone (a bootstrap over queries, blind to the judge's own
-error), and the verdict says which. A judge that overrates the candidate can pass a regression alone; the correction
-is what catches it.
+queries): **pass** when its lower end is above minus the margin, **fail** when its upper end is below minus the
+margin, **inconclusive** when it straddles minus the margin. The interval is the judge's corrected by a sample of
+queries humans labelled whole, when there is one rae can vouch for (a recorded draw, ``rae.evaluate.corrected``);
+else it is the judge's alone, and the verdict says so.
+
+Human labels that were not drawn (the bundled set, imports of older pools) never correct the judge, but they are
+evidence: when the humans' own labels, on the products they labelled (``rae.evaluate.found_labels``), show the
+candidate worse by more than the margin, the gate does not pass. Their interval below minus the margin fails it;
+their estimate below it makes a pass inconclusive. A correction still waiting for labels of some drawn queries cannot
+pass either. Each reason is said, with the candidate's share of products no human labelled and the command that
+gets them labelled.
 """
 
 from dataclasses import dataclass, field
@@ -20,22 +24,13 @@ import numpy as np
 
 from rae.evaluate.corrected import per_query_values
 from rae.evaluate.evaluation import Evaluation
-from rae.evaluate.ppi import MIN_HUMAN_QUERIES, three_estimates
+from rae.evaluate.found_labels import PoolCoverage, found_labels
+from rae.evaluate.verdicts import FAIL, INCONCLUSIVE, PASS, decide
 from rae.stats import Estimate, mean_with_ci
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}
 USAGE_ERROR = 2
 LOSERS = 5
-
-
-def decide(interval: Estimate, margin: float) -> str:
-    """Non-inferiority at ``margin`` from the interval of candidate minus baseline."""
-    if interval.ci_low > -margin:
-        return PASS
-    if interval.ci_high < -margin:
-        return FAIL
-    return INCONCLUSIVE
 
 
 @dataclass(frozen=True)
@@ -54,6 +49,41 @@ class QueryLoss:
         return self.candidate - self.baseline
 
 
+@dataclass(frozen=True)
+class DifferenceInterval:
+    """Candidate minus baseline: the interval a verdict rests on, which one it is, and the judge's alone beside it."""
+
+    interval: Estimate
+    basis: str
+    judge_alone: Estimate
+    human_queries: int
+    design: str | None = None
+    provisional: bool = False
+
+
+@dataclass(frozen=True)
+class HumansCheck:
+    """The humans' own labels where they exist, on the difference: what they show, over how many queries."""
+
+    estimate: Estimate
+    queries: int
+
+    def line(self) -> str:
+        e = self.estimate
+        return (f"the humans' own labels, on the {self.queries} queries where they labelled any of the results (condensed lists; not a "
+                f"random sample of the pools), put it at {e.value:+.4f} ({e.ci_low:+.4f} to {e.ci_high:+.4f})")
+
+
+def judged_by_humans(found: Estimate, margin: float) -> str | None:
+    """What the humans' own labels say of a pass: a fail when their interval lies below -margin, no pass when their
+    estimate does, nothing otherwise."""
+    if found.has_interval and found.ci_high < -margin:
+        return FAIL
+    if np.isfinite(found.value) and found.value < -margin:
+        return INCONCLUSIVE
+    return None
+
+
 @dataclass
 class Verdict:
     baseline: str
@@ -61,34 +91,51 @@ class Verdict:
     metric: str
     margin: float
     decision: str
-    interval: Estimate  # candidate minus baseline, the interval the decision used
-    basis: str  # which interval: prediction-powered, or the judge's alone
+    difference: DifferenceInterval
     queries: int
-    human_queries: int
-    judge_alone: Estimate
+    humans: HumansCheck | None = None
+    reasons: list[str] = field(default_factory=list)  # what moved the decision away from the interval's, in order
+    coverage: PoolCoverage | None = None  # how much of the candidate's top k humans labelled
+    label_command: str = ""
     losers: list[QueryLoss] = field(default_factory=list)
     report: str = ""
+
+    @property
+    def interval(self) -> Estimate:
+        return self.difference.interval
 
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.decision]
 
     def paragraph(self) -> str:
-        i = self.interval
-        what = f"{self.candidate} minus {self.baseline} on {self.metric}: {i.value:+.4f} (95% interval {i.ci_low:+.4f} to {i.ci_high:+.4f}, {self.basis})"
+        i, d = self.interval, self.difference
+        what = f"{self.candidate} minus {self.baseline} on {self.metric}: {i.value:+.4f} (95% interval {i.ci_low:+.4f} to {i.ci_high:+.4f}, {d.basis})"
+        on_interval = decide(i, self.margin)
         reason = {
             PASS: f"the interval's lower end is above -{self.margin:g}, so the candidate loses less than the margin, if anything",
             FAIL: f"the interval's upper end is below -{self.margin:g}, so the candidate loses more than the margin",
             INCONCLUSIVE: f"the interval straddles -{self.margin:g}: label more queries (rae plan --margin {self.margin:g}) or evaluate more queries to decide",
-        }[self.decision]
-        alone = "" if self.basis.startswith("the judge") else f" The judge alone would say {self.judge_alone.value:+.4f} ({self.judge_alone.ci_low:+.4f} to {self.judge_alone.ci_high:+.4f})."
-        return f"{self.decision.upper()}: {what}; {reason}.{alone}"
+        }[on_interval]
+        text = f"{self.decision.upper()}: {what}; {reason}."
+        if not d.basis.startswith("the judge alone"):
+            text += f" The judge alone would say {d.judge_alone.value:+.4f} ({d.judge_alone.ci_low:+.4f} to {d.judge_alone.ci_high:+.4f})."
+        for line in self.reasons:
+            text += f" {line}"
+        if self.humans is not None and not self.reasons:
+            text += f" For comparison, {self.humans.line()}."
+        if self.coverage is not None and self.coverage.unlabelled_products and self.label_command:
+            text += f" {self.coverage.line()}; to correct the judge with labels rae can vouch for: {self.label_command}."
+        return text
 
     def as_dict(self) -> dict[str, Any]:
+        d = self.difference
         return {
             "decision": self.decision, "exit_code": self.exit_code, "baseline": self.baseline, "candidate": self.candidate,
-            "metric": self.metric, "margin": self.margin, "difference": vars(self.interval), "basis": self.basis,
-            "queries": self.queries, "human_labelled_queries": self.human_queries, "judge_alone": vars(self.judge_alone),
+            "metric": self.metric, "margin": self.margin, "difference": vars(self.interval), "basis": d.basis, "design": d.design,
+            "provisional": d.provisional, "queries": self.queries, "human_labelled_queries": d.human_queries, "judge_alone": vars(d.judge_alone),
+            "humans_check": None if self.humans is None else {**vars(self.humans.estimate), "queries": self.humans.queries},
+            "reasons": self.reasons, "candidate_coverage": None if self.coverage is None else vars(self.coverage), "label_command": self.label_command,
             "lost_most": [{**vars(q), "difference": round(q.difference, 4)} for q in self.losers], "report": self.report,
             "verdict": self.paragraph(),
         }
@@ -118,49 +165,65 @@ class Verdict:
         )
 
 
-@dataclass(frozen=True)
-class DifferenceInterval:
-    """Candidate minus baseline: the interval a verdict rests on, which one it is, and the judge's alone beside it."""
-
-    interval: Estimate
-    basis: str
-    judge_alone: Estimate
-    human_queries: int
-
-
-def difference_interval(judge: np.ndarray, human: np.ndarray, judge_on_human: np.ndarray, weights: np.ndarray | None = None) -> DifferenceInterval:
-    """Per-query differences under the judge's labels on every query, and under the humans' and the judge's on the
-    queries humans labelled whole: the prediction-powered interval when there are enough of those, else the judge's."""
-    judge_alone = mean_with_ci(judge)
-    n = len(human)
-    if n < MIN_HUMAN_QUERIES:
-        basis = f"the judge alone: {n} queries have whole human-labelled pools, {MIN_HUMAN_QUERIES} are needed to correct it"
-        return DifferenceInterval(judge_alone, basis, judge_alone, n)
-    ppi = three_estimates(judge, human, judge_on_human, weights, difference=True).ppi
-    basis = f"prediction-powered: the judge on {len(judge)} queries, corrected by the {n} humans labelled whole"
-    return DifferenceInterval(ppi, basis, judge_alone, n)
+def weigh(difference: DifferenceInterval, humans: HumansCheck | None, margin: float) -> tuple[str, list[str]]:
+    """The decision and what moved it: the interval's, no pass on a provisional correction, then the humans' own
+    labels where they contradict it."""
+    decision, reasons = decide(difference.interval, margin), []
+    if decision == PASS and difference.provisional:
+        decision = INCONCLUSIVE
+        reasons.append("It is not a pass yet: some drawn queries still miss human labels, and the ones done may be the easy ones.")
+    said = judged_by_humans(humans.estimate, margin) if humans is not None else None
+    if said == FAIL and decision != FAIL:
+        decision = FAIL
+        reasons.append(f"But {humans.line()}: below -{margin:g}, so the candidate loses more than the margin by the humans' own labels.")
+    elif said == INCONCLUSIVE and decision == PASS:
+        decision = INCONCLUSIVE
+        reasons.append(f"But {humans.line()}: below -{margin:g}, which the interval cannot overrule; it is not a pass.")
+    return decision, reasons
 
 
-def gate_verdict(evaluation: Evaluation, baseline: str, candidate: str, metric: str, margin: float, report_dir: Path | None = None) -> Verdict:
+def gate_verdict(evaluation: Evaluation, baseline: str, candidate: str, metric: str, margin: float, report_dir: Path | None = None,
+                 run_id: str = "") -> Verdict:
     """The verdict on an evaluation of both engines."""
     queries = [q.query_id for q in evaluation.queries]
-    difference = per_query_values(evaluation.metrics[candidate], metric, queries) - per_query_values(evaluation.metrics[baseline], metric, queries)
+    judge = per_query_values(evaluation.metrics[candidate], metric, queries) - per_query_values(evaluation.metrics[baseline], metric, queries)
+    difference = corrected_difference(evaluation, baseline, candidate, metric, judge)
+    rankings = {run.name: run.rankings for run in evaluation.engines if run.name in (baseline, candidate)}
+    found = found_labels({baseline: rankings[baseline], candidate: rankings[candidate]}, evaluation.human_gains, metric, evaluation.k)
+    humans = None
+    if found is not None and found.comparisons[(baseline, candidate)].has_interval:
+        humans = HumansCheck(found.comparisons[(baseline, candidate)], sum(1 for q in queries if q in found.per_query[candidate]))
+    decision, reasons = weigh(difference, humans, margin)
+    coverage = found.coverage[candidate] if found is not None else None
+    command = f"rae review queue --for-evaluation {run_id or 'latest'} --queries 20, then rae review serve" if coverage is not None else ""
+    return Verdict(baseline, candidate, metric, margin, decision, difference, len(queries), humans, reasons, coverage, command,
+                   _losers(evaluation, baseline, candidate, metric, report_dir), str(report_dir or ""))
+
+
+def corrected_difference(evaluation: Evaluation, baseline: str, candidate: str, metric: str, judge: np.ndarray) -> DifferenceInterval:
+    """Candidate minus baseline, corrected by the evaluation's draw when it has one, else the judge's alone."""
+    judge_alone = mean_with_ci(judge)
     corrected = evaluation.corrected
-    labelled = corrected.labelled_queries if corrected is not None else []
-    human = on_labelled = np.array([])
-    if corrected is not None and labelled:
-        human = per_query_values(corrected.human_metrics[candidate], metric, labelled) - per_query_values(corrected.human_metrics[baseline], metric, labelled)
-        on_labelled = per_query_values(evaluation.metrics[candidate], metric, labelled) - per_query_values(evaluation.metrics[baseline], metric, labelled)
-    found = difference_interval(difference, human, on_labelled, corrected.weights_of(labelled) if corrected is not None else None)
-    return Verdict(baseline, candidate, metric, margin, decide(found.interval, margin), found.interval, found.basis, len(queries), found.human_queries,
-                   found.judge_alone, _losers(evaluation, baseline, candidate, metric, report_dir), str(report_dir or ""))
+    if corrected is None or corrected.design is None:
+        return DifferenceInterval(judge_alone, "the judge alone: no queries were drawn for human labelling, so it is as good as the judge",
+                                  judge_alone, 0)
+    queries = [q.query_id for q in evaluation.queries]
+    human = per_query_values(corrected.human_metrics[candidate], metric, queries) - per_query_values(corrected.human_metrics[baseline], metric, queries)
+    estimates = corrected.estimates(judge, human, queries, difference=True)
+    if not estimates.ppi.has_interval:
+        basis = f"the judge alone: {len(corrected.labelled_queries)} drawn queries are labelled whole, too few to correct it"
+        return DifferenceInterval(judge_alone, basis, judge_alone, len(corrected.labelled_queries), corrected.design, corrected.provisional)
+    basis = (f"the judge on {len(queries)} queries corrected by {estimates.n_human} drawn by the {corrected.design} design and labelled whole"
+             + (f", {len(corrected.incomplete)} more drawn still to label" if corrected.provisional else ""))
+    return DifferenceInterval(estimates.ppi, basis, judge_alone, estimates.n_human, corrected.design, corrected.provisional)
 
 
 def _losers(evaluation: Evaluation, baseline: str, candidate: str, metric: str, report_dir: Path | None) -> list[QueryLoss]:
     """The queries the candidate lost most on: by the humans' labels where they labelled the query whole, else the judge's."""
     page = f"{report_dir}/report.html" if report_dir else "report.html"
-    humans = evaluation.corrected.human_metrics if evaluation.corrected is not None else {}
-    labelled = set(evaluation.corrected.labelled_queries) if evaluation.corrected is not None else set()
+    corrected = evaluation.corrected
+    humans = corrected.human_metrics if corrected is not None else {}
+    labelled = set(humans[baseline].per_query.index) if baseline in humans else set()
 
     def value(engine: str, query_id: str) -> float:
         source = humans[engine] if query_id in labelled else evaluation.metrics[engine]

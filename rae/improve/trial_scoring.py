@@ -1,10 +1,12 @@
 """How good one configuration of an engine is, for a tuning study: its metric under the judge's labels, corrected by
-the humans' where they labelled whole result lists, so that the study cannot climb the judge's bias.
+the humans' where a sample rae can vouch for labelled whole result lists.
 
 ``JudgeScorer`` judges through the store (a product the judge has seen for that query costs nothing, so a trial that
-returns known products is free), within the study's budget. ``SimulatedScorer`` is the same with a simulated judge
-on the bundled labelled set (lists kept to the products humans labelled, as ``rae ppi-check`` does), where the truth
-is known: it shows what the tuner does with a judge of known quality.
+returns known products is free), within the study's budget; the labels a team already holds are not a random sample
+of the trials' lists, so they correct nothing here (the held-out check, ``rae.improve.heldout``, is where they count).
+``SimulatedScorer`` is the same with a simulated judge on the bundled labelled set (lists kept to the products
+humans labelled, as ``rae ppi-check`` does), where the truth is known and a random sample of the queries counts as
+human-labelled: it shows what the tuner does with a judge of known quality.
 """
 
 from dataclasses import dataclass
@@ -18,10 +20,10 @@ from rae.annotate.spending import SpendingLimit
 from rae.datasets.records import Query
 from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.metrics import Gains, engine_metrics
-from rae.improve.gate import difference_interval
+from rae.evaluate.ppi import MIN_HUMAN_QUERIES, Sample, three_estimates
 from rae.labels import Label
 from rae.retrieve.rankings import Rankings, pairs_of
-from rae.stats import Estimate
+from rae.stats import Estimate, mean_with_ci
 from rae.workspace import Workspace
 
 
@@ -32,9 +34,9 @@ class Scored:
     interval: Estimate  # the estimate the study maximises (its value), with its interval
     basis: str
     judge: dict[str, float]  # query id -> the metric under the judge's labels
-    human: dict[str, float]  # query id -> under the humans', for the queries whose whole list they labelled
+    human: dict[str, float]  # query id -> under the humans', for the labelled sample's queries
     new_pairs: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
     stopped: bool = False  # the budget stopped the judging: the score is incomplete
 
 
@@ -44,15 +46,23 @@ class Scorer(Protocol):
     def score(self, rankings: Rankings) -> Scored: ...
 
 
-def scored(rankings: Rankings, judge_gains: Gains, human_gains: Gains, k: int, metric: str) -> Scored:
-    """The metric under the judge's labels on every query, corrected (PPI) by the queries whose whole list humans
-    labelled when there are enough of them: the interval ``rae gate`` puts on a difference, here on a mean."""
+def scored(rankings: Rankings, judge_gains: Gains, human_gains: Gains, labelled: list[str], k: int, metric: str) -> Scored:
+    """The metric under the judge's labels on every query, corrected by ``labelled`` (a uniform random sample of the
+    queries whose lists humans labelled) when there are enough of them, else the judge's alone."""
     queries = sorted(rankings)
-    judge = engine_metrics(rankings, judge_gains, k).per_query[metric].reindex(queries).fillna(0.0)
-    complete = [q for q in queries if rankings[q] and set(rankings[q]) <= set(human_gains.get(q, {}))]
-    human = engine_metrics({q: rankings[q] for q in complete}, human_gains, k).per_query[metric].reindex(complete).fillna(0.0) if complete else pd.Series(dtype=float)
-    found = difference_interval(judge.to_numpy(), human.to_numpy(), judge.reindex(complete).to_numpy())
-    return Scored(found.interval, found.basis, judge.to_dict(), human.to_dict())
+    judge = per_query(rankings, judge_gains, k, metric, queries)
+    sample = [q for q in labelled if q in rankings]
+    human = per_query({q: rankings[q] for q in sample}, human_gains, k, metric, sample) if sample else pd.Series(dtype=float)
+    if len(sample) < MIN_HUMAN_QUERIES:
+        return Scored(mean_with_ci(judge.to_numpy()), "the judge alone", judge.to_dict(), human.to_dict())
+    position = {q: i for i, q in enumerate(queries)}
+    drawn = Sample.uniform([position[q] for q in sample], len(queries))
+    estimate = three_estimates(judge.to_numpy(), human.to_numpy(), drawn).ppi
+    return Scored(estimate, f"the judge corrected by {len(sample)} queries drawn at random", judge.to_dict(), human.to_dict())
+
+
+def per_query(rankings: Rankings, gains: Gains, k: int, metric: str, queries: list[str]) -> pd.Series:
+    return engine_metrics({q: rankings[q] for q in queries}, gains, k).per_query[metric].reindex(queries).fillna(0.0)
 
 
 class JudgeScorer:
@@ -76,29 +86,28 @@ class JudgeScorer:
         for pair, outcome in run.outcomes.items():  # every pair's judgment, stored before or just now
             if outcome.ok:
                 gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
-        result = scored(rankings, gains, self.human_gains, self.k, self.metric)
-        return Scored(result.interval, result.basis, result.judge, result.human, summary.new_pairs_judged, summary.total.cost_usd or 0.0,
+        result = scored(rankings, gains, self.human_gains, [], self.k, self.metric)
+        return Scored(result.interval, result.basis, result.judge, result.human, summary.new_pairs_judged, summary.total.cost_usd,
                       summary.stopped_at_budget is not None)
 
 
 class SimulatedScorer:
     """A simulated judge's labels of the products humans labelled (lists kept to those), and the humans' own labels
-    for the queries in ``human_queries``; pairs count as new the first time a scorer sees them, as the store would."""
+    for the queries in ``human_queries`` (a random sample); pairs count as new the first time a scorer sees them."""
 
-    def __init__(self, judge_gains: Gains, human_gains: Gains, human_queries: set[str], k: int, metric: str):
+    def __init__(self, judge_gains: Gains, human_gains: Gains, human_queries: list[str], k: int, metric: str):
         self.judge_gains, self.k, self.metric = judge_gains, k, metric
-        self.human_gains = {q: g for q, g in human_gains.items() if q in human_queries}
-        self.labelled = human_gains
+        self.human_gains, self.labelled = human_gains, list(human_queries)
         self.seen: set[tuple[str, str]] = set()
 
     def new_pairs(self, rankings: Rankings) -> int:
-        return len(_pairs(kept_to_labelled(rankings, self.labelled)) - self.seen)
+        return len(_pairs(kept_to_labelled(rankings, self.human_gains)) - self.seen)
 
     def score(self, rankings: Rankings) -> Scored:
-        kept = kept_to_labelled(rankings, self.labelled)
+        kept = kept_to_labelled(rankings, self.human_gains)
         new = _pairs(kept) - self.seen
         self.seen |= new
-        result = scored(kept, self.judge_gains, self.human_gains, self.k, self.metric)
+        result = scored(kept, self.judge_gains, self.human_gains, self.labelled, self.k, self.metric)
         return Scored(result.interval, result.basis, result.judge, result.human, len(new))
 
 

@@ -6,24 +6,23 @@ trial retrieves the tuning queries' top k and is scored by a ``Scorer`` (rae.imp
 would take the study past ``max_new_pairs`` new pairs, or that the budget stops, ends the study (the trial is pruned:
 its score would be incomplete). The study lives in an Optuna storage, so a killed study continues where it stopped,
 and its judgments live in the store, so nothing is paid twice. At the end the best trial and the start are compared
-on the held-out queries (candidate minus start, the interval as ``rae gate`` computes it): a gain is claimed only
-when that interval lies above zero.
+on the held-out queries (``rae.improve.heldout``): a gain is claimed only when that interval lies above zero and the
+humans' own labels, where they exist, do not say otherwise.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import optuna
 
 from rae.config import EngineSpec
 from rae.datasets.records import Query
-from rae.improve.gate import DifferenceInterval, difference_interval
+from rae.improve.heldout import Checked, HeldoutCheck
 from rae.improve.search_space import Parameter, as_toml, with_values
 from rae.improve.trial_scoring import Scorer
 from rae.retrieve.base import SearchEngine
-from rae.retrieve.rankings import Rankings, retrieve
+from rae.retrieve.rankings import retrieve
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,7 @@ class TuningResult:
     trials: list[TrialRecord]
     start: TrialRecord
     best: TrialRecord
-    heldout: DifferenceInterval | None
-    heldout_queries: int
+    heldout: Checked | None
     stopped: str = ""  # why the study stopped early, if it did
     heldout_new_pairs: int = 0
     tuned_name: str = ""
@@ -56,38 +54,52 @@ class TuningResult:
     @property
     def gain_confirmed(self) -> bool:
         """A gain is claimed only when the held-out interval of best minus start lies above zero."""
-        return self.best.number != self.start.number and self.heldout is not None and self.heldout.interval.ci_low > 0
+        return self.best.number != self.start.number and self.heldout is not None and self.heldout.confirmed
 
     def verdict(self) -> str:
         if self.best.number == self.start.number:
             return "no trial beat the start on the tuning queries: keep the engine as it is"
         if self.heldout is None:
-            return "no held-out queries: the gain on the tuning queries is unchecked (give --heldout-queries)"
-        i = self.heldout.interval
-        seen = f"best minus start on {self.heldout_queries} held-out queries: {i.value:+.4f} ({i.ci_low:+.4f} to {i.ci_high:+.4f}, {self.heldout.basis})"
+            return "no held-out queries: the gain on the tuning queries is unchecked (give --heldout-share)"
+        h = self.heldout
+        i = h.difference.interval
+        seen = f"best minus start on {h.queries} held-out queries: {i.value:+.4f} ({i.ci_low:+.4f} to {i.ci_high:+.4f}, {h.difference.basis})"
         if self.gain_confirmed:
-            return f"gain confirmed: {seen}"
-        return f"no gain confirmed: {seen}; the tuning queries' gain may be noise or the judge's bias, keep the engine as it is"
+            return f"gain confirmed: {seen}" + (f"; {h.humans.line()}" if h.humans is not None else "")
+        why = "; ".join(h.reasons) if h.reasons else "the tuning queries' gain may be noise or the judge's bias"
+        return f"no gain confirmed: {seen}; {why}; keep the engine as it is"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "engine": self.engine, "metric": self.metric, "parameters": [vars(p) for p in self.parameters],
             "trials": [vars(t) for t in self.trials], "start": vars(self.start), "best": vars(self.best),
-            "heldout": None if self.heldout is None else {"difference": vars(self.heldout.interval), "basis": self.heldout.basis,
-                                                          "judge_alone": vars(self.heldout.judge_alone), "queries": self.heldout_queries},
+            "heldout": None if self.heldout is None else {
+                "difference": vars(self.heldout.difference.interval), "basis": self.heldout.difference.basis, "design": self.heldout.difference.design,
+                "judge_alone": vars(self.heldout.difference.judge_alone), "queries": self.heldout.queries, "human_labelled": self.heldout.difference.human_queries,
+                "humans_check": None if self.heldout.humans is None else {**vars(self.heldout.humans.estimate), "queries": self.heldout.humans.queries},
+                "reasons": self.heldout.reasons},
             "gain_confirmed": self.gain_confirmed, "verdict": self.verdict(), "stopped": self.stopped, "heldout_new_pairs": self.heldout_new_pairs,
             "tuned_engine": self.tuned_name, "tuned_toml": self.tuned_toml, "notes": self.notes,
         }
 
-    def markdown(self) -> str:
-        names = [p.name for p in self.parameters]
-        lines = [f"Tuning {self.engine} on {self.metric}: {len(self.trials)} trials" + (f" (stopped: {self.stopped})" if self.stopped else ""), "",
-                 "| trial | " + " | ".join(names) + " | score | 95% interval | new pairs |", "| --- " * (len(names) + 4) + "|"]
+    def title(self) -> str:
+        return f"Tuning {self.engine} on {self.metric}: {len(self.trials)} trials" + (f" (stopped: {self.stopped})" if self.stopped else "")
+
+    def trial_table(self) -> list[dict[str, str]]:
+        """One row a trial, as text: its number (start, best marked), each parameter, score, interval, new pairs."""
+        rows = []
         for t in self.trials:
             mark = " (start)" if t.number == self.start.number else " (best)" if t.number == self.best.number else ""
-            score = "pruned" if t.score is None else f"{t.score:.4f}"
-            interval = "" if t.low is None else f"{t.low:.4f} to {t.high:.4f}"
-            lines.append(f"| {t.number}{mark} | " + " | ".join(f"{t.values.get(n, float('nan')):.3g}" for n in names) + f" | {score} | {interval} | {t.new_pairs} |")
+            rows.append({"trial": f"{t.number}{mark}", **{p.name: f"{t.values.get(p.name, float('nan')):.3g}" for p in self.parameters},
+                         "score": "pruned" if t.score is None else f"{t.score:.4f}",
+                         "95% interval": "" if t.low is None else f"{t.low:.4f} to {t.high:.4f}", "new pairs": str(t.new_pairs)})
+        return rows
+
+    def markdown(self) -> str:
+        rows = self.trial_table()
+        columns = list(rows[0]) if rows else ["trial"]
+        lines = [self.title(), "", "| " + " | ".join(columns) + " |", "| --- " * len(columns) + "|"]
+        lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
         lines += ["", self.verdict(), *self.notes]
         if self.tuned_toml:
             lines += ["", f"The best trial as an engine ({self.tuned_name}), to evaluate or gate:", "", "```toml", self.tuned_toml.rstrip(), "```"]
@@ -103,7 +115,7 @@ class TuningCaps:
 
 def tune(
     engine: str, spec: EngineSpec, parameters: list[Parameter], build: Callable[[EngineSpec], SearchEngine],
-    tuning: tuple[list[Query], Scorer], heldout: tuple[list[Query], Scorer] | None, k: int, metric: str,
+    tuning: tuple[list[Query], Scorer], heldout: HeldoutCheck | None, k: int, metric: str,
     study: optuna.Study, caps: TuningCaps,
 ) -> TuningResult:
     """Run the study to ``caps.trials`` trials in all (a resumed study runs only the rest), then check on held-out queries."""
@@ -142,30 +154,14 @@ def tune(
         raise optuna.exceptions.OptunaError(stop.get("why", "no trial completed"))
     start = next((r for r in complete if study.trials[r.number].user_attrs.get("start")), complete[0])
     best = max(complete, key=lambda r: (r.score, -r.number))
-    result = TuningResult(engine, metric, parameters, records, start, best, None, 0, stopped=stop.get("why", ""))
+    result = TuningResult(engine, metric, parameters, records, start, best, None, stopped=stop.get("why", ""))
     if heldout is not None and best.number != start.number:
-        result.heldout, result.heldout_new_pairs = _heldout(spec, build, heldout, k, start, best)
-        result.heldout_queries = len(heldout[0])
+        result.heldout = heldout.check(build(with_values(spec, start.values)), build(with_values(spec, best.values)))
+        result.heldout_new_pairs = result.heldout.new_pairs
     if best.number != start.number:
         result.tuned_name = f"{engine}-tuned"
         result.tuned_toml = as_toml(result.tuned_name, with_values(spec, best.values))
     return result
-
-
-def _heldout(spec: EngineSpec, build: Callable[[EngineSpec], SearchEngine], heldout: tuple[list[Query], Scorer], k: int,
-             start: TrialRecord, best: TrialRecord) -> tuple[DifferenceInterval, int]:
-    """Best minus start on queries the study never saw, as the gate computes a difference."""
-    queries, scorer = heldout
-    scores = {}
-    for name, record in (("start", start), ("best", best)):
-        rankings: Rankings = retrieve(build(with_values(spec, record.values)), queries, k)[0]
-        scores[name] = scorer.score(rankings)
-    ids = [q.query_id for q in queries]
-    judge = np.array([scores["best"].judge.get(q, 0.0) - scores["start"].judge.get(q, 0.0) for q in ids])
-    both = [q for q in ids if q in scores["best"].human and q in scores["start"].human]
-    human = np.array([scores["best"].human[q] - scores["start"].human[q] for q in both])
-    on_human = np.array([scores["best"].judge.get(q, 0.0) - scores["start"].judge.get(q, 0.0) for q in both])
-    return difference_interval(judge, human, on_human), scores["start"].new_pairs + scores["best"].new_pairs
 
 
 def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:

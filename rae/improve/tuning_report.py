@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,7 +34,7 @@ def study_plot(result: TuningResult) -> bytes:
     trials.set_ylabel(f"{result.metric} (tuning queries)")
     trials.legend(fontsize=8, loc="lower right")
     if result.heldout is not None:
-        i = result.heldout.interval
+        i = result.heldout.difference.interval
         check.errorbar([0], [i.value], yerr=[[i.value - i.ci_low], [i.ci_high - i.value]], fmt="s", color="#c44e52", capsize=4)
     check.axhline(0, color="black", linewidth=0.8)
     check.set_xticks([0], ["best - start"])
@@ -48,10 +49,14 @@ def write_tuning_report(result: TuningResult, directory: Path) -> Path:
     if result.tuned_toml:
         (directory / "engine.toml").write_text(result.tuned_toml)
     encoded = base64.b64encode(study_plot(result)).decode()
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
     body = (
-        f"<h1>Tuning {html.escape(result.engine)}</h1><p>{html.escape(result.verdict())}</p>"
+        f"<h1>Tuning {html.escape(result.engine)}</h1><p><strong>{html.escape(result.verdict())}</strong></p>"
         f'<img class="plot" alt="score by trial" src="data:image/png;base64,{encoded}">'
-        f"<pre>{html.escape(result.markdown())}</pre>"
+        f"<h2>{html.escape(result.title())}</h2>{pd.DataFrame(result.trial_table()).to_html(index=False, border=0, classes='table')}"
+        + (f"<ul>{notes}</ul>" if notes else "")
+        + (f"<h2>The best trial as an engine ({html.escape(result.tuned_name)})</h2><p>To evaluate or gate; also in engine.toml beside "
+           f"this page.</p><pre><code>{html.escape(result.tuned_toml)}</code></pre>" if result.tuned_toml else "")
     )
     page = directory / "report.html"
     page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>rae tune-engine</title><style>{STYLE}</style></head><body>{body}</body></html>\n")

@@ -26,7 +26,17 @@ from rae.studies.ablation import chosen_variants
 from rae.studies.error_analysis import analyse_errors
 from rae.studies.injection import adversarial_judgments, measure_injection
 from rae.studies.output_audit import audit_outputs
-from rae.studies.ppi_coverage import condensed_lists, coverage_study, human_gains, judge_gains, raising_judge, simulated_judge
+from rae.studies.partial_pools import PoolStudy, partial_pool_study
+from rae.studies.planned_labels import GatePlans, gate_plans
+from rae.studies.ppi_coverage import (
+    CoverageStudy,
+    condensed_lists,
+    coverage_study,
+    human_gains,
+    judge_gains,
+    raising_judge,
+    simulated_judge,
+)
 
 
 def ablate(
@@ -96,12 +106,15 @@ def audit(
 def ppi_check(
     split: SplitOption = "all",
     queries: QueriesOption = None,
-    engines: Annotated[str, typer.Option("--engines", help="comma-separated engine names")] = "bm25-title,bm25-full",
+    engines: Annotated[str, typer.Option("--engines", help="comma-separated engine names; the difference is the second minus the first")] = "bm25-title,bm25-full",
     k: Annotated[int, typer.Option("--k")] = 10,
-    sizes: Annotated[str, typer.Option("--sizes", help="how many queries humans label, comma-separated")] = "10,20,40",
+    sizes: Annotated[str, typer.Option("--sizes", help="how many queries humans label, comma-separated")] = "10,20",
     repetitions: Annotated[int, typer.Option("--repetitions")] = 1000,
-    kappas: Annotated[str, typer.Option("--kappas", help="simulated judges agreeing with the humans at these kappas")] = "0.4,0.6,0.8",
+    kappas: Annotated[str, typer.Option("--kappas", help="simulated judges agreeing with the humans at these kappas")] = "0,0.2,0.4,0.6,0.8",
     with_judge: Annotated[bool, typer.Option("--judge/--no-judge", help="also the configured model's judgments (judged through the store)")] = True,
+    leaving: Annotated[str | None, typer.Option("--leaving", help="BASELINE,CANDIDATE: also the study where the candidate leaves the baseline's labelled pool")] = None,
+    margin: Annotated[float, typer.Option("--margin", help="the gate's margin in the --leaving study")] = 0.06,
+    plan_margin: Annotated[float, typer.Option("--plan-margin", help="the margin of the decisive gate whose labels are planned")] = 0.02,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -109,13 +122,17 @@ def ppi_check(
     store: StoreOption = None,
     program: ProgramOption = None,
 ) -> None:
-    """Are the prediction-powered intervals honest? Their coverage and width against the humans-only ones, on the
-    bundled labelled set, with simulated judges and (by default) the configured model's own judgments."""
+    """Do the intervals rae prints cover the truth? Coverage and width of the humans-only and corrected intervals under
+    each design, on the bundled labelled set, with simulated judges and (by default) the configured model's own
+    judgments; with --leaving, also when a candidate's lists leave the labelled pool."""
     workspace = workspace_from(config, model, store, None, program=program)
     labelled = workspace.labelled
     humans = labelled.select(split, queries)  # the population: the split's queries, or its first N (a smaller study)
     names = [e.strip() for e in engines.split(",")]
-    built = build_engines(names, workspace.settings.engine_specs(), labelled.catalog, Path(workspace.settings.cache_dir))
+    pair = [e.strip() for e in leaving.split(",")] if leaving else []
+    if leaving is not None and len(pair) != 2:
+        raise typer.BadParameter("--leaving takes two engines: BASELINE,CANDIDATE")
+    built = build_engines(list(dict.fromkeys(names + pair)), workspace.settings.engine_specs(), labelled.catalog, Path(workspace.settings.cache_dir))
     retrievals = retrieve_all(built, labelled.queries(split, queries), k, labelled.catalog)
     lists = condensed_lists({r.name: r.rankings for r in retrievals}, humans)
     judges = {f"simulated, kappa {kappa}": simulated_judge(humans, float(kappa), seed) for kappa in kappas.split(",") if kappa.strip()}
@@ -123,4 +140,22 @@ def ppi_check(
     if with_judge:
         judges[f"{workspace.settings.model.name} ({workspace.describe()['program']})"] = judge_gains(workspace, lists, not as_json)
     sizes_asked = tuple(int(s) for s in sizes.split(",") if s.strip())
-    show(coverage_study(lists, human_gains(humans), judges, k, sizes_asked, repetitions, seed), as_json)
+    truth = human_gains(humans)
+    study = coverage_study({e: lists[e] for e in names}, truth, judges, k, sizes_asked, repetitions, seed)
+    plans = gate_plans({e: lists[e] for e in names}, truth, judges, k, plan_margin, seed)
+    pools = partial_pool_study(lists, truth, judges, pair[0], pair[1], k, sizes_asked, repetitions, margin, seed) if pair else None
+    show(Studies(study, plans, pools), as_json)
+
+
+class Studies:
+    """The coverage study, the planned labels of a decisive gate and the leaving-pool study, printed together."""
+
+    def __init__(self, coverage: CoverageStudy, plans: GatePlans | None, pools: PoolStudy | None):
+        self.coverage, self.plans, self.pools = coverage, plans, pools
+
+    def as_dict(self) -> dict:
+        return {**self.coverage.as_dict(), "gate_plans": self.plans.as_dict() if self.plans else None,
+                "leaving_pool": self.pools.as_dict() if self.pools else None}
+
+    def markdown(self) -> str:
+        return "\n\n".join(part.markdown() for part in (self.coverage, self.plans, self.pools) if part is not None)

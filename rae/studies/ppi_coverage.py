@@ -1,16 +1,17 @@
-"""``rae ppi-check``: are the prediction-powered intervals honest? A coverage study on the bundled labelled set.
+"""``rae ppi-check``: do the intervals rae prints cover the truth? A coverage study on the bundled labelled set.
 
 The population is every labelled query of a split. Each engine retrieves its top k for each, and the lists are
 condensed to the products humans labelled, so that every query is fully labelled and the truth is known: an engine's
-mean metric under the human labels over all the queries. The judge (stored judgments of the configured model, or a
-simulated judge) labels the same products. Then, many times over, n queries are drawn as "the human-labelled ones",
-and the humans-only interval (n queries) and the PPI interval (the judge on all queries, humans on the n) are
-computed: how often does each cover the truth, and how wide is it?
+mean metric under the human labels over all the queries, and the difference between the first two engines (the
+second minus the first: a gate's candidate minus its baseline). A judge (stored judgments of the configured model, or
+a simulated judge) labels the same products. Then, many times over, n queries are drawn by each design rae offers
+(``rae.evaluate.designs``: uniform, stratified, active) as "the human-labelled ones", and the intervals rae would
+print are computed: humans only (from the uniform draw) and the judge corrected by each design's draw. The table
+counts how often each covers the truth and how wide it is.
 
 A simulated judge agrees with the humans at a chosen Cohen's kappa: for each pair it copies the human label with
 probability kappa, else draws a label from the humans' own label distribution (so agreement is kappa beyond chance,
-exactly, in expectation). It shows where PPI starts to pay; the embedded model, near kappa 0, shows that a weak judge
-costs width, not validity.
+exactly, in expectation). The "raises 30%" judge moves one label up one step in 30% of pairs, a judge biased upward.
 """
 
 import hashlib
@@ -21,8 +22,9 @@ import numpy as np
 
 from rae.annotate.run import AnnotationRun
 from rae.datasets.records import Pair, Rating
+from rae.evaluate.designs import ACTIVE, DESIGNS, STRATIFIED, UNIFORM, beliefs_from_labels, draw, judge_spread
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
-from rae.evaluate.ppi import humans_and_ppi
+from rae.evaluate.ppi import Sample, humans_and_ppi
 from rae.labels import LABELS, Label
 from rae.retrieve.rankings import Rankings
 from rae.workspace import Workspace
@@ -31,18 +33,22 @@ from rae.workspace import Workspace
 @dataclass(frozen=True)
 class CoverageRow:
     judge: str
-    engine: str
+    target: str  # an engine, or "b - a" for the difference of the first two
     n: int
     truth: float
     llm_only: float  # the judge alone over all queries: its error is the judge's bias
     coverage_humans: float
-    coverage_ppi: float
     width_humans: float  # mean width of the 95% interval
-    width_ppi: float
+    coverage: dict[str, float]  # design -> how often the corrected interval covered the truth
+    width: dict[str, float]  # design -> its mean width
 
     @property
     def width_ratio(self) -> float:
-        return self.width_ppi / self.width_humans if self.width_humans else float("nan")
+        """The uniform design's corrected width over the humans-only width from the same draws."""
+        return self.width[UNIFORM] / self.width_humans if self.width_humans else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "width_ratio": round(self.width_ratio, 3)}
 
 
 @dataclass
@@ -50,25 +56,28 @@ class CoverageStudy:
     metric: str
     queries: int
     repetitions: int
+    designs: tuple[str, ...] = DESIGNS
     rows: list[CoverageRow] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        rows = [{**vars(r), "width_ratio": round(r.width_ratio, 3)} for r in self.rows]
-        return {"metric": self.metric, "queries": self.queries, "repetitions": self.repetitions, "rows": rows}
+        return {"metric": self.metric, "queries": self.queries, "repetitions": self.repetitions, "designs": list(self.designs),
+                "rows": [r.as_dict() for r in self.rows]}
 
     def markdown(self) -> str:
+        designs = " | ".join(f"coverage PPI {d}" for d in self.designs)
+        widths = " | ".join(f"width PPI {d}" for d in self.designs)
         lines = [
-            f"Coverage of nominal 95% intervals of mean {self.metric} over {self.queries} queries; n of them drawn as the "
-            f"human-labelled ones, {self.repetitions} times",
+            f"Coverage of nominal 95% intervals of mean {self.metric} over {self.queries} queries; n of them drawn by each design "
+            f"as the human-labelled ones, {self.repetitions} times",
             "",
-            "| judge | engine | n | truth | judge alone | coverage humans only | coverage PPI | width humans only | width PPI | PPI / humans |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            f"| judge | target | n | truth | judge alone | coverage humans only | {designs} | width humans only | {widths} | PPI / humans |",
+            "| --- " * (7 + 2 * len(self.designs)) + "|",
         ]
         for r in self.rows:
-            lines.append(
-                f"| {r.judge} | {r.engine} | {r.n} | {r.truth:.3f} | {r.llm_only:.3f} | {r.coverage_humans:.3f} | {r.coverage_ppi:.3f} | "
-                f"{r.width_humans:.3f} | {r.width_ppi:.3f} | {r.width_ratio:.2f} |"
-            )
+            cover = " | ".join(f"{r.coverage[d]:.3f}" for d in self.designs)
+            wide = " | ".join(f"{r.width[d]:.3f}" for d in self.designs)
+            lines.append(f"| {r.judge} | {r.target} | {r.n} | {r.truth:.3f} | {r.llm_only:.3f} | {r.coverage_humans:.3f} | {cover} | "
+                         f"{r.width_humans:.3f} | {wide} | {r.width_ratio:.2f} |")
         return "\n".join(lines)
 
 
@@ -89,8 +98,8 @@ def simulated_judge(humans: list[Rating], kappa: float, seed: int = 0) -> Gains:
     shares = np.bincount([j.label.gain for j in humans], minlength=3) / len(humans)
     gains: Gains = {}
     for j in humans:
-        draw = np.random.default_rng(_pair_seed(j, seed))
-        gain = j.label.gain if draw.random() < kappa else int(draw.choice(3, p=shares))
+        draw_ = np.random.default_rng(_pair_seed(j, seed))
+        gain = j.label.gain if draw_.random() < kappa else int(draw_.choice(3, p=shares))
         gains.setdefault(j.query_id, {})[j.product_id] = gain
     return gains
 
@@ -117,52 +126,82 @@ def judge_gains(workspace: Workspace, lists: dict[str, Rankings], progress: bool
     return gains
 
 
+@dataclass(frozen=True)
+class Target:
+    """What an interval is about: one engine's mean metric, or the difference of two (``second`` minus ``first``)."""
+
+    name: str
+    first: str
+    second: str | None = None
+
+    def values(self, lists: dict[str, Rankings], gains: Gains, k: int, metric: str, queries: list[str]) -> np.ndarray:
+        value = per_query(lists[self.first], gains, k, metric, queries)
+        return value if self.second is None else per_query(lists[self.second], gains, k, metric, queries) - value
+
+
+def targets_of(engines: list[str]) -> list[Target]:
+    """Each engine's mean, and the difference of the first two."""
+    found = [Target(e, e) for e in engines]
+    return found + ([Target(f"{engines[1]} - {engines[0]}", engines[0], engines[1])] if len(engines) > 1 else [])
+
+
 def coverage_study(
     lists: dict[str, Rankings],
     truth_gains: Gains,
     judges: dict[str, Gains],
     k: int,
-    sizes: tuple[int, ...] = (10, 20, 40),
+    sizes: tuple[int, ...] = (10, 20),
     repetitions: int = 1000,
     seed: int = 0,
     metric: str | None = None,
+    designs: tuple[str, ...] = DESIGNS,
 ) -> CoverageStudy:
     metric = metric or f"ndcg@{k}"
     queries = sorted(next(iter(lists.values())))
-    study = CoverageStudy(metric, len(queries), repetitions)
-    draws = np.random.default_rng(seed)
+    study = CoverageStudy(metric, len(queries), repetitions, designs)
     for judge, gains in judges.items():
-        for engine, ranking in lists.items():
-            human = _per_query(ranking, truth_gains, k, metric, queries)
-            llm = _per_query(ranking, gains, k, metric, queries)
+        for target in targets_of(list(lists)):
+            human = target.values(lists, truth_gains, k, metric, queries)
+            llm = target.values(lists, gains, k, metric, queries)
+            spread = judge_spread(beliefs_from_labels(gains), lambda g, t=target: t.values(lists, g, k, metric, queries), seed=seed)
             for n in sizes:
                 if n >= len(queries):
                     continue
-                study.rows.append(_row(judge, engine, n, human, llm, repetitions, draws))
+                draws = np.random.default_rng([seed, n])  # the same draws for every judge and target of a size
+                study.rows.append(_row(judge, target.name, n, human, llm, spread, queries, repetitions, draws, designs))
     return study
 
 
-def _row(judge: str, engine: str, n: int, human: np.ndarray, llm: np.ndarray, repetitions: int, draws: np.random.Generator) -> CoverageRow:
+def _row(judge: str, target: str, n: int, human: np.ndarray, llm: np.ndarray, spread: np.ndarray, queries: list[str], repetitions: int,
+         rng: np.random.Generator, designs: tuple[str, ...]) -> CoverageRow:
     truth = float(human.mean())
-    covered = {"humans": 0, "ppi": 0}
-    widths: dict[str, list[float]] = {"humans": [], "ppi": []}
+    covered = {name: 0 for name in ("humans", *designs)}
+    widths: dict[str, list[float]] = {name: [] for name in covered}
     for _ in range(repetitions):
-        drawn = draws.choice(len(human), n, replace=False)
-        humans_only, ppi, _ = humans_and_ppi(human[drawn], llm[drawn], llm)
-        for name, estimate in (("humans", humans_only), ("ppi", ppi)):
-            covered[name] += estimate.ci_low <= truth <= estimate.ci_high
-            widths[name].append(estimate.ci_high - estimate.ci_low)
+        for design in designs:
+            sample = drawn_sample(design, queries, n, spread, rng)
+            humans_only, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample)
+            found = [(design, ppi)] + ([("humans", humans_only)] if design == UNIFORM else [])
+            for name, estimate in found:
+                covered[name] += estimate.ci_low <= truth <= estimate.ci_high
+                widths[name].append(estimate.ci_high - estimate.ci_low)
     return CoverageRow(
-        judge, engine, n, round(truth, 4), round(float(llm.mean()), 4),
-        round(covered["humans"] / repetitions, 3), round(covered["ppi"] / repetitions, 3),
-        round(float(np.mean(widths["humans"])), 4), round(float(np.mean(widths["ppi"])), 4),
+        judge, target, n, round(truth, 4), round(float(llm.mean()), 4),
+        round(covered["humans"] / repetitions, 3), round(float(np.mean(widths["humans"])), 4) if widths["humans"] else float("nan"),
+        {d: round(covered[d] / repetitions, 3) for d in designs}, {d: round(float(np.mean(widths[d])), 4) for d in designs},
     )
 
 
-def _per_query(ranking: Rankings, gains: Gains, k: int, metric: str, queries: list[str]) -> np.ndarray:
+def drawn_sample(design: str, queries: list[str], n: int, spread: np.ndarray, rng: np.random.Generator) -> Sample:
+    if design == UNIFORM:
+        return Sample.uniform(rng.choice(len(queries), n, replace=False), len(queries))
+    drawn = draw(design if design in (STRATIFIED, ACTIVE) else UNIFORM, queries, n, spread, seed=int(rng.integers(2**32)))
+    return drawn.sample(queries)
+
+
+def per_query(ranking: Rankings, gains: Gains, k: int, metric: str, queries: list[str]) -> np.ndarray:
     return engine_metrics(ranking, gains, k).per_query[metric].reindex(queries).fillna(0.0).to_numpy(dtype=float)
 
 
 def _pair_seed(judgment: Rating, seed: int) -> int:
     return int(hashlib.sha256(f"{seed}:{judgment.query_id}:{judgment.product_id}".encode()).hexdigest()[:12], 16)
-

@@ -1,0 +1,125 @@
+"""``rae ppi-check``'s second study: a candidate whose lists leave the labelled pools, as in a real release.
+
+Humans labelled the products an older engine (the baseline) returned; the candidate returns others. On the bundled
+set the truth stays known: every list is condensed to the products humans labelled in the bundled set, and the
+"existing" labels are only those of the baseline's lists (its pool). The truth is the humans' metric over every query,
+with every label. The estimates of candidate minus baseline set side by side:
+
+- **complete queries, weight one** (rae before this study): the judge corrected by the queries whose pools the
+  existing labels happen to cover, as if they were a random sample. They are the queries where the candidate stayed
+  inside the old pool, selected by the very thing measured;
+- **existing labels, condensed lists**: the humans' metric on the products they labelled, over every query (a
+  check; ``rae.evaluate.found_labels``);
+- **the judge alone**;
+- **a draw by each design**, its pools labelled whole after the engines retrieved (repeated many times).
+
+Each row says how often its interval covers the truth and how often a gate at the margin would pass the candidate.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rae.evaluate.designs import DESIGNS, beliefs_from_labels, judge_spread
+from rae.evaluate.found_labels import mean_interval
+from rae.evaluate.metrics import Gains
+from rae.evaluate.ppi import Sample, humans_and_ppi
+from rae.evaluate.verdicts import PASS, decide
+from rae.retrieve.rankings import Rankings
+from rae.stats import Estimate, mean_with_ci
+from rae.studies.ppi_coverage import drawn_sample, per_query
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    judge: str
+    estimate: str
+    n: int | None  # human-labelled queries (None: not a draw)
+    truth: float
+    mean: float
+    coverage: float
+    passes: float  # share of repetitions a gate at the margin passes
+    width: float
+
+
+@dataclass
+class PoolStudy:
+    baseline: str
+    candidate: str
+    metric: str
+    queries: int
+    margin: float
+    repetitions: int
+    left_pool: float  # share of the candidate's condensed top-k products outside the baseline's pool
+    complete: int  # queries the existing labels cover whole
+    rows: list[PoolRow] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**{k: v for k, v in vars(self).items() if k != "rows"}, "rows": [vars(r) for r in self.rows]}
+
+    def markdown(self) -> str:
+        lines = [
+            f"When the candidate leaves the labelled pools: {self.candidate} minus {self.baseline} on {self.metric}, {self.queries} queries; "
+            f"existing labels cover {self.baseline}'s lists only ({self.left_pool:.0%} of {self.candidate}'s products lie outside them; "
+            f"{self.complete} queries are covered whole); draws repeated {self.repetitions} times; a gate at margin {self.margin:g}",
+            "",
+            "| judge | estimate | n | truth | mean estimate | coverage | passes the gate | mean width |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in self.rows:
+            lines.append(f"| {r.judge} | {r.estimate} | {'' if r.n is None else r.n} | {r.truth:+.3f} | {r.mean:+.3f} | {r.coverage:.3f} | "
+                         f"{r.passes:.3f} | {r.width:.3f} |")
+        return "\n".join(lines)
+
+
+def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str, Gains], baseline: str, candidate: str, k: int,
+                       sizes: tuple[int, ...] = (10, 20), repetitions: int = 1000, margin: float = 0.06, seed: int = 0) -> PoolStudy:
+    metric = f"ndcg@{k}"
+    queries = sorted(lists[baseline])
+    old_pool = {q: set(lists[baseline][q][:k]) for q in queries}
+    existing = {q: {p: g for p, g in truth_gains.get(q, {}).items() if p in old_pool[q]} for q in queries}
+    outside = sum(p not in old_pool[q] for q in queries for p in lists[candidate][q][:k])
+    returned = sum(len(lists[candidate][q][:k]) for q in queries)
+    complete = [i for i, q in enumerate(queries) if set(lists[candidate][q][:k]) <= old_pool[q]]
+    study = PoolStudy(baseline, candidate, metric, len(queries), margin, repetitions, outside / max(returned, 1), len(complete))
+    human = per_query(lists[candidate], truth_gains, k, metric, queries) - per_query(lists[baseline], truth_gains, k, metric, queries)
+    truth = float(human.mean())
+    condensed_existing = {name: {q: [p for p in lists[name][q][:k] if p in existing[q]] for q in queries} for name in (baseline, candidate)}
+    found = per_query(condensed_existing[candidate], existing, k, metric, queries) - per_query(condensed_existing[baseline], existing, k, metric, queries)
+    touched = [i for i, q in enumerate(queries) if condensed_existing[candidate][q] and condensed_existing[baseline][q]]
+    for name, gains in judges.items():
+        judge = per_query(lists[candidate], gains, k, metric, queries) - per_query(lists[baseline], gains, k, metric, queries)
+        selected = Sample.uniform(complete, len(queries))
+        _, old_rule, _ = humans_and_ppi(judge, human[complete], selected)
+        study.rows += [
+            _once(name, "complete queries, weight one (the old rule)", old_rule, truth, margin),
+            _once(name, "existing labels, condensed lists (a check)", mean_interval(found[touched]), truth, margin),
+            _once(name, "the judge alone", mean_with_ci(judge), truth, margin),
+        ]
+        spread = judge_spread(beliefs_from_labels(gains), lambda g: per_query(lists[candidate], g, k, metric, queries) - per_query(lists[baseline], g, k, metric, queries), seed=seed)
+        for n in sizes:
+            rng = np.random.default_rng([seed, n])
+            for design in DESIGNS:
+                study.rows.append(_drawn_row(name, design, n, judge, human, spread, queries, repetitions, margin, rng))
+    return study
+
+
+def _once(judge: str, what: str, estimate: Estimate, truth: float, margin: float) -> PoolRow:
+    covered = float(estimate.ci_low <= truth <= estimate.ci_high)
+    return PoolRow(judge, what, None, round(truth, 4), round(estimate.value, 4), covered, float(decide(estimate, margin) == PASS),
+                   round(estimate.ci_high - estimate.ci_low, 4))
+
+
+def _drawn_row(judge: str, design: str, n: int, llm: np.ndarray, human: np.ndarray, spread: np.ndarray, queries: list[str], repetitions: int,
+               margin: float, rng: np.random.Generator) -> PoolRow:
+    truth, values, covered, passed, widths = float(human.mean()), [], 0, 0, []
+    for _ in range(repetitions):
+        sample = drawn_sample(design, queries, n, spread, rng)
+        _, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample)
+        values.append(ppi.value)
+        covered += ppi.ci_low <= truth <= ppi.ci_high
+        passed += decide(ppi, margin) == PASS
+        widths.append(ppi.ci_high - ppi.ci_low)
+    return PoolRow(judge, f"a {design} draw, labelled whole", n, round(truth, 4), round(float(np.mean(values)), 4), round(covered / repetitions, 3),
+                   round(passed / repetitions, 3), round(float(np.mean(widths)), 4))

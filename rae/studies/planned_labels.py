@@ -1,0 +1,56 @@
+"""``rae ppi-check``'s third table: how many human-labelled queries a decisive gate needs under each design, planned
+from the whole population (every query's human labels known, as ``rae plan`` would plan them from a pilot that large).
+
+For the difference of the first two engines and each judge: the width that decides a gate at the margin (twice the
+distance from the true difference to -margin) and the queries each design needs for it (``rae.evaluate.plan``).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rae.evaluate.designs import beliefs_from_labels, judge_spread
+from rae.evaluate.metrics import Gains
+from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, decisive_width, plan_row
+from rae.evaluate.ppi import ACTIVE, STRATIFIED
+from rae.retrieve.rankings import Rankings
+from rae.studies.ppi_coverage import Target, targets_of
+
+
+@dataclass
+class GatePlans:
+    target: str
+    margin: float
+    queries: int
+    rows: dict[str, PlanRow] = field(default_factory=dict)  # judge -> its plan
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "margin": self.margin, "queries": self.queries,
+                "rows": {j: {**vars(r), "saving_vs_ppi": {d: r.saving(d) for d in (STRATIFIED, ACTIVE)}} for j, r in self.rows.items()}}
+
+    def markdown(self) -> str:
+        lines = [f"Human-labelled queries a decisive gate at margin {self.margin:g} needs on {self.target} ({self.queries} queries), by design",
+                 "", "| judge | width | " + " | ".join(COLUMNS) + " | stratified saves | active saves |", "| --- " * (len(COLUMNS) + 4) + "|"]
+        for judge, r in self.rows.items():
+            cells = " | ".join("n/a" if r.queries.get(c) is None else str(r.queries[c]) for c in COLUMNS)
+            saves = " | ".join("n/a" if r.saving(d) is None else f"{r.saving(d):.0%}" for d in (STRATIFIED, ACTIVE))
+            lines.append(f"| {judge} | {r.width:.3f} | {cells or r.note} | {saves} |")
+        return "\n".join(lines)
+
+
+def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str, Gains], k: int, margin: float, seed: int = 0) -> GatePlans | None:
+    targets = [t for t in targets_of(list(lists)) if t.second is not None]
+    if not targets:
+        return None
+    target: Target = targets[0]
+    metric = f"ndcg@{k}"
+    queries = sorted(next(iter(lists.values())))
+    human = target.values(lists, truth_gains, k, metric, queries)
+    plans = GatePlans(target.name, margin, len(queries))
+    everyone = np.arange(len(queries))
+    for judge, gains in judges.items():
+        spread = judge_spread(beliefs_from_labels(gains), lambda g: target.values(lists, g, k, metric, queries), seed=seed)
+        pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human)
+        plans.rows[judge] = plan_row(target.name, pilot, decisive_width(human, margin, 0.05), 0.0, 0.0)
+    return plans

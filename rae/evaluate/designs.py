@@ -33,7 +33,7 @@ OLDER_NAMES = {"confidence": STRATIFIED}  # an older rae's stratified draw, by t
 DEFENSIVE_SHARE = 0.2  # of the active design's probability, spread evenly over every query
 DEFAULT_EPSILON = 0.3  # the share of labels a judge of unknown confidence is taken to get wrong
 REDRAWS = 64
-MIN_PER_STRATUM = 2
+MIN_PER_STRATUM = 4
 
 Beliefs = dict[str, dict[str, np.ndarray]]  # query id -> product id -> probability of each gain (0, 1, 2)
 MetricOf = Callable[[dict[str, dict[str, int]]], np.ndarray]  # gains -> the per-query metric, in population order
@@ -125,10 +125,10 @@ def strata_of(population: list[str], spread: np.ndarray, n: int, bands: dict[str
     each, else two), named by it: ``sure``, ``middle``, ``unsure``."""
     if bands:
         return {q: bands.get(q) or "unknown" for q in population}
-    groups = 3 if n >= 3 * MIN_PER_STRATUM else 2 if n >= 2 * MIN_PER_STRATUM else 1
+    groups = 2 if n >= 2 * MIN_PER_STRATUM else 1
     if groups == 1:
         return {q: "all" for q in population}
-    names = {2: ["sure", "unsure"], 3: ["sure", "middle", "unsure"]}[groups]
+    names = ["sure", "unsure"]
     order = np.argsort(np.argsort(spread, kind="stable"), kind="stable")  # ranks: ties split evenly
     return {q: names[min(groups - 1, int(order[i] * groups // len(population)))] for i, q in enumerate(population)}
 
@@ -140,7 +140,9 @@ def neyman(strata: dict[str, str], spread: dict[str, float], n: int) -> dict[str
     members: dict[str, list[str]] = {}
     for q, s in strata.items():
         members.setdefault(s, []).append(q)
-    need = {s: len(m) * float(np.mean([spread[q] for q in m])) + 1e-9 for s, m in members.items()}
+    overall = float(np.mean(list(spread.values()))) if spread else 0.0
+    # half Neyman, half proportional: the judge's spread may be wrong about where the humans' metric varies
+    need = {s: len(m) * (float(np.mean([spread[q] for q in m])) + overall) / 2 + 1e-9 for s, m in members.items()}
     sizes = {s: min(len(m), MIN_PER_STRATUM) for s, m in members.items()}
     while sum(sizes.values()) < n:
         open_strata = [s for s in members if sizes[s] < len(members[s])]

@@ -8,7 +8,8 @@ each a standard small-sample tool:
 - **the delete-one jackknife** of the whole estimator (Quenouille, Tukey): for a plain mean it is the usual standard
   error; for a corrected one it also counts the noise of the weight (lam) that was fitted on the same ten queries,
   which a plug-in formula takes as known; within strata it is the stratified jackknife;
-- **Student's t** with n minus the number of strata degrees of freedom;
+- **Student's t**, its degrees of freedom Satterthwaite's for a sum of stratum variances (n - 1 for one stratum; as few
+  as a small stratum's when its variance dominates);
 - **Hall's transformation** (Hall 1992, "On the removal of skewness by transformation"; Johnson 1978's modified t
   made monotone), with the skewness taken from the same jackknife (Efron's acceleration), so the interval reaches
   further on the side of the tail. A skewness read off ten values can be wrong in sign, so the interval kept is the
@@ -49,20 +50,26 @@ def jackknife_interval(replicates: Replicates, alpha: float = ALPHA) -> Estimate
     value = replicates.value
     if any(len(r) < 2 for r in replicates.by_stratum) or not replicates.by_stratum:
         return Estimate(round(value, 4), float("nan"), float("nan"), "a stratum with fewer than two labelled queries")
-    deviations = np.concatenate(
-        [np.sqrt(f * (len(r) - 1) / len(r)) * (r.mean() - r) for r, f in zip(replicates.by_stratum, replicates.finite, strict=True)]
-    )
+    by_stratum = [np.sqrt(f * (len(r) - 1) / len(r)) * (r.mean() - r) for r, f in zip(replicates.by_stratum, replicates.finite, strict=True)]
+    deviations = np.concatenate(by_stratum)
     variance = float(np.sum(deviations**2))
     if variance <= 1e-18:
         return Estimate(round(value, 4), round(value, 4), round(value, 4))
     se = np.sqrt(variance)
-    df = max(1, replicates.n - len(replicates.by_stratum))
+    df = _satterthwaite([float(np.sum(d**2)) for d in by_stratum], [len(r) for r in replicates.by_stratum])
     quantile = float(scipy_stats.t.ppf(1 - alpha / 2, df))
     acceleration = float(np.sum(deviations**3) / (6 * variance**1.5))
     bound = 1 / (4 * quantile)  # past it Hall's inverse stretches without limit, on a skewness that ten values misread
     low, high = _hall(value, se, quantile, float(np.clip(2 * acceleration, -bound, bound)))
     low, high = min(low, value - quantile * se), max(high, value + quantile * se)
     return Estimate(round(value, 4), round(low, 4), round(high, 4))
+
+
+def _satterthwaite(variances: list[float], sizes: list[int]) -> float:
+    """The degrees of freedom of a sum of stratum variances (Satterthwaite 1946): n - 1 for one stratum, and as few as
+    the smallest stratum's when its variance dominates (a stratum of two labelled queries gives one)."""
+    spread = sum(v**2 / (m - 1) for v, m in zip(variances, sizes, strict=True))
+    return max(1.0, sum(variances) ** 2 / spread) if spread > 0 else float(sum(sizes) - len(sizes))
 
 
 def _hall(value: float, se: float, quantile: float, a: float) -> tuple[float, float]:

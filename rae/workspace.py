@@ -105,6 +105,11 @@ class Workspace:
             return Annotator(self.settings.guidelines, self.settings.chain_of_thought, self.judge_mode.mode, self.refinement, self.samples)
         return load_artifact(self.manifest.artifact_id, self.programs_dir, self.refinement, self.samples)[0]
 
+    def paid_models(self) -> list[ModelHandle]:
+        """The models this workspace's runs call: the judge's, and the describer's when another model writes the visual
+        descriptions (a budget needs a price for each)."""
+        return [self.model] + ([self.describer] if self.describer is not self.model else [])
+
     @cached_property
     def describer(self) -> ModelHandle:
         """The model that writes visual descriptions: ``describer`` in the settings, else the judge's model."""

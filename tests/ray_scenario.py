@@ -8,9 +8,12 @@ that every process of it (the fake model server, a two-node Ray cluster, rae) ta
 2. ``rae annotate --ray`` judges the pairs; once the store holds a few judgments, the second node's whole process
    group is killed (SIGKILL), as a lost machine would be. Ray runs its tasks again on the head node.
 3. The same pairs judged by one plain process, into another store.
+4. A second node joins again, and ``rae annotate --ray --budget`` judges other pairs at a price; once the store holds
+   a judgment, that node is lost too. Then the same command with more budget judges the rest.
 
 It writes DIRECTORY/result.json: the pairs, the stored judgments of both runs, the judgment requests the server saw,
-what rae printed, and when the node was killed. Everything it started is stopped before it exits.
+what rae printed, when the node was killed, and the budget run's ledgers. Everything it started is stopped before it
+exits.
 """
 
 import json
@@ -25,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from rae.datasets.bundled import esci_us
-from rae.store.schema import GuidelinesRow, JudgmentRow, RequirementsRow
+from rae.store.schema import BudgetRow, JudgmentRow
 from rae.store.store import Store
 
 VENV = Path(sys.executable).parent
@@ -52,7 +55,11 @@ def main(directory: Path, port: int) -> None:
         result = {"pairs": [[p.query_id, p.product_id] for p in pairs]}
         result.update(_annotate_with_a_node_lost(directory, url, port, listed, node))
         result["single"] = _annotate_once(directory, url, listed)
-        result["budget"] = _annotate_within_a_budget(directory, url, port)
+        again = subprocess.Popen([ray, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--block"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=ENV)
+        started.append(again)
+        _wait_for_nodes(port, 2)
+        result["budget"] = _annotate_within_a_budget(directory, url, port, again)
         (directory / "result.json").write_text(json.dumps(result))
     finally:
         subprocess.run([str(VENV / "ray"), "stop", "--force"], capture_output=True, env=ENV)
@@ -86,18 +93,32 @@ def _annotate_once(directory: Path, url: str, listed: Path) -> dict:
     return _labels(store)
 
 
-def _annotate_within_a_budget(directory: Path, url: str, port: int) -> dict:
-    """Other pairs on the cluster (one node left) with a spending limit: what the run said, and what the store holds."""
+def _annotate_within_a_budget(directory: Path, url: str, port: int, node: subprocess.Popen) -> dict:
+    """Other pairs at a price under a budget that stops the run, on two nodes, one lost once a judgment is stored; then
+    the same command with more budget. What each run said, the ledgers, and how many pairs the store holds."""
     store = f"sqlite:///{directory / 'budget.db'}"
-    config = _config(directory, "budget", url, store, '[prices."openai/judge"]\ninput_per_million = 10.0\noutput_per_million = 20.0\n')
+    config = _config(directory, "budget", url, store, 'max_tokens = 256\n[prices."openai/judge"]\ninput_per_million = 10.0\noutput_per_million = 20.0\n')
     pairs = esci_us().pairs("test", queries=4, per_query=5)
     listed = directory / "budget.csv"
     listed.write_text("query_id,query,product_id\n" + "".join(f'{p.query_id},"{p.query}",{p.product_id}\n' for p in pairs))
-    run = subprocess.run([sys.executable, "-m", "rae", "annotate", "--pairs", str(listed), "--config", str(config), "--program", "uncompiled",
-                          "--ray", f"127.0.0.1:{port}", "--budget", "0.08"], capture_output=True, text=True, cwd=directory, env=ENV, timeout=300)
-    with Store(store).session() as session:
-        cost = sum(r.cost_usd or 0.0 for table in (RequirementsRow, GuidelinesRow, JudgmentRow) for r in session.scalars(select(table)))
-    return {"returncode": run.returncode, "stdout": run.stdout, "stderr": run.stderr[-3000:], "pairs": len(pairs), "judged": _stored(store), "cost": cost}
+    command = [sys.executable, "-m", "rae", "annotate", "--pairs", str(listed), "--config", str(config), "--program", "uncompiled",
+               "--ray", f"127.0.0.1:{port}", "--budget"]
+    run = subprocess.Popen([*command, "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=directory, env=ENV)
+    killed_at = None
+    deadline = time.monotonic() + 120
+    while run.poll() is None and time.monotonic() < deadline:
+        if killed_at is None and _stored(store) >= 1:
+            os.killpg(node.pid, signal.SIGKILL)
+            killed_at = _stored(store)
+        time.sleep(0.1)
+    out, err = run.communicate(timeout=300)
+    stopped_at = _stored(store)
+    more = subprocess.run([*command, "100"], capture_output=True, text=True, cwd=directory, env=ENV, timeout=300)
+    with Store(store).engine.connect() as connection:
+        ledgers = [dict(row._mapping) for row in connection.execute(select(BudgetRow.__table__).order_by(BudgetRow.__table__.c.created_at))]
+    return {"returncode": run.returncode, "stdout": out, "stderr": err[-3000:], "pairs": len(pairs), "judged": stopped_at, "killed_at": killed_at,
+            "more_returncode": more.returncode, "more_stdout": more.stdout, "more_stderr": more.stderr[-3000:], "judged_in_all": _stored(store),
+            "ledgers": [{k: v for k, v in ledger.items() if k != "created_at"} for ledger in ledgers]}
 
 
 def _config(directory: Path, name: str, url: str, store: str, extra: str = "") -> Path:

@@ -1,14 +1,16 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
+from rae.annotate.call_gate import most_cost
 from rae.annotate.cost_estimate import estimate_cost
 from rae.annotate.executor import CacheThrough
 from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import budget_state, open_budget
 from rae.cli import app
-from rae.config import ModelPrice, ModelSpec
+from rae.config import ConfigError, ModelPrice, ModelSpec
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 
@@ -45,16 +47,33 @@ def test_the_dry_run_learns_token_counts_from_the_stores_history(scripted, store
     assert judgment.from_history and judgment.input_tokens == 100 * judgment.calls  # the scripted model's 100 a call
 
 
-def test_a_budget_is_never_passed_and_the_run_resumes_with_more(scripted, store, tiny):
+def test_a_budget_is_never_passed_by_the_ledger_and_the_run_resumes_with_more(scripted, store, tiny, tmp_path):
+    """Every call reserves the most it can cost (its request's bytes as tokens at $1,000 a million) before it is sent;
+    the scripted model bills 100 tokens ($0.10). A budget with room for the largest reservation and about five calls
+    stops the run after a few calls; the ledger never passes it; a rerun with more judges the rest, paying nothing
+    twice."""
+    from rae.store.store import Store
+
+    probe = priced(Store(f"sqlite:///{tmp_path / 'probe.db'}"), scripted)
+    AnnotationRun(probe, tiny.catalog, progress=False).run(tiny.pairs())
+    largest = max(most_cost(request, PRICE, 256) for request in scripted.requests)
+    before = sum(scripted.calls.values())
     judging = priced(store, scripted)
-    limit = SpendingLimit(0.95, expected_call_usd=0.1)
-    first = AnnotationRun(judging, tiny.catalog, workers=4, progress=False, limit=limit).run(tiny.pairs())
-    assert first.stopped_at_budget == 0.95 and "stopped before passing the budget of $0.9500" in first.line()
-    assert first.total.cost_usd <= 0.95 and first.total_calls == 9  # 9 calls at $0.10: a tenth would pass $0.95
-    assert first.judged + first.not_judged == 12
-    rest = AnnotationRun(judging, tiny.catalog, workers=4, progress=False, limit=SpendingLimit(10.0, 0.1)).run(tiny.pairs())
-    assert rest.stopped_at_budget is None and rest.judged == 12
-    assert first.total_calls + rest.total_calls == 18  # 3 requirements + 3 guidelines + 12 judgments, none twice
+    budget = open_budget(store, [judging.model], largest + 0.5)
+    first = AnnotationRun(judging, tiny.catalog, workers=4, progress=False, budget=budget).run(tiny.pairs())
+    first.budget = ledger = budget_state(store, budget)
+    assert ledger.stopped and ledger.spent_usd <= budget.limit_usd and first.over_budget
+    assert 1 <= first.total_calls <= 6 and first.total.cost_usd == pytest.approx(ledger.spent_usd)
+    assert first.judged < 12 and "the budget stopped the run" in first.line() and "spent of the budget" in first.line()
+    rest = AnnotationRun(judging, tiny.catalog, workers=4, progress=False, budget=open_budget(store, [judging.model], 1000.0)).run(tiny.pairs())
+    assert not rest.over_budget and rest.judged == 12
+    assert first.total_calls + rest.total_calls == 18 == sum(scripted.calls.values()) - before  # none paid twice
+
+
+def test_a_budget_needs_a_known_price(store):
+    unpriced = ModelHandle(ModelSpec(name="openai/nobody-prices-this"))
+    with pytest.raises(ConfigError, match="needs a price"):
+        open_budget(store, [unpriced], 1.0)
 
 
 def test_the_evaluate_dry_run_prints_json_and_calls_nothing(tmp_path, scripted_workspace):

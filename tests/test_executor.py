@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rae.annotate.executor import CacheThrough
+from rae.store.budgets import budget_row, open_budget
 from rae.store.schema import LMCallRow, RequirementsRow
 from rae.store.store import Claim, Store
 
@@ -57,8 +58,8 @@ class ClaimsWatched(Store):
         super().__init__(url)
         self.refused = threading.Event()
 
-    def _read_or_claim(self, connection, fingerprints, owner, lease_s):  # every claim, alone or in a group's exchange
-        claims = super()._read_or_claim(connection, fingerprints, owner, lease_s)
+    def _read_or_claim(self, connection, fingerprints, owner, lease_s, reservations):  # every claim, alone or in a group's exchange
+        claims = super()._read_or_claim(connection, fingerprints, owner, lease_s, reservations)
         if any(not c.held and c.row is None for c in claims.values()):
             self.refused.set()
         return claims
@@ -191,3 +192,88 @@ def test_a_row_that_cannot_be_stored_is_an_error_not_a_silent_skip(store):
         store.put(requirement_record("k", query=None))
     assert store.get(RequirementsRow, "k") is None
     assert store.put(requirement_record("k")) is True and store.put(requirement_record("k")) is False  # the duplicate: skipped
+
+
+def costing(key: str, cost: float) -> dict:
+    return {**answer(key), "cost_usd": cost}
+
+
+def test_a_call_is_reserved_before_it_is_paid_settled_after_and_refused_when_the_budget_cannot_cover_it(store):
+    """The ledger: a reservation of the most a call can cost, settled with what it cost; a call whose reservation
+    does not fit is neither claimed nor paid."""
+    from rae.annotate.executor import OverBudget
+    from rae.store.ledger import Reservation
+
+    budget = open_budget(store, 1.0)
+    executor = CacheThrough(store)
+
+    async def paid(key: str, cost: float) -> dict:
+        return costing(key, cost)
+
+    through = asyncio.run(executor.athrough("a", lambda: paid("a", 0.25), Reservation(budget, 0.6)))
+    ledger = budget_row(store, budget)
+    assert through.paid and ledger.spent_usd == pytest.approx(0.25) and ledger.reserved_usd == pytest.approx(0.0) and ledger.calls == 1
+    calls = []
+
+    async def never(key: str) -> dict:
+        calls.append(key)
+        return costing(key, 0.0)
+
+    with pytest.raises(OverBudget):
+        asyncio.run(executor.athrough("b", lambda: never("b"), Reservation(budget, 0.8)))  # 0.25 + 0.8 > 1
+    assert calls == [] and budget_row(store, budget).refused == 1
+    assert CacheThrough(store).through("b", Payer("b")).paid is True  # not left claimed: another caller pays it
+    hit = asyncio.run(executor.athrough("a", lambda: never("a"), Reservation(budget, 5.0)))  # a hit reserves nothing
+    assert hit.paid is False and budget_row(store, budget).refused == 1
+    executor.close()
+
+
+def test_a_failed_call_settles_at_nothing_and_a_timed_out_one_at_its_reservation(store):
+    from dspy import lm15
+
+    from rae.store.ledger import Reservation
+
+    budget = open_budget(store, 10.0)
+    executor = CacheThrough(store)
+
+    async def refused() -> dict:
+        raise lm15.AuthError("401", provider="server")
+
+    async def timed_out() -> dict:
+        raise lm15.TimeoutError("no answer", provider="server")
+
+    with pytest.raises(lm15.AuthError):
+        asyncio.run(executor.athrough("a", refused, Reservation(budget, 1.0)))
+    assert budget_row(store, budget).spent_usd == 0.0 and budget_row(store, budget).reserved_usd == pytest.approx(0.0)
+    with pytest.raises(lm15.TimeoutError):
+        asyncio.run(executor.athrough("b", timed_out, Reservation(budget, 1.0)))
+    assert budget_row(store, budget).spent_usd == pytest.approx(1.0)  # it may have been billed
+    executor.close()
+
+
+def test_many_calls_in_flight_never_pass_the_budget_by_the_ledger(store):
+    """64 calls at once, each reserving 0.1 and costing 0.09, against a budget of 1.0: at most ten fit, however they
+    interleave; the rest are refused, and the ledger's spent stays under the limit."""
+    from rae.annotate.executor import OverBudget
+    from rae.store.ledger import Reservation
+
+    budget = open_budget(store, 1.0)
+    executor = CacheThrough(store)
+
+    async def paid(key: str) -> dict:
+        await asyncio.sleep(0.01)
+        return costing(key, 0.09)
+
+    async def one(key: str) -> bool:
+        try:
+            return (await executor.athrough(key, lambda: paid(key), Reservation(budget, 0.1))).paid
+        except OverBudget:
+            return False
+
+    async def all_of_them() -> list[bool]:
+        return await asyncio.gather(*(one(f"k{i}") for i in range(64)))
+
+    paid_for = sum(asyncio.run(all_of_them()))
+    ledger = budget_row(store, budget)
+    assert paid_for == ledger.calls and 10 <= paid_for <= 11 and ledger.spent_usd <= 1.0 and ledger.refused == 64 - paid_for
+    executor.close()

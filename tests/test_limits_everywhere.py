@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bench.fake_server import FakeServer, Fault
 from rae.cli import app
 from rae.datasets.bundled import esci_us
-from rae.store.schema import BatchRow, GuidelinesRow, JudgmentRow, RequirementsRow
+from rae.store.schema import BatchRow, BudgetRow, GuidelinesRow, JudgmentRow, RequirementsRow
 from rae.store.store import Store
 from tests.fake_batches import FakeBatches
 from tests.test_reliability import pairs_file
@@ -33,6 +33,12 @@ def stored_cost(tmp_path: Path, name: str) -> float:
         return sum(r.cost_usd or 0.0 for table in (RequirementsRow, GuidelinesRow, JudgmentRow) for r in session.scalars(select(table)))
 
 
+def ledger(tmp_path: Path, name: str):
+    """The run's budget ledger (the only one in the store)."""
+    (row,) = stored(tmp_path, name, BudgetRow)
+    return row
+
+
 def stored(tmp_path: Path, name: str, table) -> list:
     with Store(f"sqlite:///{tmp_path / (name + '.db')}").session() as session:
         return list(session.scalars(select(table)))
@@ -46,8 +52,8 @@ def test_a_budget_holds_across_two_processes(tmp_path):
         run = subprocess.run([sys.executable, "-m", "rae", "annotate", "--pairs", str(listed), "--program", "uncompiled", "--config", str(config),
                               "--processes", "2", "--budget", "0.15"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "stopped before passing the budget of $0.1500" in run.stdout
-    assert 0 < stored_cost(tmp_path, "two") <= 0.15
+    assert "spent of the budget of $0.1500; the budget stopped the run" in run.stdout
+    assert 0 < stored_cost(tmp_path, "two") <= 0.15 and 0 < ledger(tmp_path, "two").spent_usd <= 0.15
     assert len(stored(tmp_path, "two", JudgmentRow)) < len(pairs)
 
 
@@ -55,12 +61,13 @@ def test_a_batch_sends_only_what_its_budget_allows(tmp_path):
     slice_ = ["--split", "dev", "--queries", "3", "--per-query", "4", "--program", "uncompiled"]
     with FakeBatches() as batches:
         config = priced_config(tmp_path, "batch", batches.url, per_million=1000.0)
-        # A batch request costs (100 x $1,000 + 10 x $2,000) / 1e6 x 0.5 = $0.06; six requests need $0.36.
-        result = CliRunner().invoke(app, ["annotate", *slice_, "--batch", "--budget", "0.5", "--config", str(config)])
+        # A batch request costs (100 x $1,000 + 10 x $2,000) / 1e6 x 0.5 = $0.06, and reserves its most: its bytes as
+        # tokens and its max_tokens, at the batch price: a budget of $5 sends some of the 18 and holds the rest back.
+        result = CliRunner().invoke(app, ["annotate", *slice_, "--batch", "--budget", "5", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "stopped before passing the budget of $0.5000" in result.stdout
+    assert "the budget stopped the run" in result.stdout
     sent = sum(r.requests for r in stored(tmp_path, "batch", BatchRow))
-    assert 0 < sent < 3 + 3 + 12 and stored_cost(tmp_path, "batch") <= 0.5
+    assert 0 < sent < 3 + 3 + 12 and stored_cost(tmp_path, "batch") <= 5 and ledger(tmp_path, "batch").spent_usd <= 5
 
 
 def test_a_batch_asks_its_stored_failures_again_with_retry_failed(tmp_path):
@@ -98,9 +105,9 @@ def test_a_panel_keeps_one_budget_for_all_its_judges_and_refuses_placements_it_c
         assert estimate.exit_code == 0 and estimate.stdout.count("dry run: 12 pairs") == 2
         run = CliRunner().invoke(app, ["annotate", *slice_, "--judges", "a,b", "--budget", "0.1", "--config", str(config)])
     assert run.exit_code == 0, run.output
-    assert "stopped before passing the budget of $0.1000" in run.stdout
+    assert "spent of the budget of $0.1000; the budget stopped the run" in run.stdout
     total = sum(r.cost_usd or 0.0 for table in (RequirementsRow, GuidelinesRow, JudgmentRow) for r in stored(tmp_path, "panel", table))
-    assert 0 < total <= 0.1
+    assert 0 < total <= 0.1 and ledger(tmp_path, "panel").spent_usd <= 0.1
 
 
 def test_a_panel_asks_its_judges_stored_failures_again_with_retry_failed(tmp_path):

@@ -1,5 +1,5 @@
 """What a run would cost before it pays anything (``--dry-run``): calls, tokens and dollars, from the store's hit
-rate; and the spending limit that ``--budget`` sets from that estimate.
+rate.
 
 The plan reads the store only: it replays the program over the stored answers, as ``rae agreement`` does. A query
 whose guidelines are stored costs nothing for requirements and guidelines; a pair whose judgment is stored costs
@@ -15,8 +15,6 @@ from dspy.utils.exceptions import LMError
 
 from rae.annotate.judging import Judging, run_to_completion
 from rae.annotate.run import AnnotationRun
-from rae.annotate.spending import SpendingLimit
-from rae.config import ConfigError
 from rae.datasets.catalog import Catalog
 from rae.datasets.records import Pair
 from rae.lm.pricing import total_cost
@@ -97,15 +95,6 @@ def estimate_cost(judging: Judging, pairs: list[Pair], catalog: Catalog) -> Cost
         stages=stages,
         cost_usd=total_cost(costs),
     )
-
-
-def spending_limit(judging: Judging, pairs: list[Pair], catalog: Catalog, budget_usd: float) -> SpendingLimit:
-    """A limit of ``budget_usd`` for judging ``pairs``, expecting each call to cost what this estimate says."""
-    estimate = estimate_cost(judging, pairs, catalog)
-    if estimate.cost_usd is None:
-        name = judging.model.spec.name
-        raise ConfigError(f'--budget needs a price for {name}: LiteLLM has none; add [prices."{name}"] to the config')
-    return SpendingLimit(budget_usd, estimate.cost_usd / estimate.calls if estimate.calls else 0.0)
 
 
 def _requirements_stored(lookup: Judging, query: str) -> bool:

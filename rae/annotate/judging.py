@@ -10,14 +10,14 @@ so what they read is exactly what the program says now.
 """
 
 import asyncio
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import dspy
 
-from rae.annotate.executor import CacheThrough
+from rae.annotate.call_gate import CallGate
+from rae.annotate.executor import CacheThrough, OverBudget, run_to_completion
 from rae.annotate.outcome import (
     Provenance,
     StepOutcome,
@@ -27,9 +27,9 @@ from rae.annotate.outcome import (
     requirements_outcome,
 )
 from rae.annotate.stored_lm import NotStored, StoredCalls, stored_lm
-from rae.config import ProductTextSpec
+from rae.config import ConfigError, ProductTextSpec
 from rae.datasets.records import Pair, Product
-from rae.lm.calls import call_log
+from rae.lm.calls import Call, call_log
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator, QueryGuidelines
 from rae.programs.fingerprint import program_fingerprint
@@ -37,7 +37,7 @@ from rae.programs.product_text import product_text
 from rae.store.images import ImageCache
 from rae.store.schema import JudgmentRow, RequirementsRow
 
-T = TypeVar("T")
+__all__ = ["Judging", "run_to_completion"]
 
 
 class Judging:
@@ -53,15 +53,17 @@ class Judging:
         images: ImageCache | None = None,
         describer: tuple[ModelHandle, Any] | None = None,
         confidence: str = "none",
+        budget_id: str | None = None,
     ):
         self.program, self.executor, self.model, self.sender = program, executor, model, sender
         self.text_spec, self.run_id, self.allow_calls, self.images, self.confidence = text_spec, run_id, allow_calls, images, confidence
-        self.describer = describer
-        self.calls = StoredCalls(executor, model, sender, run_id, allow_calls)
+        self.describer, self.budget_id = describer, budget_id
+        self.calls = StoredCalls(executor, model, sender, run_id, allow_calls, gate_for(model, budget_id))
         self.lm = stored_lm(self.calls)
         if describer is not None:  # another model writes the image descriptions: the describer's predictor calls it
             self.program = program.deepcopy()
-            self.program.describer.set_lm(stored_lm(StoredCalls(executor, describer[0], describer[1], run_id, allow_calls)))
+            calls = StoredCalls(executor, describer[0], describer[1], run_id, allow_calls, gate_for(describer[0], budget_id))
+            self.program.describer.set_lm(stored_lm(calls))
         self.made = Provenance(program_fingerprint(program), model.identity, run_id)
 
     @property
@@ -73,13 +75,19 @@ class Judging:
         return Judging(self.program, self.executor, self.model, self.sender, self.text_spec, self.run_id, False, self.images, self.describer,
                        self.confidence)
 
+    def within(self, budget_id: str | None) -> "Judging":
+        """The same program and model, every call it pays for reserved against the budget ``budget_id`` (its ledger in
+        the store, shared by every process and node of the run)."""
+        return Judging(self.program, self.executor, self.model, self.sender, self.text_spec, self.run_id, self.allow_calls, self.images,
+                       self.describer, self.confidence, budget_id)
+
     def context(self, history: bool = False) -> AbstractContextManager:
         """DSPy's settings for the program's calls: this model and its adapter; and no per-call history (the store keeps
         every call) unless ``history`` (an optimizer may read it)."""
         return dspy.context(lm=self.lm, adapter=self.model.adapter(), disable_history=not history)
 
     async def requirements(self, query: str) -> StepOutcome[RequirementsRow]:
-        with call_log("requirements") as calls:
+        with step_calls("requirements") as calls:
             prediction = await self.program.requirements.acall(query=query)
         outcome = requirements_outcome(query, prediction, calls, self.made)
         self._keep(outcome.value)
@@ -88,7 +96,7 @@ class Judging:
     async def guidelines(self, query: str, requirement_keys: frozenset[str] = frozenset()) -> StepOutcome[QueryGuidelines]:
         """The guidelines the judge reads for the query (``requirement_keys``: the calls of its requirements step, made
         before, which are not the guideline writer's)."""
-        with call_log("guidelines") as calls:
+        with step_calls("guidelines") as calls:
             if _overrides_only(self.program, "guidelines_for"):
                 made_for = await asyncio.to_thread(self.program.guidelines_for, query)
             else:
@@ -102,7 +110,7 @@ class Judging:
         judge mode asks for it, the product's image."""
         image = await self._image(product)
         inputs = {"query": pair.query, "product": product_text(product, self.text_spec), "guidelines": guidelines, "image": image}
-        with call_log("judgment") as calls:
+        with step_calls("judgment") as calls:
             if _overrides_only(self.program, "forward"):
                 prediction = await asyncio.to_thread(self.program, **inputs)
             else:
@@ -150,12 +158,22 @@ def _overrides_only(program: Annotator, method: str) -> bool:
     return getattr(kind, method) is not getattr(Annotator, method) and getattr(kind, twin) is getattr(Annotator, twin)
 
 
-def run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to its end from synchronous code, also where an event loop already runs in this thread (a
-    notebook): then on a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+@contextmanager
+def step_calls(stage: str) -> Iterator[list[Call]]:
+    """The calls of one step; when the budget refuses one, the refusal carries those the step had made (paid for)."""
+    with call_log(stage) as calls:
+        try:
+            yield calls
+        except OverBudget as refused:
+            refused.calls = list(calls)
+            raise
+
+
+def gate_for(model: ModelHandle, budget_id: str | None) -> CallGate | None:
+    """The gate of a model's calls under a budget: its price (known: a budget refuses a model without one at the start,
+    ``rae.annotate.spending``) and its max_tokens; none without a budget, and none for a free model."""
+    if budget_id is None:
+        return None
+    if model.price is None:
+        raise ConfigError(f'a budget needs a price for {model.spec.name}: LiteLLM has none; add [prices."{model.spec.name}"] to the config')
+    return CallGate(budget_id, model.price, model.spec.max_tokens)

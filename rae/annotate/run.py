@@ -9,8 +9,9 @@ calls in flight, and rerunning the same command continues where it stopped (ever
 An LM error is not an answer and is never stored: a pair whose call failed (server down, rate limit after rae's
 retries) is counted and left for the next run. An error that no retry can mend (a bad key, an unknown model) stops
 the run at once, as does a server that cannot be reached before any call succeeded, or ten LM errors in a row. With a
-spending limit, the run stops before it would pass it. ``retry_failed`` first forgets the stored answers that gave a
-failure (an answer that did not parse, requirements or guidelines that said nothing), so they are asked again.
+budget, every call the run pays for is reserved against it first (``rae.annotate.executor``); when the budget refuses
+one, the run starts no new step and ends with what it has. ``retry_failed`` first forgets the stored answers that
+gave a failure (an answer that did not parse, requirements or guidelines that said nothing), so they are asked again.
 """
 
 import asyncio
@@ -30,9 +31,10 @@ from dspy.utils.exceptions import (
 )
 from tqdm import tqdm
 
+from rae.annotate.executor import OverBudget
 from rae.annotate.judging import Judging, run_to_completion
-from rae.annotate.outcome import NO_REASONING, StepOutcome
-from rae.annotate.spending import Spend, SpendingLimit
+from rae.annotate.outcome import NO_REASONING, StepOutcome, spend_of
+from rae.annotate.spending import Budget
 from rae.annotate.stored_lm import NotStored
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.catalog import Catalog
@@ -60,16 +62,15 @@ class AnnotationRun:
         catalog: Catalog,
         workers: int = 1,
         progress: bool = True,
-        limit: SpendingLimit | None = None,
+        budget: Budget | None = None,
         order_by_query: bool = True,
         on_pair: Callable[[], None] | None = None,
         retry_failed: bool = False,
     ):
-        self.judging = judging
+        self.judging = judging.within(budget.budget_id) if budget is not None and judging.allow_calls else judging
         self.catalog = catalog
         self.workers = workers
         self.progress = progress
-        self.limit = limit
         self.order_by_query = order_by_query
         self.on_pair = on_pair  # told of each pair done (a parent process's progress bar)
         self.retry_failed = retry_failed
@@ -78,6 +79,7 @@ class AnnotationRun:
         self._errors_in_a_row = 0
         self._calls_answered = 0
         self._fatal: LMError | None = None
+        self._over_budget = False
 
     def run(self, pairs: Iterable[Pair]) -> AnnotationSummary:
         """Judge the pairs: in query order (prompts that share a prefix run together), or as given (to measure that)."""
@@ -98,8 +100,7 @@ class AnnotationRun:
             self.judging.flush()
         if self._fatal is not None:
             raise AnnotationAborted(f"stopped: {one_line(self._fatal)} ({summary.judged + summary.failed} pairs stored)")
-        if self.limit is not None and self.limit.reached:
-            summary.stopped_at_budget = self.limit.limit
+        summary.over_budget = self._over_budget
         return summary
 
     def query_guidelines(self, queries: list[str]) -> dict[str, StepOutcome[QueryGuidelines] | None]:
@@ -132,7 +133,7 @@ class AnnotationRun:
 
     def _requirements(self, summary: AnnotationSummary) -> Callable[[str], Awaitable[StepOutcome | None]]:
         async def step(query: str) -> StepOutcome | None:
-            outcome = await self._guarded(summary, lambda: self.judging.requirements(query))
+            outcome = await self._guarded(summary, "requirements_guidelines", lambda: self.judging.requirements(query))
             if outcome is not None:
                 summary.spend["requirements_guidelines"] += outcome.spend
             return outcome
@@ -143,7 +144,7 @@ class AnnotationRun:
         """A query's guidelines step; None when an LM error kept them from being made (the run goes on without them)."""
 
         async def step(query: str) -> StepOutcome[QueryGuidelines] | None:
-            outcome = await self._guarded(summary, lambda: self.judging.guidelines(query, requirement_keys.get(query, frozenset())))
+            outcome = await self._guarded(summary, "requirements_guidelines", lambda: self.judging.guidelines(query, requirement_keys.get(query, frozenset())))
             if outcome is not None:
                 summary.spend["requirements_guidelines"] += outcome.spend
                 if outcome.degenerate is not None:
@@ -161,7 +162,7 @@ class AnnotationRun:
                 else:
                     summary.no_guidelines += 1
                 return
-            outcome = await self._guarded(summary, lambda: self.judging.judgment(pair, made.value, self.catalog[pair.product_id]))
+            outcome = await self._guarded(summary, "judgment", lambda: self.judging.judgment(pair, made.value, self.catalog[pair.product_id]))
             if outcome is not None:
                 self.outcomes[pair] = outcome
             _count(summary, outcome)
@@ -171,22 +172,21 @@ class AnnotationRun:
     @property
     def _stopping(self) -> bool:
         """The run is ending early: an error no retry can mend, or the budget."""
-        return self._fatal is not None or (self.limit is not None and self.limit.reached)
+        return self._fatal is not None or self._over_budget
 
-    async def _guarded(self, summary: AnnotationSummary, step: Callable[[], Awaitable[StepOutcome]]) -> StepOutcome | None:
-        """Run a step; an LM error is counted (and may stop the run) instead of being raised in a worker."""
-        if self._fatal is not None:
+    async def _guarded(self, summary: AnnotationSummary, stage: str, step: Callable[[], Awaitable[StepOutcome]]) -> StepOutcome | None:
+        """Run a step; an LM error is counted (and may stop the run) instead of being raised in a worker. ``stage`` is
+        where a step the budget cut short counts the calls it had paid for."""
+        if self._stopping:
             return None
-        reserved = 0.0
-        if self.limit is not None:
-            reserved = self.limit.reserve()
-            if reserved is None:
-                return None
-        outcome = None
         try:
             outcome = await step()
         except NotStored:  # a lookup-only run: nothing stored for this step
             return StepOutcome(None, "missing")
+        except OverBudget as refused:  # a call the budget could not cover was not sent: no new step starts
+            self._over_budget = True
+            summary.spend[stage] += spend_of(getattr(refused, "calls", []))
+            return None
         except Deferred:  # waiting for a batch: neither an answer nor an error
             summary.deferred += 1
             return None
@@ -198,10 +198,6 @@ class AnnotationRun:
             if isinstance(exc, FATAL_ERRORS) or never_reached or self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
                 self._fatal = self._fatal or exc
             return None
-        finally:
-            if self.limit is not None:
-                spend = outcome.spend if outcome is not None else Spend()
-                self.limit.settle(reserved, spend.cost_usd, spend.calls)
         self._errors_in_a_row = 0
         self._calls_answered += outcome.spend.calls
         return outcome

@@ -1,15 +1,22 @@
-"""What LM calls cost, and a spending limit that stops a run cleanly before it passes a budget.
+"""What LM calls cost, and the run's budget: a spending limit held in the store, by construction.
 
-``Spend`` adds up calls, tokens, dollars, seconds and retries; a result served from the store spends nothing.
+``Spend`` adds up calls, tokens, dollars, seconds and retries; a result served from the store spends nothing, and a
+cost that is unknown stays unknown (None) in every sum.
 
-Workers run calls concurrently, so checking the money already spent is not enough to keep a budget: before each step
-a worker reserves the expected cost of a call, and the reservation is settled with what the step really cost
-(nothing, for a store hit). A step that would push spent plus reserved past the limit is not started; the run ends
-with what it has, and the same command, rerun with more budget, continues from the store.
+``Budget`` is a run's limit (``--budget``). It is a ledger in the store (``rae.store.ledger``), opened once by the
+command and named by its id to every process and Ray task of the run: each call reserves its most possible cost there
+before it is sent, in the transaction that claims its key, and settles after (``rae.annotate.executor``), so however
+many calls a step makes and wherever it runs, what the ledger counts as spent never passes the limit. A model whose
+price is unknown cannot have a budget: the run is refused before it starts.
 """
 
-import threading
 from dataclasses import dataclass
+
+from rae.config import ConfigError
+from rae.lm.factory import ModelHandle
+from rae.store.budgets import budget_row
+from rae.store.budgets import open_budget as new_ledger
+from rae.store.store import Store
 
 
 @dataclass
@@ -35,28 +42,45 @@ class Spend:
         )
 
 
-class SpendingLimit:
-    def __init__(self, limit_usd: float, expected_call_usd: float):
-        self.limit = limit_usd
-        self.expected = max(expected_call_usd, 0.0)
-        self.spent = 0.0
-        self.reserved = 0.0
-        self.calls = 0
-        self.lock = threading.Lock()
-        self.reached = False
+@dataclass(frozen=True)
+class Budget:
+    """A run's spending limit: its ledger's id in the store, and the limit."""
 
-    def reserve(self) -> float | None:
-        """The amount reserved for one more step, or None if it might pass the limit."""
-        with self.lock:
-            amount = max(self.expected, self.spent / self.calls if self.calls else 0.0)
-            if self.reached or self.spent + self.reserved + amount > self.limit:
-                self.reached = True
-                return None
-            self.reserved += amount
-            return amount
+    budget_id: str
+    limit_usd: float
 
-    def settle(self, reserved: float, cost_usd: float | None, calls: int) -> None:
-        with self.lock:
-            self.reserved -= reserved
-            self.spent += cost_usd or 0.0
-            self.calls += calls
+
+@dataclass(frozen=True)
+class BudgetState:
+    """The ledger as of now: what was spent, what is held by calls in flight (or by a process that died), and how many
+    calls it refused."""
+
+    limit_usd: float
+    spent_usd: float
+    reserved_usd: float
+    refused: int
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the budget stopped the run: it refused a call."""
+        return self.refused > 0
+
+    def line(self) -> str:
+        spent = f"${self.spent_usd:.4f} spent of the budget of ${self.limit_usd:.4f}"
+        if self.stopped:
+            return f"{spent}; the budget stopped the run ({self.refused} calls it could not cover not sent); rerun with more to continue"
+        return spent
+
+
+def open_budget(store: Store, models: list[ModelHandle], limit_usd: float) -> Budget:
+    """A new ledger for a run whose calls go to ``models``; refused at once when one of them has no price."""
+    for model in models:
+        if model.price is None:
+            name = model.spec.name
+            raise ConfigError(f'--budget needs a price for {name}: LiteLLM has none; add [prices."{name}"] to the config')
+    return Budget(new_ledger(store, limit_usd), limit_usd)
+
+
+def budget_state(store: Store, budget: Budget) -> BudgetState:
+    row = budget_row(store, budget.budget_id)
+    return BudgetState(budget.limit_usd, round(row.spent_usd, 8), round(max(row.reserved_usd, 0.0), 8), row.refused)

@@ -1,18 +1,22 @@
-"""Every LM call of rae's program, through the store: the model as a DSPy engine whose answers are keyed on what it
-is sent.
+"""Every LM call of rae's program, through the store: the model as a DSPy engine whose answers are keyed on what is
+sent, within the run's budget.
 
 The program runs as any DSPy program does: its modules call their predictors, the adapter renders the prompt, and
-``dspy.LM`` builds the canonical ``lm15.Request`` and hands it to its engine. The engine here is the store's: it keys
-the request (``rae.store.keys.request_key``), serves a stored answer, or has the model's own engine (the sender:
-llama.cpp, an HTTP server, DSPy's LiteLLM or lm15) answer it once, paced by the model's rate limits and retried on a
-transient error, and stores the answer. Both of DSPy's contracts are met: ``complete`` for calls from threads (an
-optimizer's), and an async engine for a run's calls on one event loop. Each call is written in the call log of the
-step that made it (``rae.lm.calls``). A lookup-only run (``allow_calls=False``) answers from the store alone, and a
-request it has no answer for is ``NotStored``.
+``dspy.LM`` builds the canonical ``lm15.Request`` and hands it to its engine. The engine here is the store's, and it is
+the one place every call passes: it keys the request on what the sender would send (``ModelHandle.sent``), serves a
+stored answer, or, when the store misses, reserves the call's most possible cost (``rae.annotate.call_gate``) as it
+claims the key, has the sender (llama.cpp, a server, one of DSPy's engines) answer it, paced by the model's rate
+limits and retried on a transient error, stores the answer and settles the reservation (``rae.annotate.executor``).
+
+That path is written once, for an event loop (``acomplete``, a run's many calls in flight). A call from a thread (an
+optimizer's) runs the same path on a loop of its own, with the sender's blocking ``complete`` in place of its
+``acomplete``. Each call is written in the call log of the step that made it (``rae.lm.calls``). A lookup-only run
+(``allow_calls=False``) answers from the store alone, and a request it has no answer for is ``NotStored``.
 """
 
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,13 +25,16 @@ import dspy
 from dspy.lm15 import Message, Request, Response, TextPart, Usage
 from dspy.utils.exceptions import LMError
 
-from rae.annotate.executor import CacheThrough, Through
+from rae.annotate.call_gate import CallGate
+from rae.annotate.executor import CacheThrough, Through, run_to_completion
 from rae.lm.batched import CURRENT_KEY
 from rae.lm.calls import Call, current_stage, record
 from rae.lm.factory import ModelHandle
 from rae.lm.retry import RETRYABLE, Retries
 from rae.secrets import redact
 from rae.store.keys import request_key
+
+Send = Callable[[Request], Awaitable[Response]]
 
 
 class NotStored(LMError):
@@ -46,8 +53,9 @@ class Counted:
 
 
 class StoredCalls:
-    def __init__(self, executor: CacheThrough, model: ModelHandle, sender: Any, run_id: str | None = None, allow_calls: bool = True):
-        self.executor, self.model, self.sender, self.run_id, self.allow_calls = executor, model, sender, run_id, allow_calls
+    def __init__(self, executor: CacheThrough, model: ModelHandle, sender: Any, run_id: str | None = None, allow_calls: bool = True,
+                 gate: CallGate | None = None):
+        self.executor, self.model, self.sender, self.run_id, self.allow_calls, self.gate = executor, model, sender, run_id, allow_calls, gate
         self.supports_response_schema = sender.supports_response_schema
         self.supported_params = sender.supported_params
         self._paid = Counted()
@@ -56,57 +64,50 @@ class StoredCalls:
     def counted(self) -> Counted:
         return self._paid
 
-    def complete(self, request: Request) -> Response:
-        key, canonical = request_key(self.model.identity, request)
-        if not self.allow_calls:
-            return self._served(key, Through(self.executor.lookup(key), paid=False), request)
-        return self._served(key, self.executor.through(key, lambda: self._pay(key, canonical, request)), request)
-
     async def acomplete(self, request: Request) -> Response:
-        key, canonical = request_key(self.model.identity, request)
-        if not self.allow_calls:
-            return self._served(key, Through(await self.executor.alookup(key), paid=False), request)
-        return self._served(key, await self.executor.athrough(key, lambda: self._apay(key, canonical, request)), request)
+        return await self._served(request, self.sender.acomplete)
 
-    def _pay(self, key: str, canonical: dict[str, Any], request: Request) -> dict[str, Any]:
+    def complete(self, request: Request) -> Response:
+        """``acomplete`` from a thread: the same path on a loop of its own, the sender's call blocking it."""
+
+        async def blocking(sent: Request) -> Response:
+            return self.sender.complete(sent)
+
+        return run_to_completion(self._served(request, blocking))
+
+    async def _served(self, request: Request, send: Send) -> Response:
+        key, sent = request_key(self.model.sent(request))
+        if not self.allow_calls:
+            return self._response(key, Through(await self.executor.alookup(key), paid=False), request)
+        reservation = self.gate.reservation(request) if self.gate is not None else None
+        through = await self.executor.athrough(key, lambda: self._pay(key, sent, request, send), reservation)
+        return self._response(key, through, request)
+
+    async def _pay(self, key: str, sent: dict[str, Any], request: Request, send: Send) -> dict[str, Any]:
+        """The call, retried on a transient error (the waits paced by the model's policy), as the answer to store."""
         policy, retries, started = self.model.call_policy, Retries(self.model.call_policy.retry), time.perf_counter()
         token = CURRENT_KEY.set(key)  # which call is being paid, for a batch's capture (rae.lm.batched)
         try:
             while True:
-                policy.limiter.acquire()
-                try:
-                    response = self.sender.complete(request)
-                    break
-                except RETRYABLE as error:
-                    policy.sleep(retries.wait(error))
-        finally:
-            CURRENT_KEY.reset(token)
-        return self._answer(key, canonical, response, time.perf_counter() - started, retries.count)
-
-    async def _apay(self, key: str, canonical: dict[str, Any], request: Request) -> dict[str, Any]:
-        policy, retries, started = self.model.call_policy, Retries(self.model.call_policy.retry), time.perf_counter()
-        token = CURRENT_KEY.set(key)
-        try:
-            while True:
                 await policy.limiter.aacquire()
                 try:
-                    response = await self.sender.acomplete(request)
+                    response = await send(request)
                     break
                 except RETRYABLE as error:
                     await policy.asleep(retries.wait(error))
         finally:
             CURRENT_KEY.reset(token)
-        return self._answer(key, canonical, response, time.perf_counter() - started, retries.count)
+        return self._answer(key, sent, response, time.perf_counter() - started, retries.count)
 
-    def _answer(self, key: str, canonical: dict[str, Any], response: Response, latency_s: float, retries: int) -> dict[str, Any]:
-        """The answer as stored: what the model wrote (keys redacted out of it), what it cost, and what was asked."""
+    def _answer(self, key: str, sent: dict[str, Any], response: Response, latency_s: float, retries: int) -> dict[str, Any]:
+        """The answer as stored: what the model wrote (keys redacted out of it), what it cost, and what was sent."""
         usage = response.usage
         self.model.call_policy.limiter.spend((usage.input_tokens or 0) + (usage.output_tokens or 0))
         return {
             "fingerprint": key,
             "model_id": self.model.identity,
             "stage": current_stage(),
-            "request": canonical,
+            "request": sent,
             "text": redact(response.text or ""),
             "finish_reason": response.finish_reason or "stop",
             "input_tokens": usage.input_tokens,
@@ -119,7 +120,7 @@ class StoredCalls:
             "created_at": datetime.now(UTC),
         }
 
-    def _served(self, key: str, through: Through, request: Request) -> Response:
+    def _response(self, key: str, through: Through, request: Request) -> Response:
         answer = through.answer
         if answer is None:
             raise NotStored(f"no stored answer for {key[:12]} (a lookup-only run)")

@@ -4,7 +4,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from rae.annotate.spending import Spend
+from rae.annotate.spending import BudgetState, Spend
 
 
 @dataclass
@@ -16,7 +16,8 @@ class AnnotationSummary:
     not_judged: int = 0
     no_guidelines: int = 0
     errors: int = 0
-    stopped_at_budget: float | None = None
+    over_budget: bool = False  # the budget refused a call of this run
+    budget: BudgetState | None = None  # the run's ledger, read at its end
     spend: dict[str, Spend] = field(default_factory=lambda: {"requirements_guidelines": Spend(), "judgment": Spend()})
     seconds: float = 0.0
     first_error: str | None = None
@@ -59,9 +60,12 @@ class AnnotationSummary:
             if total.retries:
                 parts.append(f"{total.retries} retries of transient errors")
         if self.not_judged:
-            parts.append(f"{self.not_judged} not judged ({self.errors} LM errors; rerun to resume)")
-        if self.stopped_at_budget is not None:
-            parts.append(f"stopped before passing the budget of ${self.stopped_at_budget:.4f}; rerun (with more budget) to continue")
+            why = "the budget" if self.over_budget and not self.errors else f"{self.errors} LM errors"
+            parts.append(f"{self.not_judged} not judged ({why}; rerun to resume)")
+        if self.budget is not None:
+            parts.append(self.budget.line())
+        elif self.over_budget:
+            parts.append("the budget stopped the run; rerun with more to continue")
         if self.no_guidelines:
             parts.append(f"{self.no_guidelines} without guidelines (their query's guidelines failed to parse)")
         if self.degenerate:
@@ -76,7 +80,7 @@ class AnnotationSummary:
             pairs=self.pairs + other.pairs, judged=self.judged + other.judged, failed=self.failed + other.failed,
             from_store=self.from_store + other.from_store, not_judged=self.not_judged + other.not_judged,
             no_guidelines=self.no_guidelines + other.no_guidelines, errors=self.errors + other.errors,
-            stopped_at_budget=self.stopped_at_budget if self.stopped_at_budget is not None else other.stopped_at_budget,
+            over_budget=self.over_budget or other.over_budget, budget=self.budget or other.budget,
             spend=spend, seconds=max(self.seconds, other.seconds), first_error=self.first_error or other.first_error,
             queries=self.queries + other.queries, deferred=self.deferred + other.deferred, degenerate=self.degenerate + other.degenerate,
         )
@@ -93,9 +97,19 @@ class AnnotationSummary:
             said.append(f"reasoning {self.degenerate['reasoning']} of {self.pairs} judgments (stored as none)")
         return "degenerate outputs: " + ", ".join(said)
 
+    @property
+    def stopped_by_budget(self) -> bool:
+        return self.over_budget or (self.budget is not None and self.budget.stopped)
+
+    @property
+    def judged_nothing(self) -> bool:
+        """Asked for pairs, it has a judgment (stored or new, parsed or not) of none of them: the command exits non-zero."""
+        return self.pairs > 0 and self.judged + self.failed == 0
+
     def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in vars(self).items() if k != "spend"}
-        return {**data, "spend": {stage: vars(s) for stage, s in self.spend.items()}, "total_calls": self.total_calls}
+        data = {k: v for k, v in vars(self).items() if k not in ("spend", "budget")}
+        budget = None if self.budget is None else {**vars(self.budget), "stopped": self.budget.stopped}
+        return {**data, "budget": budget, "spend": {stage: vars(s) for stage, s in self.spend.items()}, "total_calls": self.total_calls}
 
 
 def duration(seconds: float) -> str:

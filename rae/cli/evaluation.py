@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from rae.annotate.cost_estimate import estimate_cost, spending_limit
+from rae.annotate.cost_estimate import estimate_cost
+from rae.annotate.spending import open_budget
 from rae.cli.options import (
     BatchFileOption,
     BatchOption,
@@ -75,8 +76,8 @@ def evaluate(
         estimate = estimate_cost(workspace.judging(), union_of_pairs(chosen, retrievals), catalog)
         typer.echo(dumps({"dry_run": estimate.as_dict()}) if as_json else estimate.line())
         return
-    limit = spending_limit(workspace.judging(), union_of_pairs(chosen, retrievals), catalog, budget) if budget is not None else None
-    run = run_evaluation(workspace, retrievals, chosen, k, limit, not as_json, placement(workspace, processes, ray, batch, batch_file))
+    ledger = open_budget(workspace.store, workspace.paid_models(), budget) if budget is not None else None
+    run = run_evaluation(workspace, retrievals, chosen, k, ledger, not as_json, placement(workspace, processes, ray, batch, batch_file))
     run.mlflow_run_id = track(workspace, mlflow, "evaluate", run.run_id, run.mlflow_fields(), run.report_dir)
     show(run, as_json)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rae.annotate.cost_estimate import spending_limit
+from rae.annotate.spending import open_budget
 from rae.cli.options import (
     BudgetOption,
     ConfigOption,
@@ -27,7 +27,7 @@ from rae.improve.gate import USAGE_ERROR, gate_verdict
 from rae.improve.tuning import TuningCaps
 from rae.jsonout import dumps
 from rae.retrieve.build import build_engines
-from rae.retrieve.rankings import retrieve_all, union_of_pairs
+from rae.retrieve.rankings import retrieve_all
 from rae.secrets import redact
 
 
@@ -60,8 +60,8 @@ def gate(
         chosen = evaluation_queries(workspace.labelled, workspace.settings.search_log, queries, split, queries_file, 0)
         engines = build_engines([baseline, candidate], workspace.settings.engine_specs(), catalog, Path(workspace.settings.cache_dir))
         retrievals = retrieve_all(engines, chosen, k, catalog)
-        limit = spending_limit(workspace.judging(), union_of_pairs(chosen, retrievals), catalog, budget) if budget is not None else None
-        run = run_evaluation(workspace, retrievals, chosen, k, limit, progress=not as_json)
+        ledger = open_budget(workspace.store, workspace.paid_models(), budget) if budget is not None else None
+        run = run_evaluation(workspace, retrievals, chosen, k, ledger, progress=not as_json)
         verdict = gate_verdict(run.evaluation, baseline, candidate, metric or run.evaluation.main_metric, margin, run.report_dir, run.run_id)
     except (RaeError, KeyError) as exc:
         message = str(exc) if isinstance(exc, RaeError) else f"unknown metric {exc}"

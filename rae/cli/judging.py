@@ -72,14 +72,25 @@ def annotate(
             for name, member in panel.items():
                 typer.echo(f"judge {name}: {estimate_cost(member.judging(), chosen, catalog).line()}")
             return
-        for name, summary in annotate_panel(panel, chosen, retry_failed, budget).items():
+        summaries = annotate_panel(panel, chosen, retry_failed, budget)
+        for name, summary in summaries.items():
             typer.echo(f"judge {name}: {summary.line()}")
+        _judged_something(list(summaries.values()))
         return
     if dry_run:
         typer.echo(estimate_cost(workspace.judging(), chosen, catalog).line())
         return
     run_id, summary = annotate_recorded(workspace, chosen, placement(workspace, processes, ray, batch, batch_file), retry_failed, budget)
     typer.echo(f"annotate {run_id} · {workspace.header()}\n{summary.line()}")
+    _judged_something([summary])
+
+
+def _judged_something(summaries: list) -> None:
+    """A run asked for pairs that has a judgment of none of them (every call failed, or every query lacked guidelines)
+    exits 1, so a script does not take it for done; one the budget stopped, or one waiting for a batch, does not."""
+    if any(s.judged_nothing and not s.stopped_by_budget and not s.deferred for s in summaries):
+        typer.echo("rae: error: no pair was judged (see the line above)", err=True)
+        raise typer.Exit(1)
 
 
 def agreement(

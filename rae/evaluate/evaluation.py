@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from rae.annotate.judging import Judging
 from rae.annotate.run import AnnotationRun, replayed
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import Budget
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.catalog import Catalog
 from rae.datasets.labelled_set import LabelledSet
@@ -75,7 +75,7 @@ def evaluate_engines(
     workers: int = 1,
     human_gains: Gains | None = None,
     progress: bool = True,
-    limit: SpendingLimit | None = None,
+    budget: Budget | None = None,
     drawn: Draw | None = None,
     judge_pairs: Callable[[list[Pair]], AnnotationSummary] | None = None,
 ) -> Evaluation:
@@ -87,7 +87,7 @@ def evaluate_engines(
     runs = []
     for retrieval in retrievals:
         pairs = pairs_of(queries, retrieval.rankings)
-        summary = judge_pairs(pairs) if judge_pairs is not None else AnnotationRun(judging, catalog, workers, progress, limit).run(pairs)
+        summary = judge_pairs(pairs) if judge_pairs is not None else AnnotationRun(judging, catalog, workers, progress, budget).run(pairs)
         runs.append(EngineRun(retrieval.name, retrieval.rankings, retrieval.seconds, summary))
     return scored(runs, queries, judging, catalog, k, human_gains or {}, drawn)
 

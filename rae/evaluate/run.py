@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import Budget, budget_state
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.records import Pair, Query
 from rae.evaluate.evaluation import Evaluation, evaluate_engines, human_gains_for
@@ -47,7 +47,7 @@ class EvaluationRun:
 
 
 def run_evaluation(
-    workspace: Workspace, retrievals: list[Retrieval], queries: list[Query], k: int, limit: SpendingLimit | None, progress: bool,
+    workspace: Workspace, retrievals: list[Retrieval], queries: list[Query], k: int, budget: Budget | None, progress: bool,
     placement: Placement = Placement(),
 ) -> EvaluationRun:
     settings = {**workspace.settings.model_dump(), "engines": [r.name for r in retrievals], "k": k}
@@ -56,11 +56,15 @@ def run_evaluation(
         elsewhere = None
         if placement != Placement():
             def elsewhere(pairs: list[Pair]) -> AnnotationSummary:
-                return annotate_pairs(workspace, pairs, placement, run.run_id, limit=limit, progress=progress)
+                return annotate_pairs(workspace, pairs, placement, run.run_id, budget=budget, progress=progress)
         evaluation = evaluate_engines(
             retrievals, queries, workspace.judging(run.run_id), workspace.labelled.catalog, k, workspace.workers,
-            human_gains_for(queries, workspace.human_labels), progress, limit, drawn, elsewhere,
+            human_gains_for(queries, workspace.human_labels), progress, budget, drawn, elsewhere,
         )
+        if budget is not None:
+            state = budget_state(workspace.store, budget)
+            for engine in evaluation.engines:
+                engine.annotation.budget = state
         described = {**workspace.describe(), "run_id": run.run_id}
         report_dir = write_report(evaluation, described, Path(workspace.settings.reports_dir) / run.run_id)
         run.counts = {engine.name: engine.annotation.total_calls for engine in evaluation.engines}

@@ -12,7 +12,7 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from rae.annotate.run import one_line
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import open_budget
 from rae.config import ConfigError, EngineSpec
 from rae.datasets.records import Query
 from rae.errors import RaeError
@@ -104,11 +104,11 @@ def _scorers(workspace: Workspace, plan: StudyPlan, tuning: list[Query], heldout
     """The study's scorer and its held-out check: the configured judge, or a simulated one whose human-labelled
     queries are a random sample of the tuning part (the split is shuffled) and a stratified draw of the held-out part."""
     if plan.simulated_kappa is None:
-        # each call is expected to cost what the study's calls have cost on average so far
-        limit = SpendingLimit(plan.budget_usd, 0.0) if plan.budget_usd is not None else None
-        held = JudgeHeldout(heldout, JudgeScorer(workspace, heldout, plan.k, plan.metric, limit, progress),
+        # one ledger for the whole study, trials and held-out check: every call reserves its most possible cost there
+        budget = open_budget(workspace.store, workspace.paid_models(), plan.budget_usd) if plan.budget_usd is not None else None
+        held = JudgeHeldout(heldout, JudgeScorer(workspace, heldout, plan.k, plan.metric, budget, progress),
                             human_gains_for(heldout, workspace.human_labels), plan.k, plan.metric)
-        return JudgeScorer(workspace, tuning, plan.k, plan.metric, limit, progress), held, []
+        return JudgeScorer(workspace, tuning, plan.k, plan.metric, budget, progress), held, []
     humans = workspace.labelled.judgments
     judge = simulated_judge(humans, plan.simulated_kappa, plan.caps.seed)
     truth_gains = human_gains(humans)

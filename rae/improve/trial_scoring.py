@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rae.annotate.run import AnnotationRun
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import Budget
 from rae.datasets.records import Query
 from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.metrics import Gains, engine_metrics
@@ -68,9 +68,9 @@ def per_query(rankings: Rankings, gains: Gains, k: int, metric: str, queries: li
 class JudgeScorer:
     """The configured judge, through the store, within the study's budget."""
 
-    def __init__(self, workspace: Workspace, queries: list[Query], k: int, metric: str, limit: SpendingLimit | None, progress: bool):
+    def __init__(self, workspace: Workspace, queries: list[Query], k: int, metric: str, budget: Budget | None, progress: bool):
         self.workspace, self.queries, self.k, self.metric = workspace, queries, k, metric
-        self.limit, self.progress = limit, progress
+        self.budget, self.progress = budget, progress
         self.human_gains = human_gains_for(queries, workspace.human_labels)
 
     def new_pairs(self, rankings: Rankings) -> int:
@@ -80,7 +80,7 @@ class JudgeScorer:
 
     def score(self, rankings: Rankings) -> Scored:
         pairs = pairs_of(self.queries, rankings)
-        run = AnnotationRun(self.workspace.judging(), self.workspace.labelled.catalog, self.workspace.workers, self.progress, self.limit)
+        run = AnnotationRun(self.workspace.judging(), self.workspace.labelled.catalog, self.workspace.workers, self.progress, self.budget)
         summary = run.run(pairs)
         gains: Gains = {}
         for pair, outcome in run.outcomes.items():  # every pair's judgment, stored before or just now
@@ -88,7 +88,7 @@ class JudgeScorer:
                 gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
         result = scored(rankings, gains, self.human_gains, [], self.k, self.metric)
         return Scored(result.interval, result.basis, result.judge, result.human, summary.new_pairs_judged, summary.total.cost_usd,
-                      summary.stopped_at_budget is not None)
+                      summary.over_budget)
 
 
 class SimulatedScorer:

@@ -19,6 +19,7 @@ from rae.lm.limits import RateLimiter
 # DSPy's errors (from its own engines) and lm15's (from rae's engines), for the same four kinds of trouble.
 RETRYABLE = (LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError, lm15.RateLimitError, lm15.ServerError, lm15.TimeoutError,
              lm15.TransportError)
+TIMEOUTS = (LMTimeoutError, lm15.TimeoutError)  # a call that timed out may have been billed
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from typing import Any
 import openai
 from tqdm import tqdm
 
+from rae.annotate.call_gate import most_cost
 from rae.annotate.run import AnnotationRun, forget_failures
-from rae.annotate.spending import Spend, SpendingLimit
+from rae.annotate.spending import Budget, Spend
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, ModelPrice
 from rae.datasets.records import Pair
@@ -36,6 +37,8 @@ from rae.lm.factory import Capabilities, ModelHandle
 from rae.lm.pricing import call_cost, resolve_price, total_cost
 from rae.programs.refine import Refinement
 from rae.store.batches import open_batches
+from rae.store.budgets import reserve_each
+from rae.store.ledger import Reservation, Settlement
 from rae.store.schema import BatchRow
 from rae.workspace import Workspace
 
@@ -55,15 +58,15 @@ class Results:
 
 def run_in_batches(
     workspace: Workspace, pairs: list[Pair], run_id: str | None, to_file: Path | None = None, progress: bool = True,
-    retry_failed: bool = False, limit: SpendingLimit | None = None,
+    retry_failed: bool = False, budget: Budget | None = None,
 ) -> AnnotationSummary:
-    """Rounds of batches until nothing is left to ask (or, with ``to_file``, one round written to a file). With a
-    spending limit, a round sends only the requests whose expected cost at the batch price fits in what is left of it;
-    with ``retry_failed``, the stored answers that gave a failure are forgotten first, and asked again."""
+    """Rounds of batches until nothing is left to ask (or, with ``to_file``, one round written to a file). Under a
+    budget, each new request is reserved at submission at its most possible cost at the batch price, in order, and
+    only those the budget covers are sent; their reservations are settled when the batch's answers are stored. With
+    ``retry_failed``, the stored answers that gave a failure are forgotten first, and asked again."""
     _check(workspace)
     if retry_failed:
         forget_failures(workspace.judging(run_id), pairs, workspace.labelled.catalog)
-    budget = _at_batch_price(workspace, limit)
     spent = AnnotationSummary().spend
     held_back = 0
     for _ in range(ROUNDS):
@@ -72,24 +75,24 @@ def run_in_batches(
             break
         waiting = [row for row in open_batches(workspace.store, "api") if set(capture.bodies) & set(row.custom_ids)]
         asked = {key for row in waiting for key in row.custom_ids}
-        new, reserved = _within_budget({key: body for key, body in capture.bodies.items() if key not in asked}, budget)
-        held_back += len(capture.bodies) - len(set(capture.bodies) & asked) - len(new)
+        new = {key: body for key, body in capture.bodies.items() if key not in asked}
+        reserved = _reserved(workspace, capture, list(new), budget)
+        if budget is not None:
+            held_back += len(new) - len(reserved)
+            new = {key: new[key] for key in reserved}
         if to_file is not None:
-            write_requests(workspace, to_file, new, pairs, run_id, capture.stages)
+            write_requests(workspace, to_file, new, pairs, run_id, capture.stages, budget, reserved)
             break
         if new:
-            waiting.append(submit(workspace, new, pairs, run_id, capture.stages))
+            waiting.append(submit(workspace, new, pairs, run_id, capture.stages, budget, reserved))
         for row in waiting:
             stored = store_answers(workspace, row, follow(workspace, row, progress), run_id)
             spent = {stage: spent[stage] + stored.get(stage, Spend()) for stage in spent}
-            if budget is not None and row is waiting[-1] and new:
-                budget.settle(reserved, row.cost_usd, len(new))
         if held_back:
             break
     summary = _recorded(workspace, pairs, run_id)
     summary.spend = spent
-    if held_back and limit is not None:
-        summary.stopped_at_budget = limit.limit
+    summary.over_budget = held_back > 0
     return summary
 
 
@@ -100,34 +103,25 @@ def capture_round(workspace: Workspace, pairs: list[Pair]) -> BatchCapture:
     return capture
 
 
-def _at_batch_price(workspace: Workspace, limit: SpendingLimit | None) -> SpendingLimit | None:
-    """The spending limit with a call's expected cost at the batch price (the limit was set from the online one)."""
-    if limit is None:
-        return None
-    share = batch_share(workspace)
-    return SpendingLimit(limit.limit, limit.expected * share)
+def _reserved(workspace: Workspace, capture: BatchCapture, keys: list[str], budget: Budget | None) -> dict[str, float]:
+    """Each request's most possible cost at the batch price, reserved in order until the budget refuses one; what was
+    reserved, by key (nothing without a budget)."""
+    if budget is None or not keys:
+        return {}
+    price = batch_price(workspace)
+    wanted = {key: Reservation(budget.budget_id, most_cost(capture.requests[key], price, workspace.settings.model.max_tokens)) for key in keys}
+    held = reserve_each(workspace.store, wanted)
+    return {key: wanted[key].amount for key in held}
 
 
-def _within_budget(requests: dict[str, dict[str, Any]], budget: SpendingLimit | None) -> tuple[dict[str, dict[str, Any]], float]:
-    """The requests whose expected cost fits in the budget (in order), and what they reserved of it."""
-    if budget is None:
-        return requests, 0.0
-    kept, reserved = {}, 0.0
-    for key, body in requests.items():
-        amount = budget.reserve()
-        if amount is None:
-            break
-        kept[key], reserved = body, reserved + amount
-    return kept, reserved
-
-
-def submit(workspace: Workspace, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None, stages: dict[str, str]) -> BatchRow:
+def submit(workspace: Workspace, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None, stages: dict[str, str],
+           budget: Budget | None = None, reserved: dict[str, float] | None = None) -> BatchRow:
     client = _client(workspace)
     uploaded = client.files.create(file=("rae-requests.jsonl", _jsonl(requests)), purpose="batch")
     batch = client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT, completion_window="24h")
     row = BatchRow(batch_id=batch.id, provider="api", model=workspace.settings.model.name, status=batch.status, requests=len(requests),
                    custom_ids=list(requests), stages={k: stages.get(k, "") for k in requests}, work=_work(pairs), input_file_id=uploaded.id,
-                   run_id=run_id)
+                   run_id=run_id, budget_id=budget.budget_id if budget is not None else None, reserved=reserved or None)
     workspace.store.replace(row)
     return row
 
@@ -151,8 +145,9 @@ def follow(workspace: Workspace, row: BatchRow, progress: bool = True, sleep: Ca
 
 
 def store_answers(workspace: Workspace, row: BatchRow, results: Results, run_id: str | None) -> dict[str, Spend]:
-    """Store a batch's answers under the keys of the requests that asked for them (at the batch price), mark the batch
-    stored once it has ended, and say what its answers cost by stage."""
+    """Store a batch's answers under the keys of the requests that asked for them (at the batch price), settle their
+    reservations (a request the batch failed or let expire was not billed), mark the batch stored once it has ended, and
+    say what its answers cost by stage."""
     price = batch_price(workspace)
     mine = set(row.custom_ids)
     answers, spent = [], {}
@@ -161,24 +156,35 @@ def store_answers(workspace: Workspace, row: BatchRow, results: Results, run_id:
             continue
         stage = (row.stages or {}).get(key, "")
         cost = call_cost(price, answer["input_tokens"], answer["output_tokens"])
-        answers.append({"fingerprint": key, "model_id": workspace.model.identity, "stage": stage, "request": None, "text": answer["text"],
+        answers.append({"fingerprint": key, "model_id": batch_model(workspace).identity, "stage": stage, "request": None, "text": answer["text"],
                         "finish_reason": "stop", "input_tokens": answer["input_tokens"], "output_tokens": answer["output_tokens"],
                         "cost_usd": cost, "latency_s": None, "retries": 0, "probabilities": None, "run_id": run_id, "created_at": datetime.now(UTC)})
         spend_stage = STAGE_OF_SPEND.get(stage, "judgment")
         spent[spend_stage] = spent.get(spend_stage, Spend()) + Spend(1, answer["input_tokens"] or 0, answer["output_tokens"] or 0, cost)
-    workspace.store.put_answers(answers)
-    row.cost_usd = total_cost(a["cost_usd"] for a in answers)
     row.stored = row.status in TERMINAL or row.provider == "file"
+    workspace.store.put_answers(answers, settlements=_settlements(row, {a["fingerprint"]: a["cost_usd"] for a in answers}))
+    row.cost_usd = total_cost(a["cost_usd"] for a in answers)
+    if row.stored:
+        row.reserved = None
     workspace.store.replace(row)
     return spent
 
 
+def _settlements(row: BatchRow, costs: dict[str, float | None]) -> list[Settlement]:
+    """Settle the reservation of each answered request with its cost, and, once the batch has ended, of each request
+    left unanswered with nothing."""
+    if not row.budget_id or not row.reserved:
+        return []
+    done = [key for key in row.reserved if key in costs or row.stored]
+    return [Settlement(row.budget_id, row.reserved[key], costs.get(key, 0.0)) for key in done]
+
+
 def write_requests(workspace: Workspace, path: Path, requests: dict[str, dict[str, Any]], pairs: list[Pair], run_id: str | None,
-                   stages: dict[str, str]) -> BatchRow:
+                   stages: dict[str, str], budget: Budget | None = None, reserved: dict[str, float] | None = None) -> BatchRow:
     path.write_bytes(_jsonl(requests))
     row = BatchRow(batch_id=f"file:{path.name}:{uuid.uuid4().hex[:8]}", provider="file", model=workspace.settings.model.name, status="written",
                    requests=len(requests), custom_ids=list(requests), stages={k: stages.get(k, "") for k in requests}, work=_work(pairs),
-                   run_id=run_id)
+                   run_id=run_id, budget_id=budget.budget_id if budget is not None else None, reserved=reserved or None)
     workspace.store.replace(row)
     return row
 
@@ -241,8 +247,7 @@ def batch_price(workspace: Workspace) -> ModelPrice | None:
 def _run(workspace: Workspace, pairs: list[Pair], capture: BatchCapture, run_id: str | None) -> AnnotationSummary:
     """The program over the pairs, one attempt a step (a batch has no second one), deferring what is not stored."""
     program = workspace.annotator.with_refinement(Refinement(1, workspace.settings.refine_temperature))
-    model = ModelHandle(workspace.settings.model, batch_price(workspace))  # the same identity (and keys), the batch's price
-    judging = workspace.judging(run_id, annotator=program, model=model, sender=capture)
+    judging = workspace.judging(run_id, annotator=program, model=capture.model, sender=capture)
     return AnnotationRun(judging, workspace.labelled.catalog, workspace.workers, progress=False).run(pairs)
 
 
@@ -252,8 +257,14 @@ def _recorded(workspace: Workspace, pairs: list[Pair], run_id: str | None) -> An
 
 
 def _capture(workspace: Workspace) -> BatchCapture:
+    """A capture that renders requests as the online engine would, and notes them as the batch sends them: the keys are
+    the batch model's (its body), at the batch price."""
     online = Capabilities(workspace.model)
-    return BatchCapture(_served_name(workspace), _structured_output(workspace), online.supports_response_schema, online.supported_params)
+    return BatchCapture(batch_model(workspace), online.supports_response_schema, online.supported_params)
+
+
+def batch_model(workspace: Workspace) -> ModelHandle:
+    return ModelHandle(workspace.settings.model, batch_price(workspace), batch=True)
 
 
 def _work(pairs: list[Pair]) -> list[list[str]]:
@@ -269,15 +280,6 @@ def _client(workspace: Workspace) -> openai.OpenAI:
     spec = workspace.settings.model
     key = workspace.model.api_key() or "no-key-needed"
     return openai.OpenAI(base_url=spec.api_base, api_key=key, max_retries=spec.num_retries, timeout=spec.timeout_s)
-
-
-def _served_name(workspace: Workspace) -> str:
-    return workspace.settings.model.name.split("/", 1)[-1]
-
-
-def _structured_output(workspace: Workspace) -> str:
-    spec = workspace.settings.model
-    return spec.structured_output if spec.api_base else "json_schema"  # OpenAI's own API takes a JSON schema
 
 
 def _check(workspace: Workspace) -> None:

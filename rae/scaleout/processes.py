@@ -3,8 +3,8 @@
 The pairs are split by query (``shards.shards_by_query``); each process builds its own workspace from the settings,
 runs its own workers against the same store, and tells the parent of every pair it finishes, so the parent shows
 one progress bar and one closing line with the totals. The store's claims keep the processes from paying twice for a
-key. A budget is split evenly between the processes, so together they cannot pass it. An embedded model gets its
-share of the cores in each process.
+key. The run's budget is one ledger in the store that every process reserves its calls against. An embedded model
+gets its share of the cores in each process.
 """
 
 import multiprocessing
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from rae.annotate.run import AnnotationAborted, AnnotationRun
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import Budget
 from rae.annotate.summary import AnnotationSummary
 from rae.config import Settings
 from rae.datasets.records import Pair
@@ -33,16 +33,15 @@ class ShardJob:
     pairs: list[Pair]
     run_id: str | None
     retry_failed: bool
-    budget: tuple[float, float] | None  # (limit, expected cost of a call) of this process's share
+    budget: Budget | None  # the run's ledger, shared by every process and task
 
 
 def run_in_processes(
     settings: Settings, pairs: list[Pair], processes: int, run_id: str | None = None, retry_failed: bool = False,
-    limit: SpendingLimit | None = None, progress: bool = True,
+    budget: Budget | None = None, progress: bool = True,
 ) -> AnnotationSummary:
     shards = shards_by_query(list(dict.fromkeys(pairs)), processes)
     per_process = per_process_settings(settings, len(shards))
-    budget = shard_budget(limit, len(shards))
     context = multiprocessing.get_context("spawn")  # a fork would copy the parent's threads and open connections
     summary = AnnotationSummary()
     with context.Manager() as manager, ProcessPoolExecutor(len(shards), mp_context=context) as pool:
@@ -55,14 +54,7 @@ def run_in_processes(
             if isinstance(outcome, str):
                 raise AnnotationAborted(outcome)
             summary = summary + outcome
-    if limit is not None and summary.stopped_at_budget is not None:
-        summary.stopped_at_budget = limit.limit  # the whole budget, not one process's share
     return summary
-
-
-def shard_budget(limit: SpendingLimit | None, shards: int) -> tuple[float, float] | None:
-    """Each shard's share of a spending limit: (limit, expected cost of a call), or None without a limit."""
-    return (limit.limit / max(1, shards), limit.expected) if limit is not None else None
 
 
 def per_process_settings(settings: Settings, processes: int) -> str:
@@ -77,8 +69,7 @@ def annotate_shard(job: ShardJob, done: "queue.Queue[int]") -> AnnotationSummary
     """In a child process: one shard through this process's own workspace. An error is returned as its line."""
     try:
         workspace = Workspace(Settings.model_validate_json(job.settings))
-        limit = SpendingLimit(*job.budget) if job.budget is not None else None
-        run = AnnotationRun(workspace.judging(job.run_id), workspace.labelled.catalog, workspace.workers, progress=False, limit=limit,
+        run = AnnotationRun(workspace.judging(job.run_id), workspace.labelled.catalog, workspace.workers, progress=False, budget=job.budget,
                             on_pair=lambda: done.put(1), retry_failed=job.retry_failed)
         return run.run(job.pairs)
     except RaeError as exc:

@@ -4,9 +4,10 @@
 one-node Ray here. Each task builds its own workspace from the settings (relative paths made absolute first, since a
 task does not run in the caller's directory) and writes to the one store every node shares: a PostgreSQL server, or
 a SQLite file only when every node of the cluster is this machine (a SQLite file cannot be shared across hosts, and
-rae refuses it with one line rather than let nodes write to copies). A budget is split evenly between the tasks. A task whose node dies is run again by Ray on
-another node (``max_retries``); what the lost node had stored is read back from the store, and only its calls in
-flight are paid twice. rae must be installed on every node (the same version), with the model's key in the nodes'
+rae refuses it with one line rather than let nodes write to copies). Every task reserves its calls against the run's
+one budget, a ledger in that store. A task whose node dies is run again by Ray on another node (``max_retries``); what
+the lost node had stored is read back from the store, only its calls in flight are paid twice, and their reservations
+stay counted as spent, so the budget holds across the loss. rae must be installed on every node (the same version), with the model's key in the nodes'
 environment if it needs one.
 """
 
@@ -19,11 +20,11 @@ from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
 from rae.annotate.run import AnnotationAborted
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import Budget
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, Settings
 from rae.datasets.records import Pair
-from rae.scaleout.processes import ShardJob, annotate_shard, shard_budget
+from rae.scaleout.processes import ShardJob, annotate_shard
 from rae.scaleout.shards import shards_by_query
 from rae.workspace import Workspace
 
@@ -33,7 +34,7 @@ SHARDS_PER_CPU = 2
 
 def run_on_ray(
     workspace: Workspace, pairs: list[Pair], address: str, run_id: str | None = None, retry_failed: bool = False,
-    limit: SpendingLimit | None = None, progress: bool = True,
+    budget: Budget | None = None, progress: bool = True,
 ) -> AnnotationSummary:
     ray = _ray()
     if not ray.is_initialized():
@@ -44,7 +45,6 @@ def run_on_ray(
     shards = shards_by_query(list(dict.fromkeys(pairs)), cpus * SHARDS_PER_CPU)
     settings = portable(workspace.settings).model_dump_json()
     task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_run_shard)
-    budget = shard_budget(limit, len(shards))
     pending = {task.remote(ShardJob(settings, shard, run_id, retry_failed, budget)): len(shard) for shard in shards}
     summary = AnnotationSummary()
     with tqdm(total=sum(pending.values()), desc="judgments", unit="judgment", disable=not progress, leave=False) as bar:
@@ -56,8 +56,6 @@ def run_on_ray(
                 if isinstance(outcome, str):
                     raise AnnotationAborted(outcome)
                 summary = summary + outcome
-    if limit is not None and summary.stopped_at_budget is not None:
-        summary.stopped_at_budget = limit.limit
     return summary
 
 

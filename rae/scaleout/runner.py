@@ -1,15 +1,14 @@
 """Where an annotation runs: in this process (threads), in several processes, on a Ray cluster, or as batches.
 
-Every placement keeps the user's limits: a spending limit (``--budget``) and ``--retry-failed`` reach each of them.
-A budget is split evenly between processes and between Ray tasks (together they cannot pass it), and a batch sends
-only the requests whose expected cost, at the batch price, fits in what is left of it."""
+Every placement keeps the user's limits: ``--retry-failed`` reaches each, and so does the budget, which is one ledger
+in the store (``rae.annotate.spending``): every process and Ray task reserves each call against it, and a batch
+reserves each request when it is submitted, at the batch price."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from rae.annotate.cost_estimate import spending_limit
 from rae.annotate.run import AnnotationRun
-from rae.annotate.spending import SpendingLimit
+from rae.annotate.spending import Budget, budget_state, open_budget
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.records import Pair
 from rae.scaleout.batch import run_in_batches
@@ -31,15 +30,16 @@ class Placement:
 
 def annotate_pairs(
     workspace: Workspace, pairs: list[Pair], placement: Placement, run_id: str | None = None, retry_failed: bool = False,
-    limit: SpendingLimit | None = None, progress: bool = True,
+    budget: Budget | None = None, progress: bool = True,
 ) -> AnnotationSummary:
     if placement.batch or placement.batch_file is not None:
-        return run_in_batches(workspace, pairs, run_id, placement.batch_file, progress, retry_failed, limit)
+        return run_in_batches(workspace, pairs, run_id, placement.batch_file, progress, retry_failed, budget)
     if placement.ray is not None:
-        return run_on_ray(workspace, pairs, placement.ray, run_id, retry_failed, limit, progress)
+        return run_on_ray(workspace, pairs, placement.ray, run_id, retry_failed, budget, progress)
     if placement.processes > 1:
-        return run_in_processes(workspace.settings, pairs, placement.processes, run_id, retry_failed, limit, progress)
-    return AnnotationRun(workspace.judging(run_id), workspace.labelled.catalog, workspace.workers, progress, limit, retry_failed=retry_failed).run(pairs)
+        return run_in_processes(workspace.settings, pairs, placement.processes, run_id, retry_failed, budget, progress)
+    run = AnnotationRun(workspace.judging(run_id), workspace.labelled.catalog, workspace.workers, progress, budget, retry_failed=retry_failed)
+    return run.run(pairs)
 
 
 def annotate_recorded(
@@ -48,8 +48,10 @@ def annotate_recorded(
 ) -> tuple[str, AnnotationSummary]:
     """``rae annotate``: the pairs judged where the placement says, within the budget, recorded in the store as a run.
     The command line and the Python API both run this. The run's id, and what it did."""
-    limit = spending_limit(workspace.judging(), pairs, workspace.labelled.catalog, budget) if budget is not None else None
+    ledger = open_budget(workspace.store, workspace.paid_models(), budget) if budget is not None else None
     with workspace.store.recorded_run("annotate", workspace.settings.model_dump()) as run:
-        summary = annotate_pairs(workspace, pairs, placement, run.run_id, retry_failed, limit, progress)
+        summary = annotate_pairs(workspace, pairs, placement, run.run_id, retry_failed, ledger, progress)
+        if ledger is not None:
+            summary.budget = budget_state(workspace.store, ledger)
         run.counts = summary.as_dict()
     return run.run_id, summary

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from rae.store.ledger import Reservation, Settlement
 from rae.store.schema import Base, LMCallRow
 from rae.store.store import Claim, Exchange, Store
 
@@ -28,6 +29,7 @@ class _Request:
     payload: Any
     owner: str | None = None
     lease_s: float = 0.0
+    ledger: Reservation | Settlement | None = None  # a claim's reservation, an answer's or a release's settlement
     future: Future = field(default_factory=Future)
 
 
@@ -42,14 +44,14 @@ class Gateway:
         """The key's stored answer, or None (nothing claimed: a lookup-only run)."""
         return await asyncio.wrap_future(self._submit(_Request("read", key)))
 
-    async def read_or_claim(self, key: str, owner: str, lease_s: float) -> Claim:
-        return await asyncio.wrap_future(self._submit(_Request("claim", key, owner, lease_s)))
+    async def read_or_claim(self, key: str, owner: str, lease_s: float, reservation: Reservation | None = None) -> Claim:
+        return await asyncio.wrap_future(self._submit(_Request("claim", key, owner, lease_s, reservation)))
 
-    async def put_answer(self, row: dict[str, Any], owner: str | None) -> None:
-        await asyncio.wrap_future(self._submit(_Request("answer", row, owner)))
+    async def put_answer(self, row: dict[str, Any], owner: str | None, settlement: Settlement | None = None) -> None:
+        await asyncio.wrap_future(self._submit(_Request("answer", row, owner, ledger=settlement)))
 
-    async def release(self, key: str, owner: str) -> None:
-        await asyncio.wrap_future(self._submit(_Request("release", key, owner)))
+    async def release(self, key: str, owner: str, settlement: Settlement | None = None) -> None:
+        await asyncio.wrap_future(self._submit(_Request("release", key, owner, ledger=settlement)))
 
     def record(self, row: Base) -> Future:
         """Store a record (a judgment's, a query's) in place of any under its key; the caller need not wait."""
@@ -109,10 +111,10 @@ class Gateway:
     def _exchange(self, by_kind: dict[str, list[_Request]]) -> bool:
         """The whole group in one transaction; False (nothing answered) if it failed."""
         exchange = Exchange(
-            answers=[(r.owner, r.payload) for r in by_kind.get("answer", [])],
-            releases=[(r.owner, r.payload) for r in by_kind.get("release", [])],
+            answers=[(r.owner, r.payload, r.ledger) for r in by_kind.get("answer", [])],
+            releases=[(r.owner, r.payload, r.ledger) for r in by_kind.get("release", [])],
             records=[r.payload for r in by_kind.get("record", [])],
-            claims=[(r.owner, r.payload, r.lease_s) for r in by_kind.get("claim", [])],
+            claims=[(r.owner, r.payload, r.lease_s, r.ledger) for r in by_kind.get("claim", [])],
             reads=[r.payload for r in by_kind.get("read", [])],
         )
         try:
@@ -146,13 +148,13 @@ class Gateway:
         for request in requests:
             by_owner.setdefault(request.owner, []).append(request)
         for owner, own in by_owner.items():
-            self.store.put_answers([r.payload for r in own], owner)
+            self.store.put_answers([r.payload for r in own], owner, [r.ledger for r in own if r.ledger is not None])
             for request in own:
                 request.future.set_result(None)
 
     def _releases(self, requests: list[_Request]) -> None:
         for request in requests:
-            self.store.release([request.payload], request.owner)
+            self.store.release([request.payload], request.owner, [request.ledger] if request.ledger is not None else [])
             request.future.set_result(None)
 
     def _records(self, requests: list[_Request]) -> None:
@@ -174,6 +176,7 @@ class Gateway:
         for request in requests:
             by_owner.setdefault((request.owner, request.lease_s), []).append(request)
         for (owner, lease_s), own in by_owner.items():
-            claims = self.store.read_or_claim(list(dict.fromkeys(r.payload for r in own)), owner, lease_s)
+            reservations = {r.payload: r.ledger for r in own if r.ledger is not None}
+            claims = self.store.read_or_claim(list(dict.fromkeys(r.payload for r in own)), owner, lease_s, reservations)
             for request in own:
                 request.future.set_result(claims[request.payload])

@@ -149,6 +149,23 @@ class ClaimRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class BudgetRow(Base):
+    """A spending limit and its ledger, shared by every process and node of one run (``--budget``). Before a call is
+    sent, the most it can cost is reserved here, in the transaction that claims its key, and only if spent plus reserved
+    stays within the limit; when the answer is stored the reservation is settled with what the call cost. A
+    reservation of a process that died is never settled: it stays counted, so the limit holds whatever happens."""
+
+    __tablename__ = "budgets"
+
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    limit_usd: Mapped[float] = mapped_column(Float)
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    calls: Mapped[int] = mapped_column(Integer, default=0)  # calls settled
+    refused: Mapped[int] = mapped_column(Integer, default=0)  # calls the limit could not cover, not sent
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class ErrorCauseRow(LMCall, Base):
     """Why the judge disagreed with a human on one pair, as the error analyst named it."""
 
@@ -241,7 +258,9 @@ class BatchRow(Base):
 
     The requests are keyed by the store keys of the steps that make them (``custom_ids``), so a killed run finds the
     batch again and polls it instead of submitting twice, and its results are stored under the keys an online call
-    would use. ``work`` is the pairs the command asked for, so ``rae batches import`` can store a file's results."""
+    would use. ``work`` is the pairs the command asked for, so ``rae batches import`` can store a file's results. A
+    batch sent under a budget holds each request's reservation (``budget_id``, ``reserved``: key -> amount) until its
+    answers are stored, so a resumed batch settles what a killed run reserved."""
 
     __tablename__ = "batches"
 
@@ -263,6 +282,8 @@ class BatchRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    budget_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    reserved: Mapped[dict | None] = mapped_column(JSON, default=None)  # key -> the amount reserved for it
 
 
 # The tables in which an older rae (store schema 1) kept each step's answer, keyed on (stage, program hash, model,

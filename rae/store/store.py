@@ -25,33 +25,37 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rae.store.database import StoreError, create_schema, open_engine, safe_url
+from rae.store.ledger import Reservation, Settlement, reserve, settle
 from rae.store.schema import LEGACY_TABLES, Base, ClaimRow, LMCallRow, MetaRow, RunRow
 
 Row = TypeVar("Row")
 LOOKUP_CHUNK = 500
 ON_CONFLICT_DIALECTS = ("sqlite", "postgresql")  # an insert that skips a stored key, without an error
 HOST = socket.gethostname()
-SCHEMA_VERSION = "2"  # answers keyed on their requests (lm_calls)
+SCHEMA_VERSION = "3"  # answers keyed on what their sender sends (lm_calls); 2: on the model's identity and DSPy's request
 
 
 @dataclass(frozen=True)
 class Claim:
     """The answer to a claim on a key: whether the claimant now holds it, and the key's stored answer as of then (a
-    stored answer is returned unclaimed)."""
+    stored answer is returned unclaimed); ``refused``: the key was free, but its call's reservation did not fit in the
+    budget, so it is not held and must not be paid."""
 
     held: bool
     row: Any = None
+    refused: bool = False
 
 
 @dataclass
 class Exchange:
-    """What a group of calls in flight asks of the store (``Store.exchange``): answers with the owner of their claims,
-    claims to let go (owner, key), records to replace, keys to claim (owner, key, lease) and keys only to read."""
+    """What a group of calls in flight asks of the store (``Store.exchange``): answers with the owner of their claims
+    and the settlement of their reservations, claims to let go (owner, key, settlement), records to replace, keys to
+    claim (owner, key, lease, the reservation its call needs) and keys only to read."""
 
-    answers: list[tuple[str | None, dict[str, Any]]] = field(default_factory=list)
-    releases: list[tuple[str, str]] = field(default_factory=list)
+    answers: list[tuple[str | None, dict[str, Any], Settlement | None]] = field(default_factory=list)
+    releases: list[tuple[str, str, Settlement | None]] = field(default_factory=list)
     records: list[Base] = field(default_factory=list)
-    claims: list[tuple[str, str, float]] = field(default_factory=list)
+    claims: list[tuple[str, str, float, Reservation | None]] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)
 
 
@@ -101,46 +105,57 @@ class Store:
         with self.engine.connect() as connection:
             return _rows_of(connection, table, wanted)
 
-    def read_or_claim(self, fingerprints: list[str], owner: str, lease_s: float) -> dict[str, Claim]:
+    def read_or_claim(self, fingerprints: list[str], owner: str, lease_s: float, reservations: dict[str, Reservation] | None = None) -> dict[str, Claim]:
         """For each key: its stored answer (unclaimed), or a claim for ``owner`` before paying for it, in one
         transaction. Held if ``owner`` now holds it: nobody held it, or the holder's lease ran out, or the holder is a
         process on this host that no longer exists (a killed run). A claim held by another owner, in this process or
         another, is respected until then. Each key claimed is read again after the claim: an answer the previous holder
-        stored just before it let go is served, and the new claim let go."""
+        stored just before it let go is served, and the new claim let go. A key held with a reservation (its call's
+        most possible cost) keeps its claim only if the budget takes the reservation; else it is let go, refused."""
         with self.engine.begin() as connection:
-            return self._read_or_claim(connection, fingerprints, owner, lease_s)
+            return self._read_or_claim(connection, fingerprints, owner, lease_s, reservations or {})
 
-    def put_answers(self, rows: list[dict[str, Any]], owner: str | None = None) -> None:
-        """Store answers (``lm_calls`` rows as dicts) unless their keys are stored already, and let go of ``owner``'s
-        claims on them, in one transaction."""
-        if not rows:
+    def put_answers(self, rows: list[dict[str, Any]], owner: str | None = None, settlements: list[Settlement] | None = None) -> None:
+        """Store answers (``lm_calls`` rows as dicts) unless their keys are stored already, let go of ``owner``'s
+        claims on them and settle their reservations, in one transaction."""
+        if not rows and not settlements:
             return
         with self.engine.begin() as connection:
             self._put_answers(connection, rows, owner)
+            for settlement in settlements or []:
+                settle(connection, settlement)
 
     def exchange(self, exchange: "Exchange") -> "Exchanged":
         """Everything a group of calls in flight asks of the store at once, in one transaction: their answers stored
-        (each owner's claims let go), claims let go, records replaced, keys claimed and keys read, in that order (a
-        claim then finds an answer stored in the same group). One transaction, not one per kind: on SQLite each commit
-        is a write of the log, and a thread that runs them gives up the interpreter lock around each statement."""
+        (each owner's claims let go, their reservations settled), claims let go, records replaced, keys claimed (with
+        their reservations) and keys read, in that order (a claim then finds an answer stored in the same group). One
+        transaction, not one per kind: on SQLite each commit is a write of the log, and a thread that runs them gives up
+        the interpreter lock around each statement."""
         claims: dict[tuple[str, str], Claim] = {}
         with self.engine.begin() as connection:
-            for owner, rows in _grouped(exchange.answers).items():
+            for owner, rows in _grouped((owner, row) for owner, row, _ in exchange.answers).items():
                 self._put_answers(connection, rows, owner)
-            for owner, keys in _grouped(exchange.releases).items():
+            for owner, keys in _grouped((owner, key) for owner, key, _ in exchange.releases).items():
                 connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(keys), ClaimRow.owner == owner))
+            for settlement in [s for *_, s in exchange.answers + exchange.releases if s is not None]:
+                settle(connection, settlement)
             for table, rows in _grouped((row.__table__, _values(row)) for row in exchange.records).items():
                 connection.execute(_replacing(self.dialect, table), rows)
-            for (owner, lease_s), keys in _grouped(((o, lease), k) for o, k, lease in exchange.claims).items():
-                for key, claim in self._read_or_claim(connection, list(dict.fromkeys(keys)), owner, lease_s).items():
+            for (owner, lease_s), wanted in _grouped(((o, lease), (k, r)) for o, k, lease, r in exchange.claims).items():
+                reservations = {key: r for key, r in wanted if r is not None}
+                keys = list(dict.fromkeys(key for key, _ in wanted))
+                for key, claim in self._read_or_claim(connection, keys, owner, lease_s, reservations).items():
                     claims[(owner, key)] = claim
             read = _rows_of(connection, LMCallRow, list(dict.fromkeys(exchange.reads))) if exchange.reads else {}
         return Exchanged(claims, read)
 
-    def release(self, fingerprints: list[str], owner: str) -> None:
-        if fingerprints:
+    def release(self, fingerprints: list[str], owner: str, settlements: list[Settlement] | None = None) -> None:
+        """Let go of ``owner``'s claims (a call that failed), settling their reservations, in one transaction."""
+        if fingerprints or settlements:
             with self.engine.begin() as connection:
                 connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(fingerprints), ClaimRow.owner == owner))
+                for settlement in settlements or []:
+                    settle(connection, settlement)
 
     def forget_answers(self, fingerprints: list[str]) -> int:
         """Delete stored answers (``--retry-failed``: answers that gave a failure, to be asked again). How many went."""
@@ -185,8 +200,9 @@ class Store:
         return self.meta("schema_version") == SCHEMA_VERSION
 
     def _mark_schema(self) -> None:
-        """A new store is schema 2 at once; a store an older rae wrote is marked with when its old rows end (rows made
-        after are this rae's records), until ``rae store migrate`` carries them over."""
+        """A new store is this schema at once; a store of schema 2 stays marked so until ``rae store migrate`` keys its
+        answers again; a store an older rae wrote is marked with when its old rows end (rows made after are this rae's
+        records), until ``rae store migrate`` carries them over."""
         if self.meta("schema_version") is not None or self.meta("legacy_until") is not None:
             return
         with self.engine.connect() as connection:
@@ -239,7 +255,8 @@ class Store:
         with self.session() as session:
             return session.get(RunRow, run_id)
 
-    def _read_or_claim(self, connection: Connection, fingerprints: list[str], owner: str, lease_s: float) -> dict[str, Claim]:
+    def _read_or_claim(self, connection: Connection, fingerprints: list[str], owner: str, lease_s: float,
+                       reservations: dict[str, Reservation]) -> dict[str, Claim]:
         stored = _rows_of(connection, LMCallRow, fingerprints)
         claims = {key: Claim(False, row) for key, row in stored.items()}
         now = datetime.now(UTC)
@@ -249,9 +266,12 @@ class Store:
             claims.update({key: Claim(held) for key, held in self._take_claims(connection, missing, owner, now, until).items()})
         held = [key for key, claim in claims.items() if claim.held]
         late = _rows_of(connection, LMCallRow, held) if held else {}
-        if late:
-            connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(list(late)), ClaimRow.owner == owner))
+        refused = [key for key in held if key not in late and key in reservations and not reserve(connection, reservations[key])]
+        let_go = list(late) + refused
+        if let_go:
+            connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(let_go), ClaimRow.owner == owner))
             claims.update({key: Claim(False, row) for key, row in late.items()})
+            claims.update({key: Claim(False, refused=True) for key in refused})
         return claims
 
     def _put_answers(self, connection: Connection, rows: list[dict[str, Any]], owner: str | None) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from rae.annotate.cost_estimate import spending_limit
 from rae.annotate.run import AnnotationRun
+from rae.annotate.spending import budget_state, open_budget
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError
 from rae.datasets.records import Pair, Rating
@@ -35,16 +35,17 @@ def annotate_panel(
     judges: dict[str, Workspace], pairs: list[Pair], retry_failed: bool = False, budget_usd: float | None = None, progress: bool = True
 ) -> dict[str, AnnotationSummary]:
     """Each judge judges every pair through the store (its own keys: its model is part of them), one judge after the
-    other. A budget covers the whole panel: each judge may spend what the judges before it left."""
+    other. A budget covers the whole panel: one ledger every judge's calls reserve against."""
+    first = next(iter(judges.values()))
+    models = [model for workspace in judges.values() for model in workspace.paid_models()]
+    budget = open_budget(first.store, models, budget_usd) if budget_usd is not None else None
     summaries: dict[str, AnnotationSummary] = {}
-    spent = 0.0
     for name, workspace in judges.items():
-        catalog = workspace.labelled.catalog
-        limit = spending_limit(workspace.judging(), pairs, catalog, budget_usd - spent) if budget_usd is not None else None
-        summaries[name] = AnnotationRun(workspace.judging(), catalog, workspace.workers, progress, limit, retry_failed=retry_failed).run(pairs)
-        spent += summaries[name].total.cost_usd or 0.0
-        if summaries[name].stopped_at_budget is not None:
-            summaries[name].stopped_at_budget = budget_usd
+        run = AnnotationRun(workspace.judging(), workspace.labelled.catalog, workspace.workers, progress, budget, retry_failed=retry_failed)
+        summaries[name] = run.run(pairs)
+    if budget is not None:
+        for summary in summaries.values():
+            summary.budget = budget_state(first.store, budget)
     return summaries
 
 

@@ -1,0 +1,55 @@
+"""The spending ledger of a run (``budgets``): a reservation before a call, its settlement after.
+
+Every statement is one conditional ``UPDATE`` of the budget's row, atomic on SQLite (one writer at a time) and on
+PostgreSQL (the row is locked and the condition evaluated again under the lock), so processes and nodes sharing the
+store share one limit. These run inside the transaction that claims a key or stores its answer (``Store.exchange``):
+a reservation costs no round trip of its own.
+"""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, update
+
+from rae.store.schema import BudgetRow
+
+SLACK_USD = 1e-12  # float sums: a reservation that fits exactly is not refused by a rounding error
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The most a call can cost, to be held against a budget before it is sent."""
+
+    budget_id: str
+    amount: float
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A reservation given back and what the call really cost (None: unknown, so the reservation counts as spent)."""
+
+    budget_id: str
+    reserved: float
+    cost: float | None
+
+
+def reserve(connection: Connection, reservation: Reservation) -> bool:
+    """Hold the amount if spent plus reserved stays within the limit; count a refusal otherwise."""
+    table = BudgetRow.__table__
+    held = connection.execute(
+        update(table)
+        .where(table.c.budget_id == reservation.budget_id,
+               table.c.spent_usd + table.c.reserved_usd + reservation.amount <= table.c.limit_usd + SLACK_USD)
+        .values(reserved_usd=table.c.reserved_usd + reservation.amount)
+    ).rowcount == 1
+    if not held:
+        connection.execute(update(table).where(table.c.budget_id == reservation.budget_id).values(refused=table.c.refused + 1))
+    return held
+
+
+def settle(connection: Connection, settlement: Settlement) -> None:
+    table = BudgetRow.__table__
+    cost = settlement.reserved if settlement.cost is None else settlement.cost
+    connection.execute(
+        update(table).where(table.c.budget_id == settlement.budget_id).values(
+            reserved_usd=table.c.reserved_usd - settlement.reserved, spent_usd=table.c.spent_usd + cost, calls=table.c.calls + 1)
+    )

@@ -4,6 +4,7 @@ requests that made them (``rae store migrate``), and served without a new call; 
 import json
 from datetime import UTC, datetime, timedelta
 
+from dspy.lm15 import Config, Message, Request, TextPart
 from typer.testing import CliRunner
 
 from bench.fake_server import FakeServer
@@ -15,7 +16,7 @@ from rae.programs.annotator import Annotator
 from rae.programs.guidelines import Guidelines
 from rae.programs.legacy_keys import legacy_program_hash
 from rae.programs.product_text import product_text
-from rae.store.keys import key_for
+from rae.store.keys import canonical_request, key_for
 from rae.store.schema import GuidelinesRow, JudgmentRow, MetaRow, RequirementsRow
 from rae.store.store import Store
 
@@ -42,7 +43,7 @@ def old_store(tmp_path, url: str, attempts_of_the_last: int = 1) -> tuple[Store,
     guidelines = {"highly_relevant": f"a {query}", "acceptable_substitute": f"close to a {query}", "irrelevant": f"not a {query}"}
 
     def keyed(row, stage: str, module, content: dict, answer: dict, attempts: int = 1):
-        key = key_for(stage, legacy_program_hash(module), model.identity, content)
+        key = key_for(stage, legacy_program_hash(module), model.identity_before_senders, content)  # as an older rae named the model
         row.fingerprint, row.program_hash, row.model_id, row.input_hash = key.fingerprint, key.program_hash, key.model_id, key.input_hash
         row.status, row.raw_output, row.attempts, row.input_tokens, row.output_tokens = "ok", json.dumps(answer), attempts, 100, 10
         row.cost_usd, row.created_at = 0.002, PAST
@@ -87,3 +88,51 @@ def test_old_answers_are_keyed_again_and_served_without_a_call(tmp_path):
 def test_a_new_store_needs_no_migration(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'new.db'}")
     assert store.migrated
+
+
+def test_answers_of_schema_2_are_keyed_again_on_what_their_sender_sends_and_served_without_a_call(tmp_path):
+    """Schema 2 keyed an answer on the model's identity and DSPy's request; schema 3 on the body a server is sent.
+    A run judges three pairs; its answers are then rewritten as schema 2 left them (old identity, canonical request,
+    old key, the store marked schema 2); after ``rae store migrate`` the same run makes no call."""
+    with FakeServer() as server:
+        config = project(tmp_path, server.url)
+        listed = tmp_path / "pairs.csv"
+        pairs = esci_us().pairs("dev", queries=1, per_query=3)
+        listed.write_text("query_id,query,product_id\n" + "".join(f'{p.query_id},"{p.query}",{p.product_id}\n' for p in pairs))
+        first = CliRunner().invoke(app, ["annotate", "--pairs", str(listed), "--config", str(config), "--program", "uncompiled"])
+        assert first.exit_code == 0, first.output
+        store = Store(f"sqlite:///{tmp_path / 'rae.db'}")
+        old = _as_schema_2(store, ModelHandle(ModelSpec(name="openai/judge", api_base=server.url)))
+        assert old > 0 and not Store(store.url).migrated
+        migrated = CliRunner().invoke(app, ["store", "migrate", "--config", str(config)])
+        assert migrated.exit_code == 0 and f"carried over {old} stored answers" in migrated.stdout, migrated.output
+        again = CliRunner().invoke(app, ["annotate", "--pairs", str(listed), "--config", str(config), "--program", "uncompiled"])
+        assert again.exit_code == 0 and "0 LM calls made" in again.stdout, again.output
+
+
+def _as_schema_2(store: Store, model: ModelHandle) -> int:
+    """Rewrite a schema-3 store as schema 2 left it: each answer under the key of the old identity and DSPy's
+    canonical request, that request stored, and the store marked schema 2. How many answers."""
+    from rae.store.keys import identity_request_key
+    from rae.store.schema import LMCallRow
+
+    table = LMCallRow.__table__
+    with store.engine.begin() as connection:
+        rows = [row._asdict() for row in connection.execute(table.select())]
+        connection.execute(table.delete())
+        for row in rows:
+            assert row["request"]["url"].endswith("/chat/completions")  # schema 3 keeps the body a server was sent
+            request = _request_of_body(row["request"]["body"])
+            key = identity_request_key(model.identity_before_senders, request)
+            connection.execute(table.insert(), {**row, "fingerprint": key, "model_id": model.identity_before_senders,
+                                                "request": canonical_request(request)})
+    store.set_meta("schema_version", "2")
+    return len(rows)
+
+
+def _request_of_body(body: dict) -> Request:
+    """The DSPy request a chat body was made from (what the server engine sends: a system and a user message)."""
+    system = next((m["content"] for m in body["messages"] if m["role"] == "system"), None)
+    messages = tuple(Message(role=m["role"], parts=(TextPart(m["content"]),)) for m in body["messages"] if m["role"] != "system")
+    settings = {k: body[k] for k in ("max_tokens", "temperature", "seed") if k in body}
+    return Request(model="openai/judge", messages=messages, system=system, config=Config(**settings, response_format=body.get("response_format")))

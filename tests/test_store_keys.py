@@ -138,10 +138,10 @@ def test_a_stored_answer_keeps_what_was_sent_and_a_record_what_it_came_to(script
     assert row.raw_output and '"label"' in row.raw_output
     assert row.input_tokens == 100 and row.output_tokens == 10 and row.latency_s >= 0 and "scripted-test" in row.model_id
     judged = scripted.requests[-1]
-    key, canonical = request_key(judging.model.identity, judged)
+    key, sent = request_key(judging.model.sent(judged))
     answer = store.get(LMCallRow, key)
-    assert answer.stage == "judgment" and answer.text == row.raw_output and answer.request == canonical
-    assert "red kettle" in str(answer.request["messages"]) and answer.model_id == judging.model.identity
+    assert answer.stage == "judgment" and answer.text == row.raw_output and answer.request == sent
+    assert "red kettle" in str(answer.request["request"]["messages"]) and answer.model_id == judging.model.identity
 
 
 def test_an_image_is_keyed_by_its_hash_not_its_bytes():
@@ -151,11 +151,12 @@ def test_an_image_is_keyed_by_its_hash_not_its_bytes():
 
     data = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 12).decode()
     request = Request(model="m", messages=(Message.user([ImagePart(data=data, media_type="image/png")]),))
-    key, canonical = request_key("m", request)
-    assert data not in str(canonical) and "sha256:" in str(canonical)
-    other_data = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 11).decode()
-    other = Request(model="m", messages=(Message.user([ImagePart(data=other_data, media_type="image/png")]),))
-    assert request_key("m", other)[0] != key
+    for model in (ModelHandle(ModelSpec(name="openai/m")), ModelHandle(ModelSpec(name="openai/m", api_base="http://127.0.0.1:9/v1"))):
+        key, sent = request_key(model.sent(request))  # DSPy's request, and a server's body with the image as a data URL
+        assert data not in str(sent) and "sha256:" in str(sent)
+        other_data = base64.b64encode(b"\x89PNG" + bytes(range(256)) * 11).decode()
+        other = Request(model="m", messages=(Message.user([ImagePart(data=other_data, media_type="image/png")]),))
+        assert request_key(model.sent(other))[0] != key
 
 
 def test_a_store_made_by_an_older_rae_gains_the_new_columns(tmp_path):
@@ -177,3 +178,50 @@ def test_a_store_made_by_an_older_rae_gains_the_new_columns(tmp_path):
     store = Store(f"sqlite:///{path}")
     row = store.get(JudgmentRow, "f1")
     assert row.label == "irrelevant" and row.visual == "none"
+
+
+def a_request(text: str = "judge this pair") -> "dspy.lm15.Request":
+    from dspy.lm15 import Config, Message, Request, TextPart
+
+    return Request(model="openai/llama", system="You judge relevance.", messages=(Message.user([TextPart(text)]),),
+                   config=Config(max_tokens=256, temperature=0.0, response_format={"type": "json_schema", "name": "out", "schema": {"type": "object"}}))
+
+
+def test_switching_the_engine_for_one_api_base_misses_the_store():
+    """The measured hole: one store, one api_base, engine "server" and then "litellm": the second run was served
+    every answer of the first though the two engines send different bodies. The sender is part of the key now."""
+    request = a_request()
+    keys = {engine: request_key(ModelHandle(ModelSpec(name="openai/llama", api_base="http://127.0.0.1:8000/v1", engine=engine)).sent(request))[0]
+            for engine in ("server", "litellm", "lm15", "auto")}
+    assert len(set(keys.values())) == 4
+
+
+def test_a_batch_and_an_online_call_share_a_key_exactly_when_their_bodies_are_equal():
+    """The batch line's body is the one its key is computed from (``BatchCapture``); the online server engine sends
+    ``ServerEngine.body``. Over specs whose bodies agree or not, the keys agree exactly when the bodies do."""
+    from rae.lm.batched import CURRENT_KEY, BatchCapture, Deferred
+    from rae.lm.server import ServerEngine
+
+    request = a_request()
+    specs = [
+        ModelSpec(name="openai/llama", api_base="http://127.0.0.1:8000/v1"),  # json_object both ways: equal bodies
+        ModelSpec(name="openai/llama", api_base="http://127.0.0.1:8000/v1", structured_output="json_schema"),
+        ModelSpec(name="openai/llama", api_base="http://127.0.0.1:8001/v1"),  # another server: another address
+    ]
+    seen = 0
+    for online_spec in specs:
+        for batch_spec in specs:
+            online = ModelHandle(online_spec)
+            server = ServerEngine(online_spec.api_base, online.served_name, None, 5.0, online_spec.structured_output)
+            capture = BatchCapture(ModelHandle(batch_spec, batch=True), True, frozenset())
+            batch_key, _ = request_key(capture.model.sent(request))
+            token = CURRENT_KEY.set(batch_key)
+            with pytest.raises(Deferred):
+                capture.complete(request)
+            CURRENT_KEY.reset(token)
+            same_body = capture.bodies[batch_key] == server.body(request) and ModelHandle(batch_spec, batch=True).chat_url == online.chat_url
+            assert (request_key(online.sent(request))[0] == batch_key) == same_body
+            seen += same_body
+    assert seen == 3  # each spec with itself
+    openai_batch = request_key(ModelHandle(ModelSpec(name="openai/gpt-4o-mini"), batch=True).sent(request))[0]
+    assert openai_batch != request_key(ModelHandle(ModelSpec(name="openai/gpt-4o-mini")).sent(request))[0]  # DSPy's engine: not our body

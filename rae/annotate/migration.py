@@ -1,7 +1,12 @@
-"""Answers an older rae stored, keyed again on the request that produced them (``rae store migrate``).
+"""Answers an older rae stored, keyed again on what produced them (``rae store migrate``).
+
+Store schema 2 keyed an answer on the model's identity and DSPy's canonical request; schema 3 keys it on what its
+sender sends (``ModelHandle.sent``: a server's body, or the sender and the request). An answer of schema 2 is carried
+over when its model is one the settings name (by its identity of then) and its request can be rebuilt from the stored
+canonical form exactly (text requests; an image was stored as its hash): it is stored again under the new key.
 
 Before store schema 2, rae kept each step's result in a table of its own, keyed on (stage, program hash, model
-identity, input) (``rae.programs.legacy_keys``). Now an answer is keyed on the request the model was sent. A stored
+identity, input) (``rae.programs.legacy_keys``). Now an answer is keyed on what the model was sent. A stored
 row is carried over when its request can be rebuilt exactly: its program is one rae knows (the plain program in any of
 its settings, or an artifact in the programs directory) by the old hash; its model is one the settings name, with the
 same identity; its inputs, rebuilt from the store and the catalog, have the stored input hash; and it was answered in
@@ -18,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import dspy
-from dspy.lm15 import Request, Response
+from dspy.lm15 import Config, Message, Request, Response, TextPart
 from dspy.utils.exceptions import LMError
 
 from rae.config import ProductTextSpec
@@ -29,8 +34,8 @@ from rae.programs.guidelines import GENERIC_GUIDELINES, Guidelines
 from rae.programs.legacy_keys import legacy_program_hash
 from rae.programs.product_text import product_text
 from rae.programs.requirements import Requirement
-from rae.store.keys import content_hash, request_key
-from rae.store.records import legacy_rows
+from rae.store.keys import canonical_request, content_hash, identity_request_key, request_key
+from rae.store.records import answers_of_schema_2, legacy_rows, rekeyed
 from rae.store.schema import GuidelinesRow, JudgmentRow, RequirementsRow
 from rae.store.store import SCHEMA_VERSION, Store
 
@@ -51,7 +56,7 @@ class Migration:
         if left:
             why = "; ".join(f"{n} {stage}: {reason}" for (stage, reason), n in self.left.most_common())
             parts.append(f"not carried over: {left} ({why}); they are asked again when a run needs them")
-        return "; ".join(parts) + "; store schema 2"
+        return "; ".join(parts) + f"; store schema {SCHEMA_VERSION}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"carried": dict(self.carried), "not_carried": {f"{s}: {r}": n for (s, r), n in self.left.items()}}
@@ -68,7 +73,8 @@ class KnownProgram:
 def migrate(store: Store, models: list[ModelHandle], programs: list[KnownProgram], catalog: Catalog) -> Migration:
     """Key the store's old answers on their requests (idempotent: an answer already carried over is skipped)."""
     done = Migration()
-    by_identity = {model.identity: model for model in models}
+    by_identity = {model.identity_before_senders: model for model in models}
+    _keyed_again(store, by_identity, done)
     stages = _stages(programs)
     requirements: dict[tuple[str, str, str], list[dict]] = {}
     guidelines: dict[tuple[str, str], list[Guidelines]] = {}
@@ -156,13 +162,49 @@ def _answer(row: Any, stage: str, predictor: dspy.Module, inputs: dict, content:
         done.left[(stage, "its inputs cannot be rebuilt")] += 1
         return []
     request = captured_request(predictor, inputs, model)
-    key, canonical = request_key(model.identity, request)
+    key, sent = request_key(model.sent(request))
     done.carried[stage] += 1
     return [{
-        "fingerprint": key, "model_id": model.identity, "stage": stage, "request": canonical, "text": row.raw_output, "finish_reason": "stop",
+        "fingerprint": key, "model_id": model.identity, "stage": stage, "request": sent, "text": row.raw_output, "finish_reason": "stop",
         "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "cost_usd": row.cost_usd, "latency_s": row.latency_s,
         "retries": 0, "probabilities": _probabilities(row), "run_id": row.run_id, "created_at": row.created_at or datetime.now(UTC),
     }]
+
+
+def _keyed_again(store: Store, models: dict[str, ModelHandle], done: Migration) -> None:
+    """Schema 2's answers under schema 3's keys: each one whose model the settings name and whose request rebuilds to
+    the stored canonical form, and whose key was that model and request's (the row is this answer, not another)."""
+    moved: dict[str, dict[str, Any]] = {}
+    for row in answers_of_schema_2(store):
+        model = models.get(row.model_id)
+        request = request_from_canonical(row.request) if model is not None and isinstance(row.request, dict) else None
+        if model is None:
+            done.left[(row.stage or "answer", "made by a model the settings do not name, or with other settings")] += 1
+        elif request is None or identity_request_key(row.model_id, request) != row.fingerprint:
+            done.left[(row.stage or "answer", "its request cannot be rebuilt (an image is stored as its hash)")] += 1
+        else:
+            key, sent = request_key(model.sent(request))
+            moved[row.fingerprint] = {"fingerprint": key, "model_id": model.identity, "request": sent}
+            done.carried[row.stage or "answer"] += 1
+    rekeyed(store, moved)
+
+
+def request_from_canonical(canonical: dict[str, Any]) -> Request | None:
+    """The ``lm15.Request`` a canonical form was made from, when it holds only text (None otherwise, or when the
+    rebuilt request's canonical form is not the stored one)."""
+    try:
+        messages = tuple(Message(role=m["role"], parts=tuple(_text_part(p) for p in m.get("parts", []))) for m in canonical.get("messages", []))
+        config = {k: tuple(v) if isinstance(v, list) else v for k, v in (canonical.get("config") or {}).items()}
+        request = Request(model=canonical["model"], messages=messages, system=canonical.get("system"), config=Config(**config))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return request if canonical_request(request) == canonical and not canonical.get("tools") else None
+
+
+def _text_part(part: dict[str, Any]) -> TextPart:
+    if part.get("type") != "text":
+        raise ValueError("not a text part")
+    return TextPart(part["text"])
 
 
 def _probabilities(row: Any) -> dict | None:

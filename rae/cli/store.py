@@ -10,6 +10,7 @@ from rae.jsonout import dumps
 from rae.lm.factory import ModelHandle
 from rae.programs.annotator import Annotator
 from rae.programs.artifacts import list_artifacts, load_artifact
+from rae.store.store import SCHEMA_VERSION
 from rae.workspace import Workspace
 
 
@@ -19,10 +20,10 @@ def store_migrate(
     store: StoreOption = None,
     dry: Annotated[bool, typer.Option("--check", help="only say whether the store needs it")] = False,
 ) -> None:
-    """Key the answers an older rae stored on the requests that made them, so they are served as before. Safe to rerun."""
+    """Key the answers an older rae stored on what made them, so they are served as before. Safe to rerun."""
     workspace = workspace_from(config, None, store, None, quiet=True)
     if dry:
-        typer.echo("the store is up to date (schema 2)" if workspace.store.migrated else "the store holds answers of an older rae: run `rae store migrate`")
+        typer.echo(f"the store is up to date (schema {SCHEMA_VERSION})" if workspace.store.migrated else "the store holds answers of an older rae: run `rae store migrate`")
         return
     done = migrate(workspace.store, models_of(workspace), programs_of(workspace), workspace.labelled.catalog)
     typer.echo(dumps(done.as_dict()) if as_json else done.line())

@@ -1,10 +1,11 @@
-"""A ``ModelSpec`` resolved on this machine: what sends its requests (an engine), and the identity its answers are
-stored under.
+"""A ``ModelSpec`` resolved on this machine: what sends its requests (a sender), and what it sends, which is what its
+answers are stored under.
 
-The engine is rae's own for the embedded model (llama.cpp) and for a server with an ``api_base`` (httpx from threads, aiohttp on an event loop), and DSPy's
-for any other model string (LiteLLM or lm15, through an inner ``dspy.LM``). Whichever it is, the program's calls reach
-it through the store (``rae.annotate.stored_lm``), which keys each answer on the request and this identity; DSPy's own
-response cache is off everywhere, so two caches can never disagree (DSPy's key ignores ``api_base``).
+The sender is rae's own for the embedded model (llama.cpp) and for a server with an ``api_base`` (httpx from threads,
+aiohttp on an event loop), and one of DSPy's engines (lm15's or LiteLLM's, ``rae.lm.dspy_engines``) for any other model
+string. Whichever it is, the program's calls reach it through the store (``rae.annotate.stored_lm``), which keys each
+answer on ``sent(request)``: the body a server or a batch is sent, or the engine and DSPy's request for the others.
+DSPy's own response cache is off everywhere, so two caches can never disagree (DSPy's key ignores ``api_base``).
 """
 
 import json
@@ -24,19 +25,23 @@ from rae.lm.limits import RateLimiter
 from rae.lm.native import ProbeSettings, ensure_runs_here
 from rae.lm.pricing import call_cost, resolve_price
 from rae.lm.retry import CallPolicy, RetryPolicy
-from rae.lm.server import SUPPORTED_PARAMS, ServerEngine
+from rae.lm.server import SUPPORTED_PARAMS, ServerEngine, chat_body
+from rae.store.keys import canonical_request
 
 EMBEDDED_MODELS = {"smollm2": smollm2_path}
 NO_KEY = "no-key-needed"
+OPENAI_API = "https://api.openai.com/v1"  # where a batch goes when the model names no api_base
+BODY_SENDERS = ("server", "batch")  # senders whose wire body rae writes itself (``chat_body``)
 
 
 class ModelHandle:
     """A model spec resolved on this machine: the weights it names (for embedded models) and its store identity."""
 
-    def __init__(self, spec: ModelSpec, price: ModelPrice | None = None, score_choices: bool = False):
+    def __init__(self, spec: ModelSpec, price: ModelPrice | None = None, score_choices: bool = False, batch: bool = False):
         self.spec = spec
         self.configured_price = price
         self.score_choices = score_choices
+        self.batch = batch  # sent as a batch (``rae.scaleout.batch``): the batch API's address and structured output
 
     @cached_property
     def price(self) -> ModelPrice | None:
@@ -72,13 +77,55 @@ class ModelHandle:
             raise ConfigError(f"unknown embedded model {self.spec.name!r}: use {known} or local/<path to a .gguf file>")
         return path
 
+    @property
+    def sender_kind(self) -> str:
+        """What sends the requests: ``llama.cpp`` (in-process), ``server`` (rae's chat-completions client), ``batch``, or
+        DSPy's ``lm15``, ``litellm`` or ``auto`` (lm15 where it can, else LiteLLM)."""
+        if self.batch:
+            return "batch"
+        if self.spec.is_embedded:
+            return "llama.cpp"
+        return self.spec.engine or ("server" if self.spec.api_base else "auto")
+
+    def sent(self, request: Any) -> dict[str, Any]:
+        """What the sender sends for ``request``, which is what its answer is keyed on: a server's or a batch's
+        chat-completions body and the address it is posted to; for the others, the sender, the model's settings that no
+        request carries (``identity``) and DSPy's request."""
+        if self.sender_kind in BODY_SENDERS:
+            return {"url": self.chat_url, "body": chat_body(request, self.served_name, self.structured_output)}
+        return {"sender": self.sender_kind, "model": json.loads(self.identity), "request": canonical_request(request)}
+
+    @property
+    def served_name(self) -> str:
+        """The model's name as a server knows it (the provider prefix dropped)."""
+        return self.spec.name.split("/", 1)[-1]
+
+    @property
+    def chat_url(self) -> str:
+        """Where a chat-completions body goes (without a user or password): the api_base's, or OpenAI's for a batch."""
+        base = self.spec.api_base or OPENAI_API
+        return _without_credentials(base) + "/chat/completions"
+
+    @property
+    def structured_output(self) -> str:
+        """How a body asks for JSON: as the model's settings say for a server; OpenAI's own batch API takes a schema."""
+        return self.spec.structured_output if self.spec.api_base else "json_schema"
+
     @cached_property
     def identity(self) -> str:
-        """Everything that changes what the model answers: name, weights or server, and decoding settings.
+        """Everything that changes what the model answers: its sender, name, weights or server, and decoding settings.
 
         Never a key: a URL's user and password are dropped.
         """
-        parts = {"model": self.spec.name, "temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens}
+        return json.dumps({"sender": self.sender_kind, **self._identity_parts()}, sort_keys=True)
+
+    @cached_property
+    def identity_before_senders(self) -> str:
+        """The identity store schemas 1 and 2 knew this model by (without its sender): to carry their answers over."""
+        return json.dumps(self._identity_parts(), sort_keys=True)
+
+    def _identity_parts(self) -> dict[str, Any]:
+        parts: dict[str, Any] = {"model": self.spec.name, "temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens}
         if self.spec.api_base and self.spec.structured_output != "json_object":
             parts["structured_output"] = self.spec.structured_output
         if self.prompt_format != "dspy":  # another prompt is another answer
@@ -94,7 +141,7 @@ class ModelHandle:
                 parts["scores_choices"] = True
         if self.spec.api_base:
             parts["api_base"] = _without_credentials(self.spec.api_base)
-        return json.dumps(parts, sort_keys=True)
+        return parts
 
     @property
     def prompt_format(self) -> PromptFormat:
@@ -153,7 +200,7 @@ class ModelHandle:
             if not spec.api_base:
                 raise ConfigError(f"model {spec.name!r}: engine 'server' needs an api_base")
             key = self.api_key() if spec.api_key_env else None
-            return ServerEngine(spec.api_base, spec.name.split("/", 1)[-1], key, spec.timeout_s, spec.structured_output)
+            return ServerEngine(spec.api_base, self.served_name, key, spec.timeout_s, spec.structured_output)
         client: dict[str, object] = {"timeout": spec.timeout_s, "engine": engine}
         if spec.api_base:
             client["api_base"] = spec.api_base

@@ -1,12 +1,15 @@
 """Store keys: what a model was sent, as one fingerprint.
 
-A stored answer is keyed on the request itself: the model's identity (its name, its weights or server, the settings
-of its engine that no request carries) and DSPy's canonical ``lm15.Request`` as the adapter rendered it (system
-message, messages with every part, generation settings, response format, tools). Nothing in the key is maintained by
-hand: a change to a prompt from any source (a program's instructions or demos, an adapter, DSPy's own formatting, the
-product text, a refining attempt's hint) is a change to the request, and misses. Settings left unset and empty lists
-are left out, so a field DSPy adds to the request later does not change the key of every request that leaves it
-unset. Image bytes are replaced by their sha256, in the key and in what is stored.
+A stored answer is keyed on what its sender sends (``ModelHandle.sent``): for an OpenAI-compatible server and for a
+batch, the chat-completions body itself and the address it goes to, so a batch and an online call share a key exactly
+when their bodies are equal; for an engine that turns DSPy's request into its own body (llama.cpp in-process, DSPy's
+lm15 or LiteLLM engines), the engine, every setting of the model that no request carries, and DSPy's canonical
+``lm15.Request`` (system message, messages with every part, generation settings, response format, tools). Nothing in
+the key is maintained by hand: a change to a prompt from any source (a program's instructions or demos, an adapter,
+DSPy's own formatting, the product text, a refining attempt's hint) is a change to what is sent, and misses; so is a
+change of engine. Settings left unset and empty lists are left out, so a field DSPy adds to the request later does not
+change the key of every request that leaves it unset. Image bytes are replaced by their sha256, in the key and in what
+is stored.
 """
 
 import base64
@@ -18,11 +21,17 @@ from typing import Any
 from dspy.lm15 import Request
 
 
-def request_key(model_identity: str, request: Request) -> tuple[str, dict[str, Any]]:
-    """The request's fingerprint under this model, and the canonical form it was computed from (what is stored)."""
-    canonical = canonical_request(request)
-    text = json.dumps({"model": model_identity, "request": canonical}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest(), canonical
+def request_key(sent: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The fingerprint of what is sent, and the form it was computed from (what is stored beside the answer)."""
+    stored = _pruned(sent)
+    text = json.dumps(stored, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest(), stored
+
+
+def identity_request_key(model_identity: str, request: Request) -> str:
+    """The key store schema 2 used (the model's identity and DSPy's canonical request): only to carry answers over."""
+    text = json.dumps({"model": model_identity, "request": canonical_request(request)}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def canonical_request(request: Request) -> dict[str, Any]:

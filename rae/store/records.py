@@ -55,3 +55,30 @@ def legacy_rows(store: Store, table: type[RequirementsRow] | type[GuidelinesRow]
     query = select(table).where(table.created_at <= datetime.fromisoformat(until)).order_by(table.created_at)
     with store.session() as session:
         return list(session.scalars(query))
+
+
+def answers_of_schema_2(store: Store) -> list:
+    """The answers store schema 2 keyed (on the model's identity, which then named no sender), while the store is
+    still marked schema 2."""
+    if store.meta("schema_version") != "2":
+        return []
+    table = LMCallRow.__table__
+    with store.engine.connect() as connection:
+        return [row for row in connection.execute(select(table)) if '"sender"' not in (row.model_id or "")]
+
+
+def rekeyed(store: Store, moved: dict[str, dict]) -> None:
+    """Store each answer again under its new key (and what was sent, and its model's identity now), dropping the old
+    row, in one transaction; an answer already stored under the new key is kept."""
+    if not moved:
+        return
+    table = LMCallRow.__table__
+    with store.engine.begin() as connection:
+        selected = connection.execute(select(table).where(table.c.fingerprint.in_(list(moved))))
+        old = {row.fingerprint: {column.name: getattr(row, column.name) for column in table.columns} for row in selected}
+        rows = [{**old[key], **new} for key, new in moved.items() if key in old]
+        stored = {r[0] for r in connection.execute(select(table.c.fingerprint).where(table.c.fingerprint.in_([r["fingerprint"] for r in rows])))}
+        fresh = [row for row in rows if row["fingerprint"] not in stored]
+        if fresh:
+            connection.execute(table.insert(), fresh)
+        connection.execute(table.delete().where(table.c.fingerprint.in_(list(moved))))

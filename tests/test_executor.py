@@ -111,6 +111,7 @@ def test_a_claim_won_just_after_another_claimant_stored_the_answer_does_not_pay_
     a = CacheThrough(Store(store_url))
     b = CacheThrough(SlowClaims(store_url, meanwhile=lambda: a.through("k", pay)))
     result = b.through("k", pay)
+    a.flush()
     assert pay.calls == 1 and result.paid is False
     assert Store(store_url).get(LMCallRow, "k") is not None
 
@@ -211,6 +212,7 @@ def test_a_call_is_reserved_before_it_is_paid_settled_after_and_refused_when_the
         return costing(key, cost)
 
     through = asyncio.run(executor.athrough("a", lambda: paid("a", 0.25), Reservation(budget, 0.6)))
+    executor.flush()
     ledger = budget_row(store, budget)
     assert through.paid and ledger.spent_usd == pytest.approx(0.25) and ledger.reserved_usd == pytest.approx(0.0) and ledger.calls == 1
     calls = []
@@ -274,6 +276,7 @@ def test_many_calls_in_flight_never_pass_the_budget_by_the_ledger(store):
         return await asyncio.gather(*(one(f"k{i}") for i in range(64)))
 
     paid_for = sum(asyncio.run(all_of_them()))
+    executor.flush()
     ledger = budget_row(store, budget)
     assert paid_for == ledger.calls and 10 <= paid_for <= 11 and ledger.spent_usd <= 1.0 and ledger.refused == 64 - paid_for
     executor.close()

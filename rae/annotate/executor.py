@@ -14,8 +14,10 @@ engines returning one product, two commands on one store. For each key:
    by anyone else is waited for, claiming again between pauses, until the answer appears or the claim ends. A call the
    budget cannot cover is not claimed and not sent (``OverBudget``).
 4. Only then is the call paid for; its answer is stored, the claim let go and the reservation settled with what the
-   call cost, in one transaction. A call that failed lets go of its claim and settles at nothing, unless it timed out
-   (the server may have billed it) or was cancelled (it may have been sent): then its reservation counts as spent.
+   call cost, in one transaction of the gateway's next group, which the caller does not wait for (it holds the answer;
+   a waiter elsewhere finds it once committed; a kill loses at most the answers in that group, as it loses the calls in
+   flight). A call that failed lets go of its claim and settles at nothing, unless it timed out (the server may have
+   billed it) or was cancelled (it may have been sent): then its reservation counts as spent.
 
 This is written once, on an event loop. A call from a thread (an optimizer's ``forward``) runs the same protocol on a
 loop of its own (``run_to_completion``). Every store step goes through the store's gateway, which groups the
@@ -115,8 +117,12 @@ class CacheThrough:
             await asyncio.shield(self.gateway.release(key, self.owner, _unpaid(reservation, error)))
             raise
         settlement = Settlement(reservation.budget_id, reservation.amount, answer.get("cost_usd")) if reservation is not None else None
-        await self.gateway.put_answer(answer, self.owner, settlement)
+        self.gateway.put_answer(answer, self.owner, settlement)
         return Through(answer, paid=True)
+
+    def flush(self) -> None:
+        """Wait until every answer paid so far is stored (the caller of a call does not wait for it)."""
+        self.gateway.flush()
 
     def close(self) -> None:
         self.gateway.close()

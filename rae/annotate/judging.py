@@ -138,7 +138,7 @@ class Judging:
 
     def flush(self) -> None:
         """Wait until every record asked for is stored."""
-        self.executor.gateway.flush()
+        self.executor.flush()
 
     async def _image(self, product: Product) -> dspy.Image | None:
         if self.program.judge_mode == "text" or self.images is None or not product.image:

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from rae.store.database import StoreError
 from rae.store.ledger import Reservation, Settlement
 from rae.store.schema import Base, LMCallRow
 from rae.store.store import Claim, Exchange, Store
@@ -39,6 +40,7 @@ class Gateway:
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._failed: list[BaseException] = []
 
     async def read(self, key: str) -> Any:
         """The key's stored answer, or None (nothing claimed: a lookup-only run)."""
@@ -47,19 +49,37 @@ class Gateway:
     async def read_or_claim(self, key: str, owner: str, lease_s: float, reservation: Reservation | None = None) -> Claim:
         return await asyncio.wrap_future(self._submit(_Request("claim", key, owner, lease_s, reservation)))
 
-    async def put_answer(self, row: dict[str, Any], owner: str | None, settlement: Settlement | None = None) -> None:
-        await asyncio.wrap_future(self._submit(_Request("answer", row, owner, ledger=settlement)))
+    def put_answer(self, row: dict[str, Any], owner: str | None, settlement: Settlement | None = None) -> Future:
+        """Store an answer, let go of its claim and settle its reservation, in the next group's transaction; the caller
+        need not wait (it holds the answer; a waiter elsewhere finds it once committed). A write that failed is
+        reported by the next ``flush``."""
+        return self._unattended(_Request("answer", row, owner, ledger=settlement))
 
     async def release(self, key: str, owner: str, settlement: Settlement | None = None) -> None:
         await asyncio.wrap_future(self._submit(_Request("release", key, owner, ledger=settlement)))
 
     def record(self, row: Base) -> Future:
         """Store a record (a judgment's, a query's) in place of any under its key; the caller need not wait."""
-        return self._submit(_Request("record", row))
+        return self._unattended(_Request("record", row))
 
     def flush(self) -> None:
-        """Wait until everything asked before now is done."""
+        """Wait until everything asked before now is done; raise the first write nobody waited for that failed."""
         self._submit(_Request("flush", None)).result()
+        with self._lock:
+            failed, self._failed = self._failed, []
+        if failed:
+            raise StoreError(f"{len(failed)} answers or records could not be stored: {failed[0]}")
+
+    def _unattended(self, request: _Request) -> Future:
+        """Submit a write nobody awaits; a failure is kept for ``flush``."""
+        future = self._submit(request)
+        future.add_done_callback(self._keep_failure)
+        return future
+
+    def _keep_failure(self, future: Future) -> None:
+        if future.exception() is not None:
+            with self._lock:
+                self._failed.append(future.exception())
 
     def close(self) -> None:
         with self._lock:

@@ -59,12 +59,19 @@ def ranx_inputs(rankings: Rankings, gains: Gains, query_ids: list[str]) -> tuple
 
 
 def _ranx_scores(rankings: Rankings, gains: Gains, query_ids: list[str], k: int) -> dict[str, np.ndarray]:
-    if not query_ids:
-        return {f"ndcg@{k}": np.array([]), f"precision@{k}-l2": np.array([])}
-    qrels, run = ranx_inputs(rankings, gains, query_ids)
+    """ranx's scores of the queries with a list; a query whose list is empty scores 0 (ranx takes no empty run)."""
+    names = [f"ndcg@{k}", f"precision@{k}-l2"]
+    scores = {name: np.zeros(len(query_ids)) for name in names}
+    listed = [i for i, q in enumerate(query_ids) if rankings[q]]
+    if not listed:
+        return scores
+    qrels, run = ranx_inputs(rankings, gains, [query_ids[i] for i in listed])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return evaluate(qrels, Run(run), [f"ndcg@{k}", f"precision@{k}-l2"], return_mean=False)
+        found = evaluate(qrels, Run(run), names, return_mean=False)
+    for name in names:
+        scores[name][listed] = np.atleast_1d(found[name])
+    return scores
 
 
 def _irrelevant_share(top: list[str], gains: dict[str, int]) -> float:

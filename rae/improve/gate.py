@@ -194,6 +194,13 @@ def gate_verdict(evaluation: Evaluation, baseline: str, candidate: str, metric: 
     if found is not None and found.comparisons[(baseline, candidate)].has_interval:
         humans = HumansCheck(found.comparisons[(baseline, candidate)], sum(1 for q in queries if q in found.per_query[candidate]))
     decision, reasons = weigh(difference, humans, margin)
+    stopped = [run for run in evaluation.engines if run.annotation.stopped_by_budget]
+    if stopped and decision != FAIL:
+        judged = sum(run.annotation.judged for run in stopped)
+        asked = sum(run.annotation.pairs for run in stopped)
+        decision = INCONCLUSIVE
+        reasons.insert(0, f"The budget stopped the judging before every pair was judged ({judged} of {asked}): the judge's numbers cover only "
+                          "those; rerun with more budget (the pairs judged are kept).")
     coverage = found.coverage[candidate] if found is not None else None
     command = f"rae review queue --for-evaluation {run_id or 'latest'} --queries 20, then rae review serve" if coverage is not None else ""
     return Verdict(baseline, candidate, metric, margin, decision, difference, len(queries), humans, reasons, coverage, command,

@@ -138,17 +138,20 @@ def test_an_active_draw_is_unbiased_with_its_probabilities_and_covers():
     assert hits / 1000 >= 0.94
 
 
-def test_the_stratified_draw_gives_more_labels_where_the_judge_is_unsure_and_at_least_four_everywhere():
+def test_the_stratified_draw_gives_more_labels_where_the_judge_is_unsure_and_at_least_ten_everywhere():
     """Two strata by the judge's own spread; half Neyman, half proportional, so a stratum the judge wrongly thinks it
     is sure of is never starved; the draw round-trips through the store's rows."""
     ids = [str(i) for i in range(90)]
     spread = np.r_[np.full(45, 0.01), np.full(45, 0.2)]
-    strata = strata_of(ids, spread, 12)
-    sizes = neyman(strata, dict(zip(ids, spread, strict=True)), 12)
-    assert sum(sizes.values()) == 12 and min(sizes.values()) >= 4 and sizes["unsure"] > sizes["sure"]
-    assert strata_of(ids, spread, 7) == dict.fromkeys(ids, "all")  # too few labels for two strata of four
-    drawn = draw(STRATIFIED, ids, 12, spread, seed=1)
-    assert sum(drawn.draws.values()) == 12 and drawn.stratum_sizes == {"sure": 45, "unsure": 45}
+    strata = strata_of(ids, spread, 30)
+    sizes = neyman(strata, dict(zip(ids, spread, strict=True)), 30)
+    assert sum(sizes.values()) == 30 and min(sizes.values()) >= 10 and sizes["unsure"] > sizes["sure"]
+    assert strata_of(ids, spread, 19) == dict.fromkeys(ids, "all")  # too few labels for two strata of ten
+    bands = {q: ("head", "torso", "tail")[int(q) % 3] for q in ids}
+    assert strata_of(ids, spread, 29, bands) == dict.fromkeys(ids, "all") and strata_of(ids, spread, 30, bands) == bands
+    assert sum(draw(STRATIFIED, ids, 4, spread, seed=1).draws.values()) == 4  # one stratum: exactly the labels asked
+    drawn = draw(STRATIFIED, ids, 30, spread, seed=1)
+    assert sum(drawn.draws.values()) == 30 and drawn.stratum_sizes == {"sure": 45, "unsure": 45}
     again = Draw.from_rows([type("Row", (), row) for row in drawn.rows()])
     assert again.stratum_sizes == drawn.stratum_sizes and again.probabilities == drawn.probabilities
 
@@ -183,3 +186,18 @@ def test_a_difference_is_significant_exactly_when_its_interval_leaves_out_zero()
         agreeing += leaves_out_zero == (estimates.p_value < 0.05)
         disagreeing += leaves_out_zero != (estimates.p_value < 0.05)
     assert disagreeing == 0 and agreeing > 120
+
+
+def test_one_query_both_score_zero_does_not_give_the_judge_full_weight():
+    """Nine queries where the judge says nothing about the humans and one that both score 0 (an engine that returned
+    nothing relevant): the regression formula's t is large, the jackknife's sees that the covariance rests on one
+    query. A judge that tracks the humans on ten queries without such a one keeps its weight."""
+    local = np.random.default_rng(3)
+    human = np.r_[0.0, local.uniform(0.5, 1.0, 9)]
+    noise = np.r_[0.0, local.uniform(0.85, 1.0, 9)]
+    weights = np.full((1, 10), 0.1)
+    assert np.corrcoef(human, noise)[0, 1] > 0.6  # the one shared 0 makes the two look related
+    assert fitted_lam(human, noise, weights, float(np.var(noise, ddof=1)))[0] < 0.2
+    spread_out = local.uniform(0.2, 1.0, 10)
+    tracking = np.clip(spread_out + local.normal(0, 0.05, 10), 0, 1)
+    assert fitted_lam(spread_out, tracking, weights, float(np.var(tracking, ddof=1)))[0] > 0.7

@@ -5,8 +5,9 @@ Every design draws from the evaluated queries at random, with probabilities rae 
 
 - **uniform**: every query the same chance (a simple random sample).
 - **stratified**: strata from what rae knows before anyone labels (how unsure the judge is of the query's metric,
-  or the query's frequency band when the queries came from a log), and Neyman's allocation: a stratum gets labels in
-  proportion to its size times the judge's own spread there (Neyman 1934; Fogliato et al., ECCV 2024), at least two
+  or the query's frequency band when the queries came from a log), and an allocation halfway between Neyman's (a
+  stratum's labels in proportion to its size times the judge's own spread there; Neyman 1934; Fogliato et al., ECCV
+  2024) and proportional, since the judge's spread may be wrong about where the humans' metric varies; at least ten
   each so each stratum's spread can be estimated.
 - **active**: each query drawn with a probability in proportion to the judge's own spread of its metric, with
   replacement and a fifth of the probability spread evenly (a defensive mixture, Hesterberg 1995, so that no weight
@@ -33,7 +34,7 @@ OLDER_NAMES = {"confidence": STRATIFIED}  # an older rae's stratified draw, by t
 DEFENSIVE_SHARE = 0.2  # of the active design's probability, spread evenly over every query
 DEFAULT_EPSILON = 0.3  # the share of labels a judge of unknown confidence is taken to get wrong
 REDRAWS = 64
-MIN_PER_STRATUM = 4
+MIN_PER_STRATUM = 10  # fewer, and a stratum's spread and the interval's degrees of freedom cost more than the strata save
 
 Beliefs = dict[str, dict[str, np.ndarray]]  # query id -> product id -> probability of each gain (0, 1, 2)
 MetricOf = Callable[[dict[str, dict[str, int]]], np.ndarray]  # gains -> the per-query metric, in population order
@@ -121,29 +122,31 @@ def draw(design: str, population: list[str], n: int, spread: np.ndarray | None =
 
 
 def strata_of(population: list[str], spread: np.ndarray, n: int, bands: dict[str, str] | None = None) -> dict[str, str]:
-    """Frequency bands when given, else groups of the judge's own spread (three when there are labels enough for two
-    each, else two), named by it: ``sure``, ``middle``, ``unsure``."""
+    """Frequency bands when given, else two halves of the judge's own spread, ``sure`` and ``unsure``; either only
+    when there are labels enough for ten in each (one stratum, ``all``, otherwise)."""
     if bands:
-        return {q: bands.get(q) or "unknown" for q in population}
+        banded = {q: bands.get(q) or "unknown" for q in population}
+        enough = n >= MIN_PER_STRATUM * len(set(banded.values()))
+        return banded if enough else dict.fromkeys(population, "all")
     groups = 2 if n >= 2 * MIN_PER_STRATUM else 1
     if groups == 1:
-        return {q: "all" for q in population}
+        return dict.fromkeys(population, "all")
     names = ["sure", "unsure"]
     order = np.argsort(np.argsort(spread, kind="stable"), kind="stable")  # ranks: ties split evenly
     return {q: names[min(groups - 1, int(order[i] * groups // len(population)))] for i, q in enumerate(population)}
 
 
 def neyman(strata: dict[str, str], spread: dict[str, float], n: int) -> dict[str, int]:
-    """Labels per stratum in proportion to its size times its mean spread, at least two each and at most its size:
-    each label after the first two of every stratum goes where it lowers the stratified variance (the sum of
-    (size x spread)^2 / labels) most, which reaches Neyman's allocation in whole labels."""
+    """Labels per stratum in proportion to its size times the mean of its spread and the overall spread (half Neyman,
+    half proportional), at least ten each and at most its size: each label after the first ten of every stratum
+    goes where it lowers the stratified variance (the sum of (size x weight)^2 / labels) most, which reaches that
+    allocation in whole labels."""
     members: dict[str, list[str]] = {}
     for q, s in strata.items():
         members.setdefault(s, []).append(q)
     overall = float(np.mean(list(spread.values()))) if spread else 0.0
-    # half Neyman, half proportional: the judge's spread may be wrong about where the humans' metric varies
     need = {s: len(m) * (float(np.mean([spread[q] for q in m])) + overall) / 2 + 1e-9 for s, m in members.items()}
-    sizes = {s: min(len(m), MIN_PER_STRATUM) for s, m in members.items()}
+    sizes = {s: min(len(m), MIN_PER_STRATUM, n) for s, m in members.items()}
     while sum(sizes.values()) < n:
         open_strata = [s for s in members if sizes[s] < len(members[s])]
         if not open_strata:

@@ -178,7 +178,7 @@ def _uniform_size(sd: float, population: int, width: float) -> int | None:
 def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float) -> int | None:
     population = len(per_query)
     ids = [str(i) for i in range(population)]
-    for n in range(2 * MIN_PER_STRATUM, population + 1):
+    for n in range(MIN_HUMAN_QUERIES, population + 1):  # below two strata of ten, one stratum: a uniform draw
         strata = strata_of(ids, spread, n)
         sizes = neyman(strata, dict(zip(ids, spread, strict=True)), n)
         by = np.array([strata[i] for i in ids])

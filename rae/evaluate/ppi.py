@@ -33,7 +33,7 @@ from rae.evaluate.small_sample import ALPHA, Replicates, jackknife_interval
 from rae.stats import Estimate, mean_with_ci
 
 MIN_HUMAN_QUERIES = 3  # fewer, and no interval from them means anything
-SHRINK = 2.0  # lam is shrunk by max(0, 1 - SHRINK / t^2), t the slope's t statistic: a judge that says nothing gets 0
+SHRINK = 1.0  # lam is shrunk by max(0, 1 - SHRINK / t^2), t the slope's jackknife t: a judge that says nothing gets 0
 MIN_FOR_OUTSIDE_LAM = 10  # labelled queries outside the sample that may fit lam instead of the sample itself
 UNIFORM, STRATIFIED, ACTIVE = "uniform", "stratified", "active"
 
@@ -140,23 +140,36 @@ def humans_and_ppi(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: fl
 
 def fitted_lam(human: np.ndarray, judge: np.ndarray, weights: np.ndarray, judge_spread: float) -> np.ndarray:
     """The judge's weight for each row of ``weights``: the weighted covariance of the humans' and the judge's metric
-    over the judge's variance on every evaluated query, kept in [0, 1] (PPI++'s power tuning, without its term for
-    the judge's own sampling, since the estimand is the evaluated queries)."""
-    total = weights.sum(axis=1, keepdims=True)
+    over the judge's variance on every evaluated query (PPI++'s power tuning, without its term for the judge's own
+    sampling, since the estimand is the evaluated queries), shrunk by max(0, 1 - SHRINK / t^2) and kept in [0, 1].
+
+    t is that weight over its own delete-one jackknife standard error, not the regression formula's t: at ten queries
+    one query that both the humans and the judge call a failure makes the formula's t large and carries most of the
+    covariance, and leaving each query out in turn sees that the weight rests on that one."""
     if judge_spread <= 1e-12:
         return np.zeros(len(weights))
+    slope = _covariances(human, judge, weights) / judge_spread
+    drawn = weights > 0
+    left_out = weights[:, None, :] * (1 - np.eye(weights.shape[1]))[None, :, :]  # row r without draw i, for every i
+    without = np.where(drawn, _covariances(human, judge, left_out) / judge_spread, 0.0)
+    m = drawn.sum(axis=1)
+    mean_without = without.sum(axis=1, keepdims=True) / np.maximum(m, 1)[:, None]
+    spread = (m - 1) / np.maximum(m, 1) * np.sum(np.where(drawn, (without - mean_without) ** 2, 0.0), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t2 = np.where(spread > 1e-18, slope**2 / spread, np.inf)
+        shrink = np.clip(1 - SHRINK / np.maximum(t2, 1e-12), 0.0, 1.0)
+    return np.clip(np.nan_to_num(shrink * slope), 0.0, 1.0)
+
+
+def _covariances(human: np.ndarray, judge: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted covariance of the humans' and the judge's metric for each row of ``weights`` (the last axis runs
+    over the labelled draws)."""
+    total = weights.sum(axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, weights / total, 0.0)
-        mean_h = (share * human).sum(axis=1, keepdims=True)
-        mean_j = (share * judge).sum(axis=1, keepdims=True)
-        covariance = (share * (human - mean_h) * (judge - mean_j)).sum(axis=1)
-        spread_h = (share * (human - mean_h) ** 2).sum(axis=1)
-        spread_j = (share * (judge - mean_j) ** 2).sum(axis=1)
-        r2 = np.nan_to_num(covariance**2 / (spread_h * spread_j))
-        n = (weights > 0).sum(axis=1)
-        t2 = np.where(r2 < 1, (n - 2) * r2 / np.maximum(1 - r2, 1e-12), np.inf)
-        shrink = np.clip(1 - SHRINK / np.maximum(t2, 1e-12), 0.0, 1.0)
-    return np.clip(np.nan_to_num(shrink * covariance / judge_spread), 0.0, 1.0)
+    mean_h = (share * human).sum(axis=-1, keepdims=True)
+    mean_j = (share * judge).sum(axis=-1, keepdims=True)
+    return (share * (human - mean_h) * (judge - mean_j)).sum(axis=-1)
 
 
 def outside_lam(human: np.ndarray, judge_on_human: np.ndarray, judge: np.ndarray) -> float | None:

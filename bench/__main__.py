@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.scaleout import processes_throughput, ray_throughput
+from bench.time_shares import time_shares
 from bench.workloads import (
     Server,
     annotation_throughput,
@@ -29,9 +30,12 @@ from bench.workloads import (
 
 FULL = {
     "throughput": ((1, 50), (8, 400), (32, 1600), (64, 3200), (256, 6400)),
-    "naive": 2000, "twenty_k": 20_000, "store_rows": 1_000_000, "scaleout": (64, 6400),
+    "naive": 2000, "twenty_k": 20_000, "store_rows": 1_000_000, "scaleout": (64, 6400), "shares": (64, 3200),
 }
-QUICK = {"throughput": ((1, 5), (8, 16)), "naive": 20, "twenty_k": 200, "store_rows": 20_000, "scaleout": (4, 40)}
+QUICK = {
+    "throughput": ((1, 5), (8, 16)), "naive": 20, "twenty_k": 200, "store_rows": 20_000, "scaleout": (4, 40),
+    "shares": (4, 16),
+}
 CPU_PER_PAIR_TARGET_MS = 2.0  # rae's CPU a pair at 64 in flight, through DSPy's public route
 
 
@@ -65,11 +69,14 @@ def main() -> None:
         one_run(url, float(latency), int(workers), int(pairs))
         return
     sizes = QUICK if args.quick else FULL
-    report: dict = {"machine": {"cpus": _cpus(), "python": platform.python_version(), "platform": platform.platform()}}
+    report: dict = {"machine": {
+        "cpus": _cpus(), "cpu": _cpu_model(), "python": platform.python_version(), "platform": platform.platform(),
+    }}
     with temporary_directory() as tmp:
         directory = Path(tmp)
         with server_process(0.2) as (server, server_pid):
             report["throughput_200ms"] = [annotation_throughput(server, w, n, directory) for w, n in sizes["throughput"]]
+            report["time_shares_200ms"] = time_shares(server, *sizes["shares"], directory)
             workers, pairs = sizes["scaleout"]
             report["scaleout_200ms"] = {
                 "one_process": processes_throughput(server, server_pid, 1, workers, pairs, directory),
@@ -110,6 +117,18 @@ def _targets(report: dict) -> dict:
 
 def _ratio(scaleout: dict) -> float:
     return scaleout["two_processes"]["pairs_per_s"] / scaleout["one_process"]["pairs_per_s"]
+
+
+def _cpu_model() -> str:
+    """The CPU's name and whether it has AMX or AVX-512, since a figure from one CPU may not hold on another."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    extras = [label for label, flag in (("AMX", "amx_tile"), ("AVX-512", "avx512f")) if flag in flags]
+    return f"{name} ({', '.join(extras)})" if extras else name
 
 
 def _cpus() -> int:

@@ -18,6 +18,9 @@ def test_the_benchmark_runs_and_reports_every_measurement():
     assert all(run["lm_calls"] == run["pairs"] and run["failed_or_not_judged"] == 0 for run in report["throughput_200ms"])
     assert report["cache"]["second_engine_paid_exactly_its_new_pairs"] is True
     assert report["store"]["found"] > 0 and report["large_run_1s"]["peak_memory_mib"] > 0
+    shares = report["time_shares_200ms"]["mean_ms_per_judgment"]
+    assert shares["server"] >= 200 and shares["whole_step"] >= shares["server"]  # the fake server answers after 200 ms
+    assert report["machine"]["cpu"]
     scaleout = report["scaleout_200ms"]
     for row in (scaleout["one_process"], scaleout["two_processes"]):
         assert row["lm_calls"] == row["pairs"] and row["failed_or_not_judged"] == 0 and row["fake_server_cpu_ms_per_pair"] > 0

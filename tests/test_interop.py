@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rae.cli import app
 from rae.config import load_settings
-from rae.datasets.judgment_reading import FORMATS
+from rae.datasets.judgment_writing import WRITTEN
 from rae.datasets.query_sets import read_query_set
 from rae.datasets.searchlog import query_id_for
 from rae.labels import Label
@@ -55,7 +55,7 @@ def test_an_srw_query_set_is_read_as_queries():
     assert queries[0].query_id == query_id_for("table top bandsaw for metal")
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", WRITTEN)
 def test_every_format_round_trips_the_human_and_the_judges_labels(project, scripted_workspace, fmt):
     slice_ = ["--split", "dev", "--queries", "2", "--per-query", "4"]
     assert CliRunner().invoke(app, ["annotate", *slice_]).exit_code == 0

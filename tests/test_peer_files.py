@@ -80,7 +80,7 @@ def test_srws_esci_sample_is_never_read_on_a_scale_that_moves_its_classes(projec
 
 def test_quepids_haystack_book_imports_zipped_with_each_judge_and_its_scorers_scale(project):
     out = ok("judgments", "import", str(HAYSTACK), "--format", "quepid-book")
-    assert "imported 1920 labels of" in out and "scale 0-3: the book's scorer nDCG@10" in out
+    assert "imported 1920 labels of" in out and "scale 0-3: the file's scorer nDCG@10" in out
     book = json.loads(zipfile.ZipFile(HAYSTACK).read("haystack_rating_party_book.json"))
     rated = [(p["query_text"], p["doc_id"], j) for p in book["query_doc_pairs"] for j in p["judgements"] if j["rating"] is not None]
     labels = {(r.query_id, r.product_id, r.rater): r.label for r in stored()}

@@ -4,8 +4,9 @@
 - ``quepid-csv``: Quepid's case export, ``query,docid,rating``; a query with no rated document is a row of its own
   and a cell starting with ``- = + @`` has a leading space (Quepid's ``make_csv_safe``).
 - ``quepid-judgements``: a Quepid book's judgements CSV, ``query,docid,<judge>,<judge>...``, a column a judge.
-- ``quepid-book``: Quepid's book export (JSON, or the ``.json.zip`` Quepid hands out), ``query_doc_pairs`` each with
-  ``judgements``; the book names its judges (``user_email``) and its scale (``scale``, or its scorer's name).
+- ``quepid-book``, ``quepid-case``, ``quepid-snapshot``, ``quepid-detailed``: Quepid's exports, JSON or zipped as
+  Quepid hands them out (``rae.datasets.quepid_files``).
+- ``rre``: Rated Ranking Evaluator's ratings, and Quepid's RRE export (``rae.datasets.rre_ratings``).
 - ``srw``: OpenSearch Search Relevance Workbench's judgment import body (``judgmentRatings``), or its bare list.
 - ``srw-csv``: SRW's CSV upload, ``query,docid,rating``, the header row optional, as SRW's own parser allows.
 - ``csv`` and ``jsonl``: rae's own, a label a row (query_id, query, product_id, label, rater, explanation).
@@ -15,49 +16,25 @@ the whole file is read (``rae.datasets.rating_scales.check_ratings``). A file wh
 ``DataFileError`` naming the line.
 """
 
-import csv
-import io
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from rae.datasets.judgment_entries import Entry, JudgmentFile, csv_lines, file_text
 from rae.datasets.located_json import LocatedJson
+from rae.datasets.quepid_files import read_book, read_case, read_detailed_csv, read_judgements_csv, read_snapshot
 from rae.datasets.readers import DataFileError, read_rows
+from rae.datasets.rre_ratings import read_rre
 
-Format = Literal["trec", "quepid-csv", "quepid-judgements", "quepid-book", "srw", "srw-csv", "csv", "jsonl"]
+Format = Literal[
+    "trec", "quepid-csv", "quepid-judgements", "quepid-book", "quepid-case", "quepid-snapshot", "quepid-detailed", "rre", "srw", "srw-csv",
+    "csv", "jsonl",
+]
 FORMATS: tuple[str, ...] = Format.__args__
 RATING_HEADER = ["query", "docid", "rating"]
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One rating of a judgment file, as written."""
-
-    line: int | None
-    query: str  # the query's text ('' where the format names queries by id)
-    product_id: str
-    rating: str  # a number as text, or (rae's own formats) a label's name
-    rater: str = ""  # '' where the format names no rater
-    note: str = ""
-    query_id: str = ""  # where the format names it
-    at: tuple[str | int, ...] = ()  # where it is in a JSON file (its line is found only if an error needs it)
-
-
-@dataclass(frozen=True)
-class JudgmentFile:
-    """What a judgment file holds: its entries and, where the file says so, its scale."""
-
-    path: Path
-    entries: list[Entry]
-    declared_scale: list[Any] | str | None = None  # a Quepid book's scale values, or its scorer's name
-    json: LocatedJson | None = None
-
-    def error(self, entry: Entry, message: str) -> DataFileError:
-        """A one-line error at the entry's line."""
-        line = entry.line if entry.line is not None or self.json is None else self.json.line_of(entry.at)
-        return DataFileError(self.path, line, message)
+JSON_READERS = {"quepid-book": read_book, "quepid-case": read_case, "quepid-snapshot": read_snapshot, "rre": read_rre}
 
 
 def read_judgment_file(path: Path, fmt: Format) -> JudgmentFile:
@@ -67,39 +44,15 @@ def read_judgment_file(path: Path, fmt: Format) -> JudgmentFile:
     if fmt in ("quepid-csv", "srw-csv"):
         return JudgmentFile(path, list(_rating_csv(path, text, header_optional=fmt == "srw-csv")))
     if fmt == "quepid-judgements":
-        return JudgmentFile(path, list(_judgements_csv(path, text)))
-    if fmt == "quepid-book":
-        return _book(LocatedJson.parse(str(path), text), path)
+        return JudgmentFile(path, list(read_judgements_csv(path, text)))
+    if fmt == "quepid-detailed":
+        return JudgmentFile(path, list(read_detailed_csv(path, text)))
+    if fmt in JSON_READERS:
+        return JSON_READERS[fmt](LocatedJson.parse(str(path), text), path)
     if fmt == "srw":
         located = LocatedJson.parse(str(path), text)
         return JudgmentFile(path, list(_srw(located)), json=located)
     return JudgmentFile(path, list(_rae(path, fmt)))
-
-
-def file_text(path: Path) -> str:
-    """The file's text: UTF-8 (a byte-order mark allowed), or the one file inside a zip (Quepid's book export)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFileError(path, None, "no such file") from None
-    except IsADirectoryError:
-        raise DataFileError(path, None, "a directory, not a file") from None
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        data = _zipped(path, data)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataFileError(path, line, f"not valid UTF-8 (byte {data[exc.start]:#04x}); save the file as UTF-8") from None
-
-
-def _zipped(path: Path, data: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
-        if len(members) != 1:
-            names = ", ".join(m.filename for m in members) or "nothing"
-            raise DataFileError(path, None, f"a zip with one judgment file expected, found {names}")
-        return archive.read(members[0])
 
 
 def _trec(path: Path, text: str) -> Iterator[Entry]:
@@ -113,18 +66,8 @@ def _trec(path: Path, text: str) -> Iterator[Entry]:
         yield Entry(number, "", docid, rel, query_id=qid)
 
 
-def _csv_lines(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        for cells in reader:
-            if any(cell.strip() for cell in cells):
-                yield reader.line_num, [cell.strip() for cell in cells]  # strip undoes Quepid's space before - = + @
-    except csv.Error as exc:
-        raise DataFileError(path, reader.line_num, f"malformed CSV ({exc})") from None
-
-
 def _rating_csv(path: Path, text: str, header_optional: bool) -> Iterator[Entry]:
-    lines = _csv_lines(path, text)
+    lines = csv_lines(path, text)
     first = next(lines, None)
     if first is None:
         return
@@ -151,53 +94,6 @@ def _csv_hint(cells: list[str]) -> str:
     if lowered[:2] == ["query", "docid"] and len(cells) > 2 and "rating" not in lowered:
         return " (a column a judge is a Quepid book's judgements CSV: --format quepid-judgements)"
     return ""
-
-
-def _judgements_csv(path: Path, text: str) -> Iterator[Entry]:
-    lines = _csv_lines(path, text)
-    number, header = next(lines, (1, []))
-    if [c.lower() for c in header[:2]] != ["query", "docid"] or len(header) < 3:
-        raise DataFileError(path, number, f"expected the header query,docid,<judge>..., found {','.join(header) or 'nothing'}")
-    judges = header[2:]
-    for number, cells in lines:
-        if len(cells) != len(header):
-            raise DataFileError(path, number, f"expected {len(header)} fields, found {len(cells)}")
-        for judge, rating in zip(judges, cells[2:], strict=True):
-            if rating:
-                yield Entry(number, cells[0], cells[1], rating, rater=judge)
-
-
-def _book(book: LocatedJson, path: Path) -> JudgmentFile:
-    body = book.expect(book.value, dict, (), "a Quepid book (an object with query_doc_pairs)")
-    if "query_doc_pairs" not in body:
-        raise book.error((), "not a Quepid book: no query_doc_pairs")
-    pairs = book.expect(body["query_doc_pairs"], list, ("query_doc_pairs",), "a list of query-doc pairs")
-    entries = []
-    for i, pair in enumerate(pairs):
-        where = ("query_doc_pairs", i)
-        book.expect(pair, dict, where, "a query-doc pair (an object)")
-        query, doc_id = str(pair.get("query_text") or "").strip(), str(pair.get("doc_id") or "").strip()
-        judgements = book.expect(pair.get("judgements") or [], list, (*where, "judgements"), "a list of judgements")
-        for j, judgement in enumerate(judgements):
-            book.expect(judgement, dict, (*where, "judgements", j), "a judgement (an object)")
-            if judgement.get("unrateable") or judgement.get("judge_later") or judgement.get("rating") is None:
-                continue
-            if not query or not doc_id:
-                raise book.error(where, "a judged pair needs a query_text and a doc_id")
-            entries.append(Entry(None, query, doc_id, str(judgement["rating"]), rater=str(judgement.get("user_email") or ""),
-                                 note=str(judgement.get("explanation") or ""), at=(*where, "judgements", j)))
-    return JudgmentFile(path, entries, _book_scale(book, body), book)
-
-
-def _book_scale(book: LocatedJson, body: dict[str, Any]) -> list[Any] | str | None:
-    """The book's scale: its ``scale`` (a list, or Quepid's older comma-separated text), else its scorer's."""
-    scorer = body.get("scorer") if isinstance(body.get("scorer"), dict) else {}
-    for where, scale in ((("scale",), body.get("scale")), (("scorer", "scale"), scorer.get("scale"))):
-        if isinstance(scale, str) and scale.strip():
-            return [v.strip() for v in scale.split(",")]
-        if scale:
-            return book.expect(scale, list, where, "a list of ratings")
-    return str(scorer["name"]) if scorer.get("name") else None
 
 
 def _srw(body: LocatedJson) -> Iterator[Entry]:

@@ -9,9 +9,16 @@
   written under the emails given, and a rater without one as an anonymous judgement (no ``user_email``).
 - ``srw``: SRW's ``IMPORT_JUDGMENT`` body; SRW casts each ``docId`` and ``rating`` to a string, so both are strings.
 - ``srw-csv``: ``query,docid,rating`` with a header row, a query quoted when it has a comma or a quote.
+- ``rre``: Rated Ranking Evaluator's ratings with grades as keys and lists of doc ids as values, the one shape both
+  RRE's ``Engine`` and Quepid's RRE importer (``Api::V1::Import::RatingsController``) read: ``index`` and ``id_field``
+  (RRE requires both), ``queries`` at the top (RRE reads a missing ``topics`` level as the file itself), each with its
+  ``$query`` placeholder. RRE parses a grade as an integer, so the scale must write integers.
 - ``csv`` and ``jsonl``: rae's own.
 
-Formats with one rating a pair (trec, quepid-csv, srw, srw-csv) get one rater's labels: which, or how several
+rae reads Quepid's case, snapshot and detailed exports but does not write them: Quepid imports a case only with its
+search endpoint and tries, which rae does not have; ``quepid-book``, ``quepid-csv`` and ``rre`` carry ratings back.
+
+Formats with one rating a pair (trec, quepid-csv, rre, srw, srw-csv) get one rater's labels: which, or how several
 become one, is decided before writing (``rae.interop.judgment_lists``).
 """
 
@@ -22,15 +29,25 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rae.datasets.judgment_reading import Format
+from rae.datasets.judgment_reading import FORMATS, Format
 from rae.datasets.rating_scales import RatingScale
 from rae.datasets.records import Rating
+from rae.errors import RaeError
+from rae.labels import LABELS
 
 FORMULA_START = ("-", "=", "+", "@")  # Quepid's make_csv_safe
+READ_ONLY = ("quepid-case", "quepid-snapshot", "quepid-detailed")
+WRITTEN: tuple[str, ...] = tuple(fmt for fmt in FORMATS if fmt not in READ_ONLY)
+
+
+class WriteError(RaeError, ValueError):
+    pass
 
 
 def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: RatingScale, name: str, emails: Mapping[str, str]) -> None:
     labels = sorted(labels, key=lambda r: (r.query_id, r.product_id, r.rater))
+    if fmt in READ_ONLY:
+        raise WriteError(f"rae reads {fmt} but does not write it (Quepid imports a case only with its search endpoint): write quepid-book, quepid-csv or rre")
     if fmt == "trec":
         path.write_text("".join(f"{r.query_id} 0 {r.product_id} {_number(scale.rating(r.label))}\n" for r in labels))
     elif fmt in ("quepid-csv", "srw-csv"):
@@ -43,6 +60,8 @@ def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: Rating
         path.write_text(json.dumps(_book(labels, scale, name, emails), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "srw":
         path.write_text(json.dumps(_srw(labels, scale, name), indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "rre":
+        path.write_text(json.dumps(_rre(labels, scale, name), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":
         rows = [[r.query_id, r.query, r.product_id, str(r.label), r.rater, r.note] for r in labels]
         path.write_text(_csv([["query_id", "query", "product_id", "label", "rater", "explanation"], *rows]))
@@ -97,6 +116,18 @@ def _srw(labels: list[Rating], scale: RatingScale, name: str) -> dict[str, Any]:
         by_query.setdefault(r.query, []).append({"docId": r.product_id, "rating": f"{scale.rating(r.label):.3f}"})
     return {"name": name, "description": "Judgments exported by rae", "type": "IMPORT_JUDGMENT",
             "judgmentRatings": [{"query": q, "ratings": ratings} for q, ratings in by_query.items()]}
+
+
+def _rre(labels: list[Rating], scale: RatingScale, name: str) -> dict[str, Any]:
+    if not all(float(scale.rating(label)).is_integer() for label in LABELS):
+        raise WriteError(f"rre: RRE reads a grade as an integer and the scale {scale.name} writes {', '.join(_number(scale.rating(x)) for x in LABELS)}; "
+                         "pick one with whole numbers (--scale 0-3)")
+    by_query: dict[str, dict[str, list[str]]] = {}
+    for r in labels:
+        by_query.setdefault(r.query, {}).setdefault(str(int(scale.rating(r.label))), []).append(r.product_id)
+    queries = [{"placeholders": {"$query": q}, "relevant_documents": dict(sorted(grades.items(), key=lambda g: -int(g[0])))}
+               for q, grades in by_query.items()]
+    return {"index": name, "id_field": "id", "queries": queries}
 
 
 def _safe(text: str) -> str:

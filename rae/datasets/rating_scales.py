@@ -12,15 +12,19 @@ is read, and which rating each label is written as. rae knows the peers' scales 
 | ``unit`` | cut in thirds: below 1/3 irrelevant, below 2/3 acceptable substitute, else highly relevant | 0.0, 0.5, 1.0 | SRW's own judgments (0 to 1) |
 | ``percent`` | the same on 0 to 100 | 0, 50, 100 | SRW imports on a 0-100 scale |
 | ``<low>-<high>`` (say ``1-5``) | integers cut in thirds, as above | low, middle, high | a custom Quepid scale, when named |
+| ``thresholds:<a>,<b>`` | below a irrelevant, below b acceptable substitute, else highly relevant | 0, a, b | scores without a bound (click models' COEC) |
 
 Quepid's scorer names (``nDCG@10``, ``P@10``, ...) name their scales too. A team's own scale is a
 ``[rating_scales.<name>]`` table in the settings: ``reads`` maps each rating to a label, ``writes`` each label to a rating.
 
 Cutting in thirds is the one mapping that could move a rating into another class (SRW's ESCI 10, a substitute, is
 in the first tenth of 0 to 100): ``check_ratings`` refuses it when the file's distinct ratings would not keep a
-label each, and says what it would have read each rating as and which named scales fit the file.
+label each (or, for a continuous rating, when they fill less than half the scale: click scores of 0 to 5 read on
+0-100 would all be irrelevant), and says what it would have read each rating as and which scales fit the file. A
+file no named scale fits is asked for a range or thresholds, its distinct ratings shown.
 """
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,10 +44,11 @@ class RatingScale:
     writes: Mapping[Label, float]
     low: float = 0.0  # a continuous scale from ``low`` to ``high``, cut in thirds
     high: float | None = None
+    cuts: tuple[float, float] | None = None  # a scale without a bound: where acceptable and highly relevant start
 
     @property
     def cut_in_thirds(self) -> bool:
-        return self.reads is None
+        return self.reads is None and self.cuts is None
 
     def label(self, rating: object) -> Label:
         """The label a rating stands for; a rating this scale does not have is an error, never a guess."""
@@ -54,6 +59,8 @@ class RatingScale:
             value = float(text)
         except ValueError:
             raise RatingError(f"rating {rating!r} is not a number (scale {self.name})") from None
+        if self.cuts is not None:
+            return LABELS[0] if value < self.cuts[0] else LABELS[1] if value < self.cuts[1] else LABELS[2]
         if self.reads is None:
             if not self.low <= value <= self.high:
                 raise RatingError(f"rating {text} is outside the scale {self.name} ({self.low:g} to {self.high:g})")
@@ -89,6 +96,7 @@ QUEPID_SCORERS = {  # Quepid's communal scorers (db/seeds.rb) and the scale each
     "ndcg@10": "0-3", "dcg@10": "0-3", "cg@10": "0-3", "err@10": "0-3", "p@10": "0-1", "ap@10": "0-1", "rr@10": "0-1",
 }
 RANGE = re.compile(r"^(\d+)-(\d+)$")
+THRESHOLDS = re.compile(r"^thresholds:([0-9.]+),([0-9.]+)$")
 
 
 def rating_scale(name: str, custom: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None) -> RatingScale:
@@ -103,7 +111,23 @@ def rating_scale(name: str, custom: Mapping[str, Mapping[str, Mapping[str, str]]
     if match and int(match[1]) < int(match[2]):
         low, high = int(match[1]), int(match[2])
         return RatingScale(name, None, {I: low, S: round((low + high) / 2), E: high}, low=low, high=high)
-    raise RatingError(f"unknown rating scale {name!r} (known: {', '.join([*SCALES, *(custom or {})])}, Quepid's scorer names, or a range like 1-5)")
+    match = THRESHOLDS.match(name)
+    if match:
+        return _thresholds(name, match[1], match[2])
+    raise RatingError(
+        f"unknown rating scale {name!r} (known: {', '.join([*SCALES, *(custom or {})])}, Quepid's scorer names, a range like 1-5, "
+        "or thresholds:A,B)"
+    )
+
+
+def _thresholds(name: str, first: str, second: str) -> RatingScale:
+    try:
+        a, b = float(first), float(second)
+    except ValueError:
+        raise RatingError(f"--scale {name}: thresholds are two numbers, as in thresholds:0.5,2") from None
+    if not a < b:
+        raise RatingError(f"--scale {name}: the first threshold (where acceptable substitute starts) must be below the second")
+    return RatingScale(name, None, {I: 0.0, S: a, E: b}, cuts=(a, b))
 
 
 def declared_scale(values: Iterable[object]) -> RatingScale:
@@ -131,12 +155,33 @@ def check_ratings(scale: RatingScale, ratings: Iterable[str]) -> None:
     unreadable = [r for r in distinct if not scale.readable(r)]
     if unreadable:
         fits = fitting_scales(distinct)
-        hint = f"; the file's ratings ({_listed(distinct)}) fit --scale {' or '.join(fits)}" if fits else "; declare a [rating_scales] table for them"
+        hint = f"; the file's ratings ({_listed(distinct)}) fit --scale {' or '.join(fits)}" if fits else f"; {_ask_for_a_scale(distinct)}"
         raise RatingError(f"{scale.name} cannot read the rating{'s' if len(unreadable) > 1 else ''} {_listed(unreadable)}{hint}")
     if scale.cut_in_thirds and not _keeps_classes(scale, distinct):
         fits = [name for name in fitting_scales(distinct) if name != scale.name]
-        hint = f": the file's ratings fit --scale {' or '.join(fits)}" if fits else ": name the mapping in a [rating_scales] table"
-        raise RatingError(f"--scale {scale.name} would read {_mapping(scale, distinct)}, merging classes the file keeps apart{hint}")
+        hint = f": the file's ratings fit --scale {' or '.join(fits)}" if fits else f": {_ask_for_a_scale(distinct)}"
+        shown = _mapping(scale, distinct) if len(distinct) <= 12 else f"{len(distinct)} ratings from {distinct[0]} to {distinct[-1]} as {_label_counts(scale, distinct)}"
+        raise RatingError(f"--scale {scale.name} would read {shown}, merging classes the file keeps apart{hint}")
+
+
+def _ask_for_a_scale(distinct: list[str]) -> str:
+    """What to pass for ratings no named scale reads: a range where they are whole numbers, else thresholds."""
+    try:
+        numbers = [float(r) for r in distinct]
+    except ValueError:
+        return "declare a [rating_scales] table for them"
+    if len(numbers) > 1 and all(n.is_integer() and n >= 0 for n in numbers):
+        proposal = rating_scale(f"{int(numbers[0])}-{int(numbers[-1])}")
+        if _keeps_classes(proposal, distinct):
+            return f"--scale {proposal.name} would read {_mapping(proposal, distinct)} (or declare a [rating_scales] table)"
+    top = max(1, math.ceil(max(numbers)))
+    return (f"no named scale reads these {len(distinct)} distinct ratings ({_listed(distinct)}, up to {distinct[-1]}): give their range (--scale 0-{top}) "
+            "or thresholds (--scale thresholds:0.5,2 reads below 0.5 as irrelevant, below 2 as acceptable substitute, else highly relevant)")
+
+
+def _label_counts(scale: RatingScale, distinct: list[str]) -> str:
+    labels = [scale.label(r) for r in distinct]
+    return ", ".join(f"{labels.count(label)} {label}" for label in LABELS if label in labels)
 
 
 def fitting_scales(ratings: list[str]) -> list[str]:
@@ -151,8 +196,9 @@ def fitting_scales(ratings: list[str]) -> list[str]:
 
 def _keeps_classes(scale: RatingScale, distinct: list[str]) -> bool:
     """Whether cutting in thirds keeps the file's grades apart: as many labels as grades, up to three."""
-    if len(distinct) > 12:  # a continuous rating (implicit judgments): thirds are what it means
-        return True
+    if len(distinct) > 12:  # a continuous rating: thirds are what it means, if it fills the scale
+        values = [float(r) for r in distinct]
+        return max(values) - min(values) >= (scale.high - scale.low) / 2
     return len({scale.label(r) for r in distinct}) == min(3, len(distinct))
 
 

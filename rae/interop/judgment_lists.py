@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from rae.datasets.judgment_formats import detect_format
 from rae.datasets.judgment_reading import Entry, Format, JudgmentFile, read_judgment_file
 from rae.datasets.judgment_writing import write_judgments
 from rae.datasets.labelled_set import LabelledSet
@@ -36,7 +37,10 @@ from rae.store.records import judged_pairs_of_queries
 from rae.workspace import Workspace
 
 Which = Literal["llm", "human", "both"]
-DEFAULT_SCALES = {"trec": "0-2", "quepid-csv": "0-3", "quepid-judgements": "0-3", "quepid-book": "0-3", "srw": "unit", "srw-csv": "unit"}
+DEFAULT_SCALES = {
+    "trec": "0-2", "quepid-csv": "0-3", "quepid-judgements": "0-3", "quepid-book": "0-3", "quepid-case": "0-3", "quepid-snapshot": "0-3",
+    "quepid-detailed": "0-3", "rre": "0-3", "srw": "unit", "srw-csv": "unit",
+}
 NAMED_FORMATS = ("csv", "jsonl")  # rae's own: labels by name, no scale
 
 
@@ -61,23 +65,28 @@ class Moved:
 
 
 def import_judgments(
-    workspace: Workspace, path: Path, fmt: Format, rater: str | None, scale: str | None, kind: str = "human", allow_empty: bool = False
+    workspace: Workspace, path: Path, fmt: Format | None, rater: str | None, scale: str | None, kind: str = "human", allow_empty: bool = False
 ) -> Moved:
+    """Store a file's labels as its raters'; the format is the one asked for, else the one its content shows."""
     labelled = workspace.labelled
+    detected = fmt is None
+    fmt = fmt or detect_format(path)
     file = read_judgment_file(path, fmt)
     if not file.entries and not allow_empty:
         raise DataFileError(path, None, f"no ratings in it as {fmt} (--allow-empty if an empty list is expected)")
     scale_used, how = _import_scale(file, fmt, scale, workspace.settings.rating_scales)
     try:
-        names = imported_rater_names([e.rater for e in file.entries], rater, path.stem)
-        query_ids, query_texts = _query_ids(labelled), _query_texts(labelled)
+        names = imported_rater_names([e.rater for e in file.entries], rater, _bare_name(path))
+        query_ids, query_texts = query_ids_of(labelled), _query_texts(labelled)
         labels = [_rating(file, e, scale_used, names, query_ids, query_texts) for e in file.entries]
+        labels, repeated = once_a_rater(file, labels)
         own = {(j.query_id, j.product_id): j.label for j in labelled.judgments}
         labels, notices = without_the_sets_own(labels, own, labelled.name) if kind == "human" else (labels, [])
     except RaterError as exc:
         raise DataFileError(path, None, str(exc)) from None
     save_ratings(workspace.store, labels, f"import:{fmt}:{path.name}", kind)
-    notices = ([f"scale {scale_used.name}: {how}"] if fmt not in NAMED_FORMATS else []) + notices
+    told = [f"format {fmt}: from the file's content (--format to insist on another)"] if detected else []
+    notices = told + ([f"scale {scale_used.name}: {how}"] if fmt not in NAMED_FORMATS else []) + repeated + notices
     return Moved("imported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}),
                  notices=notices)
 
@@ -139,6 +148,28 @@ def human_labels(workspace: Workspace, pairs: list[Pair]) -> list[Rating]:
     return labels + [r for r in latest_ratings(workspace.store) if (r.query_id, r.product_id) in wanted]
 
 
+def once_a_rater(file: JudgmentFile, labels: list[Rating]) -> tuple[list[Rating], list[str]]:
+    """Each rater's label of a pair once: a rating the file repeats (SRW's query blocks, repeated) is stored once with
+    a notice; two different ratings of one pair by one rater are refused, both lines named."""
+    first: dict[tuple[str, str, str], int] = {}
+    kept: list[Rating] = []
+    repeats = 0
+    for index, label in enumerate(labels):
+        key = (label.rater, label.query_id, label.product_id)
+        if key not in first:
+            first[key] = index
+            kept.append(label)
+            continue
+        earlier = labels[first[key]]
+        if earlier.original_label != label.original_label and earlier.label != label.label:
+            where = file.error(file.entries[first[key]], "").line
+            raise file.error(file.entries[index], f"{label.rater} rates ({label.query!r}, {label.product_id}) {label.original_label} here and "
+                                                  f"{earlier.original_label} at line {where}: which one holds?")
+        repeats += 1
+    notices = [f"{repeats} ratings repeat a rater's rating of the same pair: stored once"] if repeats else []
+    return kept, notices
+
+
 def _import_scale(file: JudgmentFile, fmt: Format, asked: str | None, custom) -> tuple[RatingScale, str]:
     """The scale that reads the whole file, and how it was chosen; refused (with the way out) if it cannot."""
     if fmt in NAMED_FORMATS:
@@ -150,9 +181,9 @@ def _import_scale(file: JudgmentFile, fmt: Format, asked: str | None, custom) ->
             if asked:
                 scale, how = rating_scale(asked, custom), "asked for"
             elif isinstance(file.declared_scale, list):
-                scale, how = declared_scale(file.declared_scale), f"the book's scale {file.declared_scale}"
+                scale, how = declared_scale(file.declared_scale), f"the file's scale {file.declared_scale}"
             elif isinstance(file.declared_scale, str):
-                scale, how = rating_scale(file.declared_scale), f"the book's scorer {file.declared_scale}"
+                scale, how = rating_scale(file.declared_scale), f"the file's scorer {file.declared_scale}"
             else:
                 scale, how = rating_scale(DEFAULT_SCALES[fmt]), f"{fmt}'s default (--scale to change)"
         except RatingError as exc:
@@ -176,7 +207,15 @@ def _rating(file: JudgmentFile, entry: Entry, scale: RatingScale, names, query_i
     return Rating(query_id, query, entry.product_id, scale.label(entry.rating), names[entry.rater], original_label=entry.rating, note=entry.note)
 
 
-def _query_ids(labelled: LabelledSet):
+def _bare_name(path: Path) -> str:
+    """The file's name without its format's suffixes (``book_7.json.zip`` is ``book_7``), the rater of unnamed labels."""
+    name = path.name
+    while Path(name).suffix.lower() in (".zip", ".gz", ".json", ".jsonl", ".ndjson", ".csv", ".txt", ".tsv"):
+        name = Path(name).stem
+    return name or path.name
+
+
+def query_ids_of(labelled: LabelledSet):
     """Query text -> id: the labelled set's id for a query it has (by normalised text), else rae's id for the text."""
     known = {normalize_query(j.query): j.query_id for j in labelled.judgments}
     return lambda text: known.get(normalize_query(text)) or query_id_for(text)

@@ -33,6 +33,7 @@ app.add_typer(programs_app, name="programs")
 judgments_app = typer.Typer(help="Judgment lists in and out: TREC, Quepid, OpenSearch SRW, CSV, JSON Lines.", no_args_is_help=True)
 judgments_app.command("import")(interop.judgments_import)
 judgments_app.command("export")(interop.judgments_export)
+judgments_app.command("from-clicks")(interop.judgments_from_clicks)
 app.add_typer(judgments_app, name="judgments")
 
 batches_app = typer.Typer(help="Batches sent to a batch API or written to a file: `rae batches` lists them.")

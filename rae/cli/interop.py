@@ -1,4 +1,5 @@
-"""Commands that move judgment lists between rae and the tools teams already use: judgments import, judgments export."""
+"""Commands that move judgment lists between rae and the tools teams already use (judgments import, export), and
+judgments from a UBI log's clicks (judgments from-clicks)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -8,10 +9,13 @@ import typer
 from rae.cli.options import ConfigOption, ModelOption, PerQueryOption, ProgramOption, QueriesOption, StoreOption, workspace_from
 from rae.datasets.judgment_reading import Format
 from rae.datasets.query_sets import read_query_set
+from rae.interop.click_judgments import DEFAULT_SCALE
+from rae.interop.click_judgments import judgments_from_clicks as judgments_from_clicks_of
 from rae.interop.judgment_lists import Which, export_judgments, import_judgments, pairs_to_export
 from rae.interop.raters import CONSENSUS_RULES
 
-FormatOption = Annotated[Format, typer.Option("--format", help="trec, quepid-csv, quepid-judgements, quepid-book, srw, srw-csv, csv or jsonl")]
+FORMAT_NAMES = "trec, quepid-csv, quepid-judgements, quepid-book, quepid-case, quepid-snapshot, quepid-detailed, rre, srw, srw-csv, csv or jsonl"
+FormatOption = Annotated[Format, typer.Option("--format", help=FORMAT_NAMES)]
 ScaleOption = Annotated[
     str | None,
     typer.Option("--scale", help="0-2, 0-3, 0-1, srw-esci, unit, percent, a Quepid scorer (nDCG@10, P@10...), a range like 1-5, or one of [rating_scales]"),
@@ -19,8 +23,8 @@ ScaleOption = Annotated[
 
 
 def judgments_import(
-    path: Annotated[Path, typer.Argument(help="the judgment file (a Quepid book may stay zipped)")],
-    fmt: FormatOption = "csv",
+    path: Annotated[Path, typer.Argument(help="the judgment file (a Quepid export may stay zipped)")],
+    fmt: Annotated[Format | None, typer.Option("--format", help=f"{FORMAT_NAMES}; default: the one the file's content shows")] = None,
     rater: Annotated[str | None, typer.Option("--rater", help="whose labels these are (default: the raters the file names, else the file's name)")] = None,
     kind: Annotated[str, typer.Option("--kind", help="human, or llm for another LLM judge's labels")] = "human",
     scale: ScaleOption = None,
@@ -60,3 +64,17 @@ def judgments_export(
     query_set = read_query_set(queries_file) if queries_file else None
     pairs = pairs_to_export(workspace, split, queries, per_query, run_id, query_set, rated)
     typer.echo(export_judgments(workspace, path, fmt, which, pairs, scale, name, rater, consensus, rater_email).line())
+
+
+def judgments_from_clicks(
+    logs: Annotated[list[Path], typer.Argument(help="UBI logs: ubi_queries and ubi_events, in one file or several (NDJSON, any name, .gz too)")],
+    max_rank: Annotated[int, typer.Option("--max-rank", help="positions counted, from the top (SRW's maxRank)")] = 20,
+    scale: Annotated[str, typer.Option("--scale", help="how a score becomes a label (thresholds:A,B: below A irrelevant, below B acceptable)")] = DEFAULT_SCALE,
+    min_impressions: Annotated[int, typer.Option("--min-impressions", help="impressions a pair needs before its score counts")] = 1,
+    log_format: Annotated[str | None, typer.Option("--log-format", help="jsonl, csv or parquet, when the file's name and content do not say")] = None,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Judgments from clicks, as SRW computes them (COEC: clicks over expected clicks), stored as the rater clicks:coec."""
+    workspace = workspace_from(config, None, store, None)
+    typer.echo(judgments_from_clicks_of(workspace, logs, max_rank, scale, min_impressions, log_format).line())

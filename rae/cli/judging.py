@@ -35,7 +35,7 @@ from rae.jsonout import dumps
 from rae.scaleout.runner import annotate_recorded
 from rae.store.human_labels import latest_ratings
 from rae.studies.agreement import agreement_report, side_by_side
-from rae.studies.human_agreement import human_pairs, rater_agreement
+from rae.studies.human_agreement import click_agreement, human_pairs, rater_agreement
 from rae.studies.panel import annotate_panel, judge_workspaces, panel_agreement
 
 
@@ -100,6 +100,7 @@ def agreement(
     as_json: JsonOption = False,
     reviews: Annotated[bool, typer.Option("--with-reviews", help="include the pairs only human reviewers labelled")] = False,
     humans: Annotated[bool, typer.Option("--human-vs-human", help="also report agreement among humans on pairs several labelled")] = False,
+    clicks: Annotated[bool, typer.Option("--clicks", help="also report how the click judgments (judgments from-clicks) agree with the humans")] = False,
     judges: JudgesOption = None,
     config: ConfigOption = None,
     model: ModelOption = None,
@@ -114,19 +115,26 @@ def agreement(
     labels = labelled.select(split, queries, per_query)
     if judges:
         panel = judge_workspaces(workspace, _names(judges))
-        other_raters = human_pairs(labelled, latest_ratings(workspace.store) + latest_ratings(workspace.store, kind="llm"))
+        other_raters = human_pairs(labelled, [r for kind in ("human", "llm", "clicks") for r in latest_ratings(workspace.store, kind)])
         show(panel_agreement(panel, labels, other_raters, workspace.settings.panel_ties), as_json, split=split)
         return
-    report = agreement_report(side_by_side(labels, workspace.stored_judgments([j.pair for j in labels]), labelled.catalog))
     among_humans = rater_agreement(human_pairs(labelled, latest_ratings(workspace.store))) if humans else None
+    with_clicks = click_agreement(labelled, latest_ratings(workspace.store), latest_ratings(workspace.store, "clicks")) if clicks else None
+    stored = workspace.stored_judgments([j.pair for j in labels])
+    if with_clicks is not None and not any(o.ok for o in stored.values()) and not as_json:  # the clicks against the humans need no judge
+        typer.echo(with_clicks.markdown())
+        return
+    report = agreement_report(side_by_side(labels, stored, labelled.catalog))
     if as_json:
         extra = {"human_vs_human": among_humans.as_dict()} if among_humans else {}
+        extra |= {"clicks_vs_humans": with_clicks.as_dict()} if with_clicks else {}
         typer.echo(dumps({**report.as_dict(), "split": split, "labelled_set": labelled.fingerprint(), **workspace.describe(), **extra}))
         return
     typer.echo(f"split {split} · labelled set {labelled.name} ({labelled.fingerprint()}) · {workspace.header()}\n")
     typer.echo(report.markdown())
-    if among_humans is not None:
-        typer.echo("\n" + among_humans.markdown())
+    for table in (among_humans, with_clicks):
+        if table is not None:
+            typer.echo("\n" + table.markdown())
 
 
 

@@ -44,6 +44,8 @@ def _is_missing(value: Any) -> bool:
 
 
 def file_format(path: Path) -> str:
+    """The format the file's name says, else the one its first line shows (OpenSearch's UBI exports are NDJSON in
+    files named ``.json``)."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
@@ -52,7 +54,20 @@ def file_format(path: Path) -> str:
         return "parquet"
     if last in TEXT_FORMATS:
         return TEXT_FORMATS[last]
-    raise DataFileError(path, None, "unknown file type; use .csv, .tsv, .jsonl, .ndjson or .parquet (optionally .gz)")
+    if _first_line_is_a_record(path):
+        return "jsonl"
+    raise DataFileError(path, None, "unknown file type; use .csv, .tsv, .jsonl, .ndjson or .parquet (optionally .gz), or --format")
+
+
+def _first_line_is_a_record(path: Path) -> bool:
+    """Whether the file starts with one JSON object alone on its line: JSON Lines, whatever the file's name."""
+    if not path.exists():
+        return False
+    first = next((line for line in _decoded_text(path).split("\n") if line.strip()), "")
+    try:
+        return isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def read_rows(path: Path | str, required: tuple[str, ...] = (), fmt: str | None = None) -> Iterator[Row]:

@@ -57,12 +57,26 @@ class RaterAgreement:
 
 def human_pairs(labelled: LabelledSet, reviews: list[Rating]) -> dict[tuple[str, str], dict[str, Label]]:
     """Every pair with two or more human labels: rater -> label ("original" for the labelled set's own label)."""
+    return {pair: by_rater for pair, by_rater in human_labels(labelled, reviews).items() if len(by_rater) >= 2}
+
+
+def human_labels(labelled: LabelledSet, reviews: list[Rating]) -> dict[tuple[str, str], dict[str, Label]]:
+    """Every human-labelled pair: rater -> label ("original" for the labelled set's own label)."""
     raters: dict[tuple[str, str], dict[str, Label]] = {}
     for judgment in labelled.judgments:
         raters.setdefault((judgment.query_id, judgment.product_id), {})["original"] = judgment.label
     for review in reviews:
         raters.setdefault((review.query_id, review.product_id), {})[review.rater] = review.label
-    return {pair: by_rater for pair, by_rater in raters.items() if len(by_rater) >= 2}
+    return raters
+
+
+def click_agreement(labelled: LabelledSet, reviews: list[Rating], clicks: list[Rating]) -> RaterAgreement:
+    """How the click judgments agree with every human rater, on the pairs both labelled (whatever the split: clicks
+    fall where users searched, not where the labelled set's split puts a query)."""
+    humans = human_labels(labelled, reviews)
+    clicked = {(r.query_id, r.product_id): r.label for r in clicks}
+    both = {pair: {**by_rater, "clicks": clicked[pair]} for pair, by_rater in humans.items() if pair in clicked}
+    return rater_agreement(both, "Clicks and humans")
 
 
 def rater_agreement(raters: dict[tuple[str, str], dict[str, Label]], title: str = "Human vs human", min_pairs: int = MIN_SHARED_PAIRS) -> RaterAgreement:

@@ -1,0 +1,284 @@
+"""The peers' other files, as they publish them (tests/fixtures/peers, see its NOTICE): Quepid's case and snapshot
+exports (zipped, with macOS's resource entry beside the data), its RRE export and Rated Ranking Evaluator's own
+ratings, SRW's UBI sample with clicks; Quepid's detailed CSV built as its ``caseCSVSvc.js`` writes it. Malformed
+variants are one line naming the file and line, and store nothing."""
+
+import gzip
+import json
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rae.cli import app
+from rae.config import load_settings
+from rae.datasets.bundled import esci_us
+from rae.datasets.rating_scales import RatingError, check_ratings, rating_scale
+from rae.datasets.searchlog import query_id_for, read_search_log
+from rae.datasets.ubi_events import ResultEvent
+from rae.interop.click_judgments import coec_scores
+from rae.labels import Label
+from rae.store.human_labels import latest_ratings
+from rae.workspace import Workspace
+from tests.test_peer_files import PEERS, SRW_ESCI, ok, refused, stored
+
+E, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT  # noqa: E741 - the ESCI letters
+CASE = PEERS / "haystack_rating_party_case.json.zip"
+SNAPSHOT = PEERS / "haystack_rating_party_snapshot_vector-2.json.zip"
+QUEPID_RRE = PEERS / "quepid_mock_rre_json.json"
+RRE_EXAMPLE = PEERS / "rre_ratings_example.json"
+UBI = PEERS / "srw_ubi_queries_events.ndjson.gz"
+
+
+def unzipped(path: Path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read(next(n for n in archive.namelist() if not n.startswith("__MACOSX/"))))
+
+
+def by_pair() -> dict[tuple[str, str, str], Label]:
+    return {(r.rater, r.query, r.product_id): r.label for r in stored()}
+
+
+# Quepid's case export: zipped with a __MACOSX/ entry, each rating's judge by user_email, its scorer's scale
+
+
+def test_quepids_case_export_imports_unchanged_each_judge_a_rater_on_its_scorers_scale(project):
+    case = unzipped(CASE)
+    expected = Counter(r["user_email"] for q in case["queries"] for r in q["ratings"] if r["rating"] is not None)
+    out = ok("judgments", "import", str(CASE))
+    assert "format quepid-case: from the file's content" in out and "scale 0-3: the file's scorer nDCG@10" in out
+    assert f"imported {sum(expected.values())} labels" in out
+    assert Counter(r.rater for r in stored()) == expected
+    first = case["queries"][0]
+    for rating in first["ratings"]:
+        label = by_pair()[(rating["user_email"], first["query_text"], rating["doc_id"])]
+        assert label == {0: I, 1: S, 2: E, 3: E}[rating["rating"]]
+
+
+def test_quepids_snapshot_export_reads_its_ratings_map_as_the_cases_ratings(project):
+    snapshot = unzipped(SNAPSHOT)
+    out = ok("judgments", "import", str(SNAPSHOT), "--rater", "haystack-case")
+    count = sum(len(q["ratings"]) for q in snapshot["queries"])
+    assert f"imported {count} labels" in out and "format quepid-snapshot" in out
+    query = next(q for q in snapshot["queries"] if q["query_text"] == "projector screen")
+    labels = by_pair()
+    for doc, rating in query["ratings"].items():
+        assert labels[("haystack-case", "projector screen", doc)] == {0.0: I, 1.0: S, 2.0: E, 3.0: E}[rating]
+
+
+@pytest.mark.parametrize(("path", "edit", "message"), [
+    (CASE, lambda c: c["queries"][1].update(ratings={"3488015": 1}), "queries[1].ratings: expected a list of {doc_id, rating}, found an object"),
+    (CASE, lambda c: c["queries"][2]["ratings"][0].update(doc_id=""), "queries[2].ratings[0]: a rating needs a doc_id"),
+    (SNAPSHOT, lambda s: s["queries"][3].pop("query_text"), "queries[3]: a query needs its query_text"),
+])
+def test_a_malformed_quepid_export_is_one_line_at_its_line_and_stores_nothing(project, path, edit, message):
+    document = unzipped(path)
+    edit(document)
+    bad = project / "bad.json"
+    bad.write_text(json.dumps(document, indent=2))
+    error = refused("judgments", "import", str(bad))
+    assert error.startswith(f"{bad}:") and message in error
+    line = int(error.split(":")[1])
+    assert line > 1 and stored() == []
+
+
+# Quepid's detailed CSV: columns by name, CRLF, quoted commas, a short row for a query with no results, a 1-4 scale
+
+
+def quepid_field(value) -> str:
+    """caseCSVSvc.js's stringifyField: trimmed, quotes doubled, quoted when it holds a comma or a line break, and a
+    space before a leading = @ + -."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return str(value)
+    text = value.strip().replace('"', '""')
+    if any(c in text for c in ",\n\r"):
+        text = f'"{text}"'
+    return f" {text}" if text.startswith(("=", "@", "+", "-")) else text
+
+
+def detailed_csv(rows: list[list], header: list[str]) -> str:
+    return "".join(",".join(quepid_field(v) for v in row) + "\r\n" for row in [header, *rows])
+
+
+DETAILED_HEADER = ["Team Name", "Case Name", "Case ID", "Query Text", "Doc ID", "Doc Position", "Title", "Rating", "brand", "price"]
+DETAILED_ROWS = [
+    ["Search, Inc.", "Haystack", 7, "usb c cable, 2m", "B01", 1, 'Anker "PowerLine" USB-C, 2m', 4, "Anker", 12.99],
+    ["Search, Inc.", "Haystack", 7, "usb c cable, 2m", "B02", 2, "Cable", 2, "NoName", 3.5],
+    ["Search, Inc.", "Haystack", 7, "usb c cable, 2m", "B03", 3, "Charger", None, "Anker", 20],
+    ["Search, Inc.", "Haystack", 7, "-20% sale", "B04", 1, "Sale item", 1, "", 1],
+    ["Search, Inc.", "Haystack", 7, "nothing found"],
+    ["Search, Inc.", "Haystack", 7, "usb c cable, 2m", "B05", 4, "Hub", 3, "Anker", 30],
+]
+
+
+def test_quepids_detailed_csv_reads_by_column_name_and_asks_for_its_scale(project):
+    path = project / "Haystack_detailed.csv"
+    path.write_text(detailed_csv(DETAILED_ROWS, DETAILED_HEADER), newline="")
+    error = refused("judgments", "import", str(path))
+    assert "0-3 cannot read the rating 4" in error and "--scale 1-4 would read 1 as irrelevant, 2 as acceptable_substitute" in error
+    out = ok("judgments", "import", str(path), "--scale", "1-4", "--rater", "team")
+    assert "format quepid-detailed" in out and "imported 4 labels of 4 pairs (team)" in out  # B03 unrated, the empty query skipped
+    labels = by_pair()
+    assert labels[("team", "usb c cable, 2m", "B01")] == E and labels[("team", "-20% sale", "B04")] == I
+    assert labels[("team", "usb c cable, 2m", "B02")] == S
+
+
+def test_an_older_detailed_csv_without_doc_position_and_columns_moved_reads_too(project):
+    header = ["Query Text", "Rating", "Doc ID", "Title", "Team Name"]
+    rows = [["dog bed", 3, "D1", "Bed", "T"], ["dog bed", 0, "D2", "Bowl", "T"]]
+    path = project / "older.csv"
+    path.write_text(detailed_csv(rows, header), newline="")
+    assert "imported 2 labels" in ok("judgments", "import", str(path), "--format", "quepid-detailed")
+
+
+def test_a_detailed_csv_row_with_a_field_too_many_is_one_line_at_its_line(project):
+    path = project / "bad.csv"
+    path.write_text(detailed_csv(DETAILED_ROWS[:2], DETAILED_HEADER) + "Team,Case,7,q,B9,1,T,2,brand,1,extra\r\n", newline="")
+    error = refused("judgments", "import", str(path), "--scale", "1-4")
+    assert error.startswith(f"{path}:4: expected 10 fields") and stored() == []
+
+
+# RRE: Rated Ranking Evaluator's own example (topics, groups, a group's documents shared by its queries) and
+# Quepid's RRE import fixture (grades as keys); rae's export read as both importers read it
+
+
+def test_rres_own_example_gives_each_query_its_groups_documents(project):
+    out = ok("judgments", "import", str(RRE_EXAMPLE), "--rater", "rre")
+    assert "format rre" in out
+    example = json.loads(RRE_EXAMPLE.read_text())
+    groups = [g for t in example["topics"] for g in t["query_groups"]]
+    texts = {q["placeholders"]["$query"].lower() for g in groups for q in g["queries"]}
+    labels = by_pair()
+    assert {query.lower() for _, query, _ in labels} == texts
+    fender = next(g for g in groups if g["name"] == "Brand search")
+    assert "ratings repeat a rater's rating of the same pair: stored once" in out  # 'Fender' is 'fender' again
+    for query in {q["placeholders"]["$query"].lower() for q in fender["queries"]}:
+        for doc, value in fender["relevant_documents"].items():  # the group's documents, each of its queries'
+            assert next(label for (_, q, d), label in labels.items() if q.lower() == query and d == doc) == {1: S, 2: E, 3: E}[value["gain"]]
+
+
+def test_quepids_rre_fixture_reads_grades_as_keys(project):
+    ok("judgments", "import", str(QUEPID_RRE), "--rater", "rre")
+    labels = by_pair()
+    assert labels[("rre", "star trek", "193")] == S and labels[("rre", "star trek", "157")] == E
+    assert labels[("rre", "star wars", "12180")] == S and len(labels) == 6
+
+
+def test_rae_writes_rre_as_rres_engine_and_quepids_importer_read_it(project):
+    ok("judgments", "import", str(SRW_ESCI), "--format", "srw", "--scale", "srw-esci", "--rater", "srw")
+    out = project / "ratings.json"
+    ok("judgments", "export", str(out), "--format", "rre", "--labels", "human", "--rated", "--rater", "srw", "--scale", "0-3")
+    ratings = json.loads(out.read_text())
+    assert ratings["index"] and ratings["id_field"]  # RRE's Engine requires both (requireNonNull)
+    quepid_rows = []
+    for query in ratings["queries"]:  # Api::V1::Import::RatingsController, file_format 'rre'
+        text = query["placeholders"]["$query"]
+        documents = query["relevant_documents"]
+        assert isinstance(next(iter(documents.values())), list)  # RRE's gainToArrayMode: grades as keys
+        for grade, doc_ids in documents.items():
+            int(grade)  # RRE: Integer.parseInt
+            quepid_rows += [(text, doc, int(grade)) for doc in doc_ids]
+    srw = {(e["query"], r["docId"]): float(r["rating"]) for e in json.loads(SRW_ESCI.read_text())["judgmentRatings"] for r in e["ratings"]}
+    assert len(quepid_rows) == len(srw)
+    assert all({100.0: 3, 10.0: 1, 1.0: 0, 0.0: 0}[srw[(q, d)]] == g for q, d, g in quepid_rows)
+
+
+def test_an_rre_document_without_a_gain_is_one_line_at_its_line(project):
+    bad = project / "rre.json"
+    bad.write_text(QUEPID_RRE.read_text().replace('"1": [\n          "193"\n        ],', '"193": {"grade": 1},'))
+    error = refused("judgments", "import", str(bad), "--format", "rre")
+    assert error.startswith(f"{bad}:11: queries[0].relevant_documents.193: a relevant document needs its gain") and stored() == []
+
+
+def test_the_read_only_peer_formats_are_refused_on_export_with_what_carries_ratings_back(project):
+    result = CliRunner().invoke(app, ["judgments", "export", str(project / "x.json"), "--format", "quepid-case"])
+    assert result.exit_code != 0 and "write quepid-book, quepid-csv or rre" in str(result.exception)
+    assert not (project / "x.json").exists()
+
+
+# UBI as OpenSearch ships it, and clicks as a rater
+
+
+def test_a_ubi_log_named_json_is_read_from_its_content(project):
+    log = project / "ubi_events.json"
+    log.write_bytes(gzip.decompress(UBI.read_bytes()))
+    counts = read_search_log(log)
+    bulk = [json.loads(line) for line in log.read_text().splitlines()]
+    searches = {d["query_id"]: d["user_query"] for d in bulk if "user_query" in d and "query_id" in d and "action_name" not in d}
+    assert sum(counts.values()) >= len(searches) and "portable charger" in counts
+    assert "wrote 9 queries" in ok("queries", "sample", "--log", str(log), "--size", "9", "--out", "q.json")
+
+
+def test_coec_is_clicks_over_the_clicks_expected_at_the_best_position():
+    events = [ResultEvent(0, "q", "impression", "a", 0), ResultEvent(0, "q", "click", "a", 0),
+              ResultEvent(0, "q", "impression", "b", 1), ResultEvent(0, "r", "impression", "c", 0),
+              ResultEvent(0, "r", "impression", "d", 1), ResultEvent(0, "r", "click", "d", 1),
+              ResultEvent(0, "r", "impression", "d", 3)]
+    scores = {(s.query, s.product_id): s for s in coec_scores(events, max_rank=20)}
+    # position 0: 1 click of 2 impressions; position 1: 1 of 2; d's best position is 1, with 2 impressions
+    assert scores[("q", "a")].score == 2.0 and scores[("q", "b")].score == 0.0
+    assert scores[("r", "d")].score == 1.0 and scores[("r", "d")].rank == 1 and scores[("r", "c")].score == 0.0
+
+
+def test_judgments_from_srws_ubi_sample_are_a_rater_set_beside_the_humans(project):
+    out = ok("judgments", "from-clicks", str(UBI))
+    clicks = latest_ratings(Workspace(load_settings()).store, "clicks")
+    assert f"stored {len(clicks)} click judgments (clicks:coec)" in out and "Clicks and humans" in out
+    assert {r.rater for r in clicks} == {"clicks:coec"} and stored() == []  # a rater of kind clicks, never a human label
+    labelled = {(j.query_id, j.product_id) for j in esci_us().judgments}
+    shared = sum((r.query_id, r.product_id) in labelled for r in clicks)
+    assert shared > 0 and f"clicks vs original: {shared} pairs" in out
+    assert f"clicks vs original: {shared} pairs" in ok("agreement", "--clicks")
+
+
+def test_srw_implicit_judgments_are_refused_without_a_scale_and_read_with_thresholds(project):
+    scores = [(f"query {i % 7}", f"doc{i}", f"{v:.3f}") for i, v in enumerate([0.0] * 40 + [0.4 * k for k in range(1, 30)])]
+    body = [{"query": q, "ratings": [{"docId": d, "rating": r} for qq, d, r in scores if qq == q]} for q in sorted({s[0] for s in scores})]
+    path = project / "implicit.json"
+    path.write_text(json.dumps(body))
+    error = refused("judgments", "import", str(path), "--format", "srw")
+    assert "thresholds:" in error and "--scale 0-12" in error and "percent" not in error
+    merging = refused("judgments", "import", str(path), "--format", "srw", "--scale", "percent")
+    assert "merging classes" in merging and "percent" not in merging.split("merging classes")[1]
+    out = ok("judgments", "import", str(path), "--format", "srw", "--scale", "thresholds:0.5,2", "--rater", "implicit")
+    assert "imported 69 labels" in out
+    mix = Counter(r.label for r in stored())
+    assert mix[I] == 41 and mix[S] == 3 and mix[E] == 25
+
+
+def test_thresholds_are_two_rising_numbers():
+    with pytest.raises(RatingError, match="must be below the second"):
+        rating_scale("thresholds:2,0.5")
+    check_ratings(rating_scale("thresholds:0.5,2"), ["0", "0.7", "14.2"])
+
+
+# A rater's rating of a pair, repeated
+
+
+def test_srw_query_blocks_that_repeat_are_stored_once_and_a_changed_rating_is_refused_with_both_lines(project):
+    body = json.loads(SRW_ESCI.read_text())["judgmentRatings"]
+    repeated = project / "repeated.json"
+    repeated.write_text(json.dumps(body + body[:2], indent=1))
+    out = ok("judgments", "import", str(repeated), "--scale", "srw-esci", "--rater", "srw")
+    repeats = len(body[0]["ratings"]) + len(body[1]["ratings"])
+    assert "imported 6678 labels of 6678 pairs" in out and f"{repeats} ratings repeat a rater's rating of the same pair: stored once" in out
+    changed = json.loads(json.dumps(body[:1]))
+    changed[0]["ratings"][0]["rating"] = "0.000" if float(body[0]["ratings"][0]["rating"]) else "100.000"
+    conflict = project / "conflict.json"
+    conflict.write_text(json.dumps(body[:1] + changed, indent=1))
+    error = refused("judgments", "import", str(conflict), "--scale", "srw-esci", "--rater", "other")
+    lines = conflict.read_text().split("\n")
+    first, second = (i + 2 for i, line in enumerate(lines) if line == '  "ratings": [')  # the first rating, one line below
+    assert error.startswith(f"{conflict}:{second}: other rates") and f"at line {first}: which one holds?" in error
+    assert [r for r in stored() if r.rater == "other"] == []
+
+
+def test_the_bundled_sets_query_ids_are_kept_for_peer_files(project):
+    ok("judgments", "import", str(QUEPID_RRE), "--rater", "rre")
+    ids = {r.query_id for r in stored()}
+    assert ids == {query_id_for("star trek"), query_id_for("star wars")}
+    assert not ids & {j.query_id for j in esci_us().judgments}

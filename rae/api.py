@@ -98,7 +98,7 @@ def load_program(workspace: Workspace, name: str | None = None) -> Annotator:
         return workspace.annotator
     if name == UNCOMPILED:
         return Annotator(workspace.settings.guidelines, workspace.settings.chain_of_thought, refinement=workspace.refinement)
-    return load_artifact(name, workspace.programs_dir)[0]
+    return load_artifact(name, workspace.program_dirs)[0]
 
 
 def judge(workspace: Workspace, query: str, product_id: str) -> dspy.Prediction:

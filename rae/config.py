@@ -304,7 +304,7 @@ class Settings(BaseModel):
     with_reviews: bool = Field(default=False, description="the labelled set gains the pairs that only human reviewers labelled")
     product_text: ProductTextSpec = ProductTextSpec()
     program: str | None = Field(default=None, description="compiled program artifact, 'uncompiled', or none: the newest fitting one")
-    programs_dir: str | None = Field(default=None, description="where compiled programs live; default the package's own")
+    programs_dir: str | None = Field(default=None, description="where rae optimize saves compiled programs, and the one place runs read them; default ./programs, read before rae's shipped ones")
     label_mapping: dict[str, str] = Field(default_factory=lambda: {k: str(v) for k, v in ESCI_MAPPING.items()})
     engines: dict[str, EngineSpec] = Field(default_factory=dict, description="engines beside the built-in ones")
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="per model name; else LiteLLM's price list")

@@ -32,6 +32,8 @@ from rae.store.images import ImageCache
 from rae.store.schema import JudgmentRow
 from rae.store.store import Store
 
+PROJECT_PROGRAMS = "programs"  # the project's compiled programs, beside its rae.toml and .rae/ store
+
 
 @dataclass(frozen=True)
 class JudgeModeChoice:
@@ -69,7 +71,17 @@ class Workspace:
 
     @property
     def programs_dir(self) -> Path:
-        return Path(self.settings.programs_dir) if self.settings.programs_dir else COMPILED_DIR
+        """Where ``rae optimize`` saves: the project's own directory, never rae's installed package (read-only in a
+        site-packages, and replaced on the next upgrade)."""
+        return Path(self.settings.programs_dir or PROJECT_PROGRAMS)
+
+    @property
+    def program_dirs(self) -> tuple[Path, ...]:
+        """Where compiled programs are read from: by default the project's, then the ones rae ships; a ``programs_dir``
+        the settings name alone (a team that names its directory chooses what its runs may use)."""
+        if self.settings.programs_dir or self.programs_dir.resolve() == COMPILED_DIR.resolve():
+            return (self.programs_dir,)
+        return (self.programs_dir, COMPILED_DIR)
 
     @cached_property
     def manifest(self) -> Manifest | None:
@@ -78,10 +90,10 @@ class Workspace:
         if choice == UNCOMPILED:
             return None
         if choice is not None:
-            return load_artifact(choice, self.programs_dir)[1]
+            return load_artifact(choice, self.program_dirs)[1]
         compatible = [
             m
-            for m in list_artifacts(self.programs_dir)
+            for m in list_artifacts(self.program_dirs)
             if m.model == self.settings.model.name
             and m.guidelines == self.settings.guidelines
             and m.chain_of_thought == self.settings.chain_of_thought
@@ -103,7 +115,7 @@ class Workspace:
         """The program: the compiled artifact in use, else the plain program the settings describe."""
         if self.manifest is None:
             return Annotator(self.settings.guidelines, self.settings.chain_of_thought, self.judge_mode.mode, self.refinement, self.samples)
-        return load_artifact(self.manifest.artifact_id, self.programs_dir, self.refinement, self.samples)[0]
+        return load_artifact(self.manifest.artifact_id, self.program_dirs, self.refinement, self.samples)[0]
 
     def paid_models(self) -> list[ModelHandle]:
         """The models this workspace's runs call: the judge's, and the describer's when another model writes the visual

@@ -1,7 +1,7 @@
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dspy
@@ -9,14 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from rae.cli import app
+from rae.config import load_settings
 from rae.datasets.bundled import esci_us
 from rae.optimize.metric import agreement_metric, feedback_metric, label_agreement
 from rae.programs.annotator import Annotator
-from rae.programs.artifacts import list_artifacts, load_artifact
+from rae.programs.artifacts import COMPILED_DIR, list_artifacts, load_artifact, save_artifact
 from rae.programs.fingerprint import program_fingerprint
 from rae.programs.judge import RelevanceJudge
 from rae.programs.product_text import product_text
 from rae.programs.validators import reasoning_problem
+from rae.workspace import Workspace
 from tests.conftest import install_scripted
 from tests.scripted import ScriptedEngine, default_answer, field_text
 
@@ -228,3 +230,16 @@ def test_a_bootstrapped_demo_with_filler_reasoning_is_never_kept(engine):
     demos = compiled.judge.predict.demos
     assert len(demos) == len(trainset) - len(filler_products)  # every right trace with real reasoning, and no other
     assert all(reasoning_problem(demo["query"], demo["reasoning"]) is None for demo in demos)
+
+
+def test_a_compiled_program_is_saved_in_the_project_never_in_raes_package_and_the_shipped_ones_still_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no rae.toml: no programs_dir
+    workspace = Workspace(load_settings())
+    shipped = list_artifacts(COMPILED_DIR)
+    assert workspace.programs_dir == Path("programs") and shipped
+    assert [m.artifact_id for m in list_artifacts(workspace.program_dirs)] == [m.artifact_id for m in shipped]
+    program, manifest = load_artifact(shipped[-1].artifact_id, workspace.program_dirs)
+    directory = save_artifact(program, replace(manifest, created=""), workspace.programs_dir, workspace.program_dirs)  # as rae optimize does
+    assert directory.resolve() == (tmp_path / "programs" / f"{manifest.name}-v{shipped[-1].version + 1}").resolve()
+    assert [m.artifact_id for m in list_artifacts(COMPILED_DIR)] == [m.artifact_id for m in shipped]
+    assert load_artifact(directory.name, workspace.program_dirs)[1].version == shipped[-1].version + 1

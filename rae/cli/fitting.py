@@ -80,7 +80,7 @@ def tune(
 
 def programs_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """The compiled programs that ship with rae or that `rae optimize` wrote, oldest first."""
-    manifests = list_artifacts(Workspace(load_settings(config)).programs_dir)
+    manifests = list_artifacts(Workspace(load_settings(config)).program_dirs)
     if as_json:
         typer.echo(dumps([vars(m) for m in manifests]))
         return

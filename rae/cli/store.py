@@ -42,7 +42,7 @@ def programs_of(workspace: Workspace) -> list[KnownProgram]:
     settings = workspace.settings
     plain = [KnownProgram(Annotator(mode, cot), settings.product_text) for mode in ("query", "generic") for cot in (True, False)]
     artifacts = []
-    for manifest in list_artifacts(workspace.programs_dir):
-        program, _ = load_artifact(manifest.artifact_id, workspace.programs_dir)
+    for manifest in list_artifacts(workspace.program_dirs):
+        program, _ = load_artifact(manifest.artifact_id, workspace.program_dirs)
         artifacts.append(KnownProgram(program, manifest.product_text_spec()))
     return [*artifacts, *plain]

@@ -128,7 +128,7 @@ def optimize_program(
         scores={split: {program: _scores(report) for program, report in by_program.items()} for split, by_program in reports.items()},
         program_hashes={stage: program_fingerprint(getattr(compiled, stage)) for stage in ("requirements", "guidelines", "judge")},
     )
-    directory = save_artifact(compiled, manifest, workspace.programs_dir)
+    directory = save_artifact(compiled, manifest, workspace.programs_dir, workspace.program_dirs)
     return OptimizeOutcome(optimizer, manifest, str(directory), reports, spent.calls, spent.tokens, round(time.perf_counter() - started, 1))
 
 

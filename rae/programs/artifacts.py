@@ -59,9 +59,10 @@ def build_annotator(manifest: Manifest, refinement: Refinement = Refinement(), s
     return Annotator(manifest.guidelines, manifest.chain_of_thought, manifest.judge_mode, refinement, samples)
 
 
-def save_artifact(annotator: Annotator, manifest: Manifest, root: Path = COMPILED_DIR) -> Path:
-    """Write ``<root>/<name>-v<version>/``; the version is one more than the newest of that name."""
-    manifest.version = max((m.version for m in list_artifacts(root) if m.name == manifest.name), default=0) + 1
+def save_artifact(annotator: Annotator, manifest: Manifest, root: Path = COMPILED_DIR, read_from: tuple[Path, ...] = ()) -> Path:
+    """Write ``<root>/<name>-v<version>/``; the version is one more than the newest of that name in ``root`` and in
+    the directories programs are also read from (so that a project's artifact never shadows one rae ships)."""
+    manifest.version = max((m.version for m in list_artifacts((root, *read_from)) if m.name == manifest.name), default=0) + 1
     manifest.created = manifest.created or datetime.now(UTC).isoformat(timespec="seconds")
     manifest.git_commit = manifest.git_commit or _git_commit()
     directory = root / manifest.artifact_id
@@ -71,10 +72,10 @@ def save_artifact(annotator: Annotator, manifest: Manifest, root: Path = COMPILE
     return directory
 
 
-def list_artifacts(root: Path = COMPILED_DIR) -> list[Manifest]:
-    """Every artifact, oldest first."""
+def list_artifacts(root: Path | tuple[Path, ...] = COMPILED_DIR) -> list[Manifest]:
+    """Every artifact in the directory (or directories: a project's own and those rae ships), oldest first."""
     manifests = []
-    for path in sorted(root.glob("*/manifest.json")) if root.exists() else []:
+    for path in (p for r in _roots(root) if r.exists() for p in sorted(r.glob("*/manifest.json"))):
         try:
             manifests.append(Manifest(**json.loads(path.read_text())))
         except (ValueError, TypeError) as exc:
@@ -82,15 +83,23 @@ def list_artifacts(root: Path = COMPILED_DIR) -> list[Manifest]:
     return sorted(manifests, key=lambda m: (m.created, m.version))
 
 
-def load_artifact(artifact_id: str, root: Path = COMPILED_DIR, refinement: Refinement = Refinement(), samples: int = 1) -> tuple[Annotator, Manifest]:
+def load_artifact(
+    artifact_id: str, root: Path | tuple[Path, ...] = COMPILED_DIR, refinement: Refinement = Refinement(), samples: int = 1
+) -> tuple[Annotator, Manifest]:
+    """The artifact, from the first directory that has it (a project's own before the ones rae ships)."""
     known = {m.artifact_id: m for m in list_artifacts(root)}
     if artifact_id not in known:
         names = ", ".join(known) or "none yet (run `rae optimize`)"
         raise ArtifactError(f"no compiled program {artifact_id!r}; known: {names}")
     manifest = known[artifact_id]
     annotator = build_annotator(manifest, refinement, samples)
-    annotator.load(str(root / artifact_id / "program.json"))
+    directory = next(r for r in _roots(root) if (r / artifact_id / "manifest.json").exists())
+    annotator.load(str(directory / artifact_id / "program.json"))
     return annotator, manifest
+
+
+def _roots(root: Path | tuple[Path, ...]) -> tuple[Path, ...]:
+    return (root,) if isinstance(root, Path) else root
 
 
 def _git_commit() -> str:

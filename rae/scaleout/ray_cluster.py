@@ -26,7 +26,7 @@ from rae.config import ConfigError, Settings
 from rae.datasets.records import Pair
 from rae.scaleout.processes import ShardJob, annotate_shard
 from rae.scaleout.shards import shards_by_query
-from rae.workspace import Workspace
+from rae.workspace import PROJECT_PROGRAMS, Workspace
 
 TASK_RETRIES = 3
 SHARDS_PER_CPU = 2
@@ -74,8 +74,7 @@ def refuse_unshareable_store(store: str, node_addresses: list[str]) -> None:
 def portable(settings: Settings) -> Settings:
     """The settings with every path made absolute, for a task that runs in another directory."""
     updates: dict[str, Any] = {name: str(Path(getattr(settings, name)).resolve()) for name in ("cache_dir", "reports_dir")}
-    if settings.programs_dir:
-        updates["programs_dir"] = str(Path(settings.programs_dir).resolve())
+    updates["programs_dir"] = str(Path(settings.programs_dir or PROJECT_PROGRAMS).resolve())
     url = make_url(settings.store)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         updates["store"] = url.set(database=str(Path(url.database).resolve())).render_as_string(hide_password=False)

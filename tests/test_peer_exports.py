@@ -282,3 +282,23 @@ def test_the_bundled_sets_query_ids_are_kept_for_peer_files(project):
     ids = {r.query_id for r in stored()}
     assert ids == {query_id_for("star trek"), query_id_for("star wars")}
     assert not ids & {j.query_id for j in esci_us().judgments}
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("ordinal", "top", "event_attributes.position.ordinal 'top' is not a whole number"),
+    ("timestamp", "yesterday", "timestamp 'yesterday' is neither an ISO time nor epoch milliseconds"),
+])
+def test_a_malformed_ubi_event_is_one_line_at_its_line_and_stores_nothing(project, field, value, message):
+    lines = gzip.decompress(UBI.read_bytes()).decode().split("\n")
+    at = next(i for i, line in enumerate(lines) if '"action_name": "click"' in line and '"ordinal"' in line)
+    event = json.loads(lines[at])
+    if field == "ordinal":
+        event["event_attributes"]["position"]["ordinal"] = value
+    else:
+        event["timestamp"] = value
+    lines[at] = json.dumps(event)
+    log = project / "ubi_events.json"
+    log.write_text("\n".join(lines))
+    error = refused("judgments", "from-clicks", str(log))
+    assert error == f"{log}:{at + 1}: {message}"
+    assert latest_ratings(Workspace(load_settings()).store, "clicks") == []

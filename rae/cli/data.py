@@ -9,6 +9,7 @@ from rae.cli.options import ConfigOption
 from rae.config import load_settings
 from rae.datasets.bundled import ESCI_QUERY_LOG
 from rae.datasets.query_sets import write_srw_query_set
+from rae.datasets.readers import LogFormat
 from rae.datasets.searchlog import read_search_log, sample_queries
 
 
@@ -19,6 +20,7 @@ def queries_sample(
     log: Annotated[Path | None, typer.Option("--log", help="search log (UBI, CSV, JSONL, Parquet); default the bundled UBI log")] = None,
     query_column: Annotated[str, typer.Option("--query-column")] = "user_query",
     count_column: Annotated[str | None, typer.Option("--count-column", help="a column of search counts, if the log has one")] = None,
+    log_format: Annotated[LogFormat | None, typer.Option("--log-format", help="csv, tsv, jsonl or parquet, when the file's name and first line do not say")] = None,
     head: Annotated[int | None, typer.Option("--head", help="queries from the head (default a third of --size)")] = None,
     torso: Annotated[int | None, typer.Option("--torso")] = None,
     tail: Annotated[int | None, typer.Option("--tail")] = None,
@@ -30,7 +32,7 @@ def queries_sample(
     strata = None
     if head is not None or torso is not None or tail is not None:
         strata = {"head": head or 0, "torso": torso or 0, "tail": tail or 0}
-    sample = sample_queries(read_search_log(path, query_column, count_column), size, seed, strata, log=str(path))
+    sample = sample_queries(read_search_log(path, query_column, count_column, log_format), size, seed, strata, log=str(path))
     if out_format == "srw":
         write_srw_query_set(out, sample.queries)
     else:

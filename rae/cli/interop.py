@@ -9,6 +9,7 @@ import typer
 from rae.cli.options import ConfigOption, ModelOption, PerQueryOption, ProgramOption, QueriesOption, StoreOption, workspace_from
 from rae.datasets.judgment_reading import Format
 from rae.datasets.query_sets import read_query_set
+from rae.datasets.readers import LogFormat
 from rae.interop.click_judgments import DEFAULT_SCALE
 from rae.interop.click_judgments import judgments_from_clicks as judgments_from_clicks_of
 from rae.interop.judgment_lists import Which, export_judgments, import_judgments, pairs_to_export
@@ -71,7 +72,7 @@ def judgments_from_clicks(
     max_rank: Annotated[int, typer.Option("--max-rank", help="positions counted, from the top (SRW's maxRank)")] = 20,
     scale: Annotated[str, typer.Option("--scale", help="how a score becomes a label (thresholds:A,B: below A irrelevant, below B acceptable)")] = DEFAULT_SCALE,
     min_impressions: Annotated[int, typer.Option("--min-impressions", help="impressions a pair needs before its score counts")] = 1,
-    log_format: Annotated[str | None, typer.Option("--log-format", help="jsonl, csv or parquet, when the file's name and content do not say")] = None,
+    log_format: Annotated[LogFormat | None, typer.Option("--log-format", help="jsonl, csv or parquet, when the file's name and content do not say")] = None,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:

@@ -11,11 +11,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rae.errors import RaeError
 
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+LogFormat = Literal["csv", "tsv", "jsonl", "parquet"]  # what a user may insist a file is
 
 
 class DataFileError(RaeError, ValueError):

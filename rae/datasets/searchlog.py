@@ -33,12 +33,13 @@ def query_id_for(text: str) -> str:
     return "q-" + hashlib.sha1(normalize_query(text).encode()).hexdigest()[:12]
 
 
-def read_search_log(path: Path | str, query_column: str = "user_query", count_column: str | None = None) -> Counter[str]:
-    """How many searches each normalised query had. Without a count column, each distinct search id counts once."""
+def read_search_log(path: Path | str, query_column: str = "user_query", count_column: str | None = None, fmt: str | None = None) -> Counter[str]:
+    """How many searches each normalised query had. Without a count column, each distinct search id counts once.
+    ``fmt`` (csv, tsv, jsonl, parquet) insists on a format the file's name and first line do not show."""
     counts: Counter[str] = Counter()
     seen_ids: set[str] = set()
     found_column = False
-    for row in read_rows(path):
+    for row in read_rows(path, fmt=fmt):
         raw = row.get(query_column) if query_column in row.values else row.get("query")
         if raw is None or not isinstance(raw, str):
             continue

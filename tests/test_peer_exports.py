@@ -5,6 +5,7 @@ variants are one line naming the file and line, and store nothing."""
 
 import gzip
 import json
+import re
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -196,7 +197,7 @@ def test_an_rre_document_without_a_gain_is_one_line_at_its_line(project):
 
 def test_the_read_only_peer_formats_are_refused_on_export_with_what_carries_ratings_back(project):
     result = CliRunner().invoke(app, ["judgments", "export", str(project / "x.json"), "--format", "quepid-case"])
-    assert result.exit_code != 0 and "write quepid-book, quepid-csv or rre" in str(result.exception)
+    assert result.exit_code != 0 and "write quepid-book, quepid-csv, quepid-ltr or rre" in str(result.exception)
     assert not (project / "x.json").exists()
 
 
@@ -302,3 +303,43 @@ def test_a_malformed_ubi_event_is_one_line_at_its_line_and_stores_nothing(projec
     error = refused("judgments", "from-clicks", str(log))
     assert error == f"{log}:{at + 1}: {message}"
     assert latest_ratings(Workspace(load_settings()).store, "clicks") == []
+
+
+# Quepid's LTR text: its importer's own test lines, and what rae writes read as that importer reads it
+
+
+def quepid_rating_from_ltr_line(line: str) -> dict[str, str]:
+    """Api::V1::Import::RatingsController#rating_from_ltr_line, ported (Ruby's inclusive ranges included)."""
+    line = line.strip()
+    first = line.index(" ")
+    rating = line[: first + 1].strip()
+    line = line[first:].strip()
+    line = line[line.index("#") + 1 :].strip()
+    end = line.index(" ")
+    return {"rating": rating, "doc_id": line[: end + 1].strip(), "query_text": line[end:].strip()}
+
+
+def test_quepids_own_ltr_lines_read_as_its_importer_reads_them(project):
+    path = project / "case_ltr.txt"
+    path.write_text('0    qid:2 #    9755 "star trek"\n\n 3    qid:2 #    9756 star trek\n')
+    out = ok("judgments", "import", str(path), "--rater", "quepid")
+    assert "format quepid-ltr: from the file's content" in out and "imported 2 labels" in out
+    labels = by_pair()
+    assert labels[("quepid", '"star trek"', "9755")] == I and labels[("quepid", "star trek", "9756")] == E
+
+
+def test_the_ltr_rae_writes_passes_quepids_ltr_importer(project):
+    ok("judgments", "import", str(SRW_ESCI), "--format", "srw", "--scale", "srw-esci", "--rater", "srw")
+    out = project / "ratings_ltr.txt"
+    ok("judgments", "export", str(out), "--format", "quepid-ltr", "--labels", "human", "--rated", "--rater", "srw")
+    rows = [quepid_rating_from_ltr_line(line) for line in re.split(r"\n+", out.read_text()) if line.strip()]
+    srw = {(e["query"], r["docId"]): float(r["rating"]) for e in json.loads(SRW_ESCI.read_text())["judgmentRatings"] for r in e["ratings"]}
+    assert len(rows) == len(srw)
+    assert all({100.0: "3", 10.0: "1", 1.0: "0", 0.0: "0"}[srw[(r["query_text"], r["doc_id"])]] == r["rating"] for r in rows)
+
+
+def test_an_ltr_line_without_its_doc_id_is_one_line_at_its_line(project):
+    path = project / "bad_ltr.txt"
+    path.write_text("3 qid:1 # 193 star trek\n2 qid:1 star trek\n")
+    error = refused("judgments", "import", str(path), "--format", "quepid-ltr")
+    assert error.startswith(f"{path}:2: expected '<rating> qid:<n> # <doc id> <query>'") and stored() == []

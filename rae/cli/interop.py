@@ -15,7 +15,7 @@ from rae.interop.click_judgments import judgments_from_clicks as judgments_from_
 from rae.interop.judgment_lists import Which, export_judgments, import_judgments, pairs_to_export
 from rae.interop.raters import CONSENSUS_RULES
 
-FORMAT_NAMES = "trec, quepid-csv, quepid-judgements, quepid-book, quepid-case, quepid-snapshot, quepid-detailed, rre, srw, srw-csv, csv or jsonl"
+FORMAT_NAMES = "trec, quepid-csv, quepid-judgements, quepid-book, quepid-case, quepid-snapshot, quepid-detailed, quepid-ltr, rre, srw, srw-csv, csv or jsonl"
 FormatOption = Annotated[Format, typer.Option("--format", help=FORMAT_NAMES)]
 ScaleOption = Annotated[
     str | None,

@@ -3,12 +3,13 @@
 
 Each format has a mark no other has: a Quepid book's ``query_doc_pairs``, a case's ``case_name``, a snapshot's
 ``docs``, RRE's ``placeholders``, SRW's ``judgmentRatings`` or list of ``{query, ratings}``, the detailed CSV's
-``Query Text`` and ``Doc ID`` columns, a judgements CSV's judge columns, rae's own ``query_id, product_id, label``,
+``Query Text`` and ``Doc ID`` columns, the LTR text's ``qid:``, a judgements CSV's judge columns, rae's own ``query_id, product_id, label``,
 TREC's four fields. ``query,docid,rating`` is both Quepid's and SRW's CSV, read alike but on different default
 scales, so that one is asked for rather than guessed.
 """
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from rae.datasets.judgment_reading import Format
 from rae.datasets.readers import DataFileError
 
 RAE_COLUMNS = {"query_id", "product_id", "label"}
+LTR_LINE = re.compile(r"^\s*\S+\s+qid:\S+\s*#\s*\S+\s+\S")
 
 
 def detect_format(path: Path) -> Format:
@@ -76,8 +78,11 @@ def _text_format(path: Path, text: str) -> Format | None:
         return "quepid-judgements"
     if set(lowered) >= RAE_COLUMNS:
         return "csv"
-    first = text.lstrip().split("\n", 1)[0].split()
-    if len(first) == 4 and _is_number(first[3]):
+    first = text.lstrip().split("\n", 1)[0]
+    if LTR_LINE.match(first):
+        return "quepid-ltr"
+    fields = first.split()
+    if len(fields) == 4 and _is_number(fields[3]):
         return "trec"
     return None
 

@@ -4,7 +4,7 @@
 - ``quepid-csv``: Quepid's case export, ``query,docid,rating``; a query with no rated document is a row of its own
   and a cell starting with ``- = + @`` has a leading space (Quepid's ``make_csv_safe``).
 - ``quepid-judgements``: a Quepid book's judgements CSV, ``query,docid,<judge>,<judge>...``, a column a judge.
-- ``quepid-book``, ``quepid-case``, ``quepid-snapshot``, ``quepid-detailed``: Quepid's exports, JSON or zipped as
+- ``quepid-book``, ``quepid-case``, ``quepid-snapshot``, ``quepid-detailed``, ``quepid-ltr``: Quepid's exports, JSON or zipped as
   Quepid hands them out (``rae.datasets.quepid_files``).
 - ``rre``: Rated Ranking Evaluator's ratings, and Quepid's RRE export (``rae.datasets.rre_ratings``).
 - ``srw``: OpenSearch Search Relevance Workbench's judgment import body (``judgmentRatings``), or its bare list.
@@ -22,13 +22,13 @@ from typing import Literal
 
 from rae.datasets.judgment_entries import Entry, JudgmentFile, csv_lines, file_text
 from rae.datasets.located_json import LocatedJson
-from rae.datasets.quepid_files import read_book, read_case, read_detailed_csv, read_judgements_csv, read_snapshot
+from rae.datasets.quepid_files import read_book, read_case, read_detailed_csv, read_judgements_csv, read_ltr, read_snapshot
 from rae.datasets.readers import DataFileError, read_rows
 from rae.datasets.rre_ratings import read_rre
 
 Format = Literal[
-    "trec", "quepid-csv", "quepid-judgements", "quepid-book", "quepid-case", "quepid-snapshot", "quepid-detailed", "rre", "srw", "srw-csv",
-    "csv", "jsonl",
+    "trec", "quepid-csv", "quepid-judgements", "quepid-book", "quepid-case", "quepid-snapshot", "quepid-detailed", "quepid-ltr", "rre", "srw",
+    "srw-csv", "csv", "jsonl",
 ]
 FORMATS: tuple[str, ...] = Format.__args__
 RATING_HEADER = ["query", "docid", "rating"]
@@ -47,6 +47,8 @@ def read_judgment_file(path: Path, fmt: Format) -> JudgmentFile:
         return JudgmentFile(path, list(read_judgements_csv(path, text)))
     if fmt == "quepid-detailed":
         return JudgmentFile(path, list(read_detailed_csv(path, text)))
+    if fmt == "quepid-ltr":
+        return JudgmentFile(path, list(read_ltr(path, text)))
     if fmt in JSON_READERS:
         return JSON_READERS[fmt](LocatedJson.parse(str(path), text), path)
     if fmt == "srw":

@@ -9,6 +9,8 @@
   written under the emails given, and a rater without one as an anonymous judgement (no ``user_email``).
 - ``srw``: SRW's ``IMPORT_JUDGMENT`` body; SRW casts each ``docId`` and ``rating`` to a string, so both are strings.
 - ``srw-csv``: ``query,docid,rating`` with a header row, a query quoted when it has a comma or a quote.
+- ``quepid-ltr``: Quepid's LTR text, ``<rating> qid:<n> # <doc id> <query>`` a line, a query numbered by its first
+  line (Quepid's importer reads the rating, the doc id and the query, and passes over ``qid``).
 - ``rre``: Rated Ranking Evaluator's ratings with grades as keys and lists of doc ids as values, the one shape both
   RRE's ``Engine`` and Quepid's RRE importer (``Api::V1::Import::RatingsController``) read: ``index`` and ``id_field``
   (RRE requires both), ``queries`` at the top (RRE reads a missing ``topics`` level as the file itself), each with its
@@ -16,9 +18,10 @@
 - ``csv`` and ``jsonl``: rae's own.
 
 rae reads Quepid's case, snapshot and detailed exports but does not write them: Quepid imports a case only with its
-search endpoint and tries, which rae does not have; ``quepid-book``, ``quepid-csv`` and ``rre`` carry ratings back.
+search endpoint and tries, which rae does not have; ``quepid-book``, ``quepid-csv``, ``quepid-ltr`` and ``rre``
+carry ratings back.
 
-Formats with one rating a pair (trec, quepid-csv, rre, srw, srw-csv) get one rater's labels: which, or how several
+Formats with one rating a pair (trec, quepid-csv, quepid-ltr, rre, srw, srw-csv) get one rater's labels: which, or how several
 become one, is decided before writing (``rae.interop.judgment_lists``).
 """
 
@@ -47,7 +50,7 @@ class WriteError(RaeError, ValueError):
 def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: RatingScale, name: str, emails: Mapping[str, str]) -> None:
     labels = sorted(labels, key=lambda r: (r.query_id, r.product_id, r.rater))
     if fmt in READ_ONLY:
-        raise WriteError(f"rae reads {fmt} but does not write it (Quepid imports a case only with its search endpoint): write quepid-book, quepid-csv or rre")
+        raise WriteError(f"rae reads {fmt} but does not write it (Quepid imports a case only with its search endpoint): write quepid-book, quepid-csv, quepid-ltr or rre")
     if fmt == "trec":
         path.write_text("".join(f"{r.query_id} 0 {r.product_id} {_number(scale.rating(r.label))}\n" for r in labels))
     elif fmt in ("quepid-csv", "srw-csv"):
@@ -60,6 +63,9 @@ def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: Rating
         path.write_text(json.dumps(_book(labels, scale, name, emails), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "srw":
         path.write_text(json.dumps(_srw(labels, scale, name), indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "quepid-ltr":
+        numbers = {query: n for n, query in enumerate(dict.fromkeys(r.query for r in labels), start=1)}
+        path.write_text("".join(f"{_number(scale.rating(r.label))} qid:{numbers[r.query]} # {r.product_id} {r.query}\n" for r in labels))
     elif fmt == "rre":
         path.write_text(json.dumps(_rre(labels, scale, name), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":

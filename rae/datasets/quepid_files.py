@@ -7,6 +7,9 @@
 - the case's detailed CSV (``Team Name, Case Name, Case ID, Query Text, Doc ID, Doc Position, Title, Rating`` and
   then the fields the case shows; CRLF; a query with no results a short row of its own; an unrated document an
   empty rating). Columns are found by name, so an older export without ``Doc Position`` reads too.
+- the LTR text export (``<rating> qid:<n> # <doc id> <query text>``), read as Quepid's own importer reads it
+  (``RatingsController#rating_from_ltr_line``: the rating before the first space, the doc id after ``#``, the rest
+  the query, quotes and all; ``qid`` is Quepid's query id, not read).
 
 A book, case or snapshot names its scale where it can (``scale``, or its scorer's name); a case's and a book's
 judges are raters, a snapshot's ratings are its case's (no judge is named).
@@ -133,3 +136,16 @@ def read_detailed_csv(path: Path, text: str) -> Iterator[Entry]:
             raise DataFileError(path, number, f"expected {len(header)} fields as the header has, found {len(cells)}")
         if cells[rating_at]:
             yield Entry(number, cells[query_at], cells[doc_at], cells[rating_at])
+
+
+def read_ltr(path: Path, text: str) -> Iterator[Entry]:
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        rating, _, rest = line.partition(" ")
+        _, hash_mark, after = rest.partition("#")
+        doc_id, _, query = after.strip().partition(" ")
+        if not hash_mark or not doc_id or not query.strip():
+            raise DataFileError(path, number, f"expected '<rating> qid:<n> # <doc id> <query>', found {line[:60]!r}")
+        yield Entry(number, query.strip(), doc_id, rating)

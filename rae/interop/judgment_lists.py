@@ -39,7 +39,7 @@ from rae.workspace import Workspace
 Which = Literal["llm", "human", "both"]
 DEFAULT_SCALES = {
     "trec": "0-2", "quepid-csv": "0-3", "quepid-judgements": "0-3", "quepid-book": "0-3", "quepid-case": "0-3", "quepid-snapshot": "0-3",
-    "quepid-detailed": "0-3", "rre": "0-3", "srw": "unit", "srw-csv": "unit",
+    "quepid-detailed": "0-3", "quepid-ltr": "0-3", "rre": "0-3", "srw": "unit", "srw-csv": "unit",
 }
 NAMED_FORMATS = ("csv", "jsonl")  # rae's own: labels by name, no scale
 

@@ -19,7 +19,7 @@ from rae.datasets.records import Rating
 from rae.errors import RaeError
 from rae.labels import LABELS, Label
 
-ONE_RATING_FORMATS = ("trec", "quepid-csv", "rre", "srw", "srw-csv")
+ONE_RATING_FORMATS = ("trec", "quepid-csv", "quepid-ltr", "rre", "srw", "srw-csv")
 CONSENSUS_RULES = ("quepid",)
 # Ruby's URI::MailTo::EMAIL_REGEXP, which Quepid's User model validates a user's email against
 EMAIL = re.compile(

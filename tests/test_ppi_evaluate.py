@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from rae.cli import app
 from rae.config import load_settings
+from rae.datasets.bundled import ESCI_QUERY_LOG
 from rae.retrieve.trec import TrecRunEngine
 from rae.store.human_labels import save_label
 from rae.store.schema import EvaluationSampleRow, ReviewItemRow
@@ -135,3 +136,18 @@ def test_ppi_check_when_the_candidate_leaves_the_labelled_pool(tmp_path, monkeyp
         drawn = rows[("simulated, kappa 0.6", f"a {design} draw, labelled whole")]
         assert drawn["coverage"] >= 0.9 and drawn["passes"] == 0.0 and drawn["truth"] < -0.1
     assert ("simulated, kappa 0.6", "complete queries, weight one (the old rule)") in rows
+
+
+def test_ppi_check_sets_the_click_judgments_beside_the_simulated_judges_and_still_covers(tmp_path, monkeypatch):
+    """The bundled log's clicks touch few labelled pairs: as a judge they know almost nothing, so every design falls
+    back to about the humans-only interval, the active one included."""
+    monkeypatch.chdir(tmp_path)
+    refused = CliRunner().invoke(app, ["ppi-check", "--no-judge", "--clicks", "--repetitions", "10", "--kappas", "0.8"])
+    assert refused.exit_code != 0 and "judgments from-clicks" in refused.output
+    assert CliRunner().invoke(app, ["judgments", "from-clicks", str(ESCI_QUERY_LOG)]).exit_code == 0
+    args = ["ppi-check", "--no-judge", "--clicks", "--repetitions", "300", "--sizes", "10", "--kappas", "0.8", "--engines", "bm25-title", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    clicks = next(row for row in json.loads(result.stdout)["rows"] if row["judge"].startswith("clicks"))
+    assert min(clicks["coverage"].values()) >= 0.9 and clicks["coverage_humans"] >= 0.9
+    assert max(clicks["width"].values()) <= 1.1 * clicks["width_humans"]

@@ -21,6 +21,7 @@ from rae.cli.options import (
 )
 from rae.retrieve.build import build_engines
 from rae.retrieve.rankings import retrieve_all
+from rae.store.human_labels import latest_ratings
 from rae.studies.ablation import ablate as run_ablation
 from rae.studies.ablation import chosen_variants
 from rae.studies.error_analysis import analyse_errors
@@ -30,6 +31,7 @@ from rae.studies.partial_pools import PoolStudy, partial_pool_study
 from rae.studies.planned_labels import GatePlans, gate_plans
 from rae.studies.ppi_coverage import (
     CoverageStudy,
+    click_gains,
     condensed_lists,
     coverage_study,
     human_gains,
@@ -112,6 +114,7 @@ def ppi_check(
     repetitions: Annotated[int, typer.Option("--repetitions")] = 1000,
     kappas: Annotated[str, typer.Option("--kappas", help="simulated judges agreeing with the humans at these kappas")] = "0,0.2,0.4,0.6,0.8",
     with_judge: Annotated[bool, typer.Option("--judge/--no-judge", help="also the configured model's judgments (judged through the store)")] = True,
+    with_clicks: Annotated[bool, typer.Option("--clicks", help="also the stored click judgments (rae judgments from-clicks) as a judge")] = False,
     leaving: Annotated[str | None, typer.Option("--leaving", help="BASELINE,CANDIDATE: also the study where the candidate leaves the baseline's labelled pool")] = None,
     margin: Annotated[float, typer.Option("--margin", help="the gate's margin in the --leaving study")] = 0.06,
     plan_margin: Annotated[float, typer.Option("--plan-margin", help="the margin of the decisive gate whose labels are planned")] = 0.02,
@@ -139,6 +142,11 @@ def ppi_check(
     judges["simulated, raises 30% of labels"] = raising_judge(humans, 0.3, seed)
     if with_judge:
         judges[f"{workspace.settings.model.name} ({workspace.describe()['program']})"] = judge_gains(workspace, lists, not as_json)
+    if with_clicks:
+        clicks = latest_ratings(workspace.store, "clicks")
+        if not clicks:
+            raise typer.BadParameter("no click judgments in the store: run `rae judgments from-clicks LOG` first", param_hint="--clicks")
+        judges["clicks (COEC; unshown products unjudged)"] = click_gains(clicks)
     sizes_asked = tuple(int(s) for s in sizes.split(",") if s.strip())
     truth = human_gains(humans)
     study = coverage_study({e: lists[e] for e in names}, truth, judges, k, sizes_asked, repetitions, seed)

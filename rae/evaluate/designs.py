@@ -21,7 +21,7 @@ difference between two engines that return the same list. It is known before any
 design use it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +40,26 @@ Beliefs = dict[str, dict[str, np.ndarray]]  # query id -> product id -> probabil
 MetricOf = Callable[[dict[str, dict[str, int]]], np.ndarray]  # gains -> the per-query metric, in population order
 
 
-def beliefs_from_labels(gains: dict[str, dict[str, int]], epsilon: float = DEFAULT_EPSILON) -> Beliefs:
-    """A judge of unknown confidence: its label kept with probability 1 - epsilon, else one of its own mix."""
+def beliefs_from_labels(gains: dict[str, dict[str, int]], epsilon: float = DEFAULT_EPSILON, pools: Mapping[str, Iterable[str]] | None = None) -> Beliefs:
+    """A judge of unknown confidence: its label kept with probability 1 - epsilon, else one of its own mix. A product
+    of ``pools`` it did not label (a failed judgment, a product no click log showed) is its mix alone: it knows
+    nothing of it, which is the most unsure it can be, never the least."""
     counts = np.bincount([g for labels in gains.values() for g in labels.values()], minlength=3).astype(float)
     mix = counts / counts.sum() if counts.sum() else np.full(3, 1 / 3)
-    return {q: {p: (1 - epsilon) * np.eye(3)[g] + epsilon * mix for p, g in labels.items()} for q, labels in gains.items()}
+    beliefs = {q: {p: (1 - epsilon) * np.eye(3)[g] + epsilon * mix for p, g in labels.items()} for q, labels in gains.items()}
+    for q in sorted(pools or {}):
+        for p in sorted(pools[q]):  # in order: a set's order changes from run to run, and the redraws must not
+            beliefs.setdefault(q, {}).setdefault(p, mix)
+    return beliefs
+
+
+def pools_of(lists: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, set[str]]:
+    """Each query's products in any engine's list: what a metric of the lists reads."""
+    pools: dict[str, set[str]] = {}
+    for rankings in lists.values():
+        for q, products in rankings.items():
+            pools.setdefault(q, set()).update(products)
+    return pools
 
 
 def judge_spread(beliefs: Beliefs, metric_of: MetricOf, redraws: int = REDRAWS, seed: int = 0) -> np.ndarray:

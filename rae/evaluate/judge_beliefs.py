@@ -26,7 +26,7 @@ def judge_beliefs(workspace: Workspace, stored: StoredEvaluation) -> Beliefs:
     labels: Gains = {}
     for pair, row in outcomes.items():
         labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
-    beliefs = beliefs_from_labels(labels, _epsilon(workspace, labels))
+    beliefs = beliefs_from_labels(labels, _epsilon(workspace, labels), stored.pools())
     for pair, row in outcomes.items():
         if row.probabilities:
             measured = np.array([float(row.probabilities.get(label.value, 0.0)) for label in LABELS])

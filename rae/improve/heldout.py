@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from rae.datasets.records import Query
-from rae.evaluate.designs import STRATIFIED, beliefs_from_labels, draw, judge_spread
+from rae.evaluate.designs import STRATIFIED, beliefs_from_labels, draw, judge_spread, pools_of
 from rae.evaluate.found_labels import found_labels
 from rae.evaluate.metrics import Gains
 from rae.evaluate.ppi import outside_lam, three_estimates
@@ -78,7 +78,7 @@ class SimulatedHeldout:
         alone = mean_with_ci(judge)
         if self.labelled <= 0:
             return Checked(DifferenceInterval(alone, "the judge alone: no held-out query counts as human-labelled", alone, 0), len(ids))
-        beliefs = beliefs_from_labels({q: self.judge_gains.get(q, {}) for q in ids})
+        beliefs = beliefs_from_labels({q: self.judge_gains.get(q, {}) for q in ids}, pools=pools_of(lists))
         spread = judge_spread(beliefs, lambda gains: _difference(lists, gains, ids, self.k, self.metric), seed=self.seed)
         sample = draw(STRATIFIED, ids, min(self.labelled, len(ids)), spread, seed=self.seed).sample(ids)
         lam = None

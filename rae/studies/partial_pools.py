@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.designs import DESIGNS, beliefs_from_labels, judge_spread
+from rae.evaluate.designs import DESIGNS, beliefs_from_labels, judge_spread, pools_of
 from rae.evaluate.found_labels import mean_interval
 from rae.evaluate.metrics import Gains
 from rae.evaluate.ppi import Sample, humans_and_ppi
@@ -97,7 +97,7 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
             _once(name, "existing labels, condensed lists (a check)", mean_interval(found[touched]), truth, margin),
             _once(name, "the judge alone", mean_with_ci(judge), truth, margin),
         ]
-        spread = judge_spread(beliefs_from_labels(gains), lambda g: per_query(lists[candidate], g, k, metric, queries) - per_query(lists[baseline], g, k, metric, queries), seed=seed)
+        spread = judge_spread(beliefs_from_labels(gains, pools=pools_of({e: lists[e] for e in (baseline, candidate)})), lambda g: per_query(lists[candidate], g, k, metric, queries) - per_query(lists[baseline], g, k, metric, queries), seed=seed)
         for n in sizes:
             rng = np.random.default_rng([seed, n])
             for design in DESIGNS:

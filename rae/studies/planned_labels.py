@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.designs import beliefs_from_labels, judge_spread
+from rae.evaluate.designs import beliefs_from_labels, judge_spread, pools_of
 from rae.evaluate.metrics import Gains
 from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, decisive_width, plan_row
 from rae.evaluate.ppi import ACTIVE, STRATIFIED
@@ -50,7 +50,7 @@ def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str,
     plans = GatePlans(target.name, margin, len(queries))
     everyone = np.arange(len(queries))
     for judge, gains in judges.items():
-        spread = judge_spread(beliefs_from_labels(gains), lambda g: target.values(lists, g, k, metric, queries), seed=seed)
+        spread = judge_spread(beliefs_from_labels(gains, pools=pools_of(lists)), lambda g: target.values(lists, g, k, metric, queries), seed=seed)
         pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human)
         plans.rows[judge] = plan_row(target.name, pilot, decisive_width(human, margin, 0.05), 0.0, 0.0)
     return plans

@@ -22,7 +22,7 @@ import numpy as np
 
 from rae.annotate.run import AnnotationRun
 from rae.datasets.records import Pair, Rating
-from rae.evaluate.designs import ACTIVE, DESIGNS, STRATIFIED, UNIFORM, beliefs_from_labels, draw, judge_spread
+from rae.evaluate.designs import ACTIVE, DESIGNS, STRATIFIED, UNIFORM, beliefs_from_labels, draw, judge_spread, pools_of
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
 from rae.evaluate.ppi import Sample, humans_and_ppi
 from rae.labels import LABELS, Label
@@ -126,6 +126,15 @@ def judge_gains(workspace: Workspace, lists: dict[str, Rankings], progress: bool
     return gains
 
 
+def click_gains(clicks: list[Rating]) -> Gains:
+    """The click judgments (``rae judgments from-clicks``) as a judge: a product the log never showed for the query is
+    unjudged, as a click model leaves it."""
+    gains: Gains = {}
+    for rating in clicks:
+        gains.setdefault(rating.query_id, {})[rating.product_id] = rating.label.gain
+    return gains
+
+
 @dataclass(frozen=True)
 class Target:
     """What an interval is about: one engine's mean metric, or the difference of two (``second`` minus ``first``)."""
@@ -163,7 +172,7 @@ def coverage_study(
         for target in targets_of(list(lists)):
             human = target.values(lists, truth_gains, k, metric, queries)
             llm = target.values(lists, gains, k, metric, queries)
-            spread = judge_spread(beliefs_from_labels(gains), lambda g, t=target: t.values(lists, g, k, metric, queries), seed=seed)
+            spread = judge_spread(beliefs_from_labels(gains, pools=pools_of(lists)), lambda g, t=target: t.values(lists, g, k, metric, queries), seed=seed)
             for n in sizes:
                 if n >= len(queries):
                     continue

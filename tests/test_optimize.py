@@ -18,6 +18,7 @@ from rae.programs.fingerprint import program_fingerprint
 from rae.programs.judge import RelevanceJudge
 from rae.programs.product_text import product_text
 from rae.programs.validators import reasoning_problem
+from rae.scaleout.ray_cluster import pinned_program, portable
 from rae.workspace import Workspace
 from tests.conftest import install_scripted
 from tests.scripted import ScriptedEngine, default_answer, field_text
@@ -243,3 +244,23 @@ def test_a_compiled_program_is_saved_in_the_project_never_in_raes_package_and_th
     assert directory.resolve() == (tmp_path / "programs" / f"{manifest.name}-v{shipped[-1].version + 1}").resolve()
     assert [m.artifact_id for m in list_artifacts(COMPILED_DIR)] == [m.artifact_id for m in shipped]
     assert load_artifact(directory.name, workspace.program_dirs)[1].version == shipped[-1].version + 1
+
+
+def test_a_ray_task_runs_the_program_the_driver_chose_wherever_it_runs(tmp_path, monkeypatch):
+    """A task in another directory cannot see the project's ./programs: the driver pins its program and the directory
+    that holds it, the project's when it chose the project's artifact, rae's own when it chose a shipped one."""
+    monkeypatch.chdir(tmp_path)
+    driver = Workspace(load_settings())
+    shipped = driver.manifest
+    assert shipped is not None and pinned_program(driver) == {"program": shipped.artifact_id, "programs_dir": str(COMPILED_DIR.resolve())}
+    program, manifest = load_artifact(shipped.artifact_id, driver.program_dirs)
+    save_artifact(program, replace(manifest, created="9999-01-01T00:00:00+00:00"), driver.programs_dir, driver.program_dirs)
+    newer = Workspace(load_settings())
+    pinned = pinned_program(newer)
+    assert pinned == {"program": newer.manifest.artifact_id, "programs_dir": str((tmp_path / "programs").resolve())}
+    settings = portable(newer)  # in the driver's directory, as ray_cluster does before it sends the tasks
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    task = Workspace(settings)
+    assert task.manifest.artifact_id == newer.manifest.artifact_id and task.annotator is not None

@@ -24,9 +24,10 @@ from rae.annotate.spending import Budget
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, Settings
 from rae.datasets.records import Pair
+from rae.programs.artifacts import UNCOMPILED
 from rae.scaleout.processes import ShardJob, annotate_shard
 from rae.scaleout.shards import shards_by_query
-from rae.workspace import PROJECT_PROGRAMS, Workspace
+from rae.workspace import Workspace
 
 TASK_RETRIES = 3
 SHARDS_PER_CPU = 2
@@ -43,7 +44,7 @@ def run_on_ray(
     refuse_unshareable_store(workspace.settings.store, [n["NodeManagerAddress"] for n in nodes])
     cpus = int(sum(n["Resources"].get("CPU", 0) for n in nodes)) or 1
     shards = shards_by_query(list(dict.fromkeys(pairs)), cpus * SHARDS_PER_CPU)
-    settings = portable(workspace.settings).model_dump_json()
+    settings = portable(workspace).model_dump_json()
     task = ray.remote(num_cpus=1, max_retries=TASK_RETRIES)(_run_shard)
     pending = {task.remote(ShardJob(settings, shard, run_id, retry_failed, budget)): len(shard) for shard in shards}
     summary = AnnotationSummary()
@@ -71,10 +72,11 @@ def refuse_unshareable_store(store: str, node_addresses: list[str]) -> None:
         )
 
 
-def portable(settings: Settings) -> Settings:
-    """The settings with every path made absolute, for a task that runs in another directory."""
+def portable(workspace: Workspace) -> Settings:
+    """The settings with every path made absolute, for a task that runs in another directory, and the program pinned."""
+    settings = workspace.settings
     updates: dict[str, Any] = {name: str(Path(getattr(settings, name)).resolve()) for name in ("cache_dir", "reports_dir")}
-    updates["programs_dir"] = str(Path(settings.programs_dir or PROJECT_PROGRAMS).resolve())
+    updates |= pinned_program(workspace)
     url = make_url(settings.store)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         updates["store"] = url.set(database=str(Path(url.database).resolve())).render_as_string(hide_password=False)
@@ -112,3 +114,13 @@ def _ray() -> Any:
     except ImportError:
         raise ConfigError("--ray needs Ray: pip install 'rae[ray]' (make install includes it)") from None
     return ray
+
+
+def pinned_program(workspace: Workspace) -> dict[str, str]:
+    """The program the driver runs and the one directory that holds it: a task elsewhere cannot find the project's
+    ./programs, nor choose as the driver did between it and the artifacts rae ships."""
+    manifest = workspace.manifest
+    if manifest is None:
+        return {"program": UNCOMPILED, "programs_dir": str(workspace.programs_dir.resolve())}
+    home = next(d for d in workspace.program_dirs if (d / manifest.artifact_id / "manifest.json").exists())
+    return {"program": manifest.artifact_id, "programs_dir": str(home.resolve())}

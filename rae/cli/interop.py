@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rae.cli.options import ConfigOption, ModelOption, PerQueryOption, ProgramOption, QueriesOption, StoreOption, workspace_from
-from rae.datasets.judgment_reading import Format
+from rae.datasets.judgment_entries import Format
 from rae.datasets.query_sets import read_query_set
 from rae.datasets.readers import LogFormat
 from rae.interop.click_judgments import DEFAULT_SCALE

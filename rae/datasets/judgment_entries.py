@@ -10,10 +10,16 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rae.datasets.located_json import LocatedJson
 from rae.datasets.readers import DataFileError
+
+Format = Literal[
+    "trec", "quepid-csv", "quepid-judgements", "quepid-book", "quepid-case", "quepid-snapshot", "quepid-detailed", "quepid-ltr", "rre", "srw",
+    "srw-csv", "csv", "jsonl",
+]
+FORMATS: tuple[str, ...] = Format.__args__
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,16 @@ class JudgmentFile:
     entries: list[Entry]
     declared_scale: list[Any] | str | None = None  # a Quepid book's scale values, or its scorer's name
     json: LocatedJson | None = None
+    fmt: str = ""  # the format it was read as
+    detected: bool = False  # that format was told from its content, not asked for
+
+    def line_of(self, entry: Entry) -> int | None:
+        """The entry's line (in a JSON file, found only when asked)."""
+        return entry.line if entry.line is not None or self.json is None else self.json.line_of(entry.at)
 
     def error(self, entry: Entry, message: str) -> DataFileError:
         """A one-line error at the entry's line."""
-        line = entry.line if entry.line is not None or self.json is None else self.json.line_of(entry.at)
-        return DataFileError(self.path, line, message)
+        return DataFileError(self.path, self.line_of(entry), message)
 
 
 def file_text(path: Path) -> str:

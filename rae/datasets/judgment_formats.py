@@ -13,17 +13,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rae.datasets.judgment_entries import csv_lines, file_text
-from rae.datasets.judgment_reading import Format
+from rae.datasets.judgment_entries import Format, csv_lines
 from rae.datasets.readers import DataFileError
 
 RAE_COLUMNS = {"query_id", "product_id", "label"}
 LTR_LINE = re.compile(r"^\s*\S+\s+qid:\S+\s*#\s*\S+\s+\S")
 
 
-def detect_format(path: Path) -> Format:
-    """The format the file's content shows; refused with the way out (``--format``) when it shows none, or two."""
-    text = file_text(path)
+def format_of(path: Path, text: str) -> Format:
+    """The format the file's content (``text``) shows; refused with the way out (``--format``) when it shows none, or two."""
     if text.lstrip().startswith(("{", "[")):
         fmt = _json_format(text)
     else:

@@ -17,28 +17,30 @@ the whole file is read (``rae.datasets.rating_scales.check_ratings``). A file wh
 """
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
-from rae.datasets.judgment_entries import Entry, JudgmentFile, csv_lines, file_text
+from rae.datasets.judgment_entries import Entry, Format, JudgmentFile, csv_lines, file_text
+from rae.datasets.judgment_formats import format_of
 from rae.datasets.located_json import LocatedJson
 from rae.datasets.quepid_files import read_book, read_case, read_detailed_csv, read_judgements_csv, read_ltr, read_snapshot
 from rae.datasets.readers import DataFileError, read_rows
 from rae.datasets.rre_ratings import read_rre
 
-Format = Literal[
-    "trec", "quepid-csv", "quepid-judgements", "quepid-book", "quepid-case", "quepid-snapshot", "quepid-detailed", "quepid-ltr", "rre", "srw",
-    "srw-csv", "csv", "jsonl",
-]
-FORMATS: tuple[str, ...] = Format.__args__
 RATING_HEADER = ["query", "docid", "rating"]
 
 
 JSON_READERS = {"quepid-book": read_book, "quepid-case": read_case, "quepid-snapshot": read_snapshot, "rre": read_rre}
 
 
-def read_judgment_file(path: Path, fmt: Format) -> JudgmentFile:
+def read_judgment_file(path: Path, fmt: Format | None) -> JudgmentFile:
+    """The file's entries, read as ``fmt``, or as the format its content shows (``JudgmentFile.detected``)."""
     text = file_text(path)
+    found = fmt or format_of(path, text)
+    return replace(_read(path, found, text), fmt=found, detected=fmt is None)
+
+
+def _read(path: Path, fmt: Format, text: str) -> JudgmentFile:
     if fmt == "trec":
         return JudgmentFile(path, list(_trec(path, text)))
     if fmt in ("quepid-csv", "srw-csv"):

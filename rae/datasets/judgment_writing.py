@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rae.datasets.judgment_reading import FORMATS, Format
+from rae.datasets.judgment_entries import FORMATS, Format
 from rae.datasets.rating_scales import RatingScale
 from rae.datasets.records import Rating
 from rae.errors import RaeError

@@ -64,7 +64,12 @@ def _first_line_is_a_record(path: Path) -> bool:
     """Whether the file starts with one JSON object alone on its line: JSON Lines, whatever the file's name."""
     if not path.exists():
         return False
-    first = next((line for line in _decoded_text(path).split("\n") if line.strip()), "")
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as lines:
+            first = next((line for line in lines if line.strip()), "")
+    except (OSError, EOFError):
+        return False
     try:
         return isinstance(json.loads(first), dict)
     except json.JSONDecodeError:

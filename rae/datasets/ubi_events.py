@@ -30,11 +30,9 @@ class ResultEvent:
 
 @dataclass(frozen=True)
 class UbiLog:
-    """The result events of a log, and what else it held."""
+    """The result events of a log, and the time it spans."""
 
     events: list[ResultEvent]
-    searches: int  # query records
-    other_events: int  # events on no one result (searches, filters, page views)
     first: datetime | None
     last: datetime | None
 
@@ -47,19 +45,13 @@ class UbiLog:
 def read_ubi_log(paths: Iterable[Path], fmt: str | None = None) -> UbiLog:
     rows = [(path, row) for path in paths for row in read_rows(path, fmt=fmt) if "index" not in row.values or len(row.values) > 1]
     texts = {str(row.get("query_id")): str(row.get("user_query")) for _, row in rows if row.get("user_query") and "action_name" not in row.values}
-    events, other, times = [], 0, []
+    events, times = [], []
     for path, row in rows:
         if (stamp := _timestamp(path, row)) is not None:
             times.append(stamp)
-        if "action_name" not in row.values:
-            continue
-        event = _result_event(path, row, texts)
-        if event is None:
-            other += 1
-        else:
-            events.append(event)
-    searches = sum("action_name" not in row.values and row.get("query_id") is not None for _, row in rows)
-    return UbiLog(events, searches, other, min(times, default=None), max(times, default=None))
+        if "action_name" in row.values and (event := _result_event(path, row, texts)) is not None:
+            events.append(event)  # an event on no one result (a search, a filter, a page view) is not one
+    return UbiLog(events, min(times, default=None), max(times, default=None))
 
 
 def _result_event(path: Path, row: Row, texts: dict[str, str]) -> ResultEvent | None:

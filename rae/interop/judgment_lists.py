@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from rae.datasets.judgment_formats import detect_format
-from rae.datasets.judgment_reading import Entry, Format, JudgmentFile, read_judgment_file
+from rae.datasets.judgment_entries import Entry, Format, JudgmentFile
+from rae.datasets.judgment_reading import read_judgment_file
 from rae.datasets.judgment_writing import write_judgments
 from rae.datasets.labelled_set import LabelledSet
 from rae.datasets.rating_scales import NAMED_LABELS, RatingError, RatingScale, check_ratings, declared_scale, rating_scale
@@ -69,9 +69,8 @@ def import_judgments(
 ) -> Moved:
     """Store a file's labels as its raters'; the format is the one asked for, else the one its content shows."""
     labelled = workspace.labelled
-    detected = fmt is None
-    fmt = fmt or detect_format(path)
     file = read_judgment_file(path, fmt)
+    fmt = file.fmt
     if not file.entries and not allow_empty:
         raise DataFileError(path, None, f"no ratings in it as {fmt} (--allow-empty if an empty list is expected)")
     scale_used, how = _import_scale(file, fmt, scale, workspace.settings.rating_scales)
@@ -85,7 +84,7 @@ def import_judgments(
     except RaterError as exc:
         raise DataFileError(path, None, str(exc)) from None
     save_ratings(workspace.store, labels, f"import:{fmt}:{path.name}", kind)
-    told = [f"format {fmt}: from the file's content (--format to insist on another)"] if detected else []
+    told = [f"format {fmt}: from the file's content (--format to insist on another)"] if file.detected else []
     notices = told + ([f"scale {scale_used.name}: {how}"] if fmt not in NAMED_FORMATS else []) + repeated + notices
     return Moved("imported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}),
                  notices=notices)
@@ -162,9 +161,8 @@ def once_a_rater(file: JudgmentFile, labels: list[Rating]) -> tuple[list[Rating]
             continue
         earlier = labels[first[key]]
         if earlier.original_label != label.original_label and earlier.label != label.label:
-            where = file.error(file.entries[first[key]], "").line
             raise file.error(file.entries[index], f"{label.rater} rates ({label.query!r}, {label.product_id}) {label.original_label} here and "
-                                                  f"{earlier.original_label} at line {where}: which one holds?")
+                                                  f"{earlier.original_label} at line {file.line_of(file.entries[first[key]])}: which one holds?")
         repeats += 1
     notices = [f"{repeats} ratings repeat a rater's rating of the same pair: stored once"] if repeats else []
     return kept, notices

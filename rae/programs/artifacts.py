@@ -93,9 +93,13 @@ def load_artifact(
         raise ArtifactError(f"no compiled program {artifact_id!r}; known: {names}")
     manifest = known[artifact_id]
     annotator = build_annotator(manifest, refinement, samples)
-    directory = next(r for r in _roots(root) if (r / artifact_id / "manifest.json").exists())
-    annotator.load(str(directory / artifact_id / "program.json"))
+    annotator.load(str(artifact_home(artifact_id, root) / artifact_id / "program.json"))
     return annotator, manifest
+
+
+def artifact_home(artifact_id: str, root: Path | tuple[Path, ...]) -> Path:
+    """The first directory that has the artifact (a project's own before the ones rae ships)."""
+    return next(r for r in _roots(root) if (r / artifact_id / "manifest.json").exists())
 
 
 def _roots(root: Path | tuple[Path, ...]) -> tuple[Path, ...]:

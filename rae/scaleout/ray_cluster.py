@@ -24,7 +24,7 @@ from rae.annotate.spending import Budget
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, Settings
 from rae.datasets.records import Pair
-from rae.programs.artifacts import UNCOMPILED
+from rae.programs.artifacts import UNCOMPILED, artifact_home
 from rae.scaleout.processes import ShardJob, annotate_shard
 from rae.scaleout.shards import shards_by_query
 from rae.workspace import Workspace
@@ -122,5 +122,4 @@ def pinned_program(workspace: Workspace) -> dict[str, str]:
     manifest = workspace.manifest
     if manifest is None:
         return {"program": UNCOMPILED, "programs_dir": str(workspace.programs_dir.resolve())}
-    home = next(d for d in workspace.program_dirs if (d / manifest.artifact_id / "manifest.json").exists())
-    return {"program": manifest.artifact_id, "programs_dir": str(home.resolve())}
+    return {"program": manifest.artifact_id, "programs_dir": str(artifact_home(manifest.artifact_id, workspace.program_dirs).resolve())}

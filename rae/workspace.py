@@ -7,7 +7,7 @@ choice; ``uncompiled`` asks for the plain program. An artifact brings the produc
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from rae.programs.fingerprint import program_fingerprint
 from rae.programs.refine import Refinement
 from rae.store.human_labels import latest_ratings
 from rae.store.images import ImageCache
+from rae.store.products import imported_products
 from rae.store.schema import JudgmentRow
 from rae.store.store import Store
 
@@ -151,8 +152,12 @@ class Workspace:
 
     @cached_property
     def labelled(self) -> LabelledSet:
-        """The human-labelled set; with ``with_reviews``, a new version that includes the reviewers' labels."""
+        """The human-labelled set, its catalog completed by the products imported judgment files showed (the catalog's
+        own text first); with ``with_reviews``, a new version that includes the reviewers' labels."""
         labelled = load_labelled_set(self.settings.data, self.settings.label_mapping)
+        imported = imported_products(self.store)
+        if imported.keys() - labelled.catalog.keys():
+            labelled = replace(labelled, catalog={**imported, **labelled.catalog})
         if not self.settings.with_reviews:
             return labelled
         return with_reviews(labelled, latest_ratings(self.store))

@@ -128,6 +128,39 @@ def test_quepids_detailed_csv_reads_by_column_name_and_asks_for_its_scale(projec
     assert labels[("team", "usb c cable, 2m", "B02")] == S
 
 
+def test_the_fields_a_detailed_csv_shows_become_the_catalogs_text_for_products_it_lacks(project):
+    path = project / "Haystack_detailed.csv"
+    path.write_text(detailed_csv(DETAILED_ROWS, DETAILED_HEADER), newline="")
+    out = ok("judgments", "import", str(path), "--scale", "1-4", "--rater", "team")
+    assert "kept the text (title, brand, price) of 5 products the file shows: 5 the catalog does not have" in out  # B03 unrated, shown
+    catalog = Workspace(load_settings()).labelled.catalog
+    assert catalog["B01"].title == 'Anker "PowerLine" USB-C, 2m' and catalog["B01"].brand == "Anker" and catalog["B01"].price == 12.99
+    assert catalog["B04"].brand == "" and catalog["B03"].title == "Charger"
+    assert len(catalog) == len(esci_us().catalog) + 5
+    with_team = Workspace(load_settings().with_overrides(with_reviews=True)).labelled  # what annotate and agreement judge
+    assert {(p.query, p.product_id) for p in with_team.pairs("all")} >= {("usb c cable, 2m", "B01"), ("-20% sale", "B04")}
+
+
+def test_a_books_document_fields_are_kept_and_the_catalogs_own_text_wins(project):
+    esci_id, esci = next(iter(esci_us().catalog.items()))
+    book = {"name": "b", "scale": [0, 1, 2, 3], "query_doc_pairs": [
+        {"query_text": "projector screen", "doc_id": "325961", "position": 1,
+         "document_fields": json.dumps({"name": "ProScreen", "brand": "Projecta", "title": "Projecta ProScreen 120in", "thumb": "http://img/325961.jpg"}),
+         "judgements": [{"rating": 3.0, "user_email": "a@b.co"}]},
+        {"query_text": "projector screen", "doc_id": esci_id, "document_fields": json.dumps({"title": "Another title"}),
+         "judgements": [{"rating": 1.0, "user_email": "a@b.co"}]},
+        {"query_text": "projector screen", "doc_id": "no-fields", "document_fields": "not json", "judgements": [{"rating": 0.0, "user_email": "a@b.co"}]},
+    ]}
+    path = project / "book.json"
+    path.write_text(json.dumps(book))
+    out = ok("judgments", "import", str(path))
+    assert "kept the text (title, brand, image) of 2 products the file shows: 1 the catalog does not have" in out
+    assert "1 the catalog has, whose own text rae keeps using" in out
+    catalog = Workspace(load_settings()).labelled.catalog
+    assert catalog["325961"].title == "Projecta ProScreen 120in" and catalog["325961"].image == "http://img/325961.jpg"
+    assert catalog[esci_id].title == esci.title and "no-fields" not in catalog
+
+
 def test_an_older_detailed_csv_without_doc_position_and_columns_moved_reads_too(project):
     header = ["Query Text", "Rating", "Doc ID", "Title", "Team Name"]
     rows = [["dog bed", 3, "D1", "Bed", "T"], ["dog bed", 0, "D2", "Bowl", "T"]]

@@ -1,5 +1,6 @@
 """Load a product catalog from a team's own file, with configurable column names."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,37 @@ def _product(path: Path | str, row: Row, columns: CatalogColumns) -> Product:
         image=_text(row.get(columns.image)) or None,
         price=_price(path, row, columns.price),
     )
+
+
+# What other tools call a product's fields (a Quepid case's columns, a book's document_fields), by rae's names; the
+# first name found wins (a Quepid document's ``title`` before its ``name``)
+FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    "title": ("title", "name", "product_title"),
+    "brand": ("brand", "product_brand"),
+    "color": ("color", "colour", "product_color"),
+    "category": ("category", "categories"),
+    "bullets": ("bullets", "bullet_points", "bullet_point", "features"),
+    "description": ("description", "product_description"),
+    "image": ("image", "image_url", "thumb", "thumbnail"),
+    "price": ("price",),
+}
+
+
+def product_from_fields(product_id: str, fields: Mapping[str, Any]) -> Product | None:
+    """A product from another tool's fields, those whose name names one of rae's (any case, spaces or dashes for
+    underscores); None without a title, which is the least a judge needs. A price that is not a number is left out:
+    a peer's display field, not a catalog's."""
+    named = {str(k).strip().lower().replace(" ", "_").replace("-", "_"): v for k, v in fields.items()}
+    value = {field: next((named[n] for n in names if _text(named.get(n))), None) for field, names in FIELD_NAMES.items()}
+    if not _text(value["title"]):
+        return None
+    try:
+        price = float(str(value["price"]).replace("$", "").replace(",", "").strip()) if _text(value["price"]) else None
+    except ValueError:
+        price = None
+    return Product(product_id=product_id, title=_text(value["title"]), brand=_text(value["brand"]), color=_text(value["color"]),
+                   category=_category(value["category"]), bullets=_text(value["bullets"]), description=_text(value["description"]),
+                   image=_text(value["image"]) or None, price=price)
 
 
 def _text(value: Any) -> str:

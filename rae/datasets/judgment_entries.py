@@ -8,7 +8,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,7 @@ class JudgmentFile:
     json: LocatedJson | None = None
     fmt: str = ""  # the format it was read as
     detected: bool = False  # that format was told from its content, not asked for
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)  # doc id -> its fields, where the file shows them
 
     def line_of(self, entry: Entry) -> int | None:
         """The entry's line (in a JSON file, found only when asked)."""

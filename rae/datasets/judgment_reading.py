@@ -48,7 +48,7 @@ def _read(path: Path, fmt: Format, text: str) -> JudgmentFile:
     if fmt == "quepid-judgements":
         return JudgmentFile(path, list(read_judgements_csv(path, text)))
     if fmt == "quepid-detailed":
-        return JudgmentFile(path, list(read_detailed_csv(path, text)))
+        return read_detailed_csv(path, text)
     if fmt == "quepid-ltr":
         return JudgmentFile(path, list(read_ltr(path, text)))
     if fmt in JSON_READERS:

@@ -12,9 +12,11 @@
   the query, quotes and all; ``qid`` is Quepid's query id, not read).
 
 A book, case or snapshot names its scale where it can (``scale``, or its scorer's name); a case's and a book's
-judges are raters, a snapshot's ratings are its case's (no judge is named).
+judges are raters, a snapshot's ratings are its case's (no judge is named). A book's ``document_fields`` and the
+detailed CSV's columns after Quepid's own are the documents' fields as the case showed them (``JudgmentFile.products``).
 """
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from rae.datasets.located_json import LocatedJson
 from rae.datasets.readers import DataFileError
 
 DETAILED_NEEDS = ("query text", "doc id", "rating")
+DETAILED_OWN = ("team name", "case name", "case id", "query text", "doc id", "doc position", "rating")  # the rest: the case's fields
 
 
 def read_book(book: LocatedJson, path: Path) -> JudgmentFile:
@@ -31,11 +34,13 @@ def read_book(book: LocatedJson, path: Path) -> JudgmentFile:
     if "query_doc_pairs" not in body:
         raise book.error((), "not a Quepid book: no query_doc_pairs")
     pairs = book.expect(body["query_doc_pairs"], list, ("query_doc_pairs",), "a list of query-doc pairs")
-    entries = []
+    entries, products = [], {}
     for i, pair in enumerate(pairs):
         where = ("query_doc_pairs", i)
         book.expect(pair, dict, where, "a query-doc pair (an object)")
         query, doc_id = str(pair.get("query_text") or "").strip(), str(pair.get("doc_id") or "").strip()
+        if doc_id and doc_id not in products:
+            products[doc_id] = _document_fields(pair.get("document_fields"))
         judgements = book.expect(pair.get("judgements") or [], list, (*where, "judgements"), "a list of judgements")
         for j, judgement in enumerate(judgements):
             book.expect(judgement, dict, (*where, "judgements", j), "a judgement (an object)")
@@ -45,7 +50,17 @@ def read_book(book: LocatedJson, path: Path) -> JudgmentFile:
                 raise book.error(where, "a judged pair needs a query_text and a doc_id")
             entries.append(Entry(None, query, doc_id, str(judgement["rating"]), rater=str(judgement.get("user_email") or ""),
                                  note=str(judgement.get("explanation") or ""), at=(*where, "judgements", j)))
-    return JudgmentFile(path, entries, declared_scale(book, body), book)
+    return JudgmentFile(path, entries, declared_scale(book, body), book, products={d: f for d, f in products.items() if f})
+
+
+def _document_fields(value: Any) -> dict[str, Any]:
+    """A book pair's ``document_fields``: the fields Quepid showed, as a JSON text (or an object); anything else, none."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 def read_case(case: LocatedJson, path: Path) -> JudgmentFile:
@@ -120,22 +135,27 @@ def read_judgements_csv(path: Path, text: str) -> Iterator[Entry]:
                 yield Entry(number, cells[0], cells[1], rating, rater=judge)
 
 
-def read_detailed_csv(path: Path, text: str) -> Iterator[Entry]:
-    """The case's detailed export: the rated documents of each query, columns found by name."""
+def read_detailed_csv(path: Path, text: str) -> JudgmentFile:
+    """The case's detailed export: the rated documents of each query, columns found by name; the columns after
+    Quepid's own are the fields the case shows, kept as each document's."""
     lines = csv_lines(path, text)
     number, header = next(lines, (1, []))
-    columns = {name.lower(): i for i, name in enumerate(header)}
+    columns = {name.strip().lower(): i for i, name in enumerate(header)}
     missing = [name for name in DETAILED_NEEDS if name not in columns]
     if missing:
         raise DataFileError(path, number, f"not Quepid's detailed export: no {', '.join(missing)} column (found {','.join(header) or 'nothing'})")
     query_at, doc_at, rating_at = (columns[name] for name in DETAILED_NEEDS)
+    shown = [(name, i) for name, i in columns.items() if name not in DETAILED_OWN]
+    entries, products = [], {}
     for number, cells in lines:
         if len(cells) <= doc_at or not cells[doc_at]:
             continue  # a query that returned nothing: Quepid writes its first four columns only
         if len(cells) != len(header):
             raise DataFileError(path, number, f"expected {len(header)} fields as the header has, found {len(cells)}")
+        products.setdefault(cells[doc_at], {name: cells[i] for name, i in shown if cells[i]})
         if cells[rating_at]:
-            yield Entry(number, cells[query_at], cells[doc_at], cells[rating_at])
+            entries.append(Entry(number, cells[query_at], cells[doc_at], cells[rating_at]))
+    return JudgmentFile(path, entries, products=products)
 
 
 def read_ltr(path: Path, text: str) -> Iterator[Entry]:

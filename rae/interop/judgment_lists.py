@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from rae.datasets.catalog import product_from_fields
 from rae.datasets.judgment_entries import Entry, Format, JudgmentFile
 from rae.datasets.judgment_reading import read_judgment_file
 from rae.datasets.judgment_writing import write_judgments
@@ -33,6 +34,7 @@ from rae.interop.raters import (
     without_the_sets_own,
 )
 from rae.store.human_labels import latest_ratings, save_ratings
+from rae.store.products import save_products
 from rae.store.records import judged_pairs_of_queries
 from rae.workspace import Workspace
 
@@ -86,8 +88,23 @@ def import_judgments(
     save_ratings(workspace.store, labels, f"import:{fmt}:{path.name}", kind)
     told = [f"format {fmt}: from the file's content (--format to insist on another)"] if file.detected else []
     notices = told + ([f"scale {scale_used.name}: {how}"] if fmt not in NAMED_FORMATS else []) + repeated + notices
+    notices += keep_products(workspace, file, f"import:{fmt}:{path.name}")
     return Moved("imported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}),
                  notices=notices)
+
+
+def keep_products(workspace: Workspace, file: JudgmentFile, source: str) -> list[str]:
+    """Store the products' text the file shows (a title at least), and say what was kept and what the catalog has."""
+    shown = [p for d, f in sorted(file.products.items()) if (p := product_from_fields(d, f)) is not None]
+    if not shown:
+        return []
+    catalog = workspace.labelled.catalog
+    new = [p for p in shown if p.product_id not in catalog]
+    save_products(workspace.store, shown, source)
+    fields = [f for f in ("title", "brand", "color", "category", "bullets", "description", "image", "price") if any(getattr(p, f) for p in shown)]
+    known = len(shown) - len(new)
+    return [f"kept the text ({', '.join(fields)}) of {len(shown)} products the file shows: {len(new)} the catalog does not have, whose pairs "
+            f"rae can now judge" + (f"; {known} the catalog has, whose own text rae keeps using" if known else "")]
 
 
 def export_judgments(

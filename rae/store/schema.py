@@ -220,6 +220,18 @@ class HumanLabelRow(Base):
     rater_kind: Mapped[str] = mapped_column(String(16), default="human")
 
 
+class ImportedProductRow(Base):
+    """A product's text as an imported judgment file showed it (a Quepid book's ``document_fields``, a detailed CSV's
+    columns): what lets rae judge pairs of products its catalog does not have. The latest import of a product holds."""
+
+    __tablename__ = "imported_products"
+
+    product_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fields: Mapped[dict] = mapped_column(JSON)  # rae's product fields (``rae.datasets.records.Product``)
+    source: Mapped[str] = mapped_column(String(255))  # "import:<format>:<file>"
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
 class RunRow(Base):
     """One command that wrote to the store: what it was asked, with what settings, and what it did."""
 

@@ -19,11 +19,12 @@ from rae.datasets.bundled import esci_us
 from rae.datasets.rating_scales import RatingError, check_ratings, rating_scale
 from rae.datasets.searchlog import query_id_for, read_search_log
 from rae.datasets.ubi_events import ResultEvent
+from rae.errors import RaeError
 from rae.interop.click_judgments import coec_scores
 from rae.labels import Label
 from rae.store.human_labels import latest_ratings
 from rae.workspace import Workspace
-from tests.test_peer_files import PEERS, SRW_ESCI, ok, refused, stored
+from tests.test_peer_files import PEERS, SRW_ESCI, ok, rae, refused, stored
 
 E, S, I = Label.HIGHLY_RELEVANT, Label.ACCEPTABLE_SUBSTITUTE, Label.IRRELEVANT  # noqa: E741 - the ESCI letters
 CASE = PEERS / "haystack_rating_party_case.json.zip"
@@ -376,3 +377,57 @@ def test_an_ltr_line_without_its_doc_id_is_one_line_at_its_line(project):
     path.write_text("3 qid:1 # 193 star trek\n2 qid:1 star trek\n")
     error = refused("judgments", "import", str(path), "--format", "quepid-ltr")
     assert error.startswith(f"{path}:2: expected '<rating> qid:<n> # <doc id> <query>'") and stored() == []
+
+
+# An evaluation's lists as the snapshot CSV Quepid imports, read back by a port of its reader
+
+
+def quepid_snapshot_import(text: str) -> dict:
+    """import_snapshot_controller.js: validateCSV (the six headers, by name), parseCSV (lines split on '\\n', values on
+    every comma and trimmed, a line whose count differs from the header's skipped), importSnapshots (by case id, then
+    snapshot name, then query text, each doc its id and position)."""
+    lines = text.strip().split("\n")
+    headers = [h.strip() for h in lines[0].split(",")]
+    missing = [h for h in ("Snapshot Name", "Snapshot Time", "Case ID", "Query Text", "Doc ID", "Doc Position") if h not in headers]
+    assert len(lines) >= 2 and not missing, missing
+    cases: dict = {}
+    for line in lines[1:]:
+        values = [v.strip() for v in line.split(",")]
+        if len(values) != len(headers):
+            continue
+        row = dict(zip(headers, values, strict=True))
+        snapshot = cases.setdefault(row["Case ID"], {}).setdefault(row["Snapshot Name"], {"created_at": row["Snapshot Time"], "queries": {}})
+        snapshot["queries"].setdefault(row["Query Text"], []).append({"id": row["Doc ID"], "position": row["Doc Position"]})
+    return cases
+
+
+def test_an_evaluations_lists_go_to_quepid_as_snapshots_of_its_engines(project, scripted_workspace):
+    ok("evaluate", "--engines", "bm25-title,bm25-full", "--queries", "4", "--no-mlflow")
+    out = ok("lists", "export", "snap.csv", "--case-id", "2098")
+    assert "wrote 2 snapshots of evaluation" in out and "bm25-title (" in out and "left out" not in out
+    imported = quepid_snapshot_import((project / "snap.csv").read_text())
+    assert list(imported) == ["2098"] and set(imported["2098"]) == {"bm25-title", "bm25-full"}
+    run = next((project / "reports").glob("*/runs/bm25-full.trec")).parent.parent
+    texts = {q["query_id"]: q["text"] for q in json.loads((run / "queries.json").read_text())}
+    ranked: dict = {}
+    for line in (run / "runs" / "bm25-full.trec").read_text().splitlines():
+        qid, _, doc, rank, *_ = line.split()
+        ranked.setdefault(texts[qid], []).append((int(rank), doc))
+    got = imported["2098"]["bm25-full"]["queries"]
+    assert {q: [d["id"] for d in docs] for q, docs in got.items()} == {q: [d for _, d in sorted(r)] for q, r in ranked.items()}
+    assert all([int(d["position"]) for d in docs] == list(range(1, len(docs) + 1)) for docs in got.values())
+    result = rae("lists", "export", "x.csv", "--case-id", "1", "--engines", "bm25-desc")
+    assert isinstance(result.exception, RaeError) and "has no engine bm25-desc (it has bm25-title, bm25-full)" in str(result.exception)
+
+
+def test_a_query_quepids_snapshot_reader_would_split_is_left_out_and_named(tmp_path):
+    from datetime import UTC, datetime
+
+    from rae.retrieve.quepid_snapshot import write_quepid_snapshot
+
+    path = tmp_path / "snap.csv"
+    written = write_quepid_snapshot(path, {"bm25": {"usb c cable, 2m": ["B1", "B2"], "dog bed": ["D1", "D2", "D3"]}}, 7, datetime(2026, 1, 2, tzinfo=UTC))
+    assert written.left_out == ["usb c cable, 2m"] and written.rows == {"bm25": 3}
+    imported = quepid_snapshot_import(path.read_text())
+    assert imported == {"7": {"bm25": {"created_at": "2026-01-02T00:00:00+00:00", "queries": {"dog bed": [
+        {"id": "D1", "position": "1"}, {"id": "D2", "position": "2"}, {"id": "D3", "position": "3"}]}}}}

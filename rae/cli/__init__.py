@@ -36,6 +36,10 @@ judgments_app.command("export")(interop.judgments_export)
 judgments_app.command("from-clicks")(interop.judgments_from_clicks)
 app.add_typer(judgments_app, name="judgments")
 
+lists_app = typer.Typer(help="An evaluation's result lists in other tools' formats.", no_args_is_help=True)
+lists_app.command("export")(interop.lists_export)
+app.add_typer(lists_app, name="lists")
+
 batches_app = typer.Typer(help="Batches sent to a batch API or written to a file: `rae batches` lists them.")
 batches_app.callback(invoke_without_command=True)(batches.batches_default)
 batches_app.command("list")(batches.batches_list)

@@ -1,5 +1,5 @@
-"""Commands that move judgment lists between rae and the tools teams already use (judgments import, export), and
-judgments from a UBI log's clicks (judgments from-clicks)."""
+"""Commands that move judgment lists between rae and the tools teams already use (judgments import, export),
+judgments from a UBI log's clicks (judgments from-clicks), and an evaluation's result lists out (lists export)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +14,7 @@ from rae.interop.click_judgments import DEFAULT_SCALE
 from rae.interop.click_judgments import judgments_from_clicks as judgments_from_clicks_of
 from rae.interop.judgment_lists import Which, export_judgments, import_judgments, pairs_to_export
 from rae.interop.raters import CONSENSUS_RULES
+from rae.interop.result_lists import export_snapshot
 
 FORMAT_NAMES = "trec, quepid-csv, quepid-judgements, quepid-book, quepid-case, quepid-snapshot, quepid-detailed, quepid-ltr, rre, srw, srw-csv, csv or jsonl"
 FormatOption = Annotated[Format, typer.Option("--format", help=FORMAT_NAMES)]
@@ -79,3 +80,18 @@ def judgments_from_clicks(
     """Judgments from clicks, as SRW computes them (COEC: clicks over expected clicks), stored as the rater clicks:coec."""
     workspace = workspace_from(config, None, store, None)
     typer.echo(judgments_from_clicks_of(workspace, logs, max_rank, scale, min_impressions, log_format).line())
+
+
+def lists_export(
+    path: Annotated[Path, typer.Argument(help="where to write the CSV")],
+    case_id: Annotated[int, typer.Option("--case-id", help="the Quepid case the snapshots go into (it must exist there)")],
+    run_id: Annotated[str | None, typer.Option("--run", help="the evaluation (default: the latest)")] = None,
+    engines: Annotated[str | None, typer.Option("--engines", help="comma-separated engines of the run (default: all)")] = None,
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """An evaluation's result lists as Quepid imports a snapshot (Import Snapshot in a case): one snapshot an engine,
+    to compare rae's engines with the team's own search in Quepid."""
+    workspace = workspace_from(config, None, store, None)
+    chosen = [e.strip() for e in engines.split(",") if e.strip()] if engines else None
+    typer.echo(export_snapshot(workspace, path, run_id, case_id, chosen).line())

@@ -17,9 +17,10 @@
   ``$query`` placeholder. RRE parses a grade as an integer, so the scale must write integers.
 - ``csv`` and ``jsonl``: rae's own.
 
-rae reads Quepid's case, snapshot and detailed exports but does not write them: Quepid imports a case only with its
-search endpoint and tries, which rae does not have; ``quepid-book``, ``quepid-csv``, ``quepid-ltr`` and ``rre``
-carry ratings back.
+rae reads Quepid's case, snapshot and detailed exports but does not write them as judgments: Quepid imports a case
+only with its search endpoint and tries, which rae does not have, and what Quepid imports as a snapshot is a search's
+lists, not ratings (``rae lists export`` writes an evaluation's lists as that CSV, ``rae.retrieve.quepid_snapshot``);
+``quepid-book``, ``quepid-csv``, ``quepid-ltr`` and ``rre`` carry ratings back.
 
 Formats with one rating a pair (trec, quepid-csv, quepid-ltr, rre, srw, srw-csv) get one rater's labels: which, or how several
 become one, is decided before writing (``rae.interop.judgment_lists``).
@@ -50,7 +51,9 @@ class WriteError(RaeError, ValueError):
 def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: RatingScale, name: str, emails: Mapping[str, str]) -> None:
     labels = sorted(labels, key=lambda r: (r.query_id, r.product_id, r.rater))
     if fmt in READ_ONLY:
-        raise WriteError(f"rae reads {fmt} but does not write it (Quepid imports a case only with its search endpoint): write quepid-book, quepid-csv, quepid-ltr or rre")
+        lists = "; a snapshot in Quepid is a search's lists: `rae lists export --case-id N` writes an evaluation's" if fmt == "quepid-snapshot" else ""
+        raise WriteError(f"rae reads {fmt} but does not write it (Quepid imports a case only with its search endpoint): write quepid-book, "
+                         f"quepid-csv, quepid-ltr or rre{lists}")
     if fmt == "trec":
         path.write_text("".join(f"{r.query_id} 0 {r.product_id} {_number(scale.rating(r.label))}\n" for r in labels))
     elif fmt in ("quepid-csv", "srw-csv"):

@@ -66,5 +66,7 @@ def test_a_configured_price_wins_and_the_embedded_model_is_free():
     assert call_cost(resolve_price(ModelSpec(name="openai/my-llama"), price), 1_000_000, 500_000) == 0.6
     assert call_cost(resolve_price(ModelSpec(), None), 1000, 100) == 0.0
     assert call_cost(resolve_price(ModelSpec(name="openai/no-such-model-xyz"), None), 1000, 100) is None
+    assert call_cost(price, None, None) is None and call_cost(price, 1000, None) is None  # a server that reports no usage: unknown
+    assert call_cost(resolve_price(ModelSpec(), None), None, None) == 0.0  # free whatever the tokens
     known = call_cost(resolve_price(ModelSpec(name="openai/gpt-4o-mini"), None), 1_000_000, 0)
     assert known is not None and 0 < known < 10  # LiteLLM's shipped price list, read offline

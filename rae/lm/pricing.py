@@ -29,9 +29,15 @@ def resolve_price(spec: ModelSpec, configured: ModelPrice | None) -> ModelPrice 
 
 
 def call_cost(price: ModelPrice | None, input_tokens: int | None, output_tokens: int | None) -> float | None:
-    if price is None or (input_tokens is None and output_tokens is None):
-        return None if price is None else 0.0
-    return round(((input_tokens or 0) * price.input_per_million + (output_tokens or 0) * price.output_per_million) / 1e6, 8)
+    """The call's cost; None when the price is unknown, or when a priced model's answer did not say its tokens (a
+    server that reports no usage): a budget then counts the call's whole reservation, never a zero."""
+    if price is None:
+        return None
+    if price == FREE:
+        return 0.0
+    if input_tokens is None or output_tokens is None:
+        return None
+    return round((input_tokens * price.input_per_million + output_tokens * price.output_per_million) / 1e6, 8)
 
 
 def total_cost(costs: Iterable[float | None]) -> float | None:

@@ -114,6 +114,7 @@ DETAILED_ROWS = [
     ["Search, Inc.", "Haystack", 7, "-20% sale", "B04", 1, "Sale item", 1, "", 1],
     ["Search, Inc.", "Haystack", 7, "nothing found"],
     ["Search, Inc.", "Haystack", 7, "usb c cable, 2m", "B05", 4, "Hub", 3, "Anker", 30],
+    ["Search, Inc.", "Haystack", 7, 'tv 55"', "B06", 1, 'Samsung 55" QLED', 4, "Samsung", 499],  # quotes doubled, unquoted
 ]
 
 
@@ -123,9 +124,10 @@ def test_quepids_detailed_csv_reads_by_column_name_and_asks_for_its_scale(projec
     error = refused("judgments", "import", str(path))
     assert "0-3 cannot read the rating 4" in error and "--scale 1-4 would read 1 as irrelevant, 2 as acceptable_substitute" in error
     out = ok("judgments", "import", str(path), "--scale", "1-4", "--rater", "team")
-    assert "format quepid-detailed" in out and "imported 4 labels of 4 pairs (team)" in out  # B03 unrated, the empty query skipped
+    assert "format quepid-detailed" in out and "imported 5 labels of 5 pairs (team)" in out  # B03 unrated, the empty query skipped
     labels = by_pair()
     assert labels[("team", "usb c cable, 2m", "B01")] == E and labels[("team", "-20% sale", "B04")] == I
+    assert labels[("team", 'tv 55"', "B06")] == E  # caseCSVSvc wrote 'tv 55""': Quepid doubles quotes even unquoted
     assert labels[("team", "usb c cable, 2m", "B02")] == S
 
 
@@ -133,11 +135,11 @@ def test_the_fields_a_detailed_csv_shows_become_the_catalogs_text_for_products_i
     path = project / "Haystack_detailed.csv"
     path.write_text(detailed_csv(DETAILED_ROWS, DETAILED_HEADER), newline="")
     out = ok("judgments", "import", str(path), "--scale", "1-4", "--rater", "team")
-    assert "kept the text (title, brand, price) of 5 products the file shows: 5 the catalog does not have" in out  # B03 unrated, shown
+    assert "kept the text (title, brand, price) of 6 products the file shows: 6 the catalog does not have" in out  # B03 unrated, shown
     catalog = Workspace(load_settings()).labelled.catalog
     assert catalog["B01"].title == 'Anker "PowerLine" USB-C, 2m' and catalog["B01"].brand == "Anker" and catalog["B01"].price == 12.99
-    assert catalog["B04"].brand == "" and catalog["B03"].title == "Charger"
-    assert len(catalog) == len(esci_us().catalog) + 5
+    assert catalog["B04"].brand == "" and catalog["B03"].title == "Charger" and catalog["B06"].title == 'Samsung 55" QLED'
+    assert len(catalog) == len(esci_us().catalog) + 6
     with_team = Workspace(load_settings().with_overrides(with_reviews=True)).labelled  # what annotate and agreement judge
     assert {(p.query, p.product_id) for p in with_team.pairs("all")} >= {("usb c cable, 2m", "B01"), ("-20% sale", "B04")}
 

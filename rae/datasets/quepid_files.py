@@ -152,6 +152,7 @@ def read_detailed_csv(path: Path, text: str) -> JudgmentFile:
             continue  # a query that returned nothing: Quepid writes its first four columns only
         if len(cells) != len(header):
             raise DataFileError(path, number, f"expected {len(header)} fields as the header has, found {len(cells)}")
+        cells = [cell.replace('""', '"') for cell in cells]  # stringifyField doubles quotes in unquoted fields too
         products.setdefault(cells[doc_at], {name: cells[i] for name, i in shown if cells[i]})
         if cells[rating_at]:
             entries.append(Entry(number, cells[query_at], cells[doc_at], cells[rating_at]))

@@ -20,6 +20,7 @@ from rae.datasets.judgment_entries import Entry, Format, JudgmentFile
 from rae.datasets.judgment_reading import read_judgment_file
 from rae.datasets.judgment_writing import write_judgments
 from rae.datasets.labelled_set import LabelledSet
+from rae.datasets.load import load_labelled_set
 from rae.datasets.rating_scales import NAMED_LABELS, RatingError, RatingScale, check_ratings, declared_scale, rating_scale
 from rae.datasets.readers import DataFileError
 from rae.datasets.records import Pair, Rating
@@ -98,7 +99,7 @@ def keep_products(workspace: Workspace, file: JudgmentFile, source: str) -> list
     shown = [p for d, f in sorted(file.products.items()) if (p := product_from_fields(d, f)) is not None]
     if not shown:
         return []
-    catalog = workspace.labelled.catalog
+    catalog = load_labelled_set(workspace.settings.data, workspace.settings.label_mapping).catalog  # the files', not what earlier imports added
     new = [p for p in shown if p.product_id not in catalog]
     save_products(workspace.store, shown, source)
     fields = [f for f in ("title", "brand", "color", "category", "bullets", "description", "image", "price") if any(getattr(p, f) for p in shown)]

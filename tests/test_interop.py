@@ -65,9 +65,12 @@ def test_every_format_round_trips_the_human_and_the_judges_labels(project, scrip
         "human": {(j.query_id, j.product_id): j.label for j in chosen},
         "llm": {(j.query_id, j.product_id): Label(o.value.label) for j, o in zip(chosen, workspace.stored_judgments([j.pair for j in chosen]).values(), strict=True)},
     }
+    search = ["--engine", "prod-os"] if fmt == "quepid-case" else []  # a Quepid case carries the search it runs
+    if search:
+        (project / "rae.toml").write_text((project / "rae.toml").read_text() + '[engines.prod-os]\nkind = "opensearch"\nurl = "https://os.example/p/_search"\n')
     for which in ("human", "llm"):  # one rater's list a file: every format can carry that
         out = project / f"{which}.{fmt}"
-        exported = CliRunner().invoke(app, ["judgments", "export", str(out), "--format", fmt, "--labels", which, *slice_])
+        exported = CliRunner().invoke(app, ["judgments", "export", str(out), "--format", fmt, "--labels", which, *slice_, *search])
         assert exported.exit_code == 0, exported.output
         assert "exported 8 labels of 8 pairs" in exported.stdout
         fresh = f"sqlite:///{project / (which + fmt + '.db')}"
@@ -75,17 +78,17 @@ def test_every_format_round_trips_the_human_and_the_judges_labels(project, scrip
         assert back.exit_code == 0, back.output
         stored = latest_ratings(Workspace(load_settings().with_overrides(store=fresh)).store)
         assert {(r.query_id, r.product_id): r.label for r in stored} == expected[which]
-    if fmt in ("quepid-book", "quepid-judgements", "csv", "jsonl"):  # formats that name each label's rater carry both in one file
+    if fmt in ("quepid-book", "quepid-case", "quepid-judgements", "csv", "jsonl"):  # formats that name each label's rater carry both in one file
         judge = f"{workspace.settings.model.name}:{workspace.describe()['program']}"
-        emails = ["--rater-email", "esci-us=labels@shop.example", "--rater-email", f"{judge}=judge@shop.example"] if fmt == "quepid-book" else []
+        emails = ["--rater-email", "esci-us=labels@shop.example", "--rater-email", f"{judge}=judge@shop.example"] if fmt.startswith("quepid-") and fmt != "quepid-judgements" else []
         out = project / f"both.{fmt}"
-        assert CliRunner().invoke(app, ["judgments", "export", str(out), "--format", fmt, "--labels", "both", *slice_, *emails]).exit_code == 0
+        assert CliRunner().invoke(app, ["judgments", "export", str(out), "--format", fmt, "--labels", "both", *slice_, *emails, *search]).exit_code == 0
         fresh = f"sqlite:///{project / ('both' + fmt + '.db')}"
         assert CliRunner().invoke(app, ["judgments", "import", str(out), "--format", fmt, "--store", fresh]).exit_code == 0
         by_rater: dict[str, dict] = {}
         for r in latest_ratings(Workspace(load_settings().with_overrides(store=fresh)).store):
             by_rater.setdefault(r.rater, {})[(r.query_id, r.product_id)] = r.label
-        if fmt == "quepid-book":  # Quepid names judges by email
+        if fmt in ("quepid-book", "quepid-case"):  # Quepid names judges by email
             assert by_rater == {"labels@shop.example": expected["human"], "judge@shop.example": expected["llm"]}
         else:  # the labelled set's own labels are recognised, not stored twice
             assert by_rater == {judge: expected["llm"]}

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from rae.cli import app
 from rae.config import load_settings
 from rae.datasets.bundled import esci_us
+from rae.datasets.judgment_reading import read_judgment_file
 from rae.datasets.rating_scales import RatingError, check_ratings, rating_scale
 from rae.datasets.searchlog import query_id_for, read_search_log
 from rae.datasets.ubi_events import ResultEvent
@@ -234,9 +235,13 @@ def test_an_rre_document_without_a_gain_is_one_line_at_its_line(project):
 
 
 def test_the_read_only_peer_formats_are_refused_on_export_with_what_carries_ratings_back(project):
-    result = CliRunner().invoke(app, ["judgments", "export", str(project / "x.json"), "--format", "quepid-case"])
-    assert result.exit_code != 0 and "write quepid-book, quepid-csv, quepid-ltr or rre" in str(result.exception)
-    assert not (project / "x.json").exists()
+    messages = {}
+    for fmt in ("quepid-snapshot", "quepid-detailed"):
+        result = CliRunner().invoke(app, ["judgments", "export", str(project / "x.json"), "--format", fmt])
+        assert result.exit_code != 0 and not (project / "x.json").exists()
+        messages[fmt] = str(result.exception)
+    assert all("write quepid-case, quepid-book, quepid-csv, quepid-ltr or rre" in m for m in messages.values())
+    assert "`rae lists export --case-id N` writes an evaluation's" in messages["quepid-snapshot"]
 
 
 # UBI as OpenSearch ships it, and clicks as a rater
@@ -435,3 +440,84 @@ def test_a_query_quepids_snapshot_reader_would_split_is_left_out_and_named(tmp_p
     imported = quepid_snapshot_import(path.read_text())
     assert imported == {"7": {"bm25": {"created_at": "2026-01-02T00:00:00+00:00", "queries": {"dog bed": [
         {"id": "D1", "position": "1"}, {"id": "D2", "position": "2"}, {"id": "D3", "position": "3"}]}}}}
+
+
+# A Quepid case written back: its ratings, and the search Quepid runs taken from one of rae's engines
+
+CASE_ENGINES = """
+[engines.prod-os]
+kind = "opensearch"
+url = "https://search.example.com:9200/products/_search"
+query = '{"query": {"multi_match": {"query": "{{query}}", "fields": ["title^3", "brand"]}}, "size": {{k}}}'
+id_field = "asin"
+auth = { username_env = "OS_USER", password_env = "OS_PASSWORD" }
+
+[engines.prod-solr]
+kind = "solr"
+url = "http://solr.example.com:8983/solr/products/select"
+def_type = "edismax"
+qf = "title^3 description"
+fl = "asin,score"
+"""
+QUEPID_SEEDED_SCORERS = {"nDCG@10", "DCG@10", "CG@10", "P@10", "AP@10"}  # db/seeds.rb
+COLUMNS = {  # db/schema.rb: what CaseImporter builds each record from
+    "query": {"arranged_at", "arranged_next", "information_need", "notes", "options", "query_text"},
+    "rating": {"doc_id", "rating"},
+    "try": {"ancestry", "escape_query", "field_spec", "name", "number_of_rows", "query_params"},
+    "search_endpoint": {"api_method", "archived", "basic_auth_credential", "custom_headers", "endpoint_url", "mapper_code", "name", "options",
+                        "proxy_requests", "requests_per_minute", "search_engine", "test_query"},
+}
+
+
+def assert_quepid_imports_case(case: dict, users: set[str]) -> None:
+    """CaseImporter as o19s/quepid runs it: ``validate`` (the scorer exists by name, every ``user_email`` is a user),
+    then ``import``: each query built from ``query.except(:ratings)`` and each rating from ``rating.except(:user_email)``
+    (so every other key must be a column), the search endpoint found or created from ``try.search_endpoint``
+    (``SearchEndpoint`` validates search_engine, endpoint_url and api_method present; JSONP not with proxy_requests),
+    and the first try updated from ``try.except(:curator_variables, :search_endpoint, :id)``."""
+    assert case["case_name"] and case["scorer"]["name"] in QUEPID_SEEDED_SCORERS
+    endpoint = case["try"]["search_endpoint"]
+    assert all(endpoint.get(k) for k in ("search_engine", "endpoint_url", "api_method")) and set(endpoint) <= COLUMNS["search_endpoint"]
+    assert endpoint["search_engine"] in ("solr", "es", "os") and not (endpoint["proxy_requests"] and endpoint["api_method"] == "JSONP")
+    assert set(case["try"]) - {"curator_variables", "search_endpoint", "id"} <= COLUMNS["try"] and len(case["try"]["name"]) <= 50
+    for query in case["queries"]:
+        assert set(query) - {"ratings"} <= COLUMNS["query"] and 0 < len(query["query_text"]) <= 2048
+        for rating in query["ratings"]:
+            assert set(rating) - {"user_email"} <= COLUMNS["rating"] and rating["doc_id"] and isinstance(rating["rating"], int | float)
+            assert rating.get("user_email") is None or rating["user_email"] in users
+
+
+def test_a_quepid_case_goes_back_with_its_raters_and_the_search_of_a_rae_engine(project):
+    (project / "rae.toml").write_text((project / "rae.toml").read_text() + CASE_ENGINES)
+    ok("judgments", "import", str(CASE))
+    out = ok("judgments", "export", "case.json", "--format", "quepid-case", "--labels", "human", "--rated", "--engine", "prod-os", "--name", "Haystack")
+    case = json.loads((project / "case.json").read_text())
+    raters = {r.rater for r in stored()}
+    assert_quepid_imports_case(case, raters)
+    assert case["scorer"] == {"name": "nDCG@10"} and case["try"]["search_endpoint"]["search_engine"] == "os"
+    assert '"query": "#$query##"' in case["try"]["query_params"] and '"size": 10' in case["try"]["query_params"]
+    assert case["try"]["field_spec"].startswith("id:asin") and "credentials are not written" in out
+    assert "OS_USER" not in (project / "case.json").read_text() and "OS_PASSWORD" not in (project / "case.json").read_text()
+    written = {(q["query_text"], r["doc_id"], r["user_email"], r["rating"]) for q in case["queries"] for r in q["ratings"]}
+    assert len(written) == len(stored()) and {e for _, _, e, _ in written} == raters  # every rater's rating, under its email
+    again = read_judgment_file(project / "case.json", None)  # rae reads what it wrote as a case, labels unchanged
+    assert again.fmt == "quepid-case" and len(again.entries) == len(written)
+
+    solr = ok("judgments", "export", "solr.json", "--format", "quepid-case", "--labels", "human", "--rated", "--engine", "prod-solr")
+    solr_try = json.loads((project / "solr.json").read_text())["try"]
+    assert solr_try["query_params"] == "q=#$query##&defType=edismax&qf=title^3 description" and solr_try["field_spec"] == "id:asin, title:title"
+    assert solr_try["search_endpoint"]["api_method"] == "GET" and "credentials" not in solr
+
+
+def test_a_quepid_case_needs_an_engine_quepid_can_query_and_its_scorers_scale(project):
+    (project / "rae.toml").write_text((project / "rae.toml").read_text() + CASE_ENGINES)
+    base = ("judgments", "export", "case.json", "--format", "quepid-case", "--labels", "human", "--split", "dev", "--queries", "1")
+    no_engine = rae(*base)
+    assert isinstance(no_engine.exception, RaeError) and "--engine NAME, one of your opensearch, elasticsearch or solr engines (prod-os, prod-solr)" in str(no_engine.exception)
+    in_rae = rae(*base, "--engine", "bm25-title")
+    assert "engine bm25-title (bm25) runs where Quepid cannot query it" in str(in_rae.exception)
+    five = rae(*base, "--engine", "prod-os", "--scale", "1-5")
+    assert "Quepid's scorers rate 0-3 (nDCG@10) or 0-1 (P@10)" in str(five.exception)
+    assert not (project / "case.json").exists()
+    ok(*base, "--engine", "prod-os", "--scale", "0-1")
+    assert json.loads((project / "case.json").read_text())["scorer"] == {"name": "P@10"}

@@ -54,6 +54,7 @@ def judgments_export(
     rater_email: Annotated[list[str] | None, typer.Option("--rater-email", help="quepid-book: NAME=EMAIL (or EMAIL for one rater), as Quepid names judges")] = None,
     scale: ScaleOption = None,
     name: Annotated[str, typer.Option("--name", help="the list's name, where the format has one")] = "rae judgments",
+    engine: Annotated[str | None, typer.Option("--engine", help="quepid-case: the opensearch, elasticsearch or solr engine whose search the case runs")] = None,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -65,7 +66,7 @@ def judgments_export(
     workspace = workspace_from(config, model, store, None, program=program)
     query_set = read_query_set(queries_file) if queries_file else None
     pairs = pairs_to_export(workspace, split, queries, per_query, run_id, query_set, rated)
-    typer.echo(export_judgments(workspace, path, fmt, which, pairs, scale, name, rater, consensus, rater_email).line())
+    typer.echo(export_judgments(workspace, path, fmt, which, pairs, scale, name, rater, consensus, rater_email, engine).line())
 
 
 def judgments_from_clicks(

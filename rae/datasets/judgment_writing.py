@@ -17,10 +17,13 @@
   ``$query`` placeholder. RRE parses a grade as an integer, so the scale must write integers.
 - ``csv`` and ``jsonl``: rae's own.
 
-rae reads Quepid's case, snapshot and detailed exports but does not write them as judgments: Quepid imports a case
-only with its search endpoint and tries, which rae does not have, and what Quepid imports as a snapshot is a search's
-lists, not ratings (``rae lists export`` writes an evaluation's lists as that CSV, ``rae.retrieve.quepid_snapshot``);
-``quepid-book``, ``quepid-csv``, ``quepid-ltr`` and ``rre`` carry ratings back.
+- ``quepid-case``: what Quepid's ``CaseImporter`` takes: ``case_name``, ``scorer`` by name (one Quepid seeds, whose
+  scale is the export's: nDCG@10 for 0-3, P@10 for 0-1), ``queries`` each with its ``ratings`` (a judge by
+  ``user_email``), and the ``try`` whose search Quepid will run (``rae.interop.quepid_try``, from one of rae's engines).
+
+rae reads Quepid's snapshot and detailed exports but does not write them as judgments: what Quepid imports as a
+snapshot is a search's lists, not ratings (``rae lists export`` writes an evaluation's lists as that CSV,
+``rae.retrieve.quepid_snapshot``), and the detailed CSV is Quepid's report, which it does not import.
 
 Formats with one rating a pair (trec, quepid-csv, quepid-ltr, rre, srw, srw-csv) get one rater's labels: which, or how several
 become one, is decided before writing (``rae.interop.judgment_lists``).
@@ -40,7 +43,8 @@ from rae.errors import RaeError
 from rae.labels import LABELS
 
 FORMULA_START = ("-", "=", "+", "@")  # Quepid's make_csv_safe
-READ_ONLY = ("quepid-case", "quepid-snapshot", "quepid-detailed")
+READ_ONLY = ("quepid-snapshot", "quepid-detailed")
+CASE_SCORERS = {"0-3": "nDCG@10", "0-1": "P@10"}  # Quepid's seeded scorers (db/seeds.rb), by the scale they rate on
 WRITTEN: tuple[str, ...] = tuple(fmt for fmt in FORMATS if fmt not in READ_ONLY)
 
 
@@ -48,12 +52,13 @@ class WriteError(RaeError, ValueError):
     pass
 
 
-def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: RatingScale, name: str, emails: Mapping[str, str]) -> None:
+def write_judgments(
+    path: Path, fmt: Format, labels: list[Rating], scale: RatingScale, name: str, emails: Mapping[str, str], case_try: Mapping[str, Any] | None = None
+) -> None:
     labels = sorted(labels, key=lambda r: (r.query_id, r.product_id, r.rater))
     if fmt in READ_ONLY:
         lists = "; a snapshot in Quepid is a search's lists: `rae lists export --case-id N` writes an evaluation's" if fmt == "quepid-snapshot" else ""
-        raise WriteError(f"rae reads {fmt} but does not write it (Quepid imports a case only with its search endpoint): write quepid-book, "
-                         f"quepid-csv, quepid-ltr or rre{lists}")
+        raise WriteError(f"rae reads {fmt} but does not write it: write quepid-case, quepid-book, quepid-csv, quepid-ltr or rre{lists}")
     if fmt == "trec":
         path.write_text("".join(f"{r.query_id} 0 {r.product_id} {_number(scale.rating(r.label))}\n" for r in labels))
     elif fmt in ("quepid-csv", "srw-csv"):
@@ -64,6 +69,8 @@ def write_judgments(path: Path, fmt: Format, labels: list[Rating], scale: Rating
         path.write_text(_judgements_csv(labels, scale))
     elif fmt == "quepid-book":
         path.write_text(json.dumps(_book(labels, scale, name, emails), indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "quepid-case":
+        path.write_text(json.dumps(_case(labels, scale, name, emails, case_try), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "srw":
         path.write_text(json.dumps(_srw(labels, scale, name), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "quepid-ltr":
@@ -117,6 +124,23 @@ def _book(labels: list[Rating], scale: RatingScale, name: str, emails: Mapping[s
     values = book_scale(scale)
     return {"name": name, "show_rank": False, "support_implicit_judgements": False, "scale": [_integral(v) for v in values],
             "scale_with_labels": {_number(v): _number(v) for v in values}, "query_doc_pairs": list(pairs.values())}
+
+
+def _case(labels: list[Rating], scale: RatingScale, name: str, emails: Mapping[str, str], case_try: Mapping[str, Any] | None) -> dict[str, Any]:
+    if case_try is None:
+        raise WriteError("quepid-case: Quepid imports a case with the search it runs; name the engine (--engine)")
+    if scale.name not in CASE_SCORERS:
+        raise WriteError(f"quepid-case: a case rates on its scorer's scale, and Quepid's scorers rate 0-3 (nDCG@10) or 0-1 (P@10): "
+                         f"--scale 0-3 or --scale 0-1, not {scale.name}")
+    queries: dict[str, list[dict[str, Any]]] = {}
+    for r in labels:
+        rating: dict[str, Any] = {"doc_id": r.product_id, "rating": _integral(scale.rating(r.label))}
+        if r.rater in emails:
+            rating["user_email"] = emails[r.rater]
+        queries.setdefault(r.query, []).append(rating)
+    return {"case_name": name, "public": False, "archived": False, "options": None, "scorer": {"name": CASE_SCORERS[scale.name]},
+            "try": dict(case_try), "queries": [{"arranged_at": i, "query_text": q, "information_need": None, "notes": None, "options": None,
+                                                "ratings": ratings} for i, (q, ratings) in enumerate(queries.items())]}
 
 
 def _srw(labels: list[Rating], scale: RatingScale, name: str) -> dict[str, Any]:

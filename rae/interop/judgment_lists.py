@@ -26,6 +26,7 @@ from rae.datasets.readers import DataFileError
 from rae.datasets.records import Pair, Rating
 from rae.datasets.searchlog import normalize_query, query_id_for
 from rae.evaluate.stored_run import load_evaluation
+from rae.interop.quepid_try import QUEPID_ENGINES, NoQuepidSearch, quepid_try
 from rae.interop.raters import (
     ONE_RATING_FORMATS,
     RaterError,
@@ -110,7 +111,7 @@ def keep_products(workspace: Workspace, file: JudgmentFile, source: str) -> list
 
 def export_judgments(
     workspace: Workspace, path: Path, fmt: Format, which: Which, pairs: list[Pair], scale: str | None, name: str,
-    rater: str | None = None, consensus: str | None = None, rater_emails: list[str] | None = None,
+    rater: str | None = None, consensus: str | None = None, rater_emails: list[str] | None = None, engine: str | None = None,
 ) -> Moved:
     labels = (llm_labels(workspace, pairs) if which in ("llm", "both") else []) + (human_labels(workspace, pairs) if which in ("human", "both") else [])
     if rater is not None:
@@ -120,11 +121,27 @@ def export_judgments(
             raise RaterError(f"no labels by {rater!r} among these pairs (raters: {', '.join(raters) or 'none'})")
     if fmt in ONE_RATING_FORMATS:
         labels = one_rating_a_pair(labels, fmt, consensus)
-    emails, notices = judge_emails(sorted({r.rater for r in labels}), rater_emails or []) if fmt == "quepid-book" else ({}, [])
+    emails, notices = judge_emails(sorted({r.rater for r in labels}), rater_emails or [], fmt) if fmt in ("quepid-book", "quepid-case") else ({}, [])
     scale_used = NAMED_LABELS if fmt in NAMED_FORMATS else rating_scale(scale or DEFAULT_SCALES[fmt], workspace.settings.rating_scales)
-    write_judgments(path, fmt, labels, scale_used, name, emails)
+    case_try, told = case_search(workspace, engine) if fmt == "quepid-case" else (None, [])
+    write_judgments(path, fmt, labels, scale_used, name, emails, case_try)
+    notices += told
     return Moved("exported", path, fmt, len(labels), sorted({r.rater for r in labels}), len({(r.query_id, r.product_id) for r in labels}),
                  "" if fmt in NAMED_FORMATS else scale_used.name, notices)
+
+
+def case_search(workspace: Workspace, engine: str | None) -> tuple[dict, list[str]]:
+    """The try of a Quepid case: the search of the engine named, which must be one Quepid can query."""
+    specs = workspace.settings.engine_specs()
+    clusters = [name for name, spec in specs.items() if spec.kind in QUEPID_ENGINES]
+    if engine is None or engine not in specs:
+        known = ", ".join(clusters) or "none in this project's rae.toml"
+        raise NoQuepidSearch(f"quepid-case: Quepid imports a case with the search it runs: --engine NAME, one of your opensearch, "
+                             f"elasticsearch or solr engines ({known})" + (f"; there is no engine {engine!r}" if engine else ""))
+    spec = specs[engine]
+    told = [f"quepid-case: the try queries {spec.url} as engine {engine} does; its credentials are not written (Quepid asks for them on its "
+            "search endpoint's page)"] if getattr(spec, "auth", None) and any(vars(spec.auth).values()) else []
+    return quepid_try(engine, spec), told
 
 
 def pairs_to_export(

@@ -99,7 +99,7 @@ def _quepid_rating(gains: list[int]) -> int:
     return min(ratings[:3])
 
 
-def judge_emails(raters: list[str], given: list[str]) -> tuple[dict[str, str], list[str]]:
+def judge_emails(raters: list[str], given: list[str], fmt: str = "quepid-book") -> tuple[dict[str, str], list[str]]:
     """Each rater's Quepid email from ``--rater-email`` (``NAME=EMAIL``, or one ``EMAIL`` for a single rater; a rater
     whose name is an email keeps it), and a notice for each rater written without one (Quepid takes those as anonymous judgements)."""
     emails: dict[str, str] = {r: r for r in raters if EMAIL.match(r)}  # a rater named by its email (a Quepid judge) keeps it
@@ -118,6 +118,7 @@ def judge_emails(raters: list[str], given: list[str]) -> tuple[dict[str, str], l
         raise RaterError("--rater-email: two raters under one email would be one Quepid judge rating a pair twice")
     missing = [r for r in raters if r not in emails]
     if len(missing) > 1:
-        raise RaterError(f"quepid-book: Quepid names judges by email, and {len(missing)} raters have none ({', '.join(missing[:5])}); give each --rater-email NAME=EMAIL")
-    notices = [f"quepid-book: no --rater-email for {r}: its judgements are written without user_email (Quepid imports them as anonymous)" for r in missing]
+        raise RaterError(f"{fmt}: Quepid names judges by email, and {len(missing)} raters have none ({', '.join(missing[:5])}); give each --rater-email NAME=EMAIL")
+    noun = "judgements" if fmt == "quepid-book" else "ratings"
+    notices = [f"{fmt}: no --rater-email for {r}: its {noun} are written without user_email (Quepid imports them as anonymous)" for r in missing]
     return emails, notices

@@ -1,0 +1,41 @@
+"""What Quepid needs of a case beyond its ratings: a try, the search it runs, built from one of rae's engines.
+
+Quepid's case importer (o19s/quepid ``CaseImporter``) makes the case's first try from the file's ``try``, and its
+search endpoint from ``try.search_endpoint`` (found by engine, URL and method among the user's, else created), so a
+case export has to say which search Quepid queries. rae's OpenSearch, Elasticsearch and Solr engines say it: their URL
+and query, rewritten with Quepid's ``#$query##`` where rae's template has ``{{query}}``. An engine that runs inside
+rae (BM25, dense, fusion) or answers a bare GET has nothing Quepid can query. Credentials are never written (rae names
+the environment variables that hold them; Quepid asks for them on its search endpoint's page).
+"""
+
+from typing import Any
+
+from rae.config import SearchClusterSpec, SolrSpec
+from rae.errors import RaeError
+
+QUEPID_QUERY = "#$query##"
+ROWS = 10  # Quepid's number of rows, and the depth its nDCG@10 scores
+QUEPID_ENGINES = {"opensearch": "os", "elasticsearch": "es", "solr": "solr"}
+
+
+class NoQuepidSearch(RaeError):
+    pass
+
+
+def quepid_try(name: str, spec: Any) -> dict[str, Any]:
+    """The ``try`` of a case export for the engine ``name``; NoQuepidSearch for an engine Quepid cannot query."""
+    kind = getattr(spec, "kind", type(spec).__name__)
+    if kind not in QUEPID_ENGINES:
+        raise NoQuepidSearch(f"engine {name} ({kind}) runs where Quepid cannot query it: a Quepid case needs an opensearch, elasticsearch or solr engine")
+    endpoint = {"name": f"rae: {name}", "search_engine": QUEPID_ENGINES[kind], "endpoint_url": spec.url, "custom_headers": "",
+                "basic_auth_credential": None, "proxy_requests": False, "options": None, "mapper_code": None}
+    if isinstance(spec, SolrSpec):
+        params = {"q": spec.q.replace("{{query}}", QUEPID_QUERY), "defType": spec.def_type, "qf": spec.qf}
+        query_params = "&".join(f"{k}={v}" for k, v in params.items() if v)  # as Quepid keeps them: raw, it builds the URL
+        id_field = spec.id_field or spec.fl.split(",")[0].strip()
+        return {"name": f"rae: {name}", "number_of_rows": ROWS, "escape_query": True, "query_params": query_params,
+                "field_spec": f"id:{id_field}, title:title", "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "GET"}}
+    assert isinstance(spec, SearchClusterSpec)
+    body = spec.query.replace("{{query}}", QUEPID_QUERY).replace("{{k}}", str(ROWS))
+    return {"name": f"rae: {name}", "number_of_rows": ROWS, "escape_query": True, "query_params": body,
+            "field_spec": f"id:{spec.id_field or '_id'}, title:title", "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "POST"}}

@@ -51,7 +51,7 @@ def judgments_export(
     rated: Annotated[bool, typer.Option("--rated", help="every pair a stored rater labelled (imported lists, reviews)")] = False,
     rater: Annotated[str | None, typer.Option("--rater", help="only this rater's labels")] = None,
     consensus: Annotated[str | None, typer.Option("--consensus", help=f"one rating a pair from several raters: {', '.join(CONSENSUS_RULES)}")] = None,
-    rater_email: Annotated[list[str] | None, typer.Option("--rater-email", help="quepid-book: NAME=EMAIL (or EMAIL for one rater), as Quepid names judges")] = None,
+    rater_email: Annotated[list[str] | None, typer.Option("--rater-email", help="quepid-book, quepid-case: NAME=EMAIL (or EMAIL for one rater), as Quepid names judges")] = None,
     scale: ScaleOption = None,
     name: Annotated[str, typer.Option("--name", help="the list's name, where the format has one")] = "rae judgments",
     engine: Annotated[str | None, typer.Option("--engine", help="quepid-case: the opensearch, elasticsearch or solr engine whose search the case runs")] = None,

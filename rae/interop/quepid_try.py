@@ -27,15 +27,16 @@ def quepid_try(name: str, spec: Any) -> dict[str, Any]:
     kind = getattr(spec, "kind", type(spec).__name__)
     if kind not in QUEPID_ENGINES:
         raise NoQuepidSearch(f"engine {name} ({kind}) runs where Quepid cannot query it: a Quepid case needs an opensearch, elasticsearch or solr engine")
-    endpoint = {"name": f"rae: {name}", "search_engine": QUEPID_ENGINES[kind], "endpoint_url": spec.url, "custom_headers": "",
+    label = f"rae: {name}"[:50]  # a try's name is 50 characters at most in Quepid's schema
+    endpoint = {"name": label, "search_engine": QUEPID_ENGINES[kind], "endpoint_url": spec.url, "custom_headers": "",
                 "basic_auth_credential": None, "proxy_requests": False, "options": None, "mapper_code": None}
     if isinstance(spec, SolrSpec):
         params = {"q": spec.q.replace("{{query}}", QUEPID_QUERY), "defType": spec.def_type, "qf": spec.qf}
         query_params = "&".join(f"{k}={v}" for k, v in params.items() if v)  # as Quepid keeps them: raw, it builds the URL
         id_field = spec.id_field or spec.fl.split(",")[0].strip()
-        return {"name": f"rae: {name}", "number_of_rows": ROWS, "escape_query": True, "query_params": query_params,
+        return {"name": label, "number_of_rows": ROWS, "escape_query": True, "query_params": query_params,
                 "field_spec": f"id:{id_field}, title:title", "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "GET"}}
-    assert isinstance(spec, SearchClusterSpec)
-    body = spec.query.replace("{{query}}", QUEPID_QUERY).replace("{{k}}", str(ROWS))
-    return {"name": f"rae: {name}", "number_of_rows": ROWS, "escape_query": True, "query_params": body,
-            "field_spec": f"id:{spec.id_field or '_id'}, title:title", "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "POST"}}
+    cluster: SearchClusterSpec = spec
+    body = cluster.query.replace("{{query}}", QUEPID_QUERY).replace("{{k}}", str(ROWS))
+    return {"name": label, "number_of_rows": ROWS, "escape_query": True, "query_params": body,
+            "field_spec": f"id:{cluster.id_field or '_id'}, title:title", "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "POST"}}

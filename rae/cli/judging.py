@@ -118,8 +118,9 @@ def agreement(
         other_raters = human_pairs(labelled, [r for kind in ("human", "llm", "clicks") for r in latest_ratings(workspace.store, kind)])
         show(panel_agreement(panel, labels, other_raters, workspace.settings.panel_ties), as_json, split=split)
         return
-    among_humans = rater_agreement(human_pairs(labelled, latest_ratings(workspace.store))) if humans else None
-    with_clicks = click_agreement(labelled, latest_ratings(workspace.store), latest_ratings(workspace.store, "clicks")) if clicks else None
+    rated = latest_ratings(workspace.store) if humans or clicks else []
+    among_humans = rater_agreement(human_pairs(labelled, rated)) if humans else None
+    with_clicks = click_agreement(labelled, rated, latest_ratings(workspace.store, "clicks")) if clicks else None
     stored = workspace.stored_judgments([j.pair for j in labels])
     if with_clicks is not None and not any(o.ok for o in stored.values()) and not as_json:  # the clicks against the humans need no judge
         typer.echo(with_clicks.markdown())

@@ -82,7 +82,7 @@ def product_from_fields(product_id: str, fields: Mapping[str, Any]) -> Product |
     if not _text(value["title"]):
         return None
     try:
-        price = float(str(value["price"]).replace("$", "").replace(",", "").strip()) if _text(value["price"]) else None
+        price = _amount(value["price"])
     except ValueError:
         price = None
     return Product(product_id=product_id, title=_text(value["title"]), brand=_text(value["brand"]), color=_text(value["color"]),
@@ -111,9 +111,14 @@ def _category(value: Any) -> tuple[str, ...]:
 
 def _price(path: Path | str, row: Row, column: str) -> float | None:
     value = row.get(column)
-    if value is None or str(value).strip() == "":
-        return None
     try:
-        return float(str(value).replace("$", "").replace(",", "").strip())
+        return _amount(value)
     except ValueError:
         raise DataFileError(path, row.line, f"price {value!r} is not a number") from None
+
+
+def _amount(value: Any) -> float | None:
+    """A price as a number ("$1,299.00" is 1299.0); None when empty, ValueError when it is not a number."""
+    if value is None or str(value).strip() == "":
+        return None
+    return float(str(value).replace("$", "").replace(",", "").strip())

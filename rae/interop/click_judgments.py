@@ -40,7 +40,7 @@ class ClickScore:
 
 def coec_scores(events: list[ResultEvent], max_rank: int) -> list[ClickScore]:
     """SRW's COEC: each (query, product)'s clicks over the clicks expected at its best position."""
-    shown = [e for e in events if e.action in ("click", "impression") and e.position <= max_rank]
+    shown = [e for e in events if e.action in ("click", "impression") and e.position < max_rank]  # positions from 0
     by_position = Counter((e.position, e.action) for e in shown)
     position_ctr = {p: by_position[(p, "click")] / by_position[(p, "impression")] for p in range(max_rank) if by_position[(p, "impression")]}
     pairs: dict[tuple[str, str], list[ResultEvent]] = defaultdict(list)

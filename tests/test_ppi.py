@@ -96,6 +96,26 @@ def test_at_ten_labelled_queries_the_interval_covers_where_ppi_pys_z_interval_do
     assert coverage(raes, truth, 10) >= 0.945
 
 
+def test_ten_draws_that_miss_the_tail_take_its_shape_from_the_judge():
+    """A tail of failed queries (8 of 120 score 0): ten draws often miss it, show no skewness, and their interval sits
+    too high. With a judge whose metric shows the tail on every query (its labels otherwise half wrong), the humans-only
+    interval reaches down as far as the tail asks and covers; with a judge whose metric is flat it cannot."""
+    local = np.random.default_rng(5)
+    truth = np.concatenate([np.clip(local.beta(6, 2, 112), 0, 1), np.zeros(8)])
+    judge = np.clip(0.5 * truth + 0.5 * local.permutation(truth) + local.normal(0, 0.1, 120), 0, 1)
+    judge[truth == 0] = 0.0
+
+    def humans_only(judge_metric: np.ndarray):
+        def interval(drawn: np.ndarray) -> tuple[float, float]:
+            estimate, _, _ = humans_and_ppi(judge_metric, truth[drawn], Sample.uniform(drawn, len(truth)))
+            return estimate.ci_low, estimate.ci_high
+
+        return interval
+
+    assert coverage(humans_only(np.full(120, 0.8)), truth, 10) < 0.935
+    assert coverage(humans_only(judge), truth, 10) >= 0.95
+
+
 def stratified_errors(weighted: bool, repetitions: int = 400) -> float:
     """Two strata: the judge is unsure and biased (+0.2) on the first 50 queries, sure and unbiased on 150. The draw
     takes 15 and 5. Without its strata the unsure stratum's bias is over-corrected."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize
+from scipy import stats as scipy_stats
 
 from rae.evaluate.small_sample import ALPHA, Replicates, jackknife_interval
 from rae.stats import Estimate, mean_with_ci
@@ -133,9 +134,18 @@ def humans_and_ppi(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: fl
     lams = np.zeros(len(weights)) if lam is None else np.full(len(weights), lam)
     if lam is None:
         lams = fitted_lam(human, on_sample, weights, float(np.var(judge, ddof=1)) if len(judge) > 1 else 0.0)
-    humans_only = jackknife_interval(_replicates(weights @ human, sample), alpha)
+    shape = skewness(judge)
+    humans_only = jackknife_interval(_replicates(weights @ human, sample, shape), alpha)
     corrected = lams * float(np.mean(judge)) + np.sum(weights * (human[None, :] - lams[:, None] * on_sample[None, :]), axis=1)
-    return humans_only, jackknife_interval(_replicates(corrected, sample), alpha), float(lams[0])
+    return humans_only, jackknife_interval(_replicates(corrected, sample, shape), alpha), float(lams[0])
+
+
+def skewness(judge: np.ndarray) -> float | None:
+    """The skewness of the judge's per-query metric over every evaluated query: the shape the interval takes its tail
+    from (``rae.evaluate.small_sample``); None when the judge's metric does not vary (a judge that labelled nothing)."""
+    if len(judge) < 3 or not np.all(np.isfinite(judge)) or float(np.std(judge)) <= 1e-12:
+        return None
+    return float(scipy_stats.skew(judge))
 
 
 def fitted_lam(human: np.ndarray, judge: np.ndarray, weights: np.ndarray, judge_spread: float) -> np.ndarray:
@@ -181,12 +191,12 @@ def outside_lam(human: np.ndarray, judge_on_human: np.ndarray, judge: np.ndarray
     return float(fitted_lam(np.asarray(human, float), np.asarray(judge_on_human, float), weights, float(np.var(judge, ddof=1)))[0])
 
 
-def _replicates(values: np.ndarray, sample: Sample) -> Replicates:
+def _replicates(values: np.ndarray, sample: Sample, shape: float | None) -> Replicates:
     """Row 0 is the estimate; row i + 1 the estimate without draw i, grouped by the draw's stratum."""
     finite = sample.finite()
     strata = [str(s) for s in np.unique(sample.strata)]
     left_out = values[1:]
-    return Replicates(float(values[0]), [left_out[sample.strata == s] for s in strata], [finite[s] for s in strata])
+    return Replicates(float(values[0]), [left_out[sample.strata == s] for s in strata], [finite[s] for s in strata], shape)
 
 
 def _p_value(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None) -> float:

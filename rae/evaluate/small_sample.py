@@ -11,11 +11,14 @@ each a standard small-sample tool:
 - **Student's t**, its degrees of freedom Satterthwaite's for a sum of stratum variances (n - 1 for one stratum; as few
   as a small stratum's when its variance dominates);
 - **Hall's transformation** (Hall 1992, "On the removal of skewness by transformation"; Johnson 1978's modified t
-  made monotone), with the skewness taken from the same jackknife (Efron's acceleration), so the interval reaches
-  further on the side of the tail. A skewness read off ten values can be wrong in sign, so the interval kept is the
-  union of the corrected one and the symmetric t one; and it can be far too large (one failed query among ten), where
-  the inverse of Hall's cubic grows without bound, so the correction is capped at a = 1 / (4 t): the tail side
-  reaches at most about 1.6 times the t half-width.
+  made monotone), so the interval reaches further on the side of the tail. Its skewness is the per-query metric's
+  over every evaluated query as the judge's labels show it, when the caller knows it: ten labelled queries that miss
+  the tail of failed queries show no skewness at all, and those are exactly the draws whose interval sits too high,
+  while the judge's metric is known on all N and has the lists' shape (a short list, a query with nothing relevant)
+  whatever its labels. Without it the skewness comes from the same jackknife (Efron's acceleration). Either can be
+  wrong in sign, so the interval kept is the union of the corrected one and the symmetric t one; and either can be far
+  too large (one failed query among ten), where the inverse of Hall's cubic grows without bound, so the correction is
+  capped at a = 1 / (4 t): the tail side reaches at most about 1.6 times the t half-width.
 
 ``finite`` is each stratum's finite-population correction, 1 - n_h / N_h: the estimand is the humans' metric over
 the evaluated queries (what labelling every pool would give), a finite population sampled without replacement. A
@@ -34,11 +37,13 @@ ALPHA = 0.05
 
 @dataclass(frozen=True)
 class Replicates:
-    """An estimate and, per stratum that has labelled draws, the estimate with each of them left out in turn."""
+    """An estimate and, per stratum that has labelled draws, the estimate with each of them left out in turn; and the
+    skewness of the per-query values it averages, over every evaluated query, when the judge shows it."""
 
     value: float
     by_stratum: list[np.ndarray]
     finite: list[float]  # per stratum: 1 - n_h / N_h, or 1.0 for draws with replacement
+    skewness: float | None = None
 
     @property
     def n(self) -> int:
@@ -58,9 +63,12 @@ def jackknife_interval(replicates: Replicates, alpha: float = ALPHA) -> Estimate
     se = np.sqrt(variance)
     df = _satterthwaite([float(np.sum(d**2)) for d in by_stratum], [len(r) for r in replicates.by_stratum])
     quantile = float(scipy_stats.t.ppf(1 - alpha / 2, df))
-    acceleration = float(np.sum(deviations**3) / (6 * variance**1.5))
+    if replicates.skewness is None:
+        a = 2 * float(np.sum(deviations**3) / (6 * variance**1.5))  # twice Efron's acceleration: skewness / (3 sqrt n)
+    else:
+        a = replicates.skewness / (3 * np.sqrt(replicates.n))
     bound = 1 / (4 * quantile)  # past it Hall's inverse stretches without limit, on a skewness that ten values misread
-    low, high = _hall(value, se, quantile, float(np.clip(2 * acceleration, -bound, bound)))
+    low, high = _hall(value, se, quantile, float(np.clip(a, -bound, bound)))
     low, high = min(low, value - quantile * se), max(high, value + quantile * se)
     return Estimate(round(value, 4), round(low, 4), round(high, 4))
 

@@ -5,9 +5,11 @@ interval does not."""
 import numpy as np
 import pytest
 from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
+from scipy import stats as scipy_stats
 
 from rae.evaluate.designs import Draw, active_probabilities, beliefs_from_labels, draw, judge_spread, neyman, pools_of, strata_of
 from rae.evaluate.ppi import ACTIVE, STRATIFIED, Sample, fitted_lam, humans_and_ppi, three_estimates
+from rae.evaluate.small_sample import Replicates, jackknife_interval, planned_width
 
 rng = np.random.default_rng(7)
 
@@ -114,6 +116,22 @@ def test_ten_draws_that_miss_the_tail_take_its_shape_from_the_judge():
 
     assert coverage(humans_only(np.full(120, 0.8)), truth, 10) < 0.935
     assert coverage(humans_only(judge), truth, 10) >= 0.95
+
+
+def test_the_plan_promises_the_width_the_interval_then_has():
+    """``rae plan`` sizes a sample by the width rae's interval will have, skewness correction included: for the same
+    draws, the planned width is the printed interval's, and wider than the t interval's alone."""
+    local = np.random.default_rng(8)
+    values = np.concatenate([np.clip(local.beta(6, 2, 9), 0, 1), [0.0]])
+    left_out = (values.sum() - values) / (len(values) - 1)
+    se = float(np.std(values, ddof=1) / np.sqrt(len(values)))
+    quantile = float(scipy_stats.t.ppf(0.975, len(values) - 1))
+    for shape in (-1.0, 0.4):
+        interval = jackknife_interval(Replicates(float(values.mean()), [left_out], [1.0], shape))
+        planned = planned_width(se, quantile, shape, len(values))
+        assert interval.ci_high - interval.ci_low == pytest.approx(planned, abs=2e-4)
+        assert planned > 2 * quantile * se * 1.03
+    assert planned_width(se, quantile, None, len(values)) == pytest.approx(2 * quantile * se)
 
 
 def stratified_errors(weighted: bool, repetitions: int = 400) -> float:

@@ -13,8 +13,9 @@ interval of the target width:
   the pilot queries in it (the pooled one where it has fewer than three), t with n minus the strata;
 - **active**: each query drawn with the active design's probability, its residual spread its stratum's.
 
-Each is the t interval's width; rae's interval adds a skewness correction that can make it up to about 15% wider at
-ten queries. With ``--margin`` each difference gets the width that would make ``rae gate`` decisive: twice the
+Each is the width of rae's interval: the t interval's, with the skewness correction on the side of the tail that the
+interval takes from the judge's metric over every evaluated query (up to 30% wider than the t width: planning with
+the t width alone would promise intervals narrower than rae then prints). With ``--margin`` each difference gets the width that would make ``rae gate`` decisive: twice the
 distance from the difference seen so far to -margin.
 """
 
@@ -28,7 +29,8 @@ from scipy import stats as scipy_stats
 from rae.evaluate.corrected import per_query_values
 from rae.evaluate.designs import DESIGNS, MIN_PER_STRATUM, active_probabilities, neyman, strata_of
 from rae.evaluate.evaluation import Evaluation
-from rae.evaluate.ppi import ACTIVE, MIN_HUMAN_QUERIES, STRATIFIED, UNIFORM, Sample, fitted_lam
+from rae.evaluate.ppi import ACTIVE, MIN_HUMAN_QUERIES, STRATIFIED, UNIFORM, Sample, fitted_lam, skewness
+from rae.evaluate.small_sample import planned_width
 
 HUMANS = "humans only"
 COLUMNS = (HUMANS, *DESIGNS)
@@ -136,11 +138,12 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
     if np.std(pilot.human) == 0:
         return PlanRow(what, n, width, note="no spread yet in the labelled queries: label more first")
     per_query = _residual_spread(residual, pilot.spread, pilot.labelled)
+    shape = skewness(pilot.judge)
     queries = {
-        HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width),
-        UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width),
-        STRATIFIED: _stratified_size(per_query, pilot.spread, width),
-        ACTIVE: _active_size(per_query, pilot.spread, width),
+        HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width, shape),
+        UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width, shape),
+        STRATIFIED: _stratified_size(per_query, pilot.spread, width, shape),
+        ACTIVE: _active_size(per_query, pilot.spread, width, shape),
     }
     per_label = pairs_per_query * human_cost_per_pair
     return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in queries.items()})
@@ -168,14 +171,14 @@ def _residual_spread(residual: np.ndarray, spread: np.ndarray, labelled: np.ndar
     return result
 
 
-def _uniform_size(sd: float, population: int, width: float) -> int | None:
+def _uniform_size(sd: float, population: int, width: float, shape: float | None) -> int | None:
     for n in range(MIN_HUMAN_QUERIES, population + 1):
-        if 2 * scipy_stats.t.ppf(0.975, n - 1) * sd * math.sqrt(max(0.0, 1 - n / population)) / math.sqrt(n) <= width:
+        if planned_width(sd * math.sqrt(max(0.0, 1 - n / population)) / math.sqrt(n), scipy_stats.t.ppf(0.975, n - 1), shape, n) <= width:
             return n
     return None
 
 
-def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float) -> int | None:
+def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, shape: float | None) -> int | None:
     population = len(per_query)
     ids = [str(i) for i in range(population)]
     for n in range(MIN_HUMAN_QUERIES, population + 1):  # below two strata of ten, one stratum: a uniform draw
@@ -184,16 +187,16 @@ def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float) ->
         by = np.array([strata[i] for i in ids])
         variance = sum((np.sum(by == s) / population) ** 2 * np.mean(per_query[by == s] ** 2) * max(0.0, 1 - m / np.sum(by == s)) / m
                        for s, m in sizes.items())
-        if 2 * scipy_stats.t.ppf(0.975, max(1, n - len(sizes))) * math.sqrt(variance) <= width:
+        if planned_width(math.sqrt(variance), scipy_stats.t.ppf(0.975, max(1, n - len(sizes))), shape, n) <= width:
             return n
     return None
 
 
-def _active_size(per_query: np.ndarray, spread: np.ndarray, width: float) -> int | None:
+def _active_size(per_query: np.ndarray, spread: np.ndarray, width: float, shape: float | None) -> int | None:
     population = len(per_query)
     probabilities = active_probabilities(spread)
     per_draw = float(np.sum(per_query**2 / (population**2 * probabilities)))
     for n in range(MIN_HUMAN_QUERIES, 4 * population + 1):
-        if 2 * scipy_stats.t.ppf(0.975, n - 1) * math.sqrt(per_draw / n) <= width:
+        if planned_width(math.sqrt(per_draw / n), scipy_stats.t.ppf(0.975, n - 1), shape, n) <= width:
             return n
     return None

@@ -66,11 +66,28 @@ def jackknife_interval(replicates: Replicates, alpha: float = ALPHA) -> Estimate
     if replicates.skewness is None:
         a = 2 * float(np.sum(deviations**3) / (6 * variance**1.5))  # twice Efron's acceleration: skewness / (3 sqrt n)
     else:
-        a = replicates.skewness / (3 * np.sqrt(replicates.n))
+        a = hall_a(replicates.skewness, replicates.n)
+    low, high = skewed_ends(value, se, quantile, a)
+    return Estimate(round(value, 4), round(low, 4), round(high, 4))
+
+
+def hall_a(skewness: float, n: int) -> float:
+    """Hall's a for the mean of n draws from values of this skewness."""
+    return skewness / (3 * np.sqrt(n))
+
+
+def skewed_ends(value: float, se: float, quantile: float, a: float) -> tuple[float, float]:
+    """The ends of the interval: Hall's, its a capped, joined with the symmetric t interval."""
     bound = 1 / (4 * quantile)  # past it Hall's inverse stretches without limit, on a skewness that ten values misread
     low, high = _hall(value, se, quantile, float(np.clip(a, -bound, bound)))
-    low, high = min(low, value - quantile * se), max(high, value + quantile * se)
-    return Estimate(round(value, 4), round(low, 4), round(high, 4))
+    return min(low, value - quantile * se), max(high, value + quantile * se)
+
+
+def planned_width(se: float, quantile: float, skewness: float | None, n: int) -> float:
+    """The width this interval will have for a standard error and n labelled draws, when the shape it takes its tail
+    from is known (``rae plan``: the t width alone would promise an interval up to 30% narrower)."""
+    low, high = skewed_ends(0.0, se, quantile, 0.0 if skewness is None else hall_a(skewness, n))
+    return high - low
 
 
 def _satterthwaite(variances: list[float], sizes: list[int]) -> float:

@@ -448,7 +448,7 @@ CASE_ENGINES = """
 [engines.prod-os]
 kind = "opensearch"
 url = "https://search.example.com:9200/products/_search"
-query = '{"query": {"multi_match": {"query": "{{query}}", "fields": ["title^3", "brand"]}}, "size": {{k}}}'
+query = '{"query": {"multi_match": {"query": "{{query}}", "fields": ["title^3", "brand"]}}, "size": {{k}}, "_source": ["asin", "product_title", "brand"]}'
 id_field = "asin"
 auth = { username_env = "OS_USER", password_env = "OS_PASSWORD" }
 
@@ -496,7 +496,7 @@ def test_a_quepid_case_goes_back_with_its_raters_and_the_search_of_a_rae_engine(
     assert_quepid_imports_case(case, raters)
     assert case["scorer"] == {"name": "nDCG@10"} and case["try"]["search_endpoint"]["search_engine"] == "os"
     assert '"query": "#$query##"' in case["try"]["query_params"] and '"size": 10' in case["try"]["query_params"]
-    assert case["try"]["field_spec"].startswith("id:asin") and "credentials are not written" in out
+    assert case["try"]["field_spec"] == "id:asin, title:product_title, brand" and "credentials are not written" in out
     assert "OS_USER" not in (project / "case.json").read_text() and "OS_PASSWORD" not in (project / "case.json").read_text()
     written = {(q["query_text"], r["doc_id"], r["user_email"], r["rating"]) for q in case["queries"] for r in q["ratings"]}
     assert len(written) == len(stored()) and {e for _, _, e, _ in written} == raters  # every rater's rating, under its email

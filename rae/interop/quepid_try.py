@@ -8,6 +8,8 @@ rae (BM25, dense, fusion) or answers a bare GET has nothing Quepid can query. Cr
 the environment variables that hold them; Quepid asks for them on its search endpoint's page).
 """
 
+import json
+import re
 from typing import Any
 
 from rae.config import SearchClusterSpec, SolrSpec
@@ -33,10 +35,33 @@ def quepid_try(name: str, spec: Any) -> dict[str, Any]:
     if isinstance(spec, SolrSpec):
         params = {"q": spec.q.replace("{{query}}", QUEPID_QUERY), "defType": spec.def_type, "qf": spec.qf}
         query_params = "&".join(f"{k}={v}" for k, v in params.items() if v)  # as Quepid keeps them: raw, it builds the URL
-        id_field = spec.id_field or spec.fl.split(",")[0].strip()
+        returned = [f for f in re.split(r"[,\s]+", spec.fl.strip()) if f]
+        id_field = spec.id_field or returned[0]
         return {"name": label, "number_of_rows": ROWS, "escape_query": True, "query_params": query_params,
-                "field_spec": f"id:{id_field}, title:title", "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "GET"}}
+                "field_spec": field_spec(id_field, returned), "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "GET"}}
     cluster: SearchClusterSpec = spec
     body = cluster.query.replace("{{query}}", QUEPID_QUERY).replace("{{k}}", str(ROWS))
     return {"name": label, "number_of_rows": ROWS, "escape_query": True, "query_params": body,
-            "field_spec": f"id:{cluster.id_field or '_id'}, title:title", "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "POST"}}
+            "field_spec": field_spec(cluster.id_field or "_id", source_fields(body)), "curator_variables": [],
+            "search_endpoint": {**endpoint, "api_method": "POST"}}
+
+
+def field_spec(id_field: str, returned: list[str]) -> str:
+    """Quepid's field spec: the id, the title (the first other field the engine returns, else ``title``: Quepid shows
+    the doc id where the title field is missing) and the other fields returned, which Quepid shows under the title."""
+    others = [f for f in returned if f != id_field and f not in ("*", "score") and "*" not in f]
+    return ", ".join([f"id:{id_field}", f"title:{others[0] if others else 'title'}", *others[1:]])
+
+
+def source_fields(body: str) -> list[str]:
+    """The fields an OpenSearch or Elasticsearch request returns (its ``_source`` list or ``includes``), if it names
+    them."""
+    try:
+        source = json.loads(body).get("_source")
+    except (ValueError, AttributeError):
+        return []
+    if isinstance(source, dict):
+        source = source.get("includes")
+    if isinstance(source, str):
+        source = [source]
+    return [f for f in source if isinstance(f, str)] if isinstance(source, list) else []

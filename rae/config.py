@@ -5,6 +5,7 @@ rae reads the key from the environment when it builds the LM and never writes it
 """
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -226,6 +227,15 @@ class SolrSpec(BaseModel):
     tune: dict[str, tuple[float, ...]] = Field(
         default_factory=dict, description="rae tune-engine's search space: a parameter -> [low, high] (and a start value)"
     )
+
+    @property
+    def returned_fields(self) -> list[str]:
+        """The fields ``fl`` asks Solr to return, in order."""
+        return [f for f in re.split(r"[,\s]+", self.fl.strip()) if f]
+
+    @property
+    def document_id_field(self) -> str:
+        return self.id_field or self.returned_fields[0]
 
 
 EngineSpec = Annotated[

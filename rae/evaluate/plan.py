@@ -15,8 +15,8 @@ interval of the target width:
 
 Each is the width of rae's interval: the t interval's, with the skewness correction on the side of the tail that the
 interval takes from the judge's metric over every evaluated query (up to 30% wider than the t width: planning with
-the t width alone would promise intervals narrower than rae then prints). With ``--margin`` each difference gets the width that would make ``rae gate`` decisive: twice the
-distance from the difference seen so far to -margin.
+the t width alone would promise intervals narrower than rae then prints). With ``--margin`` each difference gets the
+width that would make ``rae gate`` decisive: twice the distance from the difference seen so far to -margin.
 """
 
 import math

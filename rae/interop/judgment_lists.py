@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from rae.datasets.catalog import product_from_fields
+from rae.datasets.catalog import FIELD_NAMES, product_from_fields
 from rae.datasets.judgment_entries import Entry, Format, JudgmentFile
 from rae.datasets.judgment_reading import read_judgment_file
 from rae.datasets.judgment_writing import write_judgments
@@ -103,7 +103,7 @@ def keep_products(workspace: Workspace, file: JudgmentFile, source: str) -> list
     catalog = load_labelled_set(workspace.settings.data, workspace.settings.label_mapping).catalog  # the files', not what earlier imports added
     new = [p for p in shown if p.product_id not in catalog]
     save_products(workspace.store, shown, source)
-    fields = [f for f in ("title", "brand", "color", "category", "bullets", "description", "image", "price") if any(getattr(p, f) for p in shown)]
+    fields = [f for f in FIELD_NAMES if any(getattr(p, f) for p in shown)]
     known = len(shown) - len(new)
     return [f"kept the text ({', '.join(fields)}) of {len(shown)} products the file shows: {len(new)} the catalog does not have, whose pairs "
             f"rae can now judge" + (f"; {known} the catalog has, whose own text rae keeps using" if known else "")]

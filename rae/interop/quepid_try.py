@@ -9,7 +9,6 @@ the environment variables that hold them; Quepid asks for them on its search end
 """
 
 import json
-import re
 from typing import Any
 
 from rae.config import SearchClusterSpec, SolrSpec
@@ -35,10 +34,8 @@ def quepid_try(name: str, spec: Any) -> dict[str, Any]:
     if isinstance(spec, SolrSpec):
         params = {"q": spec.q.replace("{{query}}", QUEPID_QUERY), "defType": spec.def_type, "qf": spec.qf}
         query_params = "&".join(f"{k}={v}" for k, v in params.items() if v)  # as Quepid keeps them: raw, it builds the URL
-        returned = [f for f in re.split(r"[,\s]+", spec.fl.strip()) if f]
-        id_field = spec.id_field or returned[0]
         return {"name": label, "number_of_rows": ROWS, "escape_query": True, "query_params": query_params,
-                "field_spec": field_spec(id_field, returned), "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "GET"}}
+                "field_spec": field_spec(spec.document_id_field, spec.returned_fields), "curator_variables": [], "search_endpoint": {**endpoint, "api_method": "GET"}}
     cluster: SearchClusterSpec = spec
     body = cluster.query.replace("{{query}}", QUEPID_QUERY).replace("{{k}}", str(ROWS))
     return {"name": label, "number_of_rows": ROWS, "escape_query": True, "query_params": body,

@@ -9,7 +9,6 @@ environment variables the config names; TLS certificates are verified unless the
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,7 +66,7 @@ class SolrEngine:
 
     @property
     def id_field(self) -> str:
-        return self.spec.id_field or re.split(r"[,\s]+", self.spec.fl.strip())[0]
+        return self.spec.document_id_field
 
     def search(self, query: Query, k: int) -> list[str]:
         params = {"q": self.spec.q.replace("{{query}}", escape_solr(query.text)), "rows": k, "fl": self.spec.fl, "wt": "json"}

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
-from rae.evaluate.ppi import MIN_HUMAN_QUERIES
-from rae.evaluate.small_sample import Replicates, jackknife_interval
+from rae.evaluate.ppi import DIFFERENCE_RANGE, METRIC_RANGE, MIN_HUMAN_QUERIES
+from rae.evaluate.small_sample import Replicates, jackknife_interval, range_skewness
 from rae.retrieve.rankings import Rankings
 from rae.stats import Estimate
 
@@ -65,7 +65,7 @@ def found_labels(rankings: dict[str, Rankings], human_gains: Gains, metric: str,
     for engine, ranking in rankings.items():
         values = engine_metrics({q: lists[engine][q] for q in touched}, human_gains, k).per_query[metric].reindex(touched).fillna(0.0)
         result.per_query[engine] = values.to_dict()
-        result.engines[engine] = mean_interval(values.to_numpy(dtype=float))
+        result.engines[engine] = mean_interval(values.to_numpy(dtype=float), METRIC_RANGE)
         returned = [p for q in queries for p in ranking.get(q, [])[:k]]
         labelled = sum(p in human_gains.get(q, {}) for q in queries for p in ranking.get(q, [])[:k])
         result.coverage[engine] = PoolCoverage(engine, round(labelled / len(returned), 4) if returned else 1.0, len(returned) - labelled)
@@ -74,15 +74,15 @@ def found_labels(rankings: dict[str, Rankings], human_gains: Gains, metric: str,
         for b in names[i + 1 :]:
             both = [q for q in touched if lists[a][q] and lists[b][q]]
             difference = np.array([result.per_query[b][q] - result.per_query[a][q] for q in both])
-            result.comparisons[(a, b)] = mean_interval(difference)
+            result.comparisons[(a, b)] = mean_interval(difference, DIFFERENCE_RANGE)
     return result
 
 
-def mean_interval(values: np.ndarray) -> Estimate:
+def mean_interval(values: np.ndarray, value_range: tuple[float, float]) -> Estimate:
     """The mean of per-query values with rae's small-sample interval (no finite-population correction: the labelled
-    queries are not a sample of a known population)."""
+    queries are not a sample of a known population), its shape from the values' range."""
     if len(values) < MIN_HUMAN_QUERIES:
         return Estimate(float(np.mean(values)) if len(values) else float("nan"), float("nan"), float("nan"), f"{len(values)} queries: too few")
     n = len(values)
     left_out = (values.sum() - values) / (n - 1)
-    return jackknife_interval(Replicates(float(values.mean()), [left_out], [1.0]))
+    return jackknife_interval(Replicates(float(values.mean()), [left_out], [1.0], range_skewness(values, np.ones(n), *value_range)))

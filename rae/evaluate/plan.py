@@ -14,8 +14,9 @@ interval of the target width:
 - **active**: each query drawn with the active design's probability, its residual spread its stratum's.
 
 Each is the width of rae's interval: the t interval's, with the skewness correction on the side of the tail that the
-interval takes from the judge's metric over every evaluated query (up to 30% wider than the t width: planning with
-the t width alone would promise intervals narrower than rae then prints). With ``--margin`` each difference gets the
+interval takes from the judge's metric over every evaluated query, or from the metric's range when the judge's is
+flat (up to 30% wider than the t width: planning with the t width alone would promise intervals narrower than rae
+then prints). With ``--margin`` each difference gets the
 width that would make ``rae gate`` decisive: twice the distance from the difference seen so far to -margin.
 """
 
@@ -29,7 +30,7 @@ from scipy import stats as scipy_stats
 from rae.evaluate.corrected import per_query_values
 from rae.evaluate.designs import DESIGNS, MIN_PER_STRATUM, active_probabilities, neyman, strata_of
 from rae.evaluate.evaluation import Evaluation
-from rae.evaluate.ppi import ACTIVE, MIN_HUMAN_QUERIES, STRATIFIED, UNIFORM, Sample, fitted_lam, skewness
+from rae.evaluate.ppi import ACTIVE, MIN_HUMAN_QUERIES, STRATIFIED, UNIFORM, Sample, fitted_lam, interval_shape
 from rae.evaluate.small_sample import planned_width
 
 HUMANS = "humans only"
@@ -100,6 +101,7 @@ class Pilot:
     spread: np.ndarray
     labelled: np.ndarray
     human: np.ndarray
+    difference: bool = False  # values are differences of two engines' metric
 
 
 def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: str, target_width: float, pairs_per_query: float,
@@ -114,14 +116,14 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
     judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
     human = {e: per_query_values(corrected.human_metrics[e], metric, queries) if corrected else np.zeros(len(queries)) for e in evaluation.metrics}
     names = list(evaluation.metrics)
-    rows = [(e, judge[e], human[e], target_width) for e in names]
+    rows = [(e, judge[e], human[e], target_width, False) for e in names]
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             difference = human[b] - human[a]
-            rows.append((f"{b} - {a}", judge[b] - judge[a], difference, decisive_width(difference[labelled], margin, target_width)))
-    for what, j, h, width in rows:
-        plan.rows.append(plan_row(what, Pilot(j, spreads.get(what, np.ones(len(queries))), labelled, h[labelled]), width, pairs_per_query,
-                                  human_cost_per_pair))
+            rows.append((f"{b} - {a}", judge[b] - judge[a], difference, decisive_width(difference[labelled], margin, target_width), True))
+    for what, j, h, width, is_difference in rows:
+        pilot = Pilot(j, spreads.get(what, np.ones(len(queries))), labelled, h[labelled], is_difference)
+        plan.rows.append(plan_row(what, pilot, width, pairs_per_query, human_cost_per_pair))
     return plan
 
 
@@ -138,7 +140,7 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
     if np.std(pilot.human) == 0:
         return PlanRow(what, n, width, note="no spread yet in the labelled queries: label more first")
     per_query = _residual_spread(residual, pilot.spread, pilot.labelled)
-    shape = skewness(pilot.judge)
+    shape = interval_shape(pilot.judge, pilot.human, np.ones(n), pilot.difference)
     queries = {
         HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width, shape),
         UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width, shape),

@@ -30,13 +30,14 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from rae.evaluate.small_sample import ALPHA, Replicates, jackknife_interval
+from rae.evaluate.small_sample import ALPHA, Replicates, jackknife_interval, range_skewness
 from rae.stats import Estimate, mean_with_ci
 
 MIN_HUMAN_QUERIES = 3  # fewer, and no interval from them means anything
 SHRINK = 1.0  # lam is shrunk by max(0, 1 - SHRINK / t^2), t the slope's jackknife t: a judge that says nothing gets 0
 MIN_FOR_OUTSIDE_LAM = 10  # labelled queries outside the sample that may fit lam instead of the sample itself
 UNIFORM, STRATIFIED, ACTIVE = "uniform", "stratified", "active"
+METRIC_RANGE, DIFFERENCE_RANGE = (0.0, 1.0), (-1.0, 1.0)  # every metric rae computes is a share or nDCG
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def three_estimates(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: f
     all N; ``human`` the humans' on each labelled draw of ``sample``; ``lam`` a weight fitted outside the sample."""
     judge, human = np.asarray(judge, dtype=float), np.asarray(human, dtype=float)
     llm_only = mean_with_ci(judge)
-    humans_only, ppi, used = humans_and_ppi(judge, human, sample, lam)
+    humans_only, ppi, used = humans_and_ppi(judge, human, sample, lam, difference=difference)
     if sample.n < MIN_HUMAN_QUERIES or not ppi.has_interval:
         return ThreeEstimates(llm_only, humans_only, ppi, len(judge), sample.n, None, None, design=sample.design)
     p_value = _p_value(judge, human, sample, lam) if difference else None
@@ -124,8 +125,10 @@ def three_estimates(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: f
                           p_value, sample.design, "sample" if lam is None else "outside")
 
 
-def humans_and_ppi(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None = None, alpha: float = ALPHA) -> tuple[Estimate, Estimate, float]:
-    """The humans-only estimate, the corrected one, and the lam it used."""
+def humans_and_ppi(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None = None, alpha: float = ALPHA,
+                   difference: bool = False) -> tuple[Estimate, Estimate, float]:
+    """The humans-only estimate, the corrected one, and the lam it used. ``difference``: the values are differences of
+    two engines' metric, in [-1, 1] (an engine's own lies in [0, 1]), which shapes the interval when the judge cannot."""
     if sample.n < MIN_HUMAN_QUERIES:
         missing = Estimate(float("nan"), float("nan"), float("nan"), f"{sample.n} human-labelled queries: too few for an interval")
         return missing, missing, 0.0
@@ -134,10 +137,20 @@ def humans_and_ppi(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: fl
     lams = np.zeros(len(weights)) if lam is None else np.full(len(weights), lam)
     if lam is None:
         lams = fitted_lam(human, on_sample, weights, float(np.var(judge, ddof=1)) if len(judge) > 1 else 0.0)
-    shape = skewness(judge)
+    shape = interval_shape(judge, human, weights[0], difference)
     humans_only = jackknife_interval(_replicates(weights @ human, sample, shape), alpha)
     corrected = lams * float(np.mean(judge)) + np.sum(weights * (human[None, :] - lams[:, None] * on_sample[None, :]), axis=1)
     return humans_only, jackknife_interval(_replicates(corrected, sample, shape), alpha), float(lams[0])
+
+
+def interval_shape(judge: np.ndarray, human: np.ndarray, weights: np.ndarray, difference: bool) -> float | None:
+    """The skewness the interval takes its tail from: the judge's metric's over every evaluated query, else (a judge
+    whose metric is flat) a Beta distribution's on the metric's range with the labelled draws' weighted mean and
+    variance (``rae.evaluate.small_sample``)."""
+    shape = skewness(judge)
+    if shape is None:
+        shape = range_skewness(human, weights, *(DIFFERENCE_RANGE if difference else METRIC_RANGE))
+    return shape
 
 
 def skewness(judge: np.ndarray) -> float | None:
@@ -204,7 +217,7 @@ def _p_value(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | 
     its 95% interval leaves out 0."""
 
     def excludes(alpha: float) -> float:
-        _, ppi, _ = humans_and_ppi(judge, human, sample, lam, alpha)
+        _, ppi, _ = humans_and_ppi(judge, human, sample, lam, alpha, difference=True)
         return max(ppi.ci_low, -ppi.ci_high)  # > 0 when 0 lies outside
 
     if excludes(0.999) <= 0:

@@ -15,7 +15,10 @@ each a standard small-sample tool:
   over every evaluated query as the judge's labels show it, when the caller knows it: ten labelled queries that miss
   the tail of failed queries show no skewness at all, and those are exactly the draws whose interval sits too high,
   while the judge's metric is known on all N and has the lists' shape (a short list, a query with nothing relevant)
-  whatever its labels. Without it the skewness comes from the same jackknife (Efron's acceleration). Either can be
+  whatever its labels. Without it (a judge whose metric is flat: a click log that showed none of the products) the
+  skewness is a Beta distribution's on the metric's range with the draws' mean and variance (``range_skewness``),
+  steadier than the ten draws' own third moment, which under-covered (0.927 at n = 10); the jackknife's (Efron's
+  acceleration) is left for values of no known range. Either can be
   wrong in sign, so the interval kept is the union of the corrected one and the symmetric t one; and either can be far
   too large (one failed query among ten), where the inverse of Hall's cubic grows without bound, so the correction is
   capped at a = 1 / (4 t): the tail side reaches at most about 1.6 times the t half-width.
@@ -69,6 +72,25 @@ def jackknife_interval(replicates: Replicates, alpha: float = ALPHA) -> Estimate
         a = hall_a(replicates.skewness, replicates.n)
     low, high = skewed_ends(value, se, quantile, a)
     return Estimate(round(value, 4), round(low, 4), round(high, 4))
+
+
+def range_skewness(values: np.ndarray, weights: np.ndarray, low: float, high: float) -> float | None:
+    """The skewness of a Beta distribution on [low, high] with the draws' weighted mean and variance: the shape of a
+    bounded metric when no judge shows it. Ten draws' third moment is mostly noise; their first two, with the range
+    the metric cannot leave, say which side the tail is on (a mean near 1 of nDCG leaves room for a tail only below)
+    and how long it can be. None when the draws do not vary or sit at an end of the range."""
+    values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    if len(values) < 2 or weights.sum() <= 0:
+        return None
+    share = weights / weights.sum()
+    scaled = (values - low) / (high - low)
+    mean = float(share @ scaled)
+    variance = float(share @ (scaled - mean) ** 2) * len(values) / (len(values) - 1)
+    if variance <= 1e-12 or not 0 < mean < 1:
+        return None
+    size = max(mean * (1 - mean) / variance - 1, 1e-3)  # alpha + beta; at most the range allows, never negative
+    alpha, beta = mean * size, (1 - mean) * size
+    return float(2 * (beta - alpha) * np.sqrt(size + 1) / ((size + 2) * np.sqrt(alpha * beta)))
 
 
 def hall_a(skewness: float, n: int) -> float:

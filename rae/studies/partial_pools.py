@@ -24,7 +24,7 @@ import numpy as np
 from rae.evaluate.designs import DESIGNS, beliefs_from_labels, judge_spread, pools_of
 from rae.evaluate.found_labels import mean_interval
 from rae.evaluate.metrics import Gains
-from rae.evaluate.ppi import Sample, humans_and_ppi
+from rae.evaluate.ppi import DIFFERENCE_RANGE, Sample, humans_and_ppi
 from rae.evaluate.verdicts import PASS, decide
 from rae.retrieve.rankings import Rankings
 from rae.stats import Estimate, mean_with_ci
@@ -91,10 +91,10 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
     for name, gains in judges.items():
         judge = per_query(lists[candidate], gains, k, metric, queries) - per_query(lists[baseline], gains, k, metric, queries)
         selected = Sample.uniform(complete, len(queries))
-        _, old_rule, _ = humans_and_ppi(judge, human[complete], selected)
+        _, old_rule, _ = humans_and_ppi(judge, human[complete], selected, difference=True)
         study.rows += [
             _once(name, "complete queries, weight one (the old rule)", old_rule, truth, margin),
-            _once(name, "existing labels, condensed lists (a check)", mean_interval(found[touched]), truth, margin),
+            _once(name, "existing labels, condensed lists (a check)", mean_interval(found[touched], DIFFERENCE_RANGE), truth, margin),
             _once(name, "the judge alone", mean_with_ci(judge), truth, margin),
         ]
         spread = judge_spread(beliefs_from_labels(gains, pools=pools_of({e: lists[e] for e in (baseline, candidate)})), lambda g: per_query(lists[candidate], g, k, metric, queries) - per_query(lists[baseline], g, k, metric, queries), seed=seed)
@@ -116,7 +116,7 @@ def _drawn_row(judge: str, design: str, n: int, llm: np.ndarray, human: np.ndarr
     truth, values, covered, passed, widths = float(human.mean()), [], 0, 0, []
     for _ in range(repetitions):
         sample = drawn_sample(design, queries, n, spread, rng)
-        _, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample)
+        _, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample, difference=True)
         values.append(ppi.value)
         covered += ppi.ci_low <= truth <= ppi.ci_high
         passed += decide(ppi, margin) == PASS

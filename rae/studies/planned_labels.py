@@ -51,6 +51,6 @@ def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str,
     everyone = np.arange(len(queries))
     for judge, gains in judges.items():
         spread = judge_spread(beliefs_from_labels(gains, pools=pools_of(lists)), lambda g: target.values(lists, g, k, metric, queries), seed=seed)
-        pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human)
+        pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human, difference=True)
         plans.rows[judge] = plan_row(target.name, pilot, decisive_width(human, margin, 0.05), 0.0, 0.0)
     return plans

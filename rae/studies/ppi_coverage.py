@@ -177,11 +177,11 @@ def coverage_study(
                 if n >= len(queries):
                     continue
                 draws = np.random.default_rng([seed, n])  # the same draws for every judge and target of a size
-                study.rows.append(_row(judge, target.name, n, human, llm, spread, queries, repetitions, draws, designs))
+                study.rows.append(_row(judge, target, n, human, llm, spread, queries, repetitions, draws, designs))
     return study
 
 
-def _row(judge: str, target: str, n: int, human: np.ndarray, llm: np.ndarray, spread: np.ndarray, queries: list[str], repetitions: int,
+def _row(judge: str, target: Target, n: int, human: np.ndarray, llm: np.ndarray, spread: np.ndarray, queries: list[str], repetitions: int,
          rng: np.random.Generator, designs: tuple[str, ...]) -> CoverageRow:
     truth = float(human.mean())
     covered = {name: 0 for name in ("humans", *designs)}
@@ -189,13 +189,13 @@ def _row(judge: str, target: str, n: int, human: np.ndarray, llm: np.ndarray, sp
     for _ in range(repetitions):
         for design in designs:
             sample = drawn_sample(design, queries, n, spread, rng)
-            humans_only, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample)
+            humans_only, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample, difference=target.second is not None)
             found = [(design, ppi)] + ([("humans", humans_only)] if design == UNIFORM else [])
             for name, estimate in found:
                 covered[name] += estimate.ci_low <= truth <= estimate.ci_high
                 widths[name].append(estimate.ci_high - estimate.ci_low)
     return CoverageRow(
-        judge, target, n, round(truth, 4), round(float(llm.mean()), 4),
+        judge, target.name, n, round(truth, 4), round(float(llm.mean()), 4),
         round(covered["humans"] / repetitions, 3), round(float(np.mean(widths["humans"])), 4) if widths["humans"] else float("nan"),
         {d: round(covered[d] / repetitions, 3) for d in designs}, {d: round(float(np.mean(widths[d])), 4) for d in designs},
     )

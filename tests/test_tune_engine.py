@@ -40,7 +40,9 @@ def test_a_good_simulated_judge_finds_the_better_title_weight_and_the_held_out_c
     """Whether the title's weight helps can be computed from the human labels (the truth note): it does."""
     with_engine(project)
     found = run("--simulated-judge", "0.9", "--trials", "6", "--split", "all", "--queries", "120")
-    assert found["best"]["values"]["fields.title"] > found["start"]["values"]["fields.title"]
+    best = found["best"]["values"]["fields.title"]
+    assert best > found["start"]["values"]["fields.title"]
+    assert best == round(best, 3) and f"title = {best}\n" in found["tuned_toml"]  # a thousandth of the range: what was tried is written
     assert found["gain_confirmed"] and found["verdict"].startswith("gain confirmed")
     truth = next(n for n in found["notes"] if n.startswith("truth"))
     assert "(+0." in truth  # the humans' labels agree: the best is better on the held-out queries
@@ -130,6 +132,9 @@ def test_search_spaces_of_each_engine_kind():
     assert tuned.k == 20.0 and tuned.weights == {"dense": 0.5}
     with pytest.raises(ConfigError, match="names no fused engine"):
         parameters("hybrid", fusion.model_copy(update={"tune": {"weights.other": (0.0, 1.0)}}))
+    assert [(p.digits, p.on_grid(p.low + 7 * p.step)) for p in parameters("hybrid", fusion)] == [(2, 10.07), (3, 0.007)]
+    assert Parameter("b", 0.7, 0.8, 0.75).digits == 4 and Parameter("x", 0.0, 5.0, 0.12345).digits == 5  # the start lies on the grid
+    assert Parameter("x", 0.0, 5.0, 1.0).on_grid(4.818313802505147) == 4.818313802505147  # a value an older study tried stays
     bm25 = BM25Spec(fields={"title": 1.0}, tune={"k1": (0.5, 2.0), "fields.brand": (0.0, 3.0)})
     assert with_values(bm25, {"k1": 0.9, "fields.brand": 2.0}).fields == {"title": 1.0, "brand": 2.0}
 

@@ -7,6 +7,8 @@ What can be tuned is what the engine's spec holds: for ``bm25`` its ``k1``, ``b`
 needs a start value, since the template has none: ``tune = { title_boost = [1, 10, 3] }``.
 """
 
+import decimal
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,24 @@ class Parameter:
     low: float
     high: float
     start: float
+
+    @property
+    def digits(self) -> int:
+        """Decimal places of the trials' values: a thousandth of the range or finer, and as fine as the declared low
+        and start, so that those lie on the grid. A tuned engine then reads 4.818, not 4.818313802505147, and the
+        value written is the value tried (no gain lies between two points a thousandth of the range apart)."""
+        declared = max(-decimal.Decimal(repr(v)).normalize().as_tuple().exponent for v in (self.low, self.start))
+        return max(0, 3 - math.floor(math.log10(self.high - self.low)), int(declared))
+
+    @property
+    def step(self) -> float:
+        return 10.0 ** -self.digits
+
+    def on_grid(self, value: float) -> float:
+        """The value without the float noise a step leaves (0.30000000000000004 is 0.3); a value off the grid (a study
+        an older rae began) as it is, since it is the value that was tried."""
+        rounded = round(value, self.digits)
+        return rounded if abs(rounded - value) < 1e-6 * self.step else value
 
 
 def parameters(engine: str, spec: EngineSpec) -> list[Parameter]:

@@ -126,7 +126,7 @@ def tune(
     stop: dict[str, str] = {}
 
     def objective(trial: optuna.Trial) -> float:
-        values = {p.name: trial.suggest_float(p.name, p.low, p.high) for p in parameters}
+        values = {p.name: p.on_grid(trial.suggest_float(p.name, p.low, p.high, step=p.step)) for p in parameters}
         rankings, _ = retrieve(build(with_values(spec, values)), queries, k)
         if caps.max_new_pairs is not None:  # checked before paying: a lookup in the store, so only with a cap
             spent, new = sum(t.user_attrs.get("new_pairs", 0) for t in study.trials), scorer.new_pairs(rankings)
@@ -148,7 +148,7 @@ def tune(
     done = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
     if done < caps.trials:
         study.optimize(objective, n_trials=caps.trials - done, catch=())
-    records = [_record(t) for t in study.trials if t.state != optuna.trial.TrialState.RUNNING]
+    records = [_record(t, parameters) for t in study.trials if t.state != optuna.trial.TrialState.RUNNING]
     complete = [r for r in records if r.score is not None]
     if not complete:
         raise optuna.exceptions.OptunaError(stop.get("why", "no trial completed"))
@@ -164,7 +164,8 @@ def tune(
     return result
 
 
-def _record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+def _record(trial: optuna.trial.FrozenTrial, parameters: list[Parameter]) -> TrialRecord:
     complete = trial.state == optuna.trial.TrialState.COMPLETE
-    return TrialRecord(trial.number, dict(trial.params), trial.value if complete else None, trial.user_attrs.get("low"), trial.user_attrs.get("high"),
+    values = {p.name: p.on_grid(trial.params[p.name]) for p in parameters if p.name in trial.params}
+    return TrialRecord(trial.number, values, trial.value if complete else None, trial.user_attrs.get("low"), trial.user_attrs.get("high"),
                        int(trial.user_attrs.get("new_pairs", 0)), trial.state.name.lower())

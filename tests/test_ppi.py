@@ -265,3 +265,13 @@ def test_a_product_the_judge_never_labelled_is_where_it_is_least_sure_not_most()
     spread = judge_spread(beliefs, metric_of)
     assert spread[1] > spread[0] > 0
     assert pools_of({"x": {"q": ["a", "b"]}, "y": {"q": ["b", "c"], "r": ["d"]}}) == {"q": {"a", "b", "c"}, "r": {"d"}}
+
+
+def test_the_most_a_design_by_the_judges_spread_could_save():
+    """A judge unsure of every query alike leaves a design nothing to steer by; one sure of half of them lets a design
+    spend every label on the other half: half the variance of a uniform draw's."""
+    from rae.studies.planned_labels import spread_ceiling
+
+    assert spread_ceiling(np.full(40, 0.2)) == 0.0
+    assert spread_ceiling(np.r_[np.full(20, 0.2), np.zeros(20)]) == 0.5
+    assert spread_ceiling(np.zeros(40)) == 0.0

@@ -2,7 +2,9 @@
 from the whole population (every query's human labels known, as ``rae plan`` would plan them from a pilot that large).
 
 For the difference of the first two engines and each judge: the width that decides a gate at the margin (twice the
-distance from the true difference to -margin) and the queries each design needs for it (``rae.evaluate.plan``).
+distance from the true difference to -margin), the queries each design needs for it (``rae.evaluate.plan``), and the
+most a design could save that read the judge's own spread, or (which no design can) each query's true residual
+(``spread_ceiling`` of either).
 """
 
 from dataclasses import dataclass, field
@@ -24,18 +26,21 @@ class GatePlans:
     margin: float
     queries: int
     rows: dict[str, PlanRow] = field(default_factory=dict)  # judge -> its plan
+    ceilings: dict[str, float] = field(default_factory=dict)  # judge -> the most a design by its spread could save
+    oracles: dict[str, float] = field(default_factory=dict)  # judge -> the most a design knowing each residual could save
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "margin": self.margin, "queries": self.queries,
+        return {"target": self.target, "margin": self.margin, "queries": self.queries, "ceilings": self.ceilings, "oracles": self.oracles,
                 "rows": {j: {**vars(r), "saving_vs_ppi": {d: r.saving(d) for d in (STRATIFIED, ACTIVE)}} for j, r in self.rows.items()}}
 
     def markdown(self) -> str:
         lines = [f"Human-labelled queries a decisive gate at margin {self.margin:g} needs on {self.target} ({self.queries} queries), by design",
-                 "", "| judge | width | " + " | ".join(COLUMNS) + " | stratified saves | active saves |", "| --- " * (len(COLUMNS) + 4) + "|"]
+                 "", "| judge | width | " + " | ".join(COLUMNS) + " | stratified saves | active saves | the spread could save | the residuals could save |",
+                 "| --- " * (len(COLUMNS) + 6) + "|"]
         for judge, r in self.rows.items():
             cells = " | ".join("n/a" if r.queries.get(c) is None else str(r.queries[c]) for c in COLUMNS)
             saves = " | ".join("n/a" if r.saving(d) is None else f"{r.saving(d):.0%}" for d in (STRATIFIED, ACTIVE))
-            lines.append(f"| {judge} | {r.width:.3f} | {cells or r.note} | {saves} |")
+            lines.append(f"| {judge} | {r.width:.3f} | {cells or r.note} | {saves} | {self.ceilings.get(judge, float('nan')):.0%} | {self.oracles.get(judge, float('nan')):.0%} |")
         return "\n".join(lines)
 
 
@@ -53,4 +58,19 @@ def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str,
         spread = judge_spread(beliefs_from_labels(gains, pools=pools_of(lists)), lambda g: target.values(lists, g, k, metric, queries), seed=seed)
         pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human, difference=True)
         plans.rows[judge] = plan_row(target.name, pilot, decisive_width(human, margin, 0.05), 0.0, 0.0)
+        plans.ceilings[judge] = spread_ceiling(spread)
+        judged = pilot.judge
+        lam = float(np.cov(human, judged)[0, 1] / np.var(judged, ddof=1)) if np.var(judged) > 0 else 0.0
+        residual = human - lam * judged
+        plans.oracles[judge] = spread_ceiling(np.abs(residual - residual.mean()))
     return plans
+
+
+def spread_ceiling(spread: np.ndarray) -> float:
+    """The share of a uniform draw's labels a design by the judge's spread could save at most: each query drawn with
+    probability in proportion to its spread, were the spread each query's residual spread exactly (the variance
+    then falls from mean(s^2) to mean(s)^2). Where the judge's spread is alike on every query (a judge that errs on any
+    pair alike), no design that reads it can save much, whatever the true residuals would allow."""
+    spread = np.asarray(spread, dtype=float)
+    square = float(np.mean(spread**2))
+    return round(1 - float(np.mean(spread)) ** 2 / square, 3) if square > 0 else 0.0

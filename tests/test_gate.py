@@ -148,3 +148,6 @@ def test_a_candidate_that_searches_descriptions_only_never_passes(project, monke
         assert result.exit_code in (1, 3) and verdict["decision"] != "pass", verdict["verdict"]
         assert verdict["judge_alone"]["value"] > -0.05  # the judge at chance sees no loss
         assert verdict["candidate_coverage"]["labelled_share"] < 0.7 and "rae review queue --for-evaluation" in verdict["label_command"]
+    plan = CliRunner().invoke(app, ["plan", "--margin", "0.02", "--json"])  # the last gate's evaluation: no draw can pass it
+    row = next(r for r in json.loads(plan.stdout)["rows"] if r["what"] == "bm25-desc - bm25-full")
+    assert row["note"].startswith("the humans' own labels fail it already") and not row["queries"], row

@@ -17,7 +17,10 @@ Each is the width of rae's interval: the t interval's, with the skewness correct
 interval takes from the judge's metric over every evaluated query, or from the metric's range when the judge's is
 flat (up to 30% wider than the t width: planning with the t width alone would promise intervals narrower than rae
 then prints). With ``--margin`` each difference gets the
-width that would make ``rae gate`` decisive: twice the distance from the difference seen so far to -margin.
+width that would make ``rae gate`` decisive: twice the distance from the difference seen so far to -margin, the
+difference seen being the humans' own labels' where they exist (``rae.evaluate.found_labels``: condensed lists over
+every query they labelled any of, more queries than those labelled whole, and less selected), else the queries'
+labelled whole. Where those labels fail the candidate already, the row says so instead: no draw can make it pass.
 """
 
 import math
@@ -30,8 +33,11 @@ from scipy import stats as scipy_stats
 from rae.evaluate.corrected import per_query_values
 from rae.evaluate.designs import DESIGNS, MIN_PER_STRATUM, active_probabilities, neyman, strata_of
 from rae.evaluate.evaluation import Evaluation
+from rae.evaluate.found_labels import found_labels
 from rae.evaluate.ppi import ACTIVE, MIN_HUMAN_QUERIES, STRATIFIED, UNIFORM, Sample, fitted_lam, interval_shape
 from rae.evaluate.small_sample import planned_width
+from rae.evaluate.verdicts import FAIL, judged_by_humans
+from rae.stats import Estimate
 
 HUMANS = "humans only"
 COLUMNS = (HUMANS, *DESIGNS)
@@ -78,7 +84,8 @@ class Plan:
         ]
         for r in self.rows:
             if r.note:
-                lines.append(f"| {r.what} | {r.labelled_now} | {r.width:.3f} | {r.note} |" + " |" * (len(COLUMNS) + 1))
+                width = f"{r.width:.3f}" if r.width > 1e-9 else "n/a"
+                lines.append(f"| {r.what} | {r.labelled_now} | {width} | {r.note} |" + " |" * (len(COLUMNS) + 1))
                 continue
             cells = " | ".join(_count(r.queries.get(c), self.population) for c in COLUMNS)
             best = min((c for c in DESIGNS if r.queries.get(c) is not None), key=lambda c: r.queries[c], default=None)
@@ -116,15 +123,30 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
     judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
     human = {e: per_query_values(corrected.human_metrics[e], metric, queries) if corrected else np.zeros(len(queries)) for e in evaluation.metrics}
     names = list(evaluation.metrics)
-    rows = [(e, judge[e], human[e], target_width, False) for e in names]
+    found = found_labels({run.name: run.rankings for run in evaluation.engines}, evaluation.human_gains, metric, evaluation.k)
+    for e in names:
+        plan.rows.append(plan_row(e, Pilot(judge[e], spreads.get(e, np.ones(len(queries))), labelled, human[e][labelled]), target_width,
+                                  pairs_per_query, human_cost_per_pair))
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            difference = human[b] - human[a]
-            rows.append((f"{b} - {a}", judge[b] - judge[a], difference, decisive_width(difference[labelled], margin, target_width), True))
-    for what, j, h, width, is_difference in rows:
-        pilot = Pilot(j, spreads.get(what, np.ones(len(queries))), labelled, h[labelled], is_difference)
-        plan.rows.append(plan_row(what, pilot, width, pairs_per_query, human_cost_per_pair))
+            what, difference = f"{b} - {a}", human[b] - human[a]
+            humans_say = found.comparisons.get((a, b)) if found is not None else None
+            if margin is not None and humans_say is not None and judged_by_humans(humans_say, margin) == FAIL:
+                plan.rows.append(PlanRow(what, len(labelled), 0.0, note=_failed_by_humans(humans_say, found.queries, margin)))
+                continue
+            seen = humans_say.value if humans_say is not None and humans_say.has_interval else _mean(difference[labelled])
+            pilot = Pilot(judge[b] - judge[a], spreads.get(what, np.ones(len(queries))), labelled, difference[labelled], difference=True)
+            plan.rows.append(plan_row(what, pilot, decisive_width(seen, margin, target_width), pairs_per_query, human_cost_per_pair))
     return plan
+
+
+def _failed_by_humans(found: Estimate, queries: int, margin: float) -> str:
+    return (f"the humans' own labels fail it already: {found.value:+.3f} ({found.ci_low:+.3f} to {found.ci_high:+.3f}) on the {queries} queries "
+            f"they labelled any of (condensed lists), below -{margin:g}; rae gate fails it whatever a draw shows")
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(np.mean(values)) if len(values) else None
 
 
 def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, human_cost_per_pair: float) -> PlanRow:
@@ -151,11 +173,11 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
     return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in queries.items()})
 
 
-def decisive_width(human_difference: np.ndarray, margin: float | None, target_width: float) -> float:
+def decisive_width(seen: float | None, margin: float | None, target_width: float) -> float:
     """The interval width that decides a gate: twice the distance from the difference seen so far to -margin."""
-    if margin is None or len(human_difference) == 0:
+    if margin is None or seen is None:
         return target_width
-    return 2 * abs(float(np.mean(human_difference)) + margin)
+    return 2 * abs(seen + margin)
 
 
 def _residual_spread(residual: np.ndarray, spread: np.ndarray, labelled: np.ndarray) -> np.ndarray:

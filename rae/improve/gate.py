@@ -25,7 +25,7 @@ import numpy as np
 from rae.evaluate.corrected import per_query_values
 from rae.evaluate.evaluation import Evaluation
 from rae.evaluate.found_labels import PoolCoverage, found_labels
-from rae.evaluate.verdicts import FAIL, INCONCLUSIVE, PASS, decide
+from rae.evaluate.verdicts import FAIL, INCONCLUSIVE, PASS, decide, judged_by_humans
 from rae.stats import Estimate, mean_with_ci
 
 EXIT_CODES = {PASS: 0, FAIL: 1, INCONCLUSIVE: 3}
@@ -72,16 +72,6 @@ class HumansCheck:
         e = self.estimate
         return (f"the humans' own labels, on the {self.queries} queries where they labelled any of the results (condensed lists; not a "
                 f"random sample of the pools), put it at {e.value:+.4f} ({e.ci_low:+.4f} to {e.ci_high:+.4f})")
-
-
-def judged_by_humans(found: Estimate, margin: float) -> str | None:
-    """What the humans' own labels say of a pass: a fail when their interval lies below -margin, no pass when their
-    estimate does, nothing otherwise."""
-    if found.has_interval and found.ci_high < -margin:
-        return FAIL
-    if np.isfinite(found.value) and found.value < -margin:
-        return INCONCLUSIVE
-    return None
 
 
 @dataclass

@@ -57,7 +57,7 @@ def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str,
     for judge, gains in judges.items():
         spread = judge_spread(beliefs_from_labels(gains, pools=pools_of(lists)), lambda g: target.values(lists, g, k, metric, queries), seed=seed)
         pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human, difference=True)
-        plans.rows[judge] = plan_row(target.name, pilot, decisive_width(human, margin, 0.05), 0.0, 0.0)
+        plans.rows[judge] = plan_row(target.name, pilot, decisive_width(float(np.mean(human)), margin, 0.05), 0.0, 0.0)
         plans.ceilings[judge] = spread_ceiling(spread)
         judged = pilot.judge
         lam = float(np.cov(human, judged)[0, 1] / np.var(judged, ddof=1)) if np.var(judged) > 0 else 0.0

@@ -275,3 +275,21 @@ def test_the_most_a_design_by_the_judges_spread_could_save():
     assert spread_ceiling(np.full(40, 0.2)) == 0.0
     assert spread_ceiling(np.r_[np.full(20, 0.2), np.zeros(20)]) == 0.5
     assert spread_ceiling(np.zeros(40)) == 0.0
+
+
+def test_a_panel_that_disagrees_on_a_query_spreads_its_metric_there():
+    """Two judges that agree on query a and split on query b: mixed, their beliefs are as sure as each on a and spread
+    on b, so the spread of b's metric grows and a's does not."""
+    from rae.evaluate.designs import mixed_beliefs
+
+    first = {"a": {"p1": 2, "p2": 0}, "b": {"p1": 2, "p2": 0}}
+    second = {"a": {"p1": 2, "p2": 0}, "b": {"p1": 0, "p2": 2}}
+
+    def metric(gains: dict[str, dict[str, int]]) -> np.ndarray:
+        return np.array([gains.get(q, {}).get("p1", 0) / 2 for q in ("a", "b")])
+
+    alone = judge_spread(beliefs_from_labels(first, epsilon=0.1), metric, redraws=400)
+    mixed = mixed_beliefs([beliefs_from_labels(first, epsilon=0.1), beliefs_from_labels(second, epsilon=0.1)])
+    panel = judge_spread(mixed, metric, redraws=400)
+    assert np.allclose(mixed["a"]["p1"], beliefs_from_labels(first, epsilon=0.1)["a"]["p1"])
+    assert panel[1] > 1.5 * alone[1] and abs(panel[0] - alone[0]) < 0.05

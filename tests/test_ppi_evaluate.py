@@ -14,6 +14,7 @@ from rae.retrieve.trec import TrecRunEngine
 from rae.store.human_labels import save_label
 from rae.store.schema import EvaluationSampleRow, ReviewItemRow
 from rae.workspace import Workspace
+from tests.scripted import default_answer, field_text
 
 EVALUATE = ["evaluate", "--engines", "bm25-title,bm25-full", "--queries", "6", "--k", "5", "--json", "--no-mlflow"]
 
@@ -70,6 +71,41 @@ def test_drawn_queries_labelled_by_humans_correct_the_judges_numbers(evaluated):
     assert set(comparison["ppi"]) >= {"llm_only", "humans_only", "ppi", "p_value"}
     table = CliRunner().invoke(app, ["report"]).stdout
     assert "ndcg@5 three ways" in table and "humans only, 3 queries (uniform)" in table
+
+
+def test_a_panel_of_judges_steers_the_active_draw_where_they_disagree(evaluated, scripted_workspace, tmp_path):
+    """Two more judges judge the evaluation's pools (through the store): one agrees with the evaluation's judge, one
+    turns every label upside down on the queries of odd length. The active draw's probabilities follow their
+    disagreement, and a uniform draw takes no panel."""
+    with (tmp_path / "rae.toml").open("a") as handle:
+        handle.write('[judges.echo]\nname = "openai/echo"\n[judges.contrary]\nname = "openai/contrary"\n')
+
+    def script(stage, request):
+        answer = default_answer(stage, request)
+        if stage == "judgment" and request.model == "openai/contrary" and len(field_text(request, "query")) % 2:
+            answer["label"] = {"highly_relevant": "irrelevant", "irrelevant": "highly_relevant"}.get(answer["label"], answer["label"])
+        return answer
+
+    scripted_workspace.script = script
+    draw = ["review", "queue", "--for-evaluation", "latest", "--queries", "3", "--design", "active", "--seed", "1"]
+    alone = CliRunner().invoke(app, draw)
+    assert alone.exit_code == 0, alone.output
+    alone_p, before = stored_probabilities(), scripted_workspace.calls["judgment"]
+    steered = CliRunner().invoke(app, [*draw, "--judges", "echo,contrary"])
+    assert steered.exit_code == 0, steered.output
+    assert "steered by the judges echo (" in steered.stdout and "contrary (" in steered.stdout
+    paid = scripted_workspace.calls["judgment"] - before
+    assert paid > 0 and paid % 2 == 0  # each judge judged every pair of the pools once
+    assert stored_probabilities() != alone_p
+    again = CliRunner().invoke(app, [*draw, "--judges", "echo,contrary"])
+    assert again.exit_code == 0 and scripted_workspace.calls["judgment"] == before + paid  # the store held their judgments
+    refused = CliRunner().invoke(app, [*draw[:-4], "--design", "uniform", "--judges", "echo"])
+    assert refused.exit_code != 0 and "--judges steers a draw" in str(refused.exception)
+
+
+def stored_probabilities() -> dict[str, float]:
+    with Workspace(load_settings()).store.session() as session:
+        return {s.query_id: round(s.inclusion_probability, 6) for s in session.scalars(select(EvaluationSampleRow))}
 
 
 def test_plan_says_how_many_human_labels_with_and_without_the_judge(evaluated):

@@ -25,6 +25,7 @@ from rae.cli.options import (
     SplitOption,
     StoreOption,
     WorkersOption,
+    judge_names,
     placement,
     show,
     workspace_from,
@@ -67,7 +68,7 @@ def annotate(
     if judges:
         if processes or ray or batch or batch_file:
             raise ConfigError("--judges runs the judges here, one after the other: it takes no --processes, --ray, --batch or --batch-file")
-        panel = judge_workspaces(workspace, _names(judges))
+        panel = judge_workspaces(workspace, judge_names(judges))
         if dry_run:
             for name, member in panel.items():
                 typer.echo(f"judge {name}: {estimate_cost(member.judging(), chosen, catalog).line()}")
@@ -114,7 +115,7 @@ def agreement(
     labelled = workspace.labelled
     labels = labelled.select(split, queries, per_query)
     if judges:
-        panel = judge_workspaces(workspace, _names(judges))
+        panel = judge_workspaces(workspace, judge_names(judges))
         other_raters = human_pairs(labelled, [r for kind in ("human", "llm", "clicks") for r in latest_ratings(workspace.store, kind)])
         show(panel_agreement(panel, labels, other_raters, workspace.settings.panel_ties), as_json, split=split)
         return
@@ -144,6 +145,3 @@ def agreement(
 
 
 
-
-def _names(judges: str) -> list[str]:
-    return [name.strip() for name in judges.split(",") if name.strip()]

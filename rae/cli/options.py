@@ -36,6 +36,11 @@ MlflowOption = Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="log th
 JudgesOption = Annotated[str | None, typer.Option("--judges", help="a panel of LLM judges named under [judges.<name>] in the config, comma-separated")]
 
 
+def judge_names(judges: str) -> list[str]:
+    """``--judges a, b`` as names."""
+    return [name.strip() for name in judges.split(",") if name.strip()]
+
+
 class Result(Protocol):
     def as_dict(self) -> dict[str, Any]: ...
 

@@ -6,11 +6,22 @@ from typing import Annotated
 
 import typer
 
-from rae.cli.options import ConfigOption, ModelOption, ProgramOption, SplitOption, StoreOption, workspace_from
+from rae.cli.options import (
+    BudgetOption,
+    ConfigOption,
+    JudgesOption,
+    ModelOption,
+    ProgramOption,
+    SplitOption,
+    StoreOption,
+    judge_names,
+    workspace_from,
+)
 from rae.evaluate.stored_run import evaluation_dir, load_evaluation
 from rae.review.for_evaluation import Design, Strata, draw_for_evaluation
 from rae.review.queue import build_queue, parse_mix
 from rae.review.server import ReviewService, start_server
+from rae.studies.panel import judge_workspaces
 
 
 def queue(
@@ -28,6 +39,8 @@ def queue(
     ] = "stratified",
     strata: Annotated[Strata, typer.Option("--strata", help="with --design stratified: by the judge's own spread, or the log's frequency band")] = "judge",
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    judges: JudgesOption = None,
+    budget: BudgetOption = None,
     config: ConfigOption = None,
     model: ModelOption = None,
     store: StoreOption = None,
@@ -39,7 +52,8 @@ def queue(
     reports = Path(workspace.settings.reports_dir)
     if for_evaluation is not None:
         stored = load_evaluation(workspace.store, reports, None if for_evaluation == "latest" else for_evaluation)
-        typer.echo(draw_for_evaluation(workspace, stored, n_queries, design, name, seed, strata).line())
+        panel = judge_workspaces(workspace, judge_names(judges)) if judges else None
+        typer.echo(draw_for_evaluation(workspace, stored, n_queries, design, name, seed, strata, panel, budget).line())
         return
     shares = parse_mix(mix)
     report_dir = evaluation_dir(workspace.store, reports, evaluation)

@@ -15,7 +15,8 @@ Every design draws from the evaluated queries at random, with probabilities rae 
 
 **The judge's own spread** of a query's metric: each pair's label is redrawn from what the judge believes of it (its
 label probabilities or its confidence when rae measured them, else its label kept with probability 1 - epsilon and
-otherwise redrawn from the judge's own mix of labels), and the metric recomputed; the spread over redraws is large
+otherwise redrawn from the judge's own mix of labels; with a panel of judges, the mean of their beliefs, which
+spreads where they disagree), and the metric recomputed; the spread over redraws is large
 where the judge is unsure of labels that count (a short list, top positions, labels it hesitates on) and zero for a
 difference between two engines that return the same list. It is known before anyone labels, which is what lets a
 design use it.
@@ -51,6 +52,18 @@ def beliefs_from_labels(gains: dict[str, dict[str, int]], epsilon: float = DEFAU
         for p in sorted(pools[q]):  # in order: a set's order changes from run to run, and the redraws must not
             beliefs.setdefault(q, {}).setdefault(p, mix)
     return beliefs
+
+
+def mixed_beliefs(panel: Sequence[Beliefs]) -> Beliefs:
+    """A panel of judges' beliefs as one: each pair's the mean of the beliefs of the judges that judged it. Where the
+    judges agree the mixture is as sure as they are; where they disagree it spreads over their labels, which is where
+    a human label settles most, so a design steered by its spread sends labels there."""
+    mixed: Beliefs = {}
+    for q in sorted({q for beliefs in panel for q in beliefs}):
+        for p in sorted({p for beliefs in panel for p in beliefs.get(q, {})}):
+            held = [beliefs[q][p] for beliefs in panel if p in beliefs.get(q, {})]
+            mixed.setdefault(q, {})[p] = np.mean(held, axis=0)
+    return mixed
 
 
 def pools_of(lists: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, set[str]]:

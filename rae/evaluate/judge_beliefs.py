@@ -1,12 +1,15 @@
 """What the judge believes of each pair of an evaluation's pools, and the judge's own spread of each query's metric
 that follows (``rae.evaluate.designs``): known before anyone labels, it is what stratified and active draws, and
-``rae plan``, use."""
+``rae plan``, use. With a panel of judges beside it, their beliefs are mixed: the spread is then large where the
+judges disagree."""
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from rae.config import ConfigError
 from rae.datasets.records import Pair
-from rae.evaluate.designs import DEFAULT_EPSILON, Beliefs, beliefs_from_labels, judge_spread
+from rae.evaluate.designs import DEFAULT_EPSILON, Beliefs, beliefs_from_labels, judge_spread, mixed_beliefs
 from rae.evaluate.metrics import Gains, engine_metrics
 from rae.evaluate.stored_run import StoredEvaluation
 from rae.labels import LABELS, Label
@@ -52,9 +55,22 @@ def row_values(stored: StoredEvaluation, gains: Gains, metric: str) -> dict[str,
     return engines | differences
 
 
-def spreads(workspace: Workspace, stored: StoredEvaluation, metric: str, seed: int = 0) -> dict[str, np.ndarray]:
-    """The judge's own spread of every row of ``row_values``, from one set of redraws."""
-    beliefs = judge_beliefs(workspace, stored)
+def panel_beliefs(workspace: Workspace, stored: StoredEvaluation, panel: Mapping[str, Workspace]) -> Beliefs:
+    """The evaluation's judge's beliefs mixed with each panel judge's, from their stored judgments of the pools."""
+    found = [judge_beliefs(workspace, stored)]
+    for name, member in panel.items():
+        try:
+            found.append(judge_beliefs(member, stored))
+        except ConfigError:
+            raise ConfigError(f"judge {name} has no stored judgments of this evaluation's pools") from None
+    return mixed_beliefs(found)
+
+
+def spreads(workspace: Workspace, stored: StoredEvaluation, metric: str, seed: int = 0,
+            panel: Mapping[str, Workspace] | None = None) -> dict[str, np.ndarray]:
+    """The judge's own spread of every row of ``row_values`` (the panel's, mixed with it, when one is given), from one
+    set of redraws."""
+    beliefs = panel_beliefs(workspace, stored, panel) if panel else judge_beliefs(workspace, stored)
     names = list(row_values(stored, {}, metric))
     stacked = judge_spread(beliefs, lambda gains: np.concatenate(list(row_values(stored, gains, metric).values())), seed=seed)
     size = len(stored.queries)

@@ -8,20 +8,26 @@ candidate). Each drawn query's probability is stored, and the estimates weight i
 drawn query's pool that has no human label yet is queued: a query counts as labelled once its whole pool is. The page
 does not show the judge's label for these pairs, so that the humans' labels stay independent of it.
 
+With ``--judges a,b`` (a panel named under ``[judges.<name>]``) the stratified and active designs are steered by the
+panel as well: each of its judges judges the evaluation's pools (through the store, so only what it has not judged
+is paid for), and the spread is that of their beliefs mixed with the evaluation's judge's, large where they disagree.
+
 A new draw from the same evaluation replaces the previous one (the probabilities of two draws do not combine); the
 same command again (same design, same seed) draws the same queries and queues what their pools still miss, which is
 how a candidate's new products get labelled.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from rae.config import ConfigError
+from rae.datasets.records import Pair
 from rae.evaluate.designs import Draw, draw
 from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.stored_run import StoredEvaluation
 from rae.store.review_items import Item, add_items
 from rae.store.samples import record_sample
+from rae.studies.panel import annotate_panel
 from rae.workspace import Workspace
 
 Design = Literal["uniform", "stratified", "active"]
@@ -36,9 +42,13 @@ class Drawn:
     target: str
     queued: int = 0
     already_labelled: int = 0
+    panel: dict[str, str] = field(default_factory=dict)  # judge -> what it judged of the pools
 
     def _serving(self) -> str:
-        return "" if self.drawn.design == "uniform" else f", for {self.target}"
+        if self.drawn.design == "uniform":
+            return ""
+        steered = f", steered by the judges {', '.join(f'{n} ({what})' for n, what in self.panel.items())}" if self.panel else ""
+        return f", for {self.target}{steered}"
 
     def line(self) -> str:
         counts = [self.drawn.strata[q] for q in self.drawn.draws]
@@ -50,24 +60,36 @@ class Drawn:
 
 
 def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, design: Design, queue: str, seed: int = 0,
-                        strata: Strata = "judge") -> Drawn:
+                        strata: Strata = "judge", panel: dict[str, Workspace] | None = None, budget_usd: float | None = None) -> Drawn:
     query_ids = [q.query_id for q in stored.queries]
     if not 1 <= n <= len(query_ids):
         raise ConfigError(f"--queries must be between 1 and the evaluation's {len(query_ids)} queries (got {n})")
+    if panel and (design == "uniform" or strata == "band"):
+        raise ConfigError("--judges steers a draw by the judges' spread: --design stratified (by the judge) or active")
     engines = list(stored.rankings)
     target = f"{engines[1]} - {engines[0]}" if len(engines) > 1 else engines[0]
-    spread, bands = None, None
+    spread, bands, judged = None, None, {}
     if design != "uniform":
         if strata == "band":
             bands = {q.query_id: q.stratum for q in stored.queries}
             if not any(bands.values()):
                 raise ConfigError("these queries carry no frequency band (they did not come from a search log): use --strata judge")
-        spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed)[target]
+        if panel:
+            judged = _panel_judges_pools(panel, stored, budget_usd)
+        spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel)[target]
     drawn = draw(design, query_ids, n, spread, bands, seed)
     record_sample(workspace.store, stored.population, stored.run_id, drawn.rows())
-    result = Drawn(stored.run_id, drawn, queue, target)
+    result = Drawn(stored.run_id, drawn, queue, target, panel=judged)
     _queue(workspace, stored, result)
     return result
+
+
+def _panel_judges_pools(panel: dict[str, Workspace], stored: StoredEvaluation, budget_usd: float | None) -> dict[str, str]:
+    """Each panel judge judges every pair of the pools (what the store holds is not paid again): what each came to."""
+    texts = {q.query_id: q.text for q in stored.queries}
+    pairs = [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
+    summaries = annotate_panel(panel, pairs, budget_usd=budget_usd)
+    return {name: f"{s.judged} of {s.pairs} pairs" + (", stopped by the budget" if s.stopped_by_budget else "") for name, s in summaries.items()}
 
 
 def _queue(workspace: Workspace, stored: StoredEvaluation, drawn: Drawn) -> None:

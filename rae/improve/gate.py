@@ -105,7 +105,8 @@ class Verdict:
         reason = {
             PASS: f"the interval's lower end is above -{self.margin:g}, so the candidate loses less than the margin, if anything",
             FAIL: f"the interval's upper end is below -{self.margin:g}, so the candidate loses more than the margin",
-            INCONCLUSIVE: f"the interval straddles -{self.margin:g}: label more queries (rae plan --margin {self.margin:g}) or evaluate more queries to decide",
+            INCONCLUSIVE: f"the interval straddles -{self.margin:g}" + (
+                "" if self.decision == FAIL else f": label more queries (rae plan --margin {self.margin:g}) or evaluate more queries to decide"),
         }[on_interval]
         text = f"{self.decision.upper()}: {what}; {reason}."
         if not d.basis.startswith("the judge alone"):

@@ -101,6 +101,10 @@ def test_a_panel_of_judges_steers_the_active_draw_where_they_disagree(evaluated,
     assert again.exit_code == 0 and scripted_workspace.calls["judgment"] == before + paid  # the store held their judgments
     refused = CliRunner().invoke(app, [*draw[:-4], "--design", "uniform", "--judges", "echo"])
     assert refused.exit_code != 0 and "--judges steers a draw" in str(refused.exception)
+    with (tmp_path / "rae.toml").open("a") as handle:
+        handle.write('[judges.pricey]\nname = "openai/pricey"\n[prices."openai/pricey"]\ninput_per_million = 1000.0\noutput_per_million = 1000.0\n')
+    broke = CliRunner().invoke(app, [*draw, "--judges", "pricey", "--budget", "0.001"])
+    assert broke.exit_code != 0 and "the budget stopped judge pricey before it judged any pair" in str(broke.exception)
 
 
 def stored_probabilities() -> dict[str, float]:

@@ -18,9 +18,10 @@ from rae.workspace import Workspace
 MIN_PAIRS_FOR_EPSILON = 30
 
 
-def judge_beliefs(workspace: Workspace, stored: StoredEvaluation) -> Beliefs:
+def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_unsure: bool = True) -> Beliefs:
     """Its label probabilities when rae measured them, else its label kept with the probability its agreement with the
-    human labels on these pools says (or 1 - epsilon)."""
+    human labels on these pools says (or 1 - epsilon); a pair it has no judgment of is its mix of labels, or, with
+    ``unjudged_as_unsure`` off (a panel judge a budget stopped part way), left out for the others to speak for."""
     texts = {q.query_id: q.text for q in stored.queries}
     pairs = [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
     outcomes = {pair: outcome.value for pair, outcome in workspace.stored_judgments(pairs).items() if outcome.ok}
@@ -29,7 +30,7 @@ def judge_beliefs(workspace: Workspace, stored: StoredEvaluation) -> Beliefs:
     labels: Gains = {}
     for pair, row in outcomes.items():
         labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
-    beliefs = beliefs_from_labels(labels, _epsilon(workspace, labels), stored.pools())
+    beliefs = beliefs_from_labels(labels, _epsilon(workspace, labels), stored.pools() if unjudged_as_unsure else None)
     for pair, row in outcomes.items():
         if row.probabilities:
             measured = np.array([float(row.probabilities.get(label.value, 0.0)) for label in LABELS])
@@ -60,7 +61,7 @@ def panel_beliefs(workspace: Workspace, stored: StoredEvaluation, panel: Mapping
     found = [judge_beliefs(workspace, stored)]
     for name, member in panel.items():
         try:
-            found.append(judge_beliefs(member, stored))
+            found.append(judge_beliefs(member, stored, unjudged_as_unsure=False))
         except ConfigError:
             raise ConfigError(f"judge {name} has no stored judgments of this evaluation's pools") from None
     return mixed_beliefs(found)

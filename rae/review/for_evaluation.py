@@ -89,6 +89,10 @@ def _panel_judges_pools(panel: dict[str, Workspace], stored: StoredEvaluation, b
     texts = {q.query_id: q.text for q in stored.queries}
     pairs = [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
     summaries = annotate_panel(panel, pairs, budget_usd=budget_usd)
+    for name, s in summaries.items():
+        if s.judged_nothing and s.stopped_by_budget:
+            raise ConfigError(f"the budget stopped judge {name} before it judged any pair of the pools: rerun with more --budget "
+                              "(what it paid for is kept)")
     return {name: f"{s.judged} of {s.pairs} pairs" + (", stopped by the budget" if s.stopped_by_budget else "") for name, s in summaries.items()}
 
 

@@ -55,3 +55,20 @@ def test_the_cli_reports_user_errors_in_one_line(tmp_path: Path):
 def test_the_cli_lists_its_commands():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0 and "annotate" in result.output and "agreement" in result.output
+
+
+def test_every_commands_help_keeps_its_sentences_whole():
+    """Typer's rich help keeps a docstring's line breaks; each command's help is its docstring with a paragraph a line,
+    so a sentence is never broken where the source wrapped it."""
+    import typer.main
+
+    def commands(group, path=()):
+        for name, sub in getattr(group, "commands", {}).items():
+            yield from commands(sub, (*path, name)) if hasattr(sub, "commands") else [((*path, name), sub)]
+
+    found = list(commands(typer.main.get_command(app)))
+    assert len(found) > 20
+    for path, command in found:
+        assert command.help and all("\n" not in paragraph for paragraph in command.help.split("\n\n")), path
+    plan = CliRunner().invoke(app, ["plan", "--help"], terminal_width=200).output
+    assert "that precisely, with the judge's help" in plan

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from rae.config import ConfigError
-from rae.datasets.records import Pair
 from rae.evaluate.designs import DEFAULT_EPSILON, Beliefs, beliefs_from_labels, judge_spread, mixed_beliefs
 from rae.evaluate.metrics import Gains, engine_metrics
 from rae.evaluate.stored_run import StoredEvaluation
@@ -22,9 +21,7 @@ def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_un
     """Its label probabilities when rae measured them, else its label kept with the probability its agreement with the
     human labels on these pools says (or 1 - epsilon); a pair it has no judgment of is its mix of labels, or, with
     ``unjudged_as_unsure`` off (a panel judge a budget stopped part way), left out for the others to speak for."""
-    texts = {q.query_id: q.text for q in stored.queries}
-    pairs = [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
-    outcomes = {pair: outcome.value for pair, outcome in workspace.stored_judgments(pairs).items() if outcome.ok}
+    outcomes = {pair: outcome.value for pair, outcome in workspace.stored_judgments(stored.pool_pairs()).items() if outcome.ok}
     if not outcomes:
         raise ConfigError("the judge has no stored judgments of this evaluation's pools: use --design uniform")
     labels: Gains = {}

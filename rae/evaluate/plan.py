@@ -110,6 +110,12 @@ class Pilot:
     human: np.ndarray
     difference: bool = False  # values are differences of two engines' metric
 
+    def residual(self) -> np.ndarray:
+        """The humans' value less the judge's, weighted by lam fitted on the labelled queries, on each of them."""
+        weights = Sample.uniform(self.labelled, len(self.judge)).weights()[:1]
+        lam = float(fitted_lam(self.human, self.judge[self.labelled], weights, float(np.var(self.judge, ddof=1)))[0])
+        return self.human - lam * self.judge[self.labelled]
+
 
 def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: str, target_width: float, pairs_per_query: float,
                 human_cost_per_pair: float, margin: float | None = None) -> Plan:
@@ -156,9 +162,7 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
     if width <= 1e-9:
         return PlanRow(what, n, width, note="the difference sits at the margin: no number of labels decides it")
     population = len(pilot.judge)
-    sample = Sample.uniform(pilot.labelled, population)
-    lam = float(fitted_lam(pilot.human, pilot.judge[pilot.labelled], sample.weights()[:1], float(np.var(pilot.judge, ddof=1)))[0])
-    residual = pilot.human - lam * pilot.judge[pilot.labelled]
+    residual = pilot.residual()
     if np.std(pilot.human) == 0:
         return PlanRow(what, n, width, note="no spread yet in the labelled queries: label more first")
     per_query = _residual_spread(residual, pilot.spread, pilot.labelled)

@@ -14,7 +14,7 @@ from typing import Any
 
 from rae.annotate.summary import AnnotationSummary
 from rae.config import ConfigError, Settings
-from rae.datasets.records import Query
+from rae.datasets.records import Pair, Query
 from rae.evaluate.designs import Draw
 from rae.evaluate.evaluation import EngineRun, Evaluation, human_gains_for, scored
 from rae.retrieve.rankings import Rankings
@@ -41,6 +41,11 @@ class StoredEvaluation:
     def pools(self) -> dict[str, set[str]]:
         """Each query's pool: every product any engine returned for it."""
         return {q.query_id: {p for ranking in self.rankings.values() for p in ranking.get(q.query_id, [])} for q in self.queries}
+
+    def pool_pairs(self) -> list[Pair]:
+        """Every pair of the pools, query by query, products in order."""
+        texts = {q.query_id: q.text for q in self.queries}
+        return [Pair(q, texts[q], p) for q, pool in self.pools().items() for p in sorted(pool)]
 
 
 def population_of(query_ids: list[str]) -> str:

@@ -152,8 +152,7 @@ def pairs_to_export(
     (imported lists and reviews), or of a split of the labelled set (all of it by default)."""
     if run_id is not None:
         stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None if run_id == "latest" else run_id)
-        texts = {q.query_id: q.text for q in stored.queries}
-        return [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
+        return stored.pool_pairs()
     if query_set is not None:
         rows = judged_pairs_of_queries(workspace.store, [q.text for q in query_set])
         return sorted({Pair(*row) for row in rows}, key=lambda p: (p.query_id, p.product_id))

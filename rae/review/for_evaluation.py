@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rae.config import ConfigError
-from rae.datasets.records import Pair
 from rae.evaluate.designs import Draw, draw
 from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.stored_run import StoredEvaluation
@@ -86,9 +85,7 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
 
 def _panel_judges_pools(panel: dict[str, Workspace], stored: StoredEvaluation, budget_usd: float | None) -> dict[str, str]:
     """Each panel judge judges every pair of the pools (what the store holds is not paid again): what each came to."""
-    texts = {q.query_id: q.text for q in stored.queries}
-    pairs = [Pair(q, texts[q], p) for q, pool in stored.pools().items() for p in sorted(pool)]
-    summaries = annotate_panel(panel, pairs, budget_usd=budget_usd)
+    summaries = annotate_panel(panel, stored.pool_pairs(), budget_usd=budget_usd)
     for name, s in summaries.items():
         if s.judged_nothing and s.stopped_by_budget:
             raise ConfigError(f"the budget stopped judge {name} before it judged any pair of the pools: rerun with more --budget "

@@ -59,9 +59,7 @@ def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str,
         pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human, difference=True)
         plans.rows[judge] = plan_row(target.name, pilot, decisive_width(float(np.mean(human)), margin, 0.05), 0.0, 0.0)
         plans.ceilings[judge] = spread_ceiling(spread)
-        judged = pilot.judge
-        lam = float(np.cov(human, judged)[0, 1] / np.var(judged, ddof=1)) if np.var(judged) > 0 else 0.0
-        residual = human - lam * judged
+        residual = pilot.residual()  # every query is the pilot here: the true residuals
         plans.oracles[judge] = spread_ceiling(np.abs(residual - residual.mean()))
     return plans
 

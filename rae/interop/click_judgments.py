@@ -74,7 +74,8 @@ class ClickJudgments:
         mix = Counter(r.label for r in self.labels)
         shown = ", ".join(f"{mix[label]} {label}" for label in LABELS)
         too_few = len(self.scores) - len(self.labels)
-        fewer = f"; {too_few} with fewer than {self.min_impressions} impressions left out" if too_few else ""
+        unshown = "with no impression logged (a click alone)" if self.min_impressions <= 1 else f"with fewer than {self.min_impressions} impressions"
+        fewer = f"; {too_few} {unshown} left out" if too_few else ""
         stored = (f"stored {len(self.labels)} click judgments ({RATER}) of {len({r.query_id for r in self.labels})} queries from {self.log}: "
                   f"{clicks} clicks and {impressions} impressions, {self.ubi.span()}; scale {self.scale}: {shown}{fewer}")
         return f"{stored}\n\n{self.with_humans.markdown()}"

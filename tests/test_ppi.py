@@ -293,3 +293,29 @@ def test_a_panel_that_disagrees_on_a_query_spreads_its_metric_there():
     panel = judge_spread(mixed, metric, redraws=400)
     assert np.allclose(mixed["a"]["p1"], beliefs_from_labels(first, epsilon=0.1)["a"]["p1"])
     assert panel[1] > 1.5 * alone[1] and abs(panel[0] - alone[0]) < 0.05
+
+
+def test_a_judge_that_knows_its_guesses_is_sure_of_its_copies_and_spreads_only_where_it_guessed():
+    """The calibrated simulated judge labels exactly as the plain one at its kappa; its beliefs are one label where it
+    copied the humans' and the humans' mix where it guessed, so its spread is zero on a query it copied whole. A
+    judge's measured probabilities take the place of the 1 - epsilon belief, pair by pair."""
+    from rae.datasets.records import Rating
+    from rae.labels import LABELS
+    from rae.studies.ppi_coverage import StudiedJudge, calibrated_judge, simulated_judge
+
+    humans = [Rating(f"q{i % 6}", f"query {i % 6}", f"p{i}", LABELS[i % 3], "human") for i in range(60)]
+    plain, knowing = simulated_judge(humans, 0.6, seed=3), calibrated_judge(humans, 0.6, seed=3)
+    assert knowing.gains == plain
+    truth = {(r.query_id, r.product_id): r.label.gain for r in humans}
+    beliefs = knowing.beliefs({})
+    sure = [(q, p) for q, products in beliefs.items() for p, b in products.items() if b.max() == 1.0]
+    assert sure and all(plain[q][p] == truth[(q, p)] for q, p in sure)  # sure only of labels it copied
+    assert 0.45 < len(sure) / len(humans) < 0.8  # about kappa of them, plus nothing else
+    guessed = [b for products in beliefs.values() for b in products.values() if b.max() < 1.0]
+    assert all(np.allclose(b, [1 / 3, 1 / 3, 1 / 3]) for b in guessed)  # the humans' mix, here even
+
+    measured = StudiedJudge({"q": {"a": 2, "b": 0}}, {"q": {"a": np.array([0.1, 0.2, 0.7])}})
+    overlaid = measured.beliefs({"q": {"a", "b", "c"}})
+    assert np.allclose(overlaid["q"]["a"], [0.1, 0.2, 0.7])  # its own probabilities
+    assert np.allclose(overlaid["q"]["b"], beliefs_from_labels({"q": {"a": 2, "b": 0}})["q"]["b"])  # 1 - epsilon
+    assert "c" in overlaid["q"]  # a product of the pools it never judged: its mix

@@ -141,13 +141,16 @@ def test_plan_says_how_many_human_labels_with_and_without_the_judge(evaluated):
 
 def test_ppi_check_with_simulated_judges_covers_and_narrows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["ppi-check", "--no-judge", "--repetitions", "200", "--sizes", "20", "--kappas", "0.8", "--engines", "bm25-title", "--json"]
+    args = ["ppi-check", "--no-judge", "--repetitions", "200", "--sizes", "20", "--kappas", "0.8", "--calibrated", "0.8", "--engines", "bm25-title",
+            "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = {row["judge"]: row for row in json.loads(result.stdout)["rows"]}
     strong, raising = rows["simulated, kappa 0.8"], rows["simulated, raises 30% of labels"]
-    for row in (strong, raising):
+    knowing = rows["simulated, kappa 0.8, knows its guesses"]
+    for row in (strong, raising, knowing):
         assert row["n"] == 20 and min(row["coverage"].values()) >= 0.9 and row["width_ratio"] < 0.8
+    assert knowing["llm_only"] == strong["llm_only"]  # the same labels; only what it believes of them differs
     assert raising["llm_only"] - raising["truth"] > 0.03  # the judge alone is biased upward; PPI still covers the truth
 
 

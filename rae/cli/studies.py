@@ -31,11 +31,13 @@ from rae.studies.partial_pools import PoolStudy, partial_pool_study
 from rae.studies.planned_labels import GatePlans, gate_plans
 from rae.studies.ppi_coverage import (
     CoverageStudy,
+    StudiedJudge,
+    calibrated_judge,
     click_gains,
     condensed_lists,
+    configured_judge,
     coverage_study,
     human_gains,
-    judge_gains,
     raising_judge,
     simulated_judge,
 )
@@ -113,6 +115,7 @@ def ppi_check(
     sizes: Annotated[str, typer.Option("--sizes", help="how many queries humans label, comma-separated")] = "10,20",
     repetitions: Annotated[int, typer.Option("--repetitions")] = 1000,
     kappas: Annotated[str, typer.Option("--kappas", help="simulated judges agreeing with the humans at these kappas")] = "0,0.2,0.4,0.6,0.8",
+    calibrated: Annotated[str, typer.Option("--calibrated", help="also simulated judges at these kappas that know which of their labels are guesses")] = "",
     with_judge: Annotated[bool, typer.Option("--judge/--no-judge", help="also the configured model's judgments (judged through the store)")] = True,
     with_clicks: Annotated[bool, typer.Option("--clicks", help="also the stored click judgments (rae judgments from-clicks) as a judge")] = False,
     leaving: Annotated[str | None, typer.Option("--leaving", help="BASELINE,CANDIDATE: also the study where the candidate leaves the baseline's labelled pool")] = None,
@@ -138,21 +141,26 @@ def ppi_check(
     built = build_engines(list(dict.fromkeys(names + pair)), workspace.settings.engine_specs(), labelled.catalog, Path(workspace.settings.cache_dir))
     retrievals = retrieve_all(built, labelled.queries(split, queries), k, labelled.catalog)
     lists = condensed_lists({r.name: r.rankings for r in retrievals}, humans)
-    judges = {f"simulated, kappa {kappa}": simulated_judge(humans, float(kappa), seed) for kappa in kappas.split(",") if kappa.strip()}
-    judges["simulated, raises 30% of labels"] = raising_judge(humans, 0.3, seed)
+    judges = {f"simulated, kappa {kappa}": StudiedJudge(simulated_judge(humans, float(kappa), seed)) for kappa in _numbers(kappas)}
+    judges |= {f"simulated, kappa {kappa}, knows its guesses": calibrated_judge(humans, float(kappa), seed) for kappa in _numbers(calibrated)}
+    judges["simulated, raises 30% of labels"] = StudiedJudge(raising_judge(humans, 0.3, seed))
     if with_judge:
-        judges[f"{workspace.settings.model.name} ({workspace.describe()['program']})"] = judge_gains(workspace, lists, not as_json)
+        judges[f"{workspace.settings.model.name} ({workspace.describe()['program']})"] = configured_judge(workspace, lists, not as_json)
     if with_clicks:
         clicks = latest_ratings(workspace.store, "clicks")
         if not clicks:
             raise typer.BadParameter("no click judgments in the store: run `rae judgments from-clicks LOG` first", param_hint="--clicks")
-        judges["clicks (COEC; unshown products unjudged)"] = click_gains(clicks)
+        judges["clicks (COEC; unshown products unjudged)"] = StudiedJudge(click_gains(clicks))
     sizes_asked = tuple(int(s) for s in sizes.split(",") if s.strip())
     truth = human_gains(humans)
     study = coverage_study({e: lists[e] for e in names}, truth, judges, k, sizes_asked, repetitions, seed)
     plans = gate_plans({e: lists[e] for e in names}, truth, judges, k, plan_margin, seed)
     pools = partial_pool_study(lists, truth, judges, pair[0], pair[1], k, sizes_asked, repetitions, margin, seed) if pair else None
     show(Studies(study, plans, pools), as_json)
+
+
+def _numbers(listed: str) -> list[str]:
+    return [number.strip() for number in listed.split(",") if number.strip()]
 
 
 class Studies:

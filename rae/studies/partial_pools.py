@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.designs import DESIGNS, beliefs_from_labels, judge_spread, pools_of
+from rae.evaluate.designs import DESIGNS
 from rae.evaluate.found_labels import mean_interval
 from rae.evaluate.metrics import Gains
 from rae.evaluate.ppi import DIFFERENCE_RANGE, Sample, humans_and_ppi
 from rae.evaluate.verdicts import PASS, decide
 from rae.retrieve.rankings import Rankings
 from rae.stats import Estimate, mean_with_ci
-from rae.studies.ppi_coverage import drawn_sample, per_query
+from rae.studies.ppi_coverage import StudiedJudge, drawn_sample, per_query
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class PoolStudy:
         return "\n".join(lines)
 
 
-def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str, Gains], baseline: str, candidate: str, k: int,
+def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str, StudiedJudge], baseline: str, candidate: str, k: int,
                        sizes: tuple[int, ...] = (10, 20), repetitions: int = 1000, margin: float = 0.06, seed: int = 0) -> PoolStudy:
     metric = f"ndcg@{k}"
     queries = sorted(lists[baseline])
@@ -83,13 +83,18 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
     returned = sum(len(lists[candidate][q][:k]) for q in queries)
     complete = [i for i, q in enumerate(queries) if set(lists[candidate][q][:k]) <= old_pool[q]]
     study = PoolStudy(baseline, candidate, metric, len(queries), margin, repetitions, outside / max(returned, 1), len(complete))
-    human = per_query(lists[candidate], truth_gains, k, metric, queries) - per_query(lists[baseline], truth_gains, k, metric, queries)
+    both = {e: lists[e] for e in (baseline, candidate)}
+
+    def difference(gains: Gains) -> np.ndarray:
+        return per_query(lists[candidate], gains, k, metric, queries) - per_query(lists[baseline], gains, k, metric, queries)
+
+    human = difference(truth_gains)
     truth = float(human.mean())
     condensed_existing = {name: {q: [p for p in lists[name][q][:k] if p in existing[q]] for q in queries} for name in (baseline, candidate)}
     found = per_query(condensed_existing[candidate], existing, k, metric, queries) - per_query(condensed_existing[baseline], existing, k, metric, queries)
     touched = [i for i, q in enumerate(queries) if condensed_existing[candidate][q] and condensed_existing[baseline][q]]
-    for name, gains in judges.items():
-        judge = per_query(lists[candidate], gains, k, metric, queries) - per_query(lists[baseline], gains, k, metric, queries)
+    for name, studied in judges.items():
+        judge = difference(studied.gains)
         selected = Sample.uniform(complete, len(queries))
         _, old_rule, _ = humans_and_ppi(judge, human[complete], selected, difference=True)
         study.rows += [
@@ -97,7 +102,7 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
             _once(name, "existing labels, condensed lists (a check)", mean_interval(found[touched], DIFFERENCE_RANGE), truth, margin),
             _once(name, "the judge alone", mean_with_ci(judge), truth, margin),
         ]
-        spread = judge_spread(beliefs_from_labels(gains, pools=pools_of({e: lists[e] for e in (baseline, candidate)})), lambda g: per_query(lists[candidate], g, k, metric, queries) - per_query(lists[baseline], g, k, metric, queries), seed=seed)
+        spread = studied.spread(both, difference, seed)
         for n in sizes:
             rng = np.random.default_rng([seed, n])
             for design in DESIGNS:

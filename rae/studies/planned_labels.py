@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.designs import beliefs_from_labels, judge_spread, pools_of
 from rae.evaluate.metrics import Gains
 from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, decisive_width, plan_row
 from rae.evaluate.ppi import ACTIVE, STRATIFIED
 from rae.retrieve.rankings import Rankings
-from rae.studies.ppi_coverage import Target, targets_of
+from rae.studies.ppi_coverage import StudiedJudge, Target, targets_of
 
 
 @dataclass
@@ -44,7 +43,7 @@ class GatePlans:
         return "\n".join(lines)
 
 
-def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str, Gains], k: int, margin: float, seed: int = 0) -> GatePlans | None:
+def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str, StudiedJudge], k: int, margin: float, seed: int = 0) -> GatePlans | None:
     targets = [t for t in targets_of(list(lists)) if t.second is not None]
     if not targets:
         return None
@@ -54,9 +53,9 @@ def gate_plans(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str,
     human = target.values(lists, truth_gains, k, metric, queries)
     plans = GatePlans(target.name, margin, len(queries))
     everyone = np.arange(len(queries))
-    for judge, gains in judges.items():
-        spread = judge_spread(beliefs_from_labels(gains, pools=pools_of(lists)), lambda g: target.values(lists, g, k, metric, queries), seed=seed)
-        pilot = Pilot(target.values(lists, gains, k, metric, queries), spread, everyone, human, difference=True)
+    for judge, studied in judges.items():
+        spread = studied.spread(lists, lambda g: target.values(lists, g, k, metric, queries), seed)
+        pilot = Pilot(target.values(lists, studied.gains, k, metric, queries), spread, everyone, human, difference=True)
         plans.rows[judge] = plan_row(target.name, pilot, decisive_width(float(np.mean(human)), margin, 0.05), 0.0, 0.0)
         plans.ceilings[judge] = spread_ceiling(spread)
         residual = pilot.residual()  # every query is the pilot here: the true residuals

@@ -12,6 +12,9 @@ counts how often each covers the truth and how wide it is.
 A simulated judge agrees with the humans at a chosen Cohen's kappa: for each pair it copies the human label with
 probability kappa, else draws a label from the humans' own label distribution (so agreement is kappa beyond chance,
 exactly, in expectation). The "raises 30%" judge moves one label up one step in 30% of pairs, a judge biased upward.
+A calibrated simulated judge (``--calibrated``) labels as the one at its kappa and knows which of its labels are
+copies and which are guesses: the best a judge's confidence could tell a design. The configured model's beliefs are
+its label probabilities where rae measured them, as ``rae review queue --for-evaluation`` draws with them.
 """
 
 import hashlib
@@ -22,12 +25,42 @@ import numpy as np
 
 from rae.annotate.run import AnnotationRun
 from rae.datasets.records import Pair, Rating
-from rae.evaluate.designs import ACTIVE, DESIGNS, STRATIFIED, UNIFORM, beliefs_from_labels, draw, judge_spread, pools_of
+from rae.evaluate.designs import (
+    ACTIVE,
+    DESIGNS,
+    STRATIFIED,
+    UNIFORM,
+    Beliefs,
+    MetricOf,
+    beliefs_from_labels,
+    draw,
+    judge_spread,
+    pools_of,
+)
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
 from rae.evaluate.ppi import Sample, humans_and_ppi
 from rae.labels import LABELS, Label
 from rae.retrieve.rankings import Rankings
 from rae.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class StudiedJudge:
+    """A judge the studies set against the humans: its labels, and its own probabilities of each label where it has
+    them (else, as a design reads a judge of unknown confidence, its label kept with probability 1 - epsilon)."""
+
+    gains: Gains
+    measured: Beliefs = field(default_factory=dict)
+
+    def beliefs(self, pools: dict[str, set[str]]) -> Beliefs:
+        beliefs = beliefs_from_labels(self.gains, pools=pools)
+        for q, products in self.measured.items():
+            beliefs.setdefault(q, {}).update(products)
+        return beliefs
+
+    def spread(self, lists: dict[str, Rankings], metric_of: MetricOf, seed: int) -> np.ndarray:
+        """Each query's spread of ``metric_of`` when its labels are redrawn from its beliefs (``judge_spread``)."""
+        return judge_spread(self.beliefs(pools_of(lists)), metric_of, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,17 @@ def simulated_judge(humans: list[Rating], kappa: float, seed: int = 0) -> Gains:
     return gains
 
 
+def calibrated_judge(humans: list[Rating], kappa: float, seed: int = 0) -> StudiedJudge:
+    """The judge of ``simulated_judge`` (the same labels), sure of the labels it copied and, for those it guessed,
+    believing the humans' own mix: a judge whose confidence says exactly where it may err."""
+    shares = np.bincount([j.label.gain for j in humans], minlength=3) / len(humans)
+    gains, measured = simulated_judge(humans, kappa, seed), {}
+    for j in humans:
+        copied = np.random.default_rng(_pair_seed(j, seed)).random() < kappa  # the draw simulated_judge made first
+        measured.setdefault(j.query_id, {})[j.product_id] = np.eye(3)[j.label.gain] if copied else shares
+    return StudiedJudge(gains, measured)
+
+
 def raising_judge(humans: list[Rating], share: float = 0.3, seed: int = 0) -> Gains:
     """A biased judge: it raises the human label by one step in ``share`` of the pairs (never above the top)."""
     gains: Gains = {}
@@ -113,17 +157,22 @@ def raising_judge(humans: list[Rating], share: float = 0.3, seed: int = 0) -> Ga
     return gains
 
 
-def judge_gains(workspace: Workspace, lists: dict[str, Rankings], progress: bool = True) -> Gains:
+def configured_judge(workspace: Workspace, lists: dict[str, Rankings], progress: bool = True) -> StudiedJudge:
     """The configured judge's labels of every product in the lists, judged through the store (paid once: a second
-    check reads them back). A pair whose judgment failed to parse counts as unjudged."""
+    check reads them back), with its label probabilities where rae measured them. A pair whose judgment failed to
+    parse counts as unjudged."""
     queries = {q.query_id: q.text for q in workspace.labelled.queries("all")}
     pairs = list(dict.fromkeys(Pair(q, queries[q], p) for ranking in lists.values() for q, products in ranking.items() for p in products))
     AnnotationRun(workspace.judging(), workspace.labelled.catalog, workspace.workers, progress).run(pairs)
     gains: Gains = {}
+    measured: Beliefs = {}
     for pair, outcome in workspace.stored_judgments(pairs).items():
         if outcome.ok:
             gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
-    return gains
+            probabilities = np.array([float((outcome.value.probabilities or {}).get(label.value, 0.0)) for label in LABELS])
+            if probabilities.sum() > 0:
+                measured.setdefault(pair.query_id, {})[pair.product_id] = probabilities / probabilities.sum()
+    return StudiedJudge(gains, measured)
 
 
 def click_gains(clicks: list[Rating]) -> Gains:
@@ -157,7 +206,7 @@ def targets_of(engines: list[str]) -> list[Target]:
 def coverage_study(
     lists: dict[str, Rankings],
     truth_gains: Gains,
-    judges: dict[str, Gains],
+    judges: dict[str, StudiedJudge],
     k: int,
     sizes: tuple[int, ...] = (10, 20),
     repetitions: int = 1000,
@@ -168,11 +217,11 @@ def coverage_study(
     metric = metric or f"ndcg@{k}"
     queries = sorted(next(iter(lists.values())))
     study = CoverageStudy(metric, len(queries), repetitions, designs)
-    for judge, gains in judges.items():
+    for judge, studied in judges.items():
         for target in targets_of(list(lists)):
             human = target.values(lists, truth_gains, k, metric, queries)
-            llm = target.values(lists, gains, k, metric, queries)
-            spread = judge_spread(beliefs_from_labels(gains, pools=pools_of(lists)), lambda g, t=target: t.values(lists, g, k, metric, queries), seed=seed)
+            llm = target.values(lists, studied.gains, k, metric, queries)
+            spread = studied.spread(lists, lambda g, t=target: t.values(lists, g, k, metric, queries), seed)
             for n in sizes:
                 if n >= len(queries):
                     continue

@@ -29,11 +29,16 @@ def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_un
         labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
     beliefs = beliefs_from_labels(labels, _epsilon(workspace, labels), stored.pools() if unjudged_as_unsure else None)
     for pair, row in outcomes.items():
-        if row.probabilities:
-            measured = np.array([float(row.probabilities.get(label.value, 0.0)) for label in LABELS])
-            if measured.sum() > 0:
-                beliefs[pair.query_id][pair.product_id] = measured / measured.sum()
+        measured = label_probabilities(row.probabilities)
+        if measured is not None:
+            beliefs[pair.query_id][pair.product_id] = measured
     return beliefs
+
+
+def label_probabilities(probabilities: dict[str, float] | None) -> np.ndarray | None:
+    """A judgment's stored label probabilities as a belief over the gains (0, 1, 2), or None when rae measured none."""
+    measured = np.array([float((probabilities or {}).get(label.value, 0.0)) for label in LABELS])
+    return measured / measured.sum() if measured.sum() > 0 else None
 
 
 def _epsilon(workspace: Workspace, labels: Gains) -> float:

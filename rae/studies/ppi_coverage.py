@@ -37,6 +37,7 @@ from rae.evaluate.designs import (
     judge_spread,
     pools_of,
 )
+from rae.evaluate.judge_beliefs import label_probabilities
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
 from rae.evaluate.ppi import Sample, humans_and_ppi
 from rae.labels import LABELS, Label
@@ -128,11 +129,8 @@ def human_gains(humans: list[Rating]) -> Gains:
 
 def simulated_judge(humans: list[Rating], kappa: float, seed: int = 0) -> Gains:
     """A judge that agrees with the humans at Cohen's kappa ``kappa`` (in expectation); deterministic per pair."""
-    shares = np.bincount([j.label.gain for j in humans], minlength=3) / len(humans)
     gains: Gains = {}
-    for j in humans:
-        draw_ = np.random.default_rng(_pair_seed(j, seed))
-        gain = j.label.gain if draw_.random() < kappa else int(draw_.choice(3, p=shares))
+    for j, (gain, _) in zip(humans, _copied_or_guessed(humans, kappa, seed), strict=True):
         gains.setdefault(j.query_id, {})[j.product_id] = gain
     return gains
 
@@ -140,12 +138,29 @@ def simulated_judge(humans: list[Rating], kappa: float, seed: int = 0) -> Gains:
 def calibrated_judge(humans: list[Rating], kappa: float, seed: int = 0) -> StudiedJudge:
     """The judge of ``simulated_judge`` (the same labels), sure of the labels it copied and, for those it guessed,
     believing the humans' own mix: a judge whose confidence says exactly where it may err."""
-    shares = np.bincount([j.label.gain for j in humans], minlength=3) / len(humans)
-    gains, measured = simulated_judge(humans, kappa, seed), {}
-    for j in humans:
-        copied = np.random.default_rng(_pair_seed(j, seed)).random() < kappa  # the draw simulated_judge made first
-        measured.setdefault(j.query_id, {})[j.product_id] = np.eye(3)[j.label.gain] if copied else shares
+    shares = _label_shares(humans)
+    gains: Gains = {}
+    measured: Beliefs = {}
+    for j, (gain, copied) in zip(humans, _copied_or_guessed(humans, kappa, seed), strict=True):
+        gains.setdefault(j.query_id, {})[j.product_id] = gain
+        measured.setdefault(j.query_id, {})[j.product_id] = np.eye(3)[gain] if copied else shares
     return StudiedJudge(gains, measured)
+
+
+def _copied_or_guessed(humans: list[Rating], kappa: float, seed: int) -> list[tuple[int, bool]]:
+    """Per human label: the simulated judge's gain, and whether it copied the human's (probability kappa) rather than
+    drew one from the humans' own mix; deterministic per pair."""
+    shares = _label_shares(humans)
+    found = []
+    for j in humans:
+        draw_ = np.random.default_rng(_pair_seed(j, seed))
+        copied = draw_.random() < kappa
+        found.append((j.label.gain, True) if copied else (int(draw_.choice(3, p=shares)), False))
+    return found
+
+
+def _label_shares(humans: list[Rating]) -> np.ndarray:
+    return np.bincount([j.label.gain for j in humans], minlength=3) / len(humans)
 
 
 def raising_judge(humans: list[Rating], share: float = 0.3, seed: int = 0) -> Gains:
@@ -169,9 +184,9 @@ def configured_judge(workspace: Workspace, lists: dict[str, Rankings], progress:
     for pair, outcome in workspace.stored_judgments(pairs).items():
         if outcome.ok:
             gains.setdefault(pair.query_id, {})[pair.product_id] = Label(outcome.value.label).gain
-            probabilities = np.array([float((outcome.value.probabilities or {}).get(label.value, 0.0)) for label in LABELS])
-            if probabilities.sum() > 0:
-                measured.setdefault(pair.query_id, {})[pair.product_id] = probabilities / probabilities.sum()
+            probabilities = label_probabilities(outcome.value.probabilities)
+            if probabilities is not None:
+                measured.setdefault(pair.query_id, {})[pair.product_id] = probabilities
     return StudiedJudge(gains, measured)
 
 

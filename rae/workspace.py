@@ -8,6 +8,7 @@ choice; ``uncompiled`` asks for the plain program. An artifact brings the produc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,11 @@ class Workspace:
         """Every human label there is: the labelled set's, and the reviewers' for the pairs the set lacks (whatever
         ``with_reviews`` says: an evaluation's correction by humans wants all of them)."""
         return with_reviews(load_labelled_set(self.settings.data, self.settings.label_mapping), latest_ratings(self.store))
+
+    def human_labels_before(self, moment: datetime) -> LabelledSet:
+        """The human labels as they stood at ``moment``: the labelled set's, and the reviewers' and imports' given
+        before then."""
+        return with_reviews(load_labelled_set(self.settings.data, self.settings.label_mapping), latest_ratings(self.store, before=moment))
 
     @property
     def workers(self) -> int:

@@ -2,11 +2,14 @@
 no wider than humans alone when the judge says nothing, and covering at ten labelled queries where ppi_py's z
 interval does not."""
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 from scipy import stats as scipy_stats
 
+from rae.evaluate.corrected import corrected_metrics
 from rae.evaluate.designs import Draw, active_probabilities, beliefs_from_labels, draw, judge_spread, neyman, pools_of, strata_of
 from rae.evaluate.ppi import ACTIVE, STRATIFIED, Sample, fitted_lam, humans_and_ppi, three_estimates
 from rae.evaluate.small_sample import Replicates, jackknife_interval, planned_width
@@ -198,7 +201,7 @@ def test_the_stratified_draw_gives_more_labels_where_the_judge_is_unsure_and_at_
     assert sum(draw(STRATIFIED, ids, 4, spread, seed=1).draws.values()) == 4  # one stratum: exactly the labels asked
     drawn = draw(STRATIFIED, ids, 30, spread, seed=1)
     assert sum(drawn.draws.values()) == 30 and drawn.stratum_sizes == {"sure": 45, "unsure": 45}
-    again = Draw.from_rows([type("Row", (), row) for row in drawn.rows()])
+    again = Draw.from_rows([type("Row", (), {**row, "created_at": datetime(2026, 12, 7, tzinfo=UTC)}) for row in drawn.rows()])
     assert again.stratum_sizes == drawn.stratum_sizes and again.probabilities == drawn.probabilities
 
 
@@ -319,3 +322,28 @@ def test_a_judge_that_knows_its_guesses_is_sure_of_its_copies_and_spreads_only_w
     assert np.allclose(overlaid["q"]["a"], [0.1, 0.2, 0.7])  # its own probabilities
     assert np.allclose(overlaid["q"]["b"], beliefs_from_labels({"q": {"a": 2, "b": 0}})["q"]["b"])  # 1 - epsilon
     assert "c" in overlaid["q"]  # a product of the pools it never judged: its mix
+
+
+def test_the_labels_known_before_the_draw_narrow_the_correction_and_only_those_are_held():
+    """A judge that calls everything highly relevant, humans who labelled the baseline's lists before the draw, a
+    candidate that reorders them and brings one product of its own (irrelevant): the drawn queries correct the
+    judge's metric with the earlier labels in place, so only the candidate's own product is left to correct, and the
+    interval of the difference narrows."""
+    rng = np.random.default_rng(3)
+    queries = [f"q{i}" for i in range(40)]
+    lists = {"a": {q: [f"{q}-a{j}" for j in range(4)] for q in queries}, "b": {q: [f"{q}-a1", f"{q}-a0", f"{q}-a2", f"{q}-b3"] for q in queries}}
+    truth = {q: {p: 0 if "-b" in p else int(rng.integers(0, 3)) for p in sorted({*lists["a"][q], *lists["b"][q]})} for q in queries}
+    judge = {q: dict.fromkeys(labels, 2) for q, labels in truth.items()}
+    known = {q: {p: truth[q][p] for p in lists["a"][q]} for q in queries}
+    widths: dict[str, list[float]] = {"plain": [], "holding": []}
+    for seed in range(4):
+        drawn = draw("uniform", queries, 12, seed=seed)
+        drawn.made_at = datetime(2026, 12, 7, tzinfo=UTC)
+        humans = {q: dict(truth[q]) if q in drawn.draws else dict(known[q]) for q in queries}
+        plain = corrected_metrics(lists, judge, humans, ["ndcg@4"], "ndcg@4", 4, drawn)
+        holding = corrected_metrics(lists, judge, humans, ["ndcg@4"], "ndcg@4", 4, drawn, known)
+        assert plain.known_pairs == 0 and holding.known_pairs == 160 and holding.labelled_queries == plain.labelled_queries
+        assert holding.comparisons[("a", "b")].llm_only == plain.comparisons[("a", "b")].llm_only  # the judge alone is the judge's
+        for name, corrected in (("plain", plain), ("holding", holding)):
+            widths[name].append(corrected.comparisons[("a", "b")].ppi.ci_high - corrected.comparisons[("a", "b")].ppi.ci_low)
+    assert np.mean(widths["holding"]) < 0.8 * np.mean(widths["plain"])

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from rae.cli import app
 from rae.config import load_settings
 from rae.datasets.bundled import ESCI_QUERY_LOG
+from rae.evaluate.stored_run import drawn_for, load_evaluation
 from rae.retrieve.trec import TrecRunEngine
 from rae.store.human_labels import save_label
 from rae.store.schema import EvaluationSampleRow, ReviewItemRow
@@ -71,6 +72,24 @@ def test_drawn_queries_labelled_by_humans_correct_the_judges_numbers(evaluated):
     assert set(comparison["ppi"]) >= {"llm_only", "humans_only", "ppi", "p_value"}
     table = CliRunner().invoke(app, ["report"]).stdout
     assert "ndcg@5 three ways" in table and "humans only, 3 queries (uniform)" in table
+
+
+def test_the_labels_given_before_the_draw_are_held_by_what_it_corrects_and_later_ones_are_not(evaluated):
+    """PPI needs the prediction fixed before the draw: the human labels given before it are, so the judge's metric
+    with them in its place is what the drawn queries correct; the drawn queries' own labels, given after, are not."""
+    workspace = Workspace(load_settings())
+    stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
+    earlier = stored.pool_pairs()[::3]
+    for pair in earlier:
+        save_label(workspace.store, pair.query_id, pair.query, pair.product_id, "irrelevant", "bo")
+    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "4", "--design", "uniform"])
+    assert drawn.exit_code == 0, drawn.output
+    later = label_whole_queue(workspace)
+    correction = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)["human_correction"]
+    assert correction["labelled_queries"] == 4 and correction["labels_known_before_the_draw"] == len(earlier)
+    assert f"the {len(earlier)} human labels of these pools given before the draw" in correction["summary"]
+    moment = drawn_for(workspace.store, stored.population).made_at
+    assert later > 0 and len(workspace.human_labels_before(moment).judgments) + later == len(workspace.human_labels.judgments)
 
 
 def test_a_panel_of_judges_steers_the_active_draw_where_they_disagree(evaluated, scripted_workspace, tmp_path):
@@ -166,7 +185,8 @@ def test_ppi_check_on_the_first_queries_only_studies_that_smaller_population(tmp
 
 def test_ppi_check_when_the_candidate_leaves_the_labelled_pool(tmp_path, monkeypatch):
     """Existing labels cover the baseline's lists only; the draws' intervals still cover the truth (the humans' metric
-    over every query), and the table sets the old rule, the existing labels' check and the judge alone beside them."""
+    over every query), narrower when the judge holds the existing labels, and the table sets the old rule, the
+    existing labels' check and the judge alone beside them."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rae.toml").write_text('tracking_uri = "none"\n[engines.bm25-desc]\nkind = "bm25"\nfields = { description = 1.0 }\n')
     args = ["ppi-check", "--no-judge", "--repetitions", "150", "--sizes", "10", "--kappas", "0.6", "--leaving", "bm25-full,bm25-desc", "--json"]
@@ -175,9 +195,13 @@ def test_ppi_check_when_the_candidate_leaves_the_labelled_pool(tmp_path, monkeyp
     study = json.loads(result.stdout)["leaving_pool"]
     assert study["left_pool"] > 0.3 and study["complete"] < study["queries"] / 2
     rows = {(r["judge"], r["estimate"]): r for r in study["rows"]}
+    holding = ", the judge holding the existing labels"
     for design in ("uniform", "stratified", "active"):
-        drawn = rows[("simulated, kappa 0.6", f"a {design} draw, labelled whole")]
-        assert drawn["coverage"] >= 0.9 and drawn["passes"] == 0.0 and drawn["truth"] < -0.1
+        for what in ("", holding):
+            drawn = rows[("simulated, kappa 0.6", f"a {design} draw, labelled whole{what}")]
+            assert drawn["coverage"] >= 0.9 and drawn["passes"] == 0.0 and drawn["truth"] < -0.1
+    plain, held = (rows[("simulated, kappa 0.6", f"a uniform draw, labelled whole{what}")]["width"] for what in ("", holding))
+    assert held < 0.95 * plain  # the existing labels leave less to correct
     assert ("simulated, kappa 0.6", "complete queries, weight one (the old rule)") in rows
 
 

@@ -10,6 +10,14 @@ queries still miss labels the correction is provisional (those that are done may
 Without a draw there is no correction: labels that happen to cover some pools are a sample selected by the engines'
 lists. They give the check of ``rae.evaluate.found_labels``, and, when ten or more of their queries are labelled whole,
 the judge's weight lam (a weight fitted outside the sample keeps the estimate unbiased and costs the interval nothing).
+
+What the drawn queries correct need not be the judge's metric alone. PPI asks only that the prediction be fixed before
+the draw, and the human labels that existed when the queries were drawn are: the corrected quantity is the judge's
+metric with those labels in place of its own (Yilmaz and Aslam's inferred measures likewise keep every judged
+document and estimate only the rest). A pair humans labelled before the draw then leaves nothing to correct, the
+humans-minus-prediction differences come from the pairs only the judge saw, and the interval narrows as far as the
+earlier labels reach, while labels given after the draw (the drawn queries' own among them) stay on the humans'
+side, so the estimate stays unbiased whoever chose the earlier labels' queries.
 """
 
 from dataclasses import dataclass, field
@@ -36,6 +44,8 @@ class Corrected:
     found: FoundLabels | None = None
     draw: Draw | None = None
     outside: list[str] = field(default_factory=list)  # queries labelled whole outside the draw: they fit lam when there are enough
+    known_pairs: int = 0  # pairs of the pools humans had labelled before the draw: the prediction holds their labels
+    predictions: dict[str, EngineMetrics] = field(default_factory=dict)  # engine -> per-query metric under that prediction
 
     @property
     def provisional(self) -> bool:
@@ -45,19 +55,28 @@ class Corrected:
     def missing_pairs(self) -> int:
         return sum(self.incomplete.values())
 
-    def estimates(self, judge: np.ndarray, human: np.ndarray, queries: list[str], difference: bool = False) -> ThreeEstimates:
+    def estimates(self, judge: np.ndarray, human: np.ndarray, queries: list[str], difference: bool = False,
+                  predictor: np.ndarray | None = None) -> ThreeEstimates:
         """The three estimates of a per-query metric (or difference) given over every evaluated query, ``human``
-        meaningful where labelled whole: the drawn queries done so far correct the judge, the outside ones fit lam."""
+        meaningful where labelled whole: the drawn queries done so far correct the prediction (the judge's metric, or
+        ``predictor``, the judge's with the earlier human labels in place), the outside ones fit lam."""
+        predictor = judge if predictor is None else predictor
         position = {q: i for i, q in enumerate(queries)}
         at = [position[q] for q in self.outside if q in position]
-        lam = outside_lam(human[at], judge[at], judge) if at else None
+        lam = outside_lam(human[at], predictor[at], predictor) if at else None
         sample = self.draw.sample(queries, set(self.labelled_queries))
-        return three_estimates(judge, human[sample.positions], sample, lam, difference)
+        return three_estimates(judge, human[sample.positions], sample, lam, difference, predictor)
+
+    def predicted(self, engine: str, metric: str, queries: list[str]) -> np.ndarray | None:
+        """An engine's per-query metric under the prediction its drawn queries correct; None: the judge's own."""
+        return per_query_values(self.predictions[engine], metric, queries) if engine in self.predictions else None
 
     def summary(self) -> str:
         if self.design is None:
             return "no draw of queries for human labelling: the judge is not corrected (rae review queue --for-evaluation draws one)"
         done = f"{len(self.labelled_queries)} of the {self.drawn} queries drawn ({self.design}) labelled whole"
+        if self.known_pairs:
+            done += f"; they correct the judge's labels with the {self.known_pairs} human labels of these pools given before the draw in place"
         if self.provisional:
             done += f"; {len(self.incomplete)} still miss {self.missing_pairs} labels, so the correction is provisional"
         return done
@@ -65,7 +84,8 @@ class Corrected:
     def as_dict(self) -> dict[str, Any]:
         return {
             "design": self.design, "drawn": self.drawn, "labelled_queries": len(self.labelled_queries), "incomplete_queries": len(self.incomplete),
-            "missing_pairs": self.missing_pairs, "provisional": self.provisional, "outside_queries": len(self.outside), "summary": self.summary(),
+            "missing_pairs": self.missing_pairs, "provisional": self.provisional, "outside_queries": len(self.outside),
+            "labels_known_before_the_draw": self.known_pairs, "summary": self.summary(),
             "engines": {e: {m: est.as_dict() for m, est in by_metric.items()} for e, by_metric in self.engines.items()},
             "comparisons": [{"a": a, "b": b, **est.as_dict()} for (a, b), est in self.comparisons.items()],
             "found_labels": self.found.as_dict() if self.found is not None else None,
@@ -73,32 +93,43 @@ class Corrected:
 
 
 def corrected_metrics(
-    rankings: dict[str, Rankings], llm_metrics: dict[str, EngineMetrics], human_gains: Gains, metrics: list[str], main_metric: str, k: int,
-    draw: Draw | None = None,
+    rankings: dict[str, Rankings], llm_gains: Gains, human_gains: Gains, metrics: list[str], main_metric: str, k: int,
+    draw: Draw | None = None, known_gains: Gains | None = None,
 ) -> Corrected:
-    """``rankings`` and ``llm_metrics`` by engine over all evaluated queries; ``draw`` the recorded draw, if any."""
+    """``rankings`` by engine over all evaluated queries, ``llm_gains`` the judge's labels of their pools; ``draw`` the
+    recorded draw, if any, and ``known_gains`` the human labels that existed when it was made."""
     queries = sorted(next(iter(rankings.values()))) if rankings else []
     pools = {q: {p for ranking in rankings.values() for p in ranking.get(q, [])} for q in queries}
     whole = {q for q in queries if pools[q] and pools[q] <= set(human_gains.get(q, {}))}
+    known = {q: {p: g for p, g in (known_gains or {}).get(q, {}).items() if p in pools[q]} for q in queries}
+    known_whole = {q for q in queries if pools[q] and pools[q] <= set(known[q])}
     drawn = [q for q in (draw.draws if draw is not None else {}) if q in pools]
     result = Corrected(draw.design if draw is not None and drawn else None, len(drawn), [q for q in drawn if q in whole],
-                       found=found_labels(rankings, human_gains, main_metric, k), draw=draw, outside=sorted(whole - set(drawn)))
+                       found=found_labels(rankings, human_gains, main_metric, k), draw=draw,
+                       outside=sorted(whole - set(drawn) - known_whole), known_pairs=sum(map(len, known.values())))
     result.incomplete = {q: len(pools[q] - set(human_gains.get(q, {}))) for q in drawn if q not in whole}
     measured = result.labelled_queries + result.outside
     for engine, ranking in rankings.items():
         result.human_metrics[engine] = engine_metrics({q: ranking[q] for q in measured}, {q: {p: human_gains[q][p] for p in pools[q]} for q in measured}, k)
     if result.design is None:
         return result
-    series = {engine: {m: (per_query_values(llm_metrics[engine], m, queries), per_query_values(result.human_metrics[engine], m, queries))
-                       for m in metrics} for engine in rankings}
+    if result.known_pairs:
+        predicted = {q: {**{p: g for p, g in llm_gains.get(q, {}).items() if p in pools[q]}, **known[q]} for q in queries}
+        result.predictions = {engine: engine_metrics(ranking, predicted, k) for engine, ranking in rankings.items()}
+    series: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for engine, ranking in rankings.items():
+        judged = engine_metrics(ranking, llm_gains, k)
+        series[engine] = {}
+        for m in metrics:
+            judge, prediction = per_query_values(judged, m, queries), result.predicted(engine, m, queries)
+            series[engine][m] = (judge, per_query_values(result.human_metrics[engine], m, queries), judge if prediction is None else prediction)
     for engine in rankings:
-        result.engines[engine] = {m: result.estimates(*series[engine][m], queries) for m in metrics}
+        result.engines[engine] = {m: result.estimates(*series[engine][m][:2], queries, predictor=series[engine][m][2]) for m in metrics}
     names = list(rankings)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            judge = series[b][main_metric][0] - series[a][main_metric][0]
-            human = series[b][main_metric][1] - series[a][main_metric][1]
-            result.comparisons[(a, b)] = result.estimates(judge, human, queries, difference=True)
+            judge, human, prediction = (series[b][main_metric][j] - series[a][main_metric][j] for j in range(3))
+            result.comparisons[(a, b)] = result.estimates(judge, human, queries, difference=True, predictor=prediction)
     return result
 
 

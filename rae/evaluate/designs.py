@@ -24,6 +24,7 @@ design use it.
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -94,13 +95,15 @@ def judge_spread(beliefs: Beliefs, metric_of: MetricOf, redraws: int = REDRAWS, 
 @dataclass
 class Draw:
     """A design's draw: per drawn query its stratum, its probability (inclusion for a stratified or uniform draw, per
-    draw for the active one) and how many times it was drawn; and each stratum's size."""
+    draw for the active one) and how many times it was drawn; each stratum's size; and when it was made (the human
+    labels given before then are fixed whatever it drew, so the prediction the drawn queries correct may hold them)."""
 
     design: str
     strata: dict[str, str] = field(default_factory=dict)
     probabilities: dict[str, float] = field(default_factory=dict)
     draws: dict[str, int] = field(default_factory=dict)
     stratum_sizes: dict[str, int] = field(default_factory=dict)
+    made_at: datetime | None = None
 
     @classmethod
     def from_rows(cls, rows: list[Any]) -> "Draw | None":
@@ -108,7 +111,7 @@ class Draw:
         from how many were drawn in it and their probability."""
         if not rows:
             return None
-        found = cls(OLDER_NAMES.get(rows[0].design, rows[0].design))
+        found = cls(OLDER_NAMES.get(rows[0].design, rows[0].design), made_at=min(row.created_at for row in rows))
         drawn_in: dict[str, int] = {}
         for row in rows:
             found.strata[row.query_id], found.probabilities[row.query_id] = row.stratum, row.inclusion_probability

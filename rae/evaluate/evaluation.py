@@ -78,25 +78,27 @@ def evaluate_engines(
     budget: Budget | None = None,
     drawn: Draw | None = None,
     judge_pairs: Callable[[list[Pair]], AnnotationSummary] | None = None,
+    known_gains: Gains | None = None,
 ) -> Evaluation:
     """Judge each engine's pairs through the store, one engine after another, then score and compare the engines.
 
     ``drawn`` is the draw of queries for human labelling (``rae review queue --for-evaluation``) whose labels correct
-    the judge. ``judge_pairs`` judges a list of pairs elsewhere (several
+    the judge, ``known_gains`` the human labels given before it. ``judge_pairs`` judges a list of pairs elsewhere (several
     processes, a cluster); by default this process's workers do."""
     runs = []
     for retrieval in retrievals:
         pairs = pairs_of(queries, retrieval.rankings)
         summary = judge_pairs(pairs) if judge_pairs is not None else AnnotationRun(judging, catalog, workers, progress, budget).run(pairs)
         runs.append(EngineRun(retrieval.name, retrieval.rankings, retrieval.seconds, summary))
-    return scored(runs, queries, judging, catalog, k, human_gains or {}, drawn)
+    return scored(runs, queries, judging, catalog, k, human_gains or {}, drawn, known_gains)
 
 
 def scored(
     runs: list[EngineRun], queries: list[Query], judging: Judging, catalog: Catalog, k: int, human_gains: Gains,
-    drawn: Draw | None = None,
+    drawn: Draw | None = None, known_gains: Gains | None = None,
 ) -> Evaluation:
-    """Metrics, comparisons, validity and the human-corrected estimates of judged rankings, from the store (no call)."""
+    """Metrics, comparisons, validity and the human-corrected estimates of judged rankings, from the store (no call);
+    ``known_gains`` are the human labels given before ``drawn`` was made."""
     pairs = list(dict.fromkeys(p for run in runs for p in pairs_of(queries, run.rankings)))
     judged = _judged(judging, pairs, catalog)
     llm_gains: Gains = {}
@@ -107,7 +109,7 @@ def scored(
     corrected = None
     if human_gains or drawn is not None:
         rankings = {run.name: run.rankings for run in runs}
-        corrected = corrected_metrics(rankings, metrics, human_gains, metric_names(k)[:2], f"ndcg@{k}", k, drawn)
+        corrected = corrected_metrics(rankings, llm_gains, human_gains, metric_names(k)[:2], f"ndcg@{k}", k, drawn, known_gains)
     return Evaluation(
         k=k,
         queries=queries,

@@ -70,10 +70,14 @@ def panel_beliefs(workspace: Workspace, stored: StoredEvaluation, panel: Mapping
 
 
 def spreads(workspace: Workspace, stored: StoredEvaluation, metric: str, seed: int = 0,
-            panel: Mapping[str, Workspace] | None = None) -> dict[str, np.ndarray]:
+            panel: Mapping[str, Workspace] | None = None, known: Gains | None = None) -> dict[str, np.ndarray]:
     """The judge's own spread of every row of ``row_values`` (the panel's, mixed with it, when one is given), from one
-    set of redraws."""
+    set of redraws. A pair of ``known`` (human labels a draw's prediction will hold, ``rae.evaluate.corrected``) is
+    certain: nothing is left to correct there, so a design steered by the spread sends no labels for it."""
     beliefs = panel_beliefs(workspace, stored, panel) if panel else judge_beliefs(workspace, stored)
+    for q, labels in (known or {}).items():
+        for p in labels.keys() & beliefs.get(q, {}).keys():
+            beliefs[q][p] = np.eye(3)[labels[p]]
     names = list(row_values(stored, {}, metric))
     stacked = judge_spread(beliefs, lambda gains: np.concatenate(list(row_values(stored, gains, metric).values())), seed=seed)
     size = len(stored.queries)

@@ -112,15 +112,19 @@ class ThreeEstimates:
         }
 
 
-def three_estimates(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None = None, difference: bool = False) -> ThreeEstimates:
+def three_estimates(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None = None, difference: bool = False,
+                    predictor: np.ndarray | None = None) -> ThreeEstimates:
     """The three estimates of a mean over the N evaluated queries. ``judge`` holds the judge's per-query metric on
-    all N; ``human`` the humans' on each labelled draw of ``sample``; ``lam`` a weight fitted outside the sample."""
+    all N; ``human`` the humans' on each labelled draw of ``sample``; ``lam`` a weight fitted outside the sample.
+    ``predictor``, when given, is what the humans correct instead of the judge's metric: the judge's with the human
+    labels known before the draw in its place (``rae.evaluate.corrected``), fixed before the draw as PPI needs."""
     judge, human = np.asarray(judge, dtype=float), np.asarray(human, dtype=float)
+    predictor = judge if predictor is None else np.asarray(predictor, dtype=float)
     llm_only = mean_with_ci(judge)
-    humans_only, ppi, used = humans_and_ppi(judge, human, sample, lam, difference=difference)
+    humans_only, ppi, used = humans_and_ppi(predictor, human, sample, lam, difference=difference)
     if sample.n < MIN_HUMAN_QUERIES or not ppi.has_interval:
         return ThreeEstimates(llm_only, humans_only, ppi, len(judge), sample.n, None, None, design=sample.design)
-    p_value = _p_value(judge, human, sample, lam) if difference else None
+    p_value = _p_value(predictor, human, sample, lam) if difference else None
     return ThreeEstimates(llm_only, humans_only, ppi, len(judge), sample.n, _effective_n(sample.n, humans_only, ppi), round(used, 4),
                           p_value, sample.design, "sample" if lam is None else "outside")
 

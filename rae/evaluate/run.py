@@ -13,7 +13,7 @@ from rae.annotate.summary import AnnotationSummary
 from rae.datasets.records import Pair, Query
 from rae.evaluate.evaluation import Evaluation, evaluate_engines, human_gains_for
 from rae.evaluate.report import evaluation_json, markdown, mlflow_fields, write_report
-from rae.evaluate.stored_run import drawn_for, population_of
+from rae.evaluate.stored_run import drawn_for, known_at_draw, population_of
 from rae.retrieve.rankings import Retrieval
 from rae.scaleout.runner import Placement, annotate_pairs
 from rae.workspace import Workspace
@@ -59,7 +59,7 @@ def run_evaluation(
                 return annotate_pairs(workspace, pairs, placement, run.run_id, budget=budget, progress=progress)
         evaluation = evaluate_engines(
             retrievals, queries, workspace.judging(run.run_id), workspace.labelled.catalog, k, workspace.workers,
-            human_gains_for(queries, workspace.human_labels), progress, budget, drawn, elsewhere,
+            human_gains_for(queries, workspace.human_labels), progress, budget, drawn, elsewhere, known_at_draw(workspace, queries, drawn),
         )
         if budget is not None:
             state = budget_state(workspace.store, budget)

@@ -17,6 +17,7 @@ from rae.config import ConfigError, Settings
 from rae.datasets.records import Pair, Query
 from rae.evaluate.designs import Draw
 from rae.evaluate.evaluation import EngineRun, Evaluation, human_gains_for, scored
+from rae.evaluate.metrics import Gains
 from rae.retrieve.rankings import Rankings
 from rae.retrieve.trec import TrecRunEngine
 from rae.store.samples import sample_of
@@ -88,6 +89,14 @@ def drawn_for(store: Store, population: str) -> Draw | None:
     return Draw.from_rows(sample_of(store, population))
 
 
+def known_at_draw(workspace: Workspace, queries: list[Query], drawn: Draw | None) -> Gains | None:
+    """The human labels of these queries given before the draw was made: fixed whatever it drew, so the prediction
+    its queries correct may hold them (``rae.evaluate.corrected``)."""
+    if drawn is None or drawn.made_at is None:
+        return None
+    return human_gains_for(queries, workspace.human_labels_before(drawn.made_at))
+
+
 def workspace_of(stored: StoredEvaluation, base: Workspace) -> Workspace:
     """A workspace with the settings the evaluation ran with (its model, program, store), so its stored judgments are
     the ones read back."""
@@ -103,4 +112,5 @@ def rescored(workspace: Workspace, stored: StoredEvaluation) -> Evaluation:
     judging = workspace.judging(allow_calls=False)
     runs = [EngineRun(name, ranking, 0.0, AnnotationSummary(pairs=sum(map(len, ranking.values())))) for name, ranking in stored.rankings.items()]
     human = human_gains_for(stored.queries, workspace.human_labels)
-    return scored(runs, stored.queries, judging, workspace.labelled.catalog, stored.k, human, drawn_for(workspace.store, stored.population))
+    drawn = drawn_for(workspace.store, stored.population)
+    return scored(runs, stored.queries, judging, workspace.labelled.catalog, stored.k, human, drawn, known_at_draw(workspace, stored.queries, drawn))

@@ -4,7 +4,9 @@ corrected by them, drawn by a design rae records (``rae.evaluate.designs``), and
 The draw is random, so that the correction is unbiased whatever the design: ``uniform`` gives every query the same
 chance; ``stratified`` and ``active`` send more labels where the judge's own spread of the query's metric is large
 (for an evaluation of two or more engines, of the difference between its first two: a gate's baseline and
-candidate). Each drawn query's probability is stored, and the estimates weight it by the inverse. Every pair of a
+candidate). A pair humans labelled before the draw is certain there: the prediction the drawn queries correct holds
+its label (``rae.evaluate.corrected``), so nothing is left to correct on it. Each drawn query's probability is
+stored, and the estimates weight it by the inverse. Every pair of a
 drawn query's pool that has no human label yet is queued: a query counts as labelled once its whole pool is. The page
 does not show the judge's label for these pairs, so that the humans' labels stay independent of it.
 
@@ -22,6 +24,7 @@ from typing import Literal
 
 from rae.config import ConfigError
 from rae.evaluate.designs import Draw, draw
+from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.stored_run import StoredEvaluation
 from rae.store.review_items import Item, add_items
@@ -75,7 +78,8 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
                 raise ConfigError("these queries carry no frequency band (they did not come from a search log): use --strata judge")
         if panel:
             judged = _panel_judges_pools(panel, stored, budget_usd)
-        spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel)[target]
+        known = human_gains_for(stored.queries, workspace.human_labels)  # labels given before this draw: its prediction holds them
+        spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, known)[target]
     drawn = draw(design, query_ids, n, spread, bands, seed)
     record_sample(workspace.store, stored.population, stored.run_id, drawn.rows())
     result = Drawn(stored.run_id, drawn, queue, target, panel=judged)

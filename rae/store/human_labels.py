@@ -6,6 +6,7 @@ LLM's (``rater_kind = "llm"``) are a rater's too, but never counted as human lab
 """
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -36,10 +37,13 @@ def save_ratings(store: Store, labels: Iterable[Rating], source: str, kind: str 
     return len(rows)
 
 
-def latest_ratings(store: Store, kind: str = "human") -> list[Rating]:
-    """Each rater's latest label for each pair (human raters by default: reviewers and imported human labels)."""
+def latest_ratings(store: Store, kind: str = "human", before: datetime | None = None) -> list[Rating]:
+    """Each rater's latest label for each pair (human raters by default: reviewers and imported human labels); with
+    ``before``, as they stood then."""
     with store.session() as session:
         query = select(HumanLabelRow).where(HumanLabelRow.rater_kind == kind).order_by(HumanLabelRow.created_at, HumanLabelRow.id)
+        if before is not None:
+            query = query.where(HumanLabelRow.created_at < before)
         rows = session.scalars(query).all()
     latest: dict[tuple[str, str, str], HumanLabelRow] = {}
     for row in rows:

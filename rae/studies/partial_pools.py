@@ -11,12 +11,14 @@ with every label. The estimates of candidate minus baseline set side by side:
 - **existing labels, condensed lists**: the humans' metric on the products they labelled, over every query (a
   check; ``rae.evaluate.found_labels``);
 - **the judge alone**;
-- **a draw by each design**, its pools labelled whole after the engines retrieved (repeated many times).
+- **a draw by each design**, its pools labelled whole after the engines retrieved (repeated many times), correcting
+  the judge's metric, and again correcting the judge's metric with the existing labels in place of its own (what rae
+  does with the labels given before a draw, ``rae.evaluate.corrected``), the draw steered by that prediction's spread.
 
 Each row says how often its interval covers the truth and how often a gate at the margin would pass the candidate.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -102,11 +104,15 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
             _once(name, "existing labels, condensed lists (a check)", mean_interval(found[touched], DIFFERENCE_RANGE), truth, margin),
             _once(name, "the judge alone", mean_with_ci(judge), truth, margin),
         ]
-        spread = studied.spread(both, difference, seed)
+        holding = studied.holding(existing)
+        predictions = {"": (judge, studied.spread(both, difference, seed)),
+                       ", the judge holding the existing labels": (difference(holding.gains), holding.spread(both, difference, seed))}
         for n in sizes:
-            rng = np.random.default_rng([seed, n])
-            for design in DESIGNS:
-                study.rows.append(_drawn_row(name, design, n, judge, human, spread, queries, repetitions, margin, rng))
+            for what, (prediction, spread) in predictions.items():
+                rng = np.random.default_rng([seed, n])
+                for design in DESIGNS:
+                    row = _drawn_row(name, design, n, prediction, human, spread, queries, repetitions, margin, rng)
+                    study.rows.append(replace(row, estimate=row.estimate + what))
     return study
 
 

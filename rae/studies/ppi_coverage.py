@@ -59,6 +59,15 @@ class StudiedJudge:
             beliefs.setdefault(q, {}).update(products)
         return beliefs
 
+    def holding(self, known: Gains) -> "StudiedJudge":
+        """This judge with the humans' ``known`` labels in place of its own, and sure of them: the prediction a draw
+        corrects when those labels were given before it (``rae.evaluate.corrected``)."""
+        gains = {q: {**self.gains.get(q, {}), **known.get(q, {})} for q in self.gains.keys() | known.keys()}
+        measured = {q: dict(self.measured.get(q, {})) for q in self.measured}
+        for q, labels in known.items():
+            measured.setdefault(q, {}).update({p: np.eye(3)[g] for p, g in labels.items()})
+        return StudiedJudge(gains, measured)
+
     def spread(self, lists: dict[str, Rankings], metric_of: MetricOf, seed: int) -> np.ndarray:
         """Each query's spread of ``metric_of`` when its labels are redrawn from its beliefs (``judge_spread``)."""
         return judge_spread(self.beliefs(pools_of(lists)), metric_of, seed=seed)

@@ -347,3 +347,14 @@ def test_the_labels_known_before_the_draw_narrow_the_correction_and_only_those_a
         for name, corrected in (("plain", plain), ("holding", holding)):
             widths[name].append(corrected.comparisons[("a", "b")].ppi.ci_high - corrected.comparisons[("a", "b")].ppi.ci_low)
     assert np.mean(widths["holding"]) < 0.8 * np.mean(widths["plain"])
+
+
+def test_a_drawn_query_no_engine_returned_anything_for_is_labelled_whole_not_waiting_forever():
+    """Its pool is empty, so there is nothing to label: it counts as labelled whole, or the correction would stay
+    provisional for good and the gate could never pass."""
+    queries = [f"q{i}" for i in range(6)]
+    lists = {e: {q: ([] if q == "q0" else [f"{q}-p{j}" for j in range(3)]) for q in queries} for e in ("a", "b")}
+    gains = {q: {p: 1 for p in lists["a"][q]} for q in queries}
+    drawn = draw("uniform", queries, 6)
+    corrected = corrected_metrics(lists, gains, gains, ["ndcg@3"], "ndcg@3", 3, drawn)
+    assert "q0" in corrected.labelled_queries and not corrected.provisional and "q0" not in corrected.outside

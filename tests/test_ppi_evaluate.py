@@ -88,6 +88,8 @@ def test_the_labels_given_before_the_draw_are_held_by_what_it_corrects_and_later
     correction = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)["human_correction"]
     assert correction["labelled_queries"] == 4 and correction["labels_known_before_the_draw"] == len(earlier)
     assert f"the {len(earlier)} human labels of these pools given before the draw" in correction["summary"]
+    plan = json.loads(CliRunner().invoke(app, ["plan", "--target-width", "0.2", "--json"]).stdout)
+    assert plan["known_pairs"] == len(earlier) and {row["labelled_now"] for row in plan["rows"]} == {4}  # planned from the drawn queries
     moment = drawn_for(workspace.store, stored.population).made_at
     assert later > 0 and len(workspace.human_labels_before(moment).judgments) + later == len(workspace.human_labels.judgments)
 

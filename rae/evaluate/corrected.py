@@ -44,6 +44,7 @@ class Corrected:
     found: FoundLabels | None = None
     draw: Draw | None = None
     outside: list[str] = field(default_factory=list)  # queries labelled whole outside the draw: they fit lam when there are enough
+    known_whole: list[str] = field(default_factory=list)  # of those, the ones labelled whole before the draw: nothing to correct there
     known_pairs: int = 0  # pairs of the pools humans had labelled before the draw: the prediction holds their labels
     predictions: dict[str, EngineMetrics] = field(default_factory=dict)  # engine -> per-query metric under that prediction
 
@@ -55,17 +56,23 @@ class Corrected:
     def missing_pairs(self) -> int:
         return sum(self.incomplete.values())
 
-    def estimates(self, judge: np.ndarray, human: np.ndarray, queries: list[str], difference: bool = False,
-                  predictor: np.ndarray | None = None) -> ThreeEstimates:
+    def estimates(self, judge: np.ndarray, human: np.ndarray, queries: list[str], predictor: np.ndarray | None = None,
+                  difference: bool = False) -> ThreeEstimates:
         """The three estimates of a per-query metric (or difference) given over every evaluated query, ``human``
         meaningful where labelled whole: the drawn queries done so far correct the prediction (the judge's metric, or
         ``predictor``, the judge's with the earlier human labels in place), the outside ones fit lam."""
+        fitting = self.outside if predictor is None else self.after_the_draw()
         predictor = judge if predictor is None else predictor
         position = {q: i for i, q in enumerate(queries)}
-        at = [position[q] for q in self.outside if q in position]
+        at = [position[q] for q in fitting if q in position]
         lam = outside_lam(human[at], predictor[at], predictor) if at else None
         sample = self.draw.sample(queries, set(self.labelled_queries))
         return three_estimates(judge, human[sample.positions], sample, lam, difference, predictor)
+
+    def after_the_draw(self) -> list[str]:
+        """The queries labelled whole outside the draw that the earlier labels did not cover whole: where the
+        prediction that holds those labels can still err, so what lam and a plan learn from."""
+        return [q for q in self.outside if q not in set(self.known_whole)]
 
     def predicted(self, engine: str, metric: str, queries: list[str]) -> np.ndarray | None:
         """An engine's per-query metric under the prediction its drawn queries correct; None: the judge's own."""
@@ -100,13 +107,14 @@ def corrected_metrics(
     recorded draw, if any, and ``known_gains`` the human labels that existed when it was made."""
     queries = sorted(next(iter(rankings.values()))) if rankings else []
     pools = {q: {p for ranking in rankings.values() for p in ranking.get(q, [])} for q in queries}
-    whole = {q for q in queries if pools[q] and pools[q] <= set(human_gains.get(q, {}))}
+    whole = {q for q in queries if pools[q] <= set(human_gains.get(q, {}))}  # a pool no engine filled has nothing to label
     known = {q: {p: g for p, g in (known_gains or {}).get(q, {}).items() if p in pools[q]} for q in queries}
     known_whole = {q for q in queries if pools[q] and pools[q] <= set(known[q])}
     drawn = [q for q in (draw.draws if draw is not None else {}) if q in pools]
+    outside = {q for q in whole - set(drawn) if pools[q]}  # an empty pool outside the draw says nothing of the judge
     result = Corrected(draw.design if draw is not None and drawn else None, len(drawn), [q for q in drawn if q in whole],
                        found=found_labels(rankings, human_gains, main_metric, k), draw=draw,
-                       outside=sorted(whole - set(drawn) - known_whole), known_pairs=sum(map(len, known.values())))
+                       outside=sorted(outside), known_whole=sorted(known_whole - set(drawn)), known_pairs=sum(map(len, known.values())))
     result.incomplete = {q: len(pools[q] - set(human_gains.get(q, {}))) for q in drawn if q not in whole}
     measured = result.labelled_queries + result.outside
     for engine, ranking in rankings.items():
@@ -116,20 +124,22 @@ def corrected_metrics(
     if result.known_pairs:
         predicted = {q: {**{p: g for p, g in llm_gains.get(q, {}).items() if p in pools[q]}, **known[q]} for q in queries}
         result.predictions = {engine: engine_metrics(ranking, predicted, k) for engine, ranking in rankings.items()}
-    series: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+    series: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {}
     for engine, ranking in rankings.items():
         judged = engine_metrics(ranking, llm_gains, k)
-        series[engine] = {}
-        for m in metrics:
-            judge, prediction = per_query_values(judged, m, queries), result.predicted(engine, m, queries)
-            series[engine][m] = (judge, per_query_values(result.human_metrics[engine], m, queries), judge if prediction is None else prediction)
+        series[engine] = {m: (per_query_values(judged, m, queries), per_query_values(result.human_metrics[engine], m, queries),
+                              result.predicted(engine, m, queries)) for m in metrics}
     for engine in rankings:
-        result.engines[engine] = {m: result.estimates(*series[engine][m][:2], queries, predictor=series[engine][m][2]) for m in metrics}
+        result.engines[engine] = {}
+        for m in metrics:
+            judge, human, predicted = series[engine][m]
+            result.engines[engine][m] = result.estimates(judge, human, queries, predicted)
     names = list(rankings)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            judge, human, prediction = (series[b][main_metric][j] - series[a][main_metric][j] for j in range(3))
-            result.comparisons[(a, b)] = result.estimates(judge, human, queries, difference=True, predictor=prediction)
+            (judge_a, human_a, predicted_a), (judge_b, human_b, predicted_b) = series[a][main_metric], series[b][main_metric]
+            prediction = None if predicted_a is None else predicted_b - predicted_a
+            result.comparisons[(a, b)] = result.estimates(judge_b - judge_a, human_b - human_a, queries, prediction, difference=True)
     return result
 
 

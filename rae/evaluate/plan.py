@@ -21,6 +21,10 @@ width that would make ``rae gate`` decisive: twice the distance from the differe
 difference seen being the humans' own labels' where they exist (``rae.evaluate.found_labels``: condensed lists over
 every query they labelled any of, more queries than those labelled whole, and less selected), else the queries'
 labelled whole. Where those labels fail the candidate already, the row says so instead: no draw can make it pass.
+
+Once a draw holds human labels given before it (``rae.evaluate.corrected``) and three queries the earlier labels did
+not cover whole are labelled whole, the plan is for what the drawn queries will correct, the judge's labels with the
+earlier ones in place, and learns its residual from those queries only.
 """
 
 import math
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from rae.evaluate.corrected import per_query_values
+from rae.evaluate.corrected import Corrected, per_query_values
 from rae.evaluate.designs import DESIGNS, MIN_PER_STRATUM, active_probabilities, neyman, strata_of
 from rae.evaluate.evaluation import Evaluation
 from rae.evaluate.found_labels import found_labels
@@ -67,6 +71,7 @@ class Plan:
     human_cost_per_pair: float
     rows: list[PlanRow] = field(default_factory=list)
     margin: float | None = None
+    known_pairs: int = 0  # human labels given before the draw that the planned prediction holds (0: the judge's alone)
 
     def as_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in vars(self).items() if k != "rows"},
@@ -75,9 +80,11 @@ class Plan:
     def markdown(self) -> str:
         aim = (f"For a decisive gate at margin {self.margin:g} (each difference's interval clear of -{self.margin:g}; engines "
                f"within {self.target_width:g})") if self.margin is not None else f"To know {self.metric} within a 95% interval {self.target_width:g} wide"
+        holding = (f"; the judge's labels corrected with the {self.known_pairs} human labels given before the draw in place"
+                   if self.known_pairs else "")
         lines = [
             f"{aim}, of {self.population} evaluated queries: human-labelled queries needed under each design (a human label costs "
-            f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query)",
+            f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query{holding})",
             "",
             "| what | labelled now | width | " + " | ".join(COLUMNS) + " | cost humans only | cost best design |",
             "| --- " * (len(COLUMNS) + 5) + "|",
@@ -124,9 +131,12 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
     plan = Plan(metric, target_width, len(queries), pairs_per_query, human_cost_per_pair, margin=margin)
     corrected = evaluation.corrected
     known = sorted(corrected.human_metrics[next(iter(corrected.human_metrics))].per_query.index) if corrected and corrected.human_metrics else []
+    judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
+    if holds_earlier_labels(corrected):
+        judge = {e: corrected.predicted(e, metric, queries) for e in evaluation.metrics}
+        known, plan.known_pairs = sorted(corrected.labelled_queries + corrected.after_the_draw()), corrected.known_pairs
     position = {q: i for i, q in enumerate(queries)}
     labelled = np.array([position[q] for q in known], dtype=int)
-    judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
     human = {e: per_query_values(corrected.human_metrics[e], metric, queries) if corrected else np.zeros(len(queries)) for e in evaluation.metrics}
     names = list(evaluation.metrics)
     found = found_labels({run.name: run.rankings for run in evaluation.engines}, evaluation.human_gains, metric, evaluation.k)
@@ -144,6 +154,15 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
             pilot = Pilot(judge[b] - judge[a], spreads.get(what, np.ones(len(queries))), labelled, difference[labelled], difference=True)
             plan.rows.append(plan_row(what, pilot, decisive_width(seen, margin, target_width), pairs_per_query, human_cost_per_pair))
     return plan
+
+
+def holds_earlier_labels(corrected: Corrected | None) -> bool:
+    """Whether the plan is for what the drawn queries will correct, the judge's labels with the human labels given
+    before the draw in place: when the draw's prediction holds some, and three queries the earlier labels did not cover
+    whole are labelled whole by now (those the earlier labels cover whole have nothing to correct, and would teach the
+    plan a residual of zero). Else the plan is for the judge's labels alone, from every query labelled whole."""
+    return (corrected is not None and bool(corrected.predictions)
+            and len(corrected.labelled_queries) + len(corrected.after_the_draw()) >= MIN_HUMAN_QUERIES)
 
 
 def _failed_by_humans(found: Estimate, queries: int, margin: float) -> str:

@@ -204,6 +204,9 @@ def test_ppi_check_when_the_candidate_leaves_the_labelled_pool(tmp_path, monkeyp
             assert drawn["coverage"] >= 0.9 and drawn["passes"] == 0.0 and drawn["truth"] < -0.1
     plain, held = (rows[("simulated, kappa 0.6", f"a uniform draw, labelled whole{what}")]["width"] for what in ("", holding))
     assert held < 0.95 * plain  # the existing labels leave less to correct
+    plans = study["plans"]["simulated, kappa 0.6"]
+    alone, holding_plan = (plans[what]["queries"]["uniform"] for what in ("the judge's labels", "the judge's, holding the existing labels"))
+    assert holding_plan < alone
     assert ("simulated, kappa 0.6", "complete queries, weight one (the old rule)") in rows
 
 

@@ -155,7 +155,8 @@ def ppi_check(
     truth = human_gains(humans)
     study = coverage_study({e: lists[e] for e in names}, truth, judges, k, sizes_asked, repetitions, seed)
     plans = gate_plans({e: lists[e] for e in names}, truth, judges, k, plan_margin, seed)
-    pools = partial_pool_study(lists, truth, judges, pair[0], pair[1], k, sizes_asked, repetitions, margin, seed) if pair else None
+    width = next(iter(plans.rows.values())).width if plans and plans.rows else 0.05  # the decisive gate's width, for the leaving study's plan
+    pools = partial_pool_study(lists, truth, judges, pair[0], pair[1], k, sizes_asked, repetitions, margin, seed, width) if pair else None
     show(Studies(study, plans, pools), as_json)
 
 

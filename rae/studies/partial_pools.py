@@ -16,6 +16,9 @@ with every label. The estimates of candidate minus baseline set side by side:
   does with the labels given before a draw, ``rae.evaluate.corrected``), the draw steered by that prediction's spread.
 
 Each row says how often its interval covers the truth and how often a gate at the margin would pass the candidate.
+A second table plans, as ``rae plan`` would from a pilot of every query, the human-labelled queries each design needs
+to know the difference within a given width, correcting the judge's labels or the judge's with the existing labels in
+place (then from the queries the existing labels do not cover whole: the others have nothing to correct).
 """
 
 from dataclasses import dataclass, field, replace
@@ -26,11 +29,18 @@ import numpy as np
 from rae.evaluate.designs import DESIGNS
 from rae.evaluate.found_labels import mean_interval
 from rae.evaluate.metrics import Gains
-from rae.evaluate.ppi import DIFFERENCE_RANGE, Sample, humans_and_ppi
+from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, plan_row
+from rae.evaluate.ppi import DIFFERENCE_RANGE, STRATIFIED, UNIFORM, Sample, humans_and_ppi
 from rae.evaluate.verdicts import PASS, decide
 from rae.retrieve.rankings import Rankings
 from rae.stats import Estimate, mean_with_ci
 from rae.studies.ppi_coverage import StudiedJudge, drawn_sample, per_query
+
+JUDGE_ALONE, HOLDING = "the judge's labels", "the judge's, holding the existing labels"
+
+
+def _count(n: int | None) -> str:
+    return "n/a" if n is None else str(n)
 
 
 @dataclass(frozen=True)
@@ -56,9 +66,26 @@ class PoolStudy:
     left_pool: float  # share of the candidate's condensed top-k products outside the baseline's pool
     complete: int  # queries the existing labels cover whole
     rows: list[PoolRow] = field(default_factory=list)
+    plan_width: float = 0.05
+    plans: dict[str, dict[str, PlanRow]] = field(default_factory=dict)  # judge -> what is corrected -> its plan
 
     def as_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in vars(self).items() if k != "rows"}, "rows": [vars(r) for r in self.rows]}
+        plans = {j: {what: {**vars(r), "saving_vs_ppi": r.saving(STRATIFIED)} for what, r in by.items()} for j, by in self.plans.items()}
+        return {**{k: v for k, v in vars(self).items() if k not in ("rows", "plans")}, "rows": [vars(r) for r in self.rows], "plans": plans}
+
+    def _plan_markdown(self) -> str:
+        lines = [f"Human-labelled queries to know {self.candidate} minus {self.baseline} within a 95% interval {self.plan_width:.3f} wide, "
+                 "by design, correcting the judge's labels or the judge's with the existing labels in place",
+                 "", "| judge | corrects | " + " | ".join(COLUMNS) + " | the best design's, against the judge's labels and a uniform draw |", "| --- " * (len(COLUMNS) + 3) + "|"]
+        for judge, by in self.plans.items():
+            plain = by[JUDGE_ALONE].queries.get(UNIFORM)
+            for what, r in by.items():
+                cells = " | ".join(_count(r.queries.get(c)) for c in COLUMNS)
+                best = min((n for c in DESIGNS if (n := r.queries.get(c)) is not None), default=None)
+                saved = 1 - best / plain if plain and best is not None else None
+                fewer = "n/a" if saved is None else f"{best} ({abs(saved):.0%} {'fewer' if saved >= 0 else 'more'})"
+                lines.append(f"| {judge} | {what} | {cells or r.note} | {fewer} |")
+        return "\n".join(lines)
 
     def markdown(self) -> str:
         lines = [
@@ -72,11 +99,12 @@ class PoolStudy:
         for r in self.rows:
             lines.append(f"| {r.judge} | {r.estimate} | {'' if r.n is None else r.n} | {r.truth:+.3f} | {r.mean:+.3f} | {r.coverage:.3f} | "
                          f"{r.passes:.3f} | {r.width:.3f} |")
-        return "\n".join(lines)
+        return "\n".join(lines) + ("\n\n" + self._plan_markdown() if self.plans else "")
 
 
 def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: dict[str, StudiedJudge], baseline: str, candidate: str, k: int,
-                       sizes: tuple[int, ...] = (10, 20), repetitions: int = 1000, margin: float = 0.06, seed: int = 0) -> PoolStudy:
+                       sizes: tuple[int, ...] = (10, 20), repetitions: int = 1000, margin: float = 0.06, seed: int = 0,
+                       plan_width: float = 0.05) -> PoolStudy:
     metric = f"ndcg@{k}"
     queries = sorted(lists[baseline])
     old_pool = {q: set(lists[baseline][q][:k]) for q in queries}
@@ -84,7 +112,7 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
     outside = sum(p not in old_pool[q] for q in queries for p in lists[candidate][q][:k])
     returned = sum(len(lists[candidate][q][:k]) for q in queries)
     complete = [i for i, q in enumerate(queries) if set(lists[candidate][q][:k]) <= old_pool[q]]
-    study = PoolStudy(baseline, candidate, metric, len(queries), margin, repetitions, outside / max(returned, 1), len(complete))
+    study = PoolStudy(baseline, candidate, metric, len(queries), margin, repetitions, outside / max(returned, 1), len(complete), plan_width=plan_width)
     both = {e: lists[e] for e in (baseline, candidate)}
 
     def difference(gains: Gains) -> np.ndarray:
@@ -107,6 +135,11 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
         holding = studied.holding(existing)
         predictions = {"": (judge, studied.spread(both, difference, seed)),
                        ", the judge holding the existing labels": (difference(holding.gains), holding.spread(both, difference, seed))}
+        left = np.array([i for i in range(len(queries)) if i not in set(complete)])  # what the existing labels leave to correct
+        study.plans[name] = {
+            what: plan_row(f"{candidate} - {baseline}", Pilot(prediction, spread, pilot, human[pilot], difference=True), plan_width, 0.0, 0.0)
+            for what, (prediction, spread), pilot in zip((JUDGE_ALONE, HOLDING), predictions.values(), (np.arange(len(queries)), left), strict=True)
+        }
         for n in sizes:
             for what, (prediction, spread) in predictions.items():
                 rng = np.random.default_rng([seed, n])

@@ -62,7 +62,7 @@ class StudiedJudge:
     def holding(self, known: Gains) -> "StudiedJudge":
         """This judge with the humans' ``known`` labels in place of its own, and sure of them: the prediction a draw
         corrects when those labels were given before it (``rae.evaluate.corrected``)."""
-        gains = {q: {**self.gains.get(q, {}), **known.get(q, {})} for q in self.gains.keys() | known.keys()}
+        gains = {q: {**self.gains.get(q, {}), **known.get(q, {})} for q in sorted(self.gains.keys() | known.keys())}  # in order: the redraws follow it
         measured = {q: dict(self.measured.get(q, {})) for q in self.measured}
         for q, labels in known.items():
             measured.setdefault(q, {}).update({p: np.eye(3)[g] for p, g in labels.items()})

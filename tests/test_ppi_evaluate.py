@@ -94,6 +94,22 @@ def test_the_labels_given_before_the_draw_are_held_by_what_it_corrects_and_later
     assert later > 0 and len(workspace.human_labels_before(moment).judgments) + later == len(workspace.human_labels.judgments)
 
 
+def test_the_same_draw_again_after_labelling_draws_the_same_queries_and_keeps_its_time(evaluated):
+    """The active draw is steered by the labels its prediction holds; the drawn queries' own labels, given after it,
+    must neither move a second run of the same command nor count as given before it."""
+    command = ["review", "queue", "--for-evaluation", "latest", "--queries", "4", "--design", "active"]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    first, workspace = stored_probabilities(), Workspace(load_settings())
+    stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
+    made = drawn_for(workspace.store, stored.population).made_at
+    assert label_whole_queue(workspace) > 0
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0 and "queued 0 pairs" in again.stdout, again.output
+    assert stored_probabilities() == first and drawn_for(workspace.store, stored.population).made_at == made
+    correction = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)["human_correction"]
+    assert correction["labels_known_before_the_draw"] == 0 and not correction["provisional"]
+
+
 def test_a_panel_of_judges_steers_the_active_draw_where_they_disagree(evaluated, scripted_workspace, tmp_path):
     """Two more judges judge the evaluation's pools (through the store): one agrees with the evaluation's judge, one
     turns every label upside down on the queries of odd length. The active draw's probabilities follow their

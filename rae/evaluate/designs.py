@@ -124,6 +124,10 @@ class Draw:
         return [{"query_id": q, "design": self.design, "stratum": self.strata[q], "inclusion_probability": self.probabilities[q],
                  "draws": self.draws[q], "stratum_size": self.stratum_sizes[self.strata[q]]} for q in self.draws]
 
+    def same_as(self, other: "Draw") -> bool:
+        """The same queries, strata, probabilities and draws, whatever order they are listed in."""
+        return sorted(tuple(row.values()) for row in self.rows()) == sorted(tuple(row.values()) for row in other.rows())
+
     def sample(self, population: list[str], complete: set[str] | None = None) -> Sample:
         """The draws as a ``Sample`` over ``population`` (query ids in the order of the estimates' arrays); with
         ``complete``, only the drawn queries whose pools humans labelled whole."""

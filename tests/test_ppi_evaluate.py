@@ -108,6 +108,12 @@ def test_the_same_draw_again_after_labelling_draws_the_same_queries_and_keeps_it
     assert stored_probabilities() == first and drawn_for(workspace.store, stored.population).made_at == made
     correction = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)["human_correction"]
     assert correction["labels_known_before_the_draw"] == 0 and not correction["provisional"]
+    other = [*command, "--seed", "1"]  # a draw that replaces it, steered by today's labels, then the same command again
+    assert CliRunner().invoke(app, other).exit_code == 0
+    replaced, made = stored_probabilities(), drawn_for(workspace.store, stored.population).made_at
+    label_whole_queue(workspace)
+    assert "queued 0 pairs" in CliRunner().invoke(app, other).stdout and stored_probabilities() == replaced
+    assert drawn_for(workspace.store, stored.population).made_at == made
 
 
 def test_a_panel_of_judges_steers_the_active_draw_where_they_disagree(evaluated, scripted_workspace, tmp_path):

@@ -34,7 +34,7 @@ from rae.evaluate.plan import holds_earlier_labels, plan_labels
 from rae.evaluate.queries import evaluation_queries
 from rae.evaluate.report import write_report
 from rae.evaluate.run import EvaluationRun, run_evaluation
-from rae.evaluate.stored_run import known_at_draw, load_evaluation, rescored, workspace_of
+from rae.evaluate.stored_run import load_evaluation, rescored, workspace_of
 from rae.jsonout import dumps
 from rae.retrieve.build import build_engines, default_engine_names, dense_available
 from rae.retrieve.rankings import retrieve_all, union_of_pairs
@@ -128,6 +128,6 @@ def plan(
     pairs_per_query = sum(map(len, pools.values())) / max(len(pools), 1)
     chosen = metric or evaluation.main_metric
     corrected = evaluation.corrected
-    holding = known_at_draw(workspace, stored.queries, corrected.draw) if holds_earlier_labels(corrected) else None
+    holding = workspace.human_labels_before(corrected.draw.made_at) if holds_earlier_labels(corrected) else None
     spread = spreads(workspace, stored, chosen, known=holding)
     show(plan_labels(evaluation, spread, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, margin), as_json)

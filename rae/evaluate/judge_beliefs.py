@@ -8,7 +8,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from rae.config import ConfigError
+from rae.datasets.labelled_set import LabelledSet
 from rae.evaluate.designs import DEFAULT_EPSILON, Beliefs, beliefs_from_labels, judge_spread, mixed_beliefs
+from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.metrics import Gains, engine_metrics
 from rae.evaluate.stored_run import StoredEvaluation
 from rae.labels import LABELS, Label
@@ -17,17 +19,18 @@ from rae.workspace import Workspace
 MIN_PAIRS_FOR_EPSILON = 30
 
 
-def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_unsure: bool = True) -> Beliefs:
+def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_unsure: bool = True, humans: LabelledSet | None = None) -> Beliefs:
     """Its label probabilities when rae measured them, else its label kept with the probability its agreement with the
-    human labels on these pools says (or 1 - epsilon); a pair it has no judgment of is its mix of labels, or, with
-    ``unjudged_as_unsure`` off (a panel judge a budget stopped part way), left out for the others to speak for."""
+    human labels (``humans``, by default today's) on these pools says (or 1 - epsilon); a pair it has no judgment of is
+    its mix of labels, or, with ``unjudged_as_unsure`` off (a panel judge a budget stopped part way), left out for the
+    others to speak for."""
     outcomes = {pair: outcome.value for pair, outcome in workspace.stored_judgments(stored.pool_pairs()).items() if outcome.ok}
     if not outcomes:
         raise ConfigError("the judge has no stored judgments of this evaluation's pools: use --design uniform")
     labels: Gains = {}
     for pair, row in outcomes.items():
         labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
-    beliefs = beliefs_from_labels(labels, _epsilon(workspace, labels), stored.pools() if unjudged_as_unsure else None)
+    beliefs = beliefs_from_labels(labels, _epsilon(humans or workspace.human_labels, labels), stored.pools() if unjudged_as_unsure else None)
     for pair, row in outcomes.items():
         measured = label_probabilities(row.probabilities)
         if measured is not None:
@@ -41,9 +44,9 @@ def label_probabilities(probabilities: dict[str, float] | None) -> np.ndarray | 
     return measured / measured.sum() if measured.sum() > 0 else None
 
 
-def _epsilon(workspace: Workspace, labels: Gains) -> float:
+def _epsilon(humans: LabelledSet, labels: Gains) -> float:
     """The share of the judge's labels the humans' labels contradict, where both exist, else the default."""
-    human = {(j.query_id, j.product_id): j.label.gain for j in workspace.human_labels.judgments}
+    human = {(j.query_id, j.product_id): j.label.gain for j in humans.judgments}
     both = [(g, human[(q, p)]) for q, by in labels.items() for p, g in by.items() if (q, p) in human]
     return float(np.mean([a != b for a, b in both])) if len(both) >= MIN_PAIRS_FOR_EPSILON else DEFAULT_EPSILON
 
@@ -58,24 +61,25 @@ def row_values(stored: StoredEvaluation, gains: Gains, metric: str) -> dict[str,
     return engines | differences
 
 
-def panel_beliefs(workspace: Workspace, stored: StoredEvaluation, panel: Mapping[str, Workspace]) -> Beliefs:
+def panel_beliefs(workspace: Workspace, stored: StoredEvaluation, panel: Mapping[str, Workspace], humans: LabelledSet | None = None) -> Beliefs:
     """The evaluation's judge's beliefs mixed with each panel judge's, from their stored judgments of the pools."""
-    found = [judge_beliefs(workspace, stored)]
+    found = [judge_beliefs(workspace, stored, humans=humans)]
     for name, member in panel.items():
         try:
-            found.append(judge_beliefs(member, stored, unjudged_as_unsure=False))
+            found.append(judge_beliefs(member, stored, unjudged_as_unsure=False, humans=humans))
         except ConfigError:
             raise ConfigError(f"judge {name} has no stored judgments of this evaluation's pools") from None
     return mixed_beliefs(found)
 
 
 def spreads(workspace: Workspace, stored: StoredEvaluation, metric: str, seed: int = 0,
-            panel: Mapping[str, Workspace] | None = None, known: Gains | None = None) -> dict[str, np.ndarray]:
+            panel: Mapping[str, Workspace] | None = None, known: LabelledSet | None = None) -> dict[str, np.ndarray]:
     """The judge's own spread of every row of ``row_values`` (the panel's, mixed with it, when one is given), from one
-    set of redraws. A pair of ``known`` (human labels a draw's prediction will hold, ``rae.evaluate.corrected``) is
-    certain: nothing is left to correct there, so a design steered by the spread sends no labels for it."""
-    beliefs = panel_beliefs(workspace, stored, panel) if panel else judge_beliefs(workspace, stored)
-    for q, labels in (known or {}).items():
+    set of redraws. With ``known`` (the human labels a draw's prediction will hold, ``rae.evaluate.corrected``), the
+    judge's agreement is measured on them alone and a pair they label is certain: nothing is left to correct there, so
+    a design steered by the spread sends no labels for it; and nothing given since moves the spread."""
+    beliefs = panel_beliefs(workspace, stored, panel, known) if panel else judge_beliefs(workspace, stored, humans=known)
+    for q, labels in (human_gains_for(stored.queries, known) if known is not None else {}).items():
         for p in labels.keys() & beliefs.get(q, {}).keys():
             beliefs[q][p] = np.eye(3)[labels[p]]
     names = list(row_values(stored, {}, metric))

@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rae.config import ConfigError
+from rae.datasets.labelled_set import LabelledSet
 from rae.evaluate.designs import Draw, draw
-from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.judge_beliefs import spreads
-from rae.evaluate.metrics import Gains
 from rae.evaluate.stored_run import StoredEvaluation, drawn_for
 from rae.store.review_items import Item, add_items
 from rae.store.samples import record_sample
@@ -71,32 +70,33 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
         raise ConfigError("--judges steers a draw by the judges' spread: --design stratified (by the judge) or active")
     engines = list(stored.rankings)
     target = f"{engines[1]} - {engines[0]}" if len(engines) > 1 else engines[0]
-    spread, bands, judged = None, None, {}
+    bands, judged = None, {}
+    if design != "uniform" and strata == "band":
+        bands = {q.query_id: q.stratum for q in stored.queries}
+        if not any(bands.values()):
+            raise ConfigError("these queries carry no frequency band (they did not come from a search log): use --strata judge")
+    if panel:
+        judged = _panel_judges_pools(panel, stored, budget_usd)
+
+    def steered(labels: LabelledSet) -> Draw:
+        """The draw, its design steered by the judge's spread once ``labels`` settle their pairs."""
+        spread = None
+        if design != "uniform":
+            spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, labels)[target]
+        return draw(design, query_ids, n, spread, bands, seed)
+
     earlier = drawn_for(workspace.store, stored.population)
-    if design != "uniform":
-        if strata == "band":
-            bands = {q.query_id: q.stratum for q in stored.queries}
-            if not any(bands.values()):
-                raise ConfigError("these queries carry no frequency band (they did not come from a search log): use --strata judge")
-        if panel:
-            judged = _panel_judges_pools(panel, stored, budget_usd)
-        spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, _steering_labels(workspace, stored, earlier))[target]
-    drawn = draw(design, query_ids, n, spread, bands, seed)
-    if earlier is not None and drawn.same_as(earlier):
-        drawn.made_at = earlier.made_at  # the same draw again keeps its time: the labels given for it stay on the humans' side
+    drawn = steered(workspace.human_labels_before(earlier.made_at)) if earlier is not None and earlier.made_at is not None else None
+    if drawn is not None and drawn.same_as(earlier):
+        # The same command again: the same draw, as it was steered then, keeps its time, so the labels given for its
+        # queries since stay on the humans' side and do not move it.
+        drawn.made_at = earlier.made_at
     else:
+        drawn = steered(workspace.human_labels)
         record_sample(workspace.store, stored.population, stored.run_id, drawn.rows())
     result = Drawn(stored.run_id, drawn, queue, target, panel=judged)
     _queue(workspace, stored, result)
     return result
-
-
-def _steering_labels(workspace: Workspace, stored: StoredEvaluation, earlier: Draw | None) -> Gains:
-    """The human labels the draw's prediction will hold, which settle their pairs: as they stood at the earlier draw
-    of these queries when there is one, so that the same command draws the same queries however many labels the
-    humans have given since (those labels are the drawn queries' own, and must stay on the humans' side)."""
-    moment = earlier.made_at if earlier is not None else None
-    return human_gains_for(stored.queries, workspace.human_labels if moment is None else workspace.human_labels_before(moment))
 
 
 def _panel_judges_pools(panel: dict[str, Workspace], stored: StoredEvaluation, budget_usd: float | None) -> dict[str, str]:

@@ -167,11 +167,11 @@ class Workspace:
     def human_labels(self) -> LabelledSet:
         """Every human label there is: the labelled set's, and the reviewers' for the pairs the set lacks (whatever
         ``with_reviews`` says: an evaluation's correction by humans wants all of them)."""
-        return with_reviews(load_labelled_set(self.settings.data, self.settings.label_mapping), latest_ratings(self.store))
+        return self.human_labels_before(None)
 
-    def human_labels_before(self, moment: datetime) -> LabelledSet:
-        """The human labels as they stood at ``moment``: the labelled set's, and the reviewers' and imports' given
-        before then."""
+    def human_labels_before(self, moment: datetime | None) -> LabelledSet:
+        """The human labels as they stood at ``moment`` (None: now): the labelled set's, and the reviewers' and
+        imports' given before then."""
         return with_reviews(load_labelled_set(self.settings.data, self.settings.label_mapping), latest_ratings(self.store, before=moment))
 
     @property

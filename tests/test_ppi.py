@@ -11,6 +11,7 @@ from scipy import stats as scipy_stats
 
 from rae.evaluate.corrected import corrected_metrics
 from rae.evaluate.designs import Draw, active_probabilities, beliefs_from_labels, draw, judge_spread, neyman, pools_of, strata_of
+from rae.evaluate.metrics import engine_metrics
 from rae.evaluate.ppi import ACTIVE, STRATIFIED, Sample, fitted_lam, humans_and_ppi, three_estimates
 from rae.evaluate.small_sample import Replicates, jackknife_interval, planned_width
 
@@ -340,8 +341,9 @@ def test_the_labels_known_before_the_draw_narrow_the_correction_and_only_those_a
         drawn = draw("uniform", queries, 12, seed=seed)
         drawn.made_at = datetime(2026, 12, 7, tzinfo=UTC)
         humans = {q: dict(truth[q]) if q in drawn.draws else dict(known[q]) for q in queries}
-        plain = corrected_metrics(lists, judge, humans, ["ndcg@4"], "ndcg@4", 4, drawn)
-        holding = corrected_metrics(lists, judge, humans, ["ndcg@4"], "ndcg@4", 4, drawn, known)
+        judged = {engine: engine_metrics(ranking, judge, 4) for engine, ranking in lists.items()}
+        plain = corrected_metrics(lists, judged, humans, ["ndcg@4"], "ndcg@4", 4, drawn)
+        holding = corrected_metrics(lists, judged, humans, ["ndcg@4"], "ndcg@4", 4, drawn, known, judge)
         assert plain.known_pairs == 0 and holding.known_pairs == 160 and holding.labelled_queries == plain.labelled_queries
         assert holding.comparisons[("a", "b")].llm_only == plain.comparisons[("a", "b")].llm_only  # the judge alone is the judge's
         for name, corrected in (("plain", plain), ("holding", holding)):
@@ -356,5 +358,6 @@ def test_a_drawn_query_no_engine_returned_anything_for_is_labelled_whole_not_wai
     lists = {e: {q: ([] if q == "q0" else [f"{q}-p{j}" for j in range(3)]) for q in queries} for e in ("a", "b")}
     gains = {q: {p: 1 for p in lists["a"][q]} for q in queries}
     drawn = draw("uniform", queries, 6)
-    corrected = corrected_metrics(lists, gains, gains, ["ndcg@3"], "ndcg@3", 3, drawn)
+    judged = {engine: engine_metrics(ranking, gains, 3) for engine, ranking in lists.items()}
+    corrected = corrected_metrics(lists, judged, gains, ["ndcg@3"], "ndcg@3", 3, drawn)
     assert "q0" in corrected.labelled_queries and not corrected.provisional and "q0" not in corrected.outside

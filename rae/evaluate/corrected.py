@@ -100,11 +100,12 @@ class Corrected:
 
 
 def corrected_metrics(
-    rankings: dict[str, Rankings], llm_gains: Gains, human_gains: Gains, metrics: list[str], main_metric: str, k: int,
-    draw: Draw | None = None, known_gains: Gains | None = None,
+    rankings: dict[str, Rankings], llm_metrics: dict[str, EngineMetrics], human_gains: Gains, metrics: list[str], main_metric: str, k: int,
+    draw: Draw | None = None, known_gains: Gains | None = None, llm_gains: Gains | None = None,
 ) -> Corrected:
-    """``rankings`` by engine over all evaluated queries, ``llm_gains`` the judge's labels of their pools; ``draw`` the
-    recorded draw, if any, and ``known_gains`` the human labels that existed when it was made."""
+    """``rankings`` and ``llm_metrics`` by engine over all evaluated queries; ``draw`` the recorded draw, if any,
+    ``known_gains`` the human labels that existed when it was made and ``llm_gains`` the judge's labels of the pools,
+    which the prediction holding them is made of."""
     queries = sorted(next(iter(rankings.values()))) if rankings else []
     pools = {q: {p for ranking in rankings.values() for p in ranking.get(q, [])} for q in queries}
     whole = {q for q in queries if pools[q] <= set(human_gains.get(q, {}))}  # a pool no engine filled has nothing to label
@@ -122,12 +123,11 @@ def corrected_metrics(
     if result.design is None:
         return result
     if result.known_pairs:
-        predicted = {q: {**{p: g for p, g in llm_gains.get(q, {}).items() if p in pools[q]}, **known[q]} for q in queries}
+        predicted = {q: {**{p: g for p, g in (llm_gains or {}).get(q, {}).items() if p in pools[q]}, **known[q]} for q in queries}
         result.predictions = {engine: engine_metrics(ranking, predicted, k) for engine, ranking in rankings.items()}
     series: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {}
-    for engine, ranking in rankings.items():
-        judged = engine_metrics(ranking, llm_gains, k)
-        series[engine] = {m: (per_query_values(judged, m, queries), per_query_values(result.human_metrics[engine], m, queries),
+    for engine in rankings:
+        series[engine] = {m: (per_query_values(llm_metrics[engine], m, queries), per_query_values(result.human_metrics[engine], m, queries),
                               result.predicted(engine, m, queries)) for m in metrics}
     for engine in rankings:
         result.engines[engine] = {}

@@ -109,7 +109,7 @@ def scored(
     corrected = None
     if human_gains or drawn is not None:
         rankings = {run.name: run.rankings for run in runs}
-        corrected = corrected_metrics(rankings, llm_gains, human_gains, metric_names(k)[:2], f"ndcg@{k}", k, drawn, known_gains)
+        corrected = corrected_metrics(rankings, metrics, human_gains, metric_names(k)[:2], f"ndcg@{k}", k, drawn, known_gains, llm_gains)
     return Evaluation(
         k=k,
         queries=queries,

@@ -10,8 +10,19 @@ from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 from scipy import stats as scipy_stats
 
 from rae.evaluate.corrected import corrected_metrics
-from rae.evaluate.designs import Draw, active_probabilities, beliefs_from_labels, draw, judge_spread, neyman, pools_of, strata_of
+from rae.evaluate.designs import (
+    KNOWN,
+    Draw,
+    active_probabilities,
+    beliefs_from_labels,
+    draw,
+    judge_spread,
+    neyman,
+    pools_of,
+    strata_of,
+)
 from rae.evaluate.metrics import engine_metrics
+from rae.evaluate.plan import Pilot, plan_row
 from rae.evaluate.ppi import ACTIVE, STRATIFIED, Sample, fitted_lam, humans_and_ppi, three_estimates
 from rae.evaluate.small_sample import Replicates, jackknife_interval, planned_width
 
@@ -361,3 +372,47 @@ def test_a_drawn_query_no_engine_returned_anything_for_is_labelled_whole_not_wai
     judged = {engine: engine_metrics(ranking, gains, 3) for engine, ranking in lists.items()}
     corrected = corrected_metrics(lists, judged, gains, ["ndcg@3"], "ndcg@3", 3, drawn)
     assert "q0" in corrected.labelled_queries and not corrected.provisional and "q0" not in corrected.outside
+
+
+def test_the_queries_labelled_whole_before_the_draw_are_taken_whole_and_every_label_goes_elsewhere():
+    """The prediction holds the earlier labels, so on the 40 queries they cover whole it is the truth. The stratified
+    design takes those 40 whole (probability 1, no label asked) and draws its 15 among the other 80: it covers, and
+    its interval is narrower than a uniform draw's of 15 that spends a third of its labels where nothing is left to
+    correct. A stratum nobody drew in leaves the estimate without an interval, not with a biased one."""
+    local = np.random.default_rng(21)
+    queries = [f"q{i:03d}" for i in range(120)]
+    truth = population(120, seed=21)
+    known = np.arange(120) < 40
+    prediction = np.where(known, truth, np.clip(truth + local.normal(0.05, 0.2, 120), 0, 1))
+    spread = np.where(known, 0.0, 0.2)
+    hits, widths = 0, {"uniform": [], "stratified": []}
+    for seed in range(300):
+        drawn = draw(STRATIFIED, queries, 15, spread, seed=seed, known=queries[:40])
+        assert sum(s == KNOWN for s in drawn.strata.values()) == 40 and len(drawn.draws) == 55
+        assert all(drawn.probabilities[q] == 1.0 for q in queries[:40]) and drawn.stratum_sizes == {KNOWN: 40, "all": 80}
+        sample = drawn.sample(queries)
+        ppi = three_estimates(prediction, truth[sample.positions], sample).ppi
+        hits += ppi.ci_low <= truth.mean() <= ppi.ci_high
+        widths["stratified"].append(ppi.ci_high - ppi.ci_low)
+        plain = draw("uniform", queries, 15, seed=seed, known=queries[:40]).sample(queries)
+        assert plain.n == 15  # a uniform draw stays a simple random sample
+        uniform = three_estimates(prediction, truth[plain.positions], plain).ppi
+        widths["uniform"].append(uniform.ci_high - uniform.ci_low)
+    assert hits / 300 >= 0.93
+    assert np.mean(widths["stratified"]) < 0.85 * np.mean(widths["uniform"])
+    census_only = draw(STRATIFIED, queries, 15, spread, seed=0, known=queries[:40]).sample(queries, complete=set(queries[:40]))
+    assert not three_estimates(prediction, truth[census_only.positions], census_only).ppi.has_interval
+
+
+def test_the_plan_labels_no_query_the_earlier_labels_cover_whole():
+    """The stratified plan draws among the queries left to correct, so it needs fewer than a uniform draw over all."""
+    local = np.random.default_rng(5)
+    truth = population(120, seed=5)
+    known = np.arange(40)
+    prediction = truth.copy()
+    prediction[40:] = np.clip(truth[40:] + local.normal(0, 0.2, 80), 0, 1)
+    pilot = np.arange(40, 70)
+    row = plan_row("a", Pilot(prediction, np.where(np.arange(120) < 40, 0.0, 0.2), pilot, truth[pilot], known=known), 0.1, 10, 0.1)
+    without = plan_row("a", Pilot(prediction, np.where(np.arange(120) < 40, 0.0, 0.2), pilot, truth[pilot]), 0.1, 10, 0.1)
+    assert row.queries["stratified"] < 0.8 * row.queries["uniform"]
+    assert row.queries["stratified"] < without.queries["stratified"]

@@ -116,6 +116,29 @@ def test_the_same_draw_again_after_labelling_draws_the_same_queries_and_keeps_it
     assert drawn_for(workspace.store, stored.population).made_at == made
 
 
+def test_a_stratified_draw_takes_the_queries_labelled_whole_before_it_whole_and_labels_only_the_others(evaluated):
+    """Two queries' pools were labelled whole before the draw: the stratified design takes them whole (probability 1,
+    nothing queued), draws its two among the other four, and the report corrects with all four."""
+    workspace = Workspace(load_settings())
+    stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
+    pools = stored.pools()
+    earlier = sorted(q for q in pools if pools[q])[:2]
+    for pair in stored.pool_pairs():
+        if pair.query_id in earlier:
+            save_label(workspace.store, pair.query_id, pair.query, pair.product_id, "highly_relevant", "bo")
+    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "2", "--design", "stratified"])
+    assert drawn.exit_code == 0, drawn.output
+    assert "drew 2 queries" in drawn.stdout and "the 2 queries whose pools humans labelled whole before are taken whole" in drawn.stdout
+    probabilities = stored_probabilities()
+    assert {q: probabilities[q] for q in earlier} == dict.fromkeys(earlier, 1.0) and len(probabilities) == 4
+    with workspace.store.session() as session:
+        queued = {item.query_id for item in session.scalars(select(ReviewItemRow))}
+    assert queued and not queued & set(earlier)
+    label_whole_queue(workspace)
+    correction = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)["human_correction"]
+    assert correction["labelled_queries"] == 4 and not correction["provisional"]
+
+
 def test_a_panel_of_judges_steers_the_active_draw_where_they_disagree(evaluated, scripted_workspace, tmp_path):
     """Two more judges judge the evaluation's pools (through the store): one agrees with the evaluation's judge, one
     turns every label upside down on the queries of odd length. The active draw's probabilities follow their

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.designs import Draw
+from rae.evaluate.designs import KNOWN, Draw
 from rae.evaluate.found_labels import FoundLabels, found_labels
 from rae.evaluate.metrics import EngineMetrics, Gains, engine_metrics
 from rae.evaluate.ppi import ThreeEstimates, outside_lam, three_estimates
@@ -44,7 +44,7 @@ class Corrected:
     found: FoundLabels | None = None
     draw: Draw | None = None
     outside: list[str] = field(default_factory=list)  # queries labelled whole outside the draw: they fit lam when there are enough
-    known_whole: list[str] = field(default_factory=list)  # of those, the ones labelled whole before the draw: nothing to correct there
+    known_whole: list[str] = field(default_factory=list)  # queries labelled whole before the draw (drawn or not): nothing to correct there
     known_pairs: int = 0  # pairs of the pools humans had labelled before the draw: the prediction holds their labels
     predictions: dict[str, EngineMetrics] = field(default_factory=dict)  # engine -> per-query metric under that prediction
 
@@ -69,6 +69,15 @@ class Corrected:
         sample = self.draw.sample(queries, set(self.labelled_queries))
         return three_estimates(judge, human[sample.positions], sample, lam, difference, predictor)
 
+    def taken_whole(self) -> list[str]:
+        """The drawn queries of the stratified design's census: labelled whole before the draw, so taken whole."""
+        return [q for q in self.labelled_queries if self.draw is not None and self.draw.strata.get(q) == KNOWN]
+
+    def labelled_since(self) -> list[str]:
+        """The drawn queries labelled whole that the labels before the draw did not cover whole: what the humans' labels
+        of the draw were spent on, where the prediction can err (a stratified draw takes the others whole)."""
+        return [q for q in self.labelled_queries if q not in set(self.known_whole)]
+
     def after_the_draw(self) -> list[str]:
         """The queries labelled whole outside the draw that the earlier labels did not cover whole: where the
         prediction that holds those labels can still err, so what lam and a plan learn from."""
@@ -82,6 +91,8 @@ class Corrected:
         if self.design is None:
             return "no draw of queries for human labelling: the judge is not corrected (rae review queue --for-evaluation draws one)"
         done = f"{len(self.labelled_queries)} of the {self.drawn} queries drawn ({self.design}) labelled whole"
+        if taken := self.taken_whole():
+            done += f" ({len(taken)} of them labelled whole before the draw, taken whole)"
         if self.known_pairs:
             done += f"; they correct the judge's labels with the {self.known_pairs} human labels of these pools given before the draw in place"
         if self.provisional:
@@ -115,7 +126,7 @@ def corrected_metrics(
     outside = {q for q in whole - set(drawn) if pools[q]}  # an empty pool outside the draw says nothing of the judge
     result = Corrected(draw.design if draw is not None and drawn else None, len(drawn), [q for q in drawn if q in whole],
                        found=found_labels(rankings, human_gains, main_metric, k), draw=draw,
-                       outside=sorted(outside), known_whole=sorted(known_whole - set(drawn)), known_pairs=sum(map(len, known.values())))
+                       outside=sorted(outside), known_whole=sorted(known_whole), known_pairs=sum(map(len, known.values())))
     result.incomplete = {q: len(pools[q] - set(human_gains.get(q, {}))) for q in drawn if q not in whole}
     measured = result.labelled_queries + result.outside
     for engine, ranking in rankings.items():

@@ -8,7 +8,9 @@ Every design draws from the evaluated queries at random, with probabilities rae 
   or the query's frequency band when the queries came from a log), and an allocation halfway between Neyman's (a
   stratum's labels in proportion to its size times the judge's own spread there; Neyman 1934; Fogliato et al., ECCV
   2024) and proportional, since the judge's spread may be wrong about where the humans' metric varies; at least ten
-  each so each stratum's spread can be estimated.
+  each so each stratum's spread can be estimated. The queries whose pools humans labelled whole before the draw are
+  a stratum of their own, ``known``, taken whole (probability 1): their metric is known exactly, so a label spent
+  there would settle nothing, and the labels asked for all go to the other queries.
 - **active**: each query drawn with a probability in proportion to the judge's own spread of its metric, with
   replacement and a fifth of the probability spread evenly (a defensive mixture, Hesterberg 1995, so that no weight
   explodes); the estimate divides by the probability (Zrnic and Candès, active statistical inference, 2024).
@@ -22,7 +24,7 @@ difference between two engines that return the same list. It is known before any
 design use it.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +36,7 @@ from rae.evaluate.ppi import ACTIVE, STRATIFIED, UNIFORM, Sample
 DESIGNS = (UNIFORM, STRATIFIED, ACTIVE)
 OLDER_NAMES = {"confidence": STRATIFIED}  # an older rae's stratified draw, by the judge's confidence
 DEFENSIVE_SHARE = 0.2  # of the active design's probability, spread evenly over every query
+KNOWN = "known"  # the stratified design's census of the queries labelled whole before the draw
 DEFAULT_EPSILON = 0.3  # the share of labels a judge of unknown confidence is taken to get wrong
 REDRAWS = 64
 MIN_PER_STRATUM = 10  # fewer, and a stratum's spread and the interval's degrees of freedom cost more than the strata save
@@ -143,17 +146,30 @@ class Draw:
 
 
 def draw(design: str, population: list[str], n: int, spread: np.ndarray | None = None, bands: dict[str, str] | None = None,
-         seed: int = 0) -> Draw:
+         seed: int = 0, known: Collection[str] = ()) -> Draw:
     """Draw ``n`` of the ``population`` queries by ``design``; ``spread`` is the judge's own spread of each query's
-    metric (``judge_spread``), ``bands`` each query's frequency band (strata instead of the spread)."""
+    metric (``judge_spread``), ``bands`` each query's frequency band (strata instead of the spread), ``known`` the
+    queries labelled whole already (the stratified design takes them whole, beside its ``n``)."""
     rng = np.random.default_rng(seed)
+    spread = np.ones(len(population)) if spread is None else np.asarray(spread, dtype=float)
+    if design == STRATIFIED and (census := [q for q in population if q in set(known)]):
+        return _with_census(population, census, n, spread, bands, rng)
     if design == UNIFORM or len(population) <= n:
         return _stratified_draw(UNIFORM, {q: "all" for q in population}, {"all": min(n, len(population))}, rng)
-    spread = np.ones(len(population)) if spread is None else np.asarray(spread, dtype=float)
     if design == ACTIVE:
         return _active_draw(population, n, spread, rng)
     strata = strata_of(population, spread, n, bands)
     return _stratified_draw(STRATIFIED, strata, neyman(strata, dict(zip(population, spread, strict=True)), n), rng)
+
+
+def _with_census(population: list[str], census: list[str], n: int, spread: np.ndarray, bands: dict[str, str] | None,
+                 rng: np.random.Generator) -> Draw:
+    """The stratified draw of ``n`` among the queries not yet labelled whole, beside the ``known`` stratum taken whole."""
+    rest = [i for i, q in enumerate(population) if q not in set(census)]
+    others = [population[i] for i in rest]
+    strata = strata_of(others, spread[rest], n, bands) if len(others) > n else dict.fromkeys(others, "all")
+    sizes = neyman(strata, dict(zip(others, spread[rest], strict=True)), n) if len(others) > n else {"all": len(others)}
+    return _stratified_draw(STRATIFIED, {**strata, **dict.fromkeys(census, KNOWN)}, {**sizes, KNOWN: len(census)}, rng)
 
 
 def strata_of(population: list[str], spread: np.ndarray, n: int, bands: dict[str, str] | None = None) -> dict[str, str]:

@@ -24,7 +24,8 @@ labelled whole. Where those labels fail the candidate already, the row says so i
 
 Once a draw holds human labels given before it (``rae.evaluate.corrected``) and three queries the earlier labels did
 not cover whole are labelled whole, the plan is for what the drawn queries will correct, the judge's labels with the
-earlier ones in place, and learns its residual from those queries only.
+earlier ones in place, and learns its residual from those queries only; the queries the earlier labels cover whole are
+then the stratified design's census, known exactly and labelled by nobody.
 """
 
 import math
@@ -72,6 +73,7 @@ class Plan:
     rows: list[PlanRow] = field(default_factory=list)
     margin: float | None = None
     known_pairs: int = 0  # human labels given before the draw that the planned prediction holds (0: the judge's alone)
+    known_queries: int = 0  # queries those labels cover whole: the stratified design takes them whole, for no label
 
     def as_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in vars(self).items() if k != "rows"},
@@ -82,6 +84,8 @@ class Plan:
                f"within {self.target_width:g})") if self.margin is not None else f"To know {self.metric} within a 95% interval {self.target_width:g} wide"
         holding = (f"; the judge's labels corrected with the {self.known_pairs} human labels given before the draw in place"
                    if self.known_pairs else "")
+        if self.known_queries:
+            holding += f", which cover {self.known_queries} queries whole: the stratified design takes those whole and labels none of them"
         lines = [
             f"{aim}, of {self.population} evaluated queries: human-labelled queries needed under each design (a human label costs "
             f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query{holding})",
@@ -116,6 +120,7 @@ class Pilot:
     labelled: np.ndarray
     human: np.ndarray
     difference: bool = False  # values are differences of two engines' metric
+    known: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))  # queries labelled whole already: the stratified design's census
 
     def residual(self) -> np.ndarray:
         """The humans' value less the judge's, weighted by lam fitted on the labelled queries, on each of them."""
@@ -132,17 +137,20 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
     corrected = evaluation.corrected
     known = sorted(corrected.human_metrics[next(iter(corrected.human_metrics))].per_query.index) if corrected and corrected.human_metrics else []
     judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
+    position = {q: i for i, q in enumerate(queries)}
+    census = np.array([], dtype=int)
     if holds_earlier_labels(corrected):
         judge = {e: corrected.predicted(e, metric, queries) for e in evaluation.metrics}
-        known, plan.known_pairs = sorted(corrected.labelled_queries + corrected.after_the_draw()), corrected.known_pairs
-    position = {q: i for i, q in enumerate(queries)}
+        known, plan.known_pairs = sorted(corrected.labelled_since() + corrected.after_the_draw()), corrected.known_pairs
+        census = np.array([position[q] for q in corrected.known_whole if q in position], dtype=int)
+        plan.known_queries = len(census)
     labelled = np.array([position[q] for q in known], dtype=int)
     human = {e: per_query_values(corrected.human_metrics[e], metric, queries) if corrected else np.zeros(len(queries)) for e in evaluation.metrics}
     names = list(evaluation.metrics)
     found = found_labels({run.name: run.rankings for run in evaluation.engines}, evaluation.human_gains, metric, evaluation.k)
     for e in names:
-        plan.rows.append(plan_row(e, Pilot(judge[e], spreads.get(e, np.ones(len(queries))), labelled, human[e][labelled]), target_width,
-                                  pairs_per_query, human_cost_per_pair))
+        plan.rows.append(plan_row(e, Pilot(judge[e], spreads.get(e, np.ones(len(queries))), labelled, human[e][labelled], known=census),
+                                  target_width, pairs_per_query, human_cost_per_pair))
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             what, difference = f"{b} - {a}", human[b] - human[a]
@@ -151,7 +159,7 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
                 plan.rows.append(PlanRow(what, len(labelled), 0.0, note=_failed_by_humans(humans_say, found.queries, margin)))
                 continue
             seen = humans_say.value if humans_say is not None and humans_say.has_interval else _mean(difference[labelled])
-            pilot = Pilot(judge[b] - judge[a], spreads.get(what, np.ones(len(queries))), labelled, difference[labelled], difference=True)
+            pilot = Pilot(judge[b] - judge[a], spreads.get(what, np.ones(len(queries))), labelled, difference[labelled], difference=True, known=census)
             plan.rows.append(plan_row(what, pilot, decisive_width(seen, margin, target_width), pairs_per_query, human_cost_per_pair))
     return plan
 
@@ -162,7 +170,7 @@ def holds_earlier_labels(corrected: Corrected | None) -> bool:
     whole are labelled whole by now (those the earlier labels cover whole have nothing to correct, and would teach the
     plan a residual of zero). Else the plan is for the judge's labels alone, from every query labelled whole."""
     return (corrected is not None and bool(corrected.predictions)
-            and len(corrected.labelled_queries) + len(corrected.after_the_draw()) >= MIN_HUMAN_QUERIES)
+            and len(corrected.labelled_since()) + len(corrected.after_the_draw()) >= MIN_HUMAN_QUERIES)
 
 
 def _failed_by_humans(found: Estimate, queries: int, margin: float) -> str:
@@ -189,7 +197,7 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
     queries = {
         HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width, shape),
         UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width, shape),
-        STRATIFIED: _stratified_size(per_query, pilot.spread, width, shape),
+        STRATIFIED: _stratified_size(per_query, pilot.spread, width, shape, pilot.known),
         ACTIVE: _active_size(per_query, pilot.spread, width, shape),
     }
     per_label = pairs_per_query * human_cost_per_pair
@@ -225,14 +233,19 @@ def _uniform_size(sd: float, population: int, width: float, shape: float | None)
     return None
 
 
-def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, shape: float | None) -> int | None:
+def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, shape: float | None, known: np.ndarray) -> int | None:
+    """The queries to label under the stratified design: strata of the judge's spread among the queries not labelled
+    whole already, beside the census of those that are (known exactly: they add no noise and need no label)."""
     population = len(per_query)
-    ids = [str(i) for i in range(population)]
-    for n in range(MIN_HUMAN_QUERIES, population + 1):  # below two strata of ten, one stratum: a uniform draw
-        strata = strata_of(ids, spread, n)
-        sizes = neyman(strata, dict(zip(ids, spread, strict=True)), n)
+    rest = np.setdiff1d(np.arange(population), known)
+    if not len(rest):
+        return 0
+    ids = [str(i) for i in rest]
+    for n in range(min(MIN_HUMAN_QUERIES, len(rest)), len(rest) + 1):  # below two strata of ten, one stratum: a uniform draw
+        strata = strata_of(ids, spread[rest], n)
+        sizes = neyman(strata, dict(zip(ids, spread[rest], strict=True)), n)
         by = np.array([strata[i] for i in ids])
-        variance = sum((np.sum(by == s) / population) ** 2 * np.mean(per_query[by == s] ** 2) * max(0.0, 1 - m / np.sum(by == s)) / m
+        variance = sum((np.sum(by == s) / population) ** 2 * np.mean(per_query[rest][by == s] ** 2) * max(0.0, 1 - m / np.sum(by == s)) / m
                        for s, m in sizes.items())
         if planned_width(math.sqrt(variance), scipy_stats.t.ppf(0.975, max(1, n - len(sizes))), shape, n) <= width:
             return n

@@ -83,10 +83,17 @@ class Sample:
         return weights
 
     def finite(self) -> dict[str, float]:
-        """Each stratum's finite-population correction (none for draws with replacement)."""
+        """Each stratum's finite-population correction (none for draws with replacement), a stratum nobody drew in
+        included (its draws are missing, not certain)."""
         if self.design == ACTIVE:
-            return {str(s): 1.0 for s in np.unique(self.strata)}
-        return {str(s): max(0.0, 1 - int(np.sum(self.strata == s)) / self.stratum_sizes[str(s)]) for s in np.unique(self.strata)}
+            return {str(s): 1.0 for s in self.stratum_sizes}
+        return {str(s): max(0.0, 1 - int(np.sum(self.strata == s)) / size) for s, size in self.stratum_sizes.items()}
+
+    def sampled(self) -> np.ndarray:
+        """Whether each draw is of a stratum drawn in part: a stratum taken whole (the queries labelled whole before the
+        draw) is known exactly, so it adds no noise, and nothing about the judge's weight is learnt from it."""
+        finite = self.finite()
+        return np.array([finite[str(s)] > 0 for s in self.strata], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,7 @@ def humans_and_ppi(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: fl
     on_sample = judge[sample.positions]
     lams = np.zeros(len(weights)) if lam is None else np.full(len(weights), lam)
     if lam is None:
-        lams = fitted_lam(human, on_sample, weights, float(np.var(judge, ddof=1)) if len(judge) > 1 else 0.0)
+        lams = fitted_lam(human, on_sample, weights * sample.sampled()[None, :], float(np.var(judge, ddof=1)) if len(judge) > 1 else 0.0)
     shape = interval_shape(judge, human, weights[0], difference)
     humans_only = jackknife_interval(_replicates(weights @ human, sample, shape), alpha)
     corrected = lams * float(np.mean(judge)) + np.sum(weights * (human[None, :] - lams[:, None] * on_sample[None, :]), axis=1)
@@ -209,11 +216,11 @@ def outside_lam(human: np.ndarray, judge_on_human: np.ndarray, judge: np.ndarray
 
 
 def _replicates(values: np.ndarray, sample: Sample, shape: float | None) -> Replicates:
-    """Row 0 is the estimate; row i + 1 the estimate without draw i, grouped by the draw's stratum."""
+    """Row 0 is the estimate; row i + 1 the estimate without draw i, grouped by the draw's stratum (every stratum of
+    the design: one nobody drew in leaves the estimate without an interval)."""
     finite = sample.finite()
-    strata = [str(s) for s in np.unique(sample.strata)]
     left_out = values[1:]
-    return Replicates(float(values[0]), [left_out[sample.strata == s] for s in strata], [finite[s] for s in strata], shape)
+    return Replicates(float(values[0]), [left_out[sample.strata == s] for s in finite], list(finite.values()), shape)
 
 
 def _p_value(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None) -> float:

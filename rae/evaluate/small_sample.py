@@ -50,13 +50,14 @@ class Replicates:
 
     @property
     def n(self) -> int:
-        return int(sum(len(r) for r in self.by_stratum))
+        """The draws that carry noise: a stratum taken whole (no finite-population share left) is known exactly."""
+        return int(sum(len(r) for r, f in zip(self.by_stratum, self.finite, strict=True) if f > 0))
 
 
 def jackknife_interval(replicates: Replicates, alpha: float = ALPHA) -> Estimate:
     """The 95% interval described above; no interval (with the reason) when a stratum has a single labelled draw."""
     value = replicates.value
-    if any(len(r) < 2 for r in replicates.by_stratum) or not replicates.by_stratum:
+    if any(len(r) < 2 and f > 0 for r, f in zip(replicates.by_stratum, replicates.finite, strict=True)) or not replicates.by_stratum:
         return Estimate(round(value, 4), float("nan"), float("nan"), "a stratum with fewer than two labelled queries")
     by_stratum = [np.sqrt(f * (len(r) - 1) / len(r)) * (r.mean() - r) for r, f in zip(replicates.by_stratum, replicates.finite, strict=True)]
     deviations = np.concatenate(by_stratum)

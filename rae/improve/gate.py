@@ -210,12 +210,14 @@ def corrected_difference(evaluation: Evaluation, baseline: str, candidate: str, 
     predicted = [corrected.predicted(engine, metric, queries) for engine in (candidate, baseline)]
     prediction = None if predicted[0] is None or predicted[1] is None else predicted[0] - predicted[1]
     estimates = corrected.estimates(judge, human, queries, difference=True, predictor=prediction)
+    taken = len(corrected.taken_whole())
     if not estimates.ppi.has_interval:
-        basis = f"the judge alone: {len(corrected.labelled_queries)} drawn queries are labelled whole, too few to correct it"
+        basis = f"the judge alone: {len(corrected.labelled_queries) - taken} drawn queries are labelled whole, too few to correct it"
         return DifferenceInterval(judge_alone, basis, judge_alone, len(corrected.labelled_queries), corrected.design, corrected.provisional)
     holding = f" (holding the {corrected.known_pairs} human labels given before the draw)" if prediction is not None else ""
-    basis = (f"the judge on {len(queries)} queries{holding} corrected by {estimates.n_human} drawn by the {corrected.design} design and labelled whole"
-             + (f", {len(corrected.incomplete)} more drawn still to label" if corrected.provisional else ""))
+    census = f", beside the {taken} queries labelled whole before the draw, taken whole" if taken else ""
+    basis = (f"the judge on {len(queries)} queries{holding} corrected by {estimates.n_human - taken} drawn by the {corrected.design} design and "
+             f"labelled whole{census}" + (f", {len(corrected.incomplete)} more drawn still to label" if corrected.provisional else ""))
     return DifferenceInterval(estimates.ppi, basis, judge_alone, estimates.n_human, corrected.design, corrected.provisional)
 
 

@@ -5,7 +5,8 @@ The draw is random, so that the correction is unbiased whatever the design: ``un
 chance; ``stratified`` and ``active`` send more labels where the judge's own spread of the query's metric is large
 (for an evaluation of two or more engines, of the difference between its first two: a gate's baseline and
 candidate). A pair humans labelled before the draw is certain there: the prediction the drawn queries correct holds
-its label (``rae.evaluate.corrected``), so nothing is left to correct on it. Each drawn query's probability is
+its label (``rae.evaluate.corrected``), so nothing is left to correct on it; the stratified design takes the queries
+whose pools those labels cover whole as a stratum of their own, whole, and draws ``--queries`` among the others. Each drawn query's probability is
 stored, and the estimates weight it by the inverse. Every pair of a
 drawn query's pool that has no human label yet is queued: a query counts as labelled once its whole pool is. The page
 does not show the judge's label for these pairs, so that the humans' labels stay independent of it.
@@ -24,7 +25,7 @@ from typing import Literal
 
 from rae.config import ConfigError
 from rae.datasets.labelled_set import LabelledSet
-from rae.evaluate.designs import Draw, draw
+from rae.evaluate.designs import KNOWN, Draw, draw
 from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.stored_run import StoredEvaluation, drawn_for
 from rae.store.review_items import Item, add_items
@@ -53,10 +54,13 @@ class Drawn:
         return f", for {self.target}{steered}"
 
     def line(self) -> str:
-        counts = [self.drawn.strata[q] for q in self.drawn.draws]
-        by_stratum = ", ".join(f"{s} {counts.count(s)}" for s in dict.fromkeys(counts))
+        counts = [self.drawn.strata[q] for q in self.drawn.draws if self.drawn.strata[q] != KNOWN]
+        by_stratum = ", ".join(f"{s} {counts.count(s)}" for s in dict.fromkeys(counts)) or "none left to draw"
+        known = sum(s == KNOWN for s in self.drawn.strata.values())
+        census = f"; the {known} queries whose pools humans labelled whole before are taken whole" if known else ""
+        drawn = sum(n for q, n in self.drawn.draws.items() if self.drawn.strata[q] != KNOWN)
         return (
-            f"drew {sum(self.drawn.draws.values())} queries of evaluation {self.run_id} ({self.drawn.design}{self._serving()}: {by_stratum}); "
+            f"drew {drawn} queries of evaluation {self.run_id} ({self.drawn.design}{self._serving()}: {by_stratum}{census}); "
             f"queued {self.queued} pairs in {self.queue!r} ({self.already_labelled} already had a human label)"
         )
 
@@ -78,12 +82,17 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
     if panel:
         judged = _panel_judges_pools(panel, stored, budget_usd)
 
+    pools = stored.pools()
+
     def steered(labels: LabelledSet) -> Draw:
-        """The draw, its design steered by the judge's spread once ``labels`` settle their pairs."""
+        """The draw, its design steered by the judge's spread once ``labels`` settle their pairs, the queries whose
+        pools they cover whole known."""
         spread = None
         if design != "uniform":
             spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, labels)[target]
-        return draw(design, query_ids, n, spread, bands, seed)
+        labelled = {(j.query_id, j.product_id) for j in labels.judgments}
+        known = [q for q in query_ids if all((q, p) in labelled for p in pools[q])]
+        return draw(design, query_ids, n, spread, bands, seed, known)
 
     earlier = drawn_for(workspace.store, stored.population)
     drawn = steered(workspace.human_labels_before(earlier.made_at)) if earlier is not None and earlier.made_at is not None else None

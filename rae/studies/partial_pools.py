@@ -13,7 +13,8 @@ with every label. The estimates of candidate minus baseline set side by side:
 - **the judge alone**;
 - **a draw by each design**, its pools labelled whole after the engines retrieved (repeated many times), correcting
   the judge's metric, and again correcting the judge's metric with the existing labels in place of its own (what rae
-  does with the labels given before a draw, ``rae.evaluate.corrected``), the draw steered by that prediction's spread.
+  does with the labels given before a draw, ``rae.evaluate.corrected``), the draw steered by that prediction's spread
+  and, stratified, taking the queries the existing labels cover whole as a census beside its n.
 
 Each row says how often its interval covers the truth and how often a gate at the margin would pass the candidate.
 A second table plans, as ``rae plan`` would from a pilot of every query, the human-labelled queries each design needs
@@ -37,6 +38,7 @@ from rae.stats import Estimate, mean_with_ci
 from rae.studies.ppi_coverage import StudiedJudge, drawn_sample, per_query
 
 JUDGE_ALONE, HOLDING = "the judge's labels", "the judge's, holding the existing labels"
+HOLDING_ROWS = ", the judge holding the existing labels"  # what a draw row correcting that prediction adds to its name
 
 
 def _count(n: int | None) -> str:
@@ -134,17 +136,21 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
         ]
         holding = studied.holding(existing)
         predictions = {"": (judge, studied.spread(both, difference, seed)),
-                       ", the judge holding the existing labels": (difference(holding.gains), holding.spread(both, difference, seed))}
+                       HOLDING_ROWS: (difference(holding.gains), holding.spread(both, difference, seed))}
         left = np.array([i for i in range(len(queries)) if i not in set(complete)])  # what the existing labels leave to correct
+        census = {"": np.array([], dtype=int), HOLDING_ROWS: np.array(complete, dtype=int)}  # what the stratified design takes whole
         study.plans[name] = {
-            what: plan_row(f"{candidate} - {baseline}", Pilot(prediction, spread, pilot, human[pilot], difference=True), plan_width, 0.0, 0.0)
-            for what, (prediction, spread), pilot in zip((JUDGE_ALONE, HOLDING), predictions.values(), (np.arange(len(queries)), left), strict=True)
+            what: plan_row(f"{candidate} - {baseline}", Pilot(prediction, spread, pilot, human[pilot], difference=True, known=census[rows]),
+                           plan_width, 0.0, 0.0)
+            for what, rows, (prediction, spread), pilot in zip((JUDGE_ALONE, HOLDING), predictions, predictions.values(),
+                                                               (np.arange(len(queries)), left), strict=True)
         }
         for n in sizes:
             for what, (prediction, spread) in predictions.items():
                 rng = np.random.default_rng([seed, n])
+                known = [queries[i] for i in census[what]]
                 for design in DESIGNS:
-                    row = _drawn_row(name, design, n, prediction, human, spread, queries, repetitions, margin, rng)
+                    row = _drawn_row(name, design, n, prediction, human, spread, queries, repetitions, margin, rng, known)
                     study.rows.append(replace(row, estimate=row.estimate + what))
     return study
 
@@ -156,10 +162,10 @@ def _once(judge: str, what: str, estimate: Estimate, truth: float, margin: float
 
 
 def _drawn_row(judge: str, design: str, n: int, llm: np.ndarray, human: np.ndarray, spread: np.ndarray, queries: list[str], repetitions: int,
-               margin: float, rng: np.random.Generator) -> PoolRow:
+               margin: float, rng: np.random.Generator, known: list[str]) -> PoolRow:
     truth, values, covered, passed, widths = float(human.mean()), [], 0, 0, []
     for _ in range(repetitions):
-        sample = drawn_sample(design, queries, n, spread, rng)
+        sample = drawn_sample(design, queries, n, spread, rng, known)
         _, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample, difference=True)
         values.append(ppi.value)
         covered += ppi.ci_low <= truth <= ppi.ci_high

@@ -18,6 +18,7 @@ its label probabilities where rae measured them, as ``rae review queue --for-eva
 """
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,10 +275,11 @@ def _row(judge: str, target: Target, n: int, human: np.ndarray, llm: np.ndarray,
     )
 
 
-def drawn_sample(design: str, queries: list[str], n: int, spread: np.ndarray, rng: np.random.Generator) -> Sample:
+def drawn_sample(design: str, queries: list[str], n: int, spread: np.ndarray, rng: np.random.Generator, known: Collection[str] = ()) -> Sample:
+    """A draw of ``n`` queries to label by ``design`` (the stratified one takes the ``known`` queries whole beside them)."""
     if design == UNIFORM:
         return Sample.uniform(rng.choice(len(queries), n, replace=False), len(queries))
-    drawn = draw(design if design in (STRATIFIED, ACTIVE) else UNIFORM, queries, n, spread, seed=int(rng.integers(2**32)))
+    drawn = draw(design if design in (STRATIFIED, ACTIVE) else UNIFORM, queries, n, spread, seed=int(rng.integers(2**32)), known=known)
     return drawn.sample(queries)
 
 

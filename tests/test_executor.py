@@ -146,18 +146,30 @@ def test_many_threads_of_one_executor_pay_once_per_key(store):
     assert {key: pay.calls for key, pay in pays.items()} == {"a": 1, "b": 1, "c": 1}
 
 
-def test_many_calls_in_flight_on_one_loop_pay_once_per_key(store):
+@pytest.mark.parametrize("grouped_on_the_loop", [False, True])
+def test_many_calls_in_flight_on_one_loop_pay_once_per_key(store, grouped_on_the_loop):
     """A run's calls on one event loop: the same key asked by many at once is paid once (the others share its
-    answer), and their store traffic is grouped by the gateway."""
+    answer), and their store traffic is grouped by the gateway, on its thread or (a run's loop on SQLite) on the loop
+    itself; a second round is served from the store."""
     executor = CacheThrough(store)
     pays = {key: Payer(key) for key in ("a", "b", "c")}
 
     async def all_at_once() -> list:
-        return await asyncio.gather(*(executor.athrough(key, pays[key].paid) for key in "abc" * 20))
+        async def asked() -> list:
+            return await asyncio.gather(*(executor.athrough(key, pays[key].paid) for key in "abc" * 20))
+
+        if not grouped_on_the_loop:
+            return await asked()
+        with executor.grouped_on_this_loop():
+            return await asked()
 
     results = asyncio.run(all_at_once())
     assert {key: pay.calls for key, pay in pays.items()} == {"a": 1, "b": 1, "c": 1}
     assert sum(r.paid for r in results) == 3
+    executor.flush()
+    assert set(store.get_many(LMCallRow, "abc")) == set("abc")
+    again = asyncio.run(all_at_once())
+    assert sum(r.paid for r in again) == 0 and {key: pay.calls for key, pay in pays.items()} == {"a": 1, "b": 1, "c": 1}
     executor.close()
 
 
@@ -273,7 +285,8 @@ def test_many_calls_in_flight_never_pass_the_budget_by_the_ledger(store):
             return False
 
     async def all_of_them() -> list[bool]:
-        return await asyncio.gather(*(one(f"k{i}") for i in range(64)))
+        with executor.grouped_on_this_loop():  # as a run's loop does
+            return await asyncio.gather(*(one(f"k{i}") for i in range(64)))
 
     paid_for = sum(asyncio.run(all_of_them()))
     executor.flush()

@@ -29,6 +29,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -119,6 +120,10 @@ class CacheThrough:
         settlement = Settlement(reservation.budget_id, reservation.amount, answer.get("cost_usd")) if reservation is not None else None
         self.gateway.put_answer(answer, self.owner, settlement)
         return Through(answer, paid=True)
+
+    def grouped_on_this_loop(self) -> AbstractContextManager:
+        """For a run's event loop: its store traffic grouped on the loop itself where that is faster (``Gateway``)."""
+        return self.gateway.grouped_on_this_loop()
 
     def flush(self) -> None:
         """Wait until every answer paid so far is stored (the caller of a call does not wait for it)."""

@@ -118,7 +118,7 @@ class AnnotationRun:
     async def _run(self, pairs: list[Pair], summary: AnnotationSummary, queries: list[str] | None = None) -> None:
         queries = queries if queries is not None else list(dict.fromkeys(p.query for p in pairs))
         workers = self.workers if self.judging.allow_calls else max(self.workers, LOOKUPS_IN_FLIGHT)
-        with self.judging.context():
+        with self.judging.context(), self.judging.executor.grouped_on_this_loop():
             try:
                 requirement_keys: dict[str, frozenset[str]] = {}
                 if self.judging.program.writes_guidelines and self.judging.allow_calls:

@@ -139,6 +139,25 @@ def test_a_stratified_draw_takes_the_queries_labelled_whole_before_it_whole_and_
     assert correction["labelled_queries"] == 4 and not correction["provisional"]
 
 
+def test_when_earlier_labels_cover_every_pool_the_metric_is_known_exactly_and_the_plan_asks_for_no_label(evaluated):
+    """Every pool labelled whole before the draw: the stratified draw takes every query whole and queues nothing, the
+    humans' difference is known exactly (an interval of width zero), and the stratified plan needs no label."""
+    workspace = Workspace(load_settings())
+    stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
+    for i, pair in enumerate(stored.pool_pairs()):
+        save_label(workspace.store, pair.query_id, pair.query, pair.product_id, ("irrelevant", "highly_relevant")[i % 2], "bo")
+    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "2", "--design", "stratified"])
+    assert "drew 0 queries" in drawn.stdout and "the 6 queries whose pools humans labelled whole before are taken whole" in drawn.stdout
+    assert "queued 0 pairs" in drawn.stdout, drawn.output
+    data = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)
+    ppi = data["comparisons"][0]["ppi"]["ppi"]
+    assert ppi["ci_low"] == ppi["value"] == ppi["ci_high"]
+    plan = json.loads(CliRunner().invoke(app, ["plan", "--target-width", "0.1", "--json"]).stdout)
+    assert plan["known_queries"] == 6 and {row["queries"]["stratified"] for row in plan["rows"]} == {0}
+    verdict = CliRunner().invoke(app, ["gate", "--baseline", "bm25-title", "--candidate", "bm25-full", "--queries", "6", "--k", "5", "--json"])
+    assert "covered the pools of all 6 queries whole before the draw: known exactly" in json.loads(verdict.stdout)["basis"], verdict.output
+
+
 def test_a_panel_of_judges_steers_the_active_draw_where_they_disagree(evaluated, scripted_workspace, tmp_path):
     """Two more judges judge the evaluation's pools (through the store): one agrees with the evaluation's judge, one
     turns every label upside down on the queries of odd length. The active draw's probabilities follow their

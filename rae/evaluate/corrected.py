@@ -121,7 +121,7 @@ def corrected_metrics(
     pools = {q: {p for ranking in rankings.values() for p in ranking.get(q, [])} for q in queries}
     whole = {q for q in queries if pools[q] <= set(human_gains.get(q, {}))}  # a pool no engine filled has nothing to label
     known = {q: {p: g for p, g in (known_gains or {}).get(q, {}).items() if p in pools[q]} for q in queries}
-    known_whole = {q for q in queries if pools[q] and pools[q] <= set(known[q])}
+    known_whole = {q for q in queries if pools[q] <= set(known[q])}  # an empty pool too: nothing there to label or correct
     drawn = [q for q in (draw.draws if draw is not None else {}) if q in pools]
     outside = {q for q in whole - set(drawn) if pools[q]}  # an empty pool outside the draw says nothing of the judge
     result = Corrected(draw.design if draw is not None and drawn else None, len(drawn), [q for q in drawn if q in whole],

@@ -85,7 +85,8 @@ class Plan:
         holding = (f"; the judge's labels corrected with the {self.known_pairs} human labels given before the draw in place"
                    if self.known_pairs else "")
         if self.known_queries:
-            holding += f", which cover {self.known_queries} queries whole: the stratified design takes those whole and labels none of them"
+            holding += (f"; {self.known_queries} queries were labelled whole before the draw: the stratified design takes those whole "
+                        "and labels none of them")
         lines = [
             f"{aim}, of {self.population} evaluated queries: human-labelled queries needed under each design (a human label costs "
             f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query{holding})",
@@ -138,12 +139,11 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
     known = sorted(corrected.human_metrics[next(iter(corrected.human_metrics))].per_query.index) if corrected and corrected.human_metrics else []
     judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
     position = {q: i for i, q in enumerate(queries)}
-    census = np.array([], dtype=int)
+    census = np.array([position[q] for q in (corrected.known_whole if corrected else []) if q in position], dtype=int)
+    plan.known_queries = len(census)
     if holds_earlier_labels(corrected):
         judge = {e: corrected.predicted(e, metric, queries) for e in evaluation.metrics}
         known, plan.known_pairs = sorted(corrected.labelled_since() + corrected.after_the_draw()), corrected.known_pairs
-        census = np.array([position[q] for q in corrected.known_whole if q in position], dtype=int)
-        plan.known_queries = len(census)
     labelled = np.array([position[q] for q in known], dtype=int)
     human = {e: per_query_values(corrected.human_metrics[e], metric, queries) if corrected else np.zeros(len(queries)) for e in evaluation.metrics}
     names = list(evaluation.metrics)

@@ -76,12 +76,14 @@ class Corrected:
     def labelled_since(self) -> list[str]:
         """The drawn queries labelled whole that the labels before the draw did not cover whole: what the humans' labels
         of the draw were spent on, where the prediction can err (a stratified draw takes the others whole)."""
-        return [q for q in self.labelled_queries if q not in set(self.known_whole)]
+        known = set(self.known_whole)
+        return [q for q in self.labelled_queries if q not in known]
 
     def after_the_draw(self) -> list[str]:
         """The queries labelled whole outside the draw that the earlier labels did not cover whole: where the
         prediction that holds those labels can still err, so what lam and a plan learn from."""
-        return [q for q in self.outside if q not in set(self.known_whole)]
+        known = set(self.known_whole)
+        return [q for q in self.outside if q not in known]
 
     def predicted(self, engine: str, metric: str, queries: list[str]) -> np.ndarray | None:
         """An engine's per-query metric under the prediction its drawn queries correct; None: the judge's own."""
@@ -119,9 +121,9 @@ def corrected_metrics(
     which the prediction holding them is made of."""
     queries = sorted(next(iter(rankings.values()))) if rankings else []
     pools = {q: {p for ranking in rankings.values() for p in ranking.get(q, [])} for q in queries}
-    whole = {q for q in queries if pools[q] <= set(human_gains.get(q, {}))}  # a pool no engine filled has nothing to label
+    whole = covered_whole(pools, human_gains)  # a pool no engine filled has nothing to label
     known = {q: {p: g for p, g in (known_gains or {}).get(q, {}).items() if p in pools[q]} for q in queries}
-    known_whole = {q for q in queries if pools[q] <= set(known[q])}  # an empty pool too: nothing there to label or correct
+    known_whole = covered_whole(pools, known)  # an empty pool too: nothing there to label or correct
     drawn = [q for q in (draw.draws if draw is not None else {}) if q in pools]
     outside = {q for q in whole - set(drawn) if pools[q]}  # an empty pool outside the draw says nothing of the judge
     result = Corrected(draw.design if draw is not None and drawn else None, len(drawn), [q for q in drawn if q in whole],
@@ -152,6 +154,11 @@ def corrected_metrics(
             prediction = None if predicted_a is None else predicted_b - predicted_a
             result.comparisons[(a, b)] = result.estimates(judge_b - judge_a, human_b - human_a, queries, prediction, difference=True)
     return result
+
+
+def covered_whole(pools: dict[str, set[str]], gains: Gains) -> set[str]:
+    """The queries whose pools ``gains`` label every product of (a pool no engine filled among them)."""
+    return {q for q, pool in pools.items() if pool <= gains.get(q, {}).keys()}
 
 
 def per_query_values(metrics: EngineMetrics, metric: str, queries: list[str]) -> np.ndarray:

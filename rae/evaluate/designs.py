@@ -152,7 +152,8 @@ def draw(design: str, population: list[str], n: int, spread: np.ndarray | None =
     queries labelled whole already (the stratified design takes them whole, beside its ``n``)."""
     rng = np.random.default_rng(seed)
     spread = np.ones(len(population)) if spread is None else np.asarray(spread, dtype=float)
-    if design == STRATIFIED and (census := [q for q in population if q in set(known)]):
+    known = set(known)
+    if design == STRATIFIED and (census := [q for q in population if q in known]):
         return _with_census(population, census, n, spread, bands, rng)
     if design == UNIFORM or len(population) <= n:
         return _stratified_draw(UNIFORM, {q: "all" for q in population}, {"all": min(n, len(population))}, rng)
@@ -165,7 +166,8 @@ def draw(design: str, population: list[str], n: int, spread: np.ndarray | None =
 def _with_census(population: list[str], census: list[str], n: int, spread: np.ndarray, bands: dict[str, str] | None,
                  rng: np.random.Generator) -> Draw:
     """The stratified draw of ``n`` among the queries not yet labelled whole, beside the ``known`` stratum taken whole."""
-    rest = [i for i, q in enumerate(population) if q not in set(census)]
+    taken = set(census)
+    rest = [i for i, q in enumerate(population) if q not in taken]
     others = [population[i] for i in rest]
     strata = strata_of(others, spread[rest], n, bands) if len(others) > n else dict.fromkeys(others, "all")
     sizes = neyman(strata, dict(zip(others, spread[rest], strict=True)), n) if len(others) > n else {"all": len(others)}

@@ -25,7 +25,9 @@ from typing import Literal
 
 from rae.config import ConfigError
 from rae.datasets.labelled_set import LabelledSet
+from rae.evaluate.corrected import covered_whole
 from rae.evaluate.designs import KNOWN, Draw, draw
+from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.stored_run import StoredEvaluation, drawn_for
 from rae.store.review_items import Item, add_items
@@ -90,9 +92,7 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
         spread = None
         if design != "uniform":
             spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, labels)[target]
-        labelled = {(j.query_id, j.product_id) for j in labels.judgments}
-        known = [q for q in query_ids if all((q, p) in labelled for p in pools[q])]
-        return draw(design, query_ids, n, spread, bands, seed, known)
+        return draw(design, query_ids, n, spread, bands, seed, covered_whole(pools, human_gains_for(stored.queries, labels)))
 
     earlier = drawn_for(workspace.store, stored.population)
     drawn = steered(workspace.human_labels_before(earlier.made_at)) if earlier is not None and earlier.made_at is not None else None

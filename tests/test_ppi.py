@@ -15,6 +15,7 @@ from rae.evaluate.designs import (
     Draw,
     active_probabilities,
     beliefs_from_labels,
+    defensive_share,
     draw,
     judge_spread,
     neyman,
@@ -186,7 +187,7 @@ def test_an_active_draw_is_unbiased_with_its_probabilities_and_covers():
     truth = population(200)
     noisy = np.arange(200) < 60
     judge = np.clip(truth + np.where(noisy, local.normal(0.15, 0.2, 200), local.normal(0, 0.02, 200)), 0, 1.2)
-    probabilities = active_probabilities(np.where(noisy, 0.2, 0.02))
+    probabilities = active_probabilities(np.where(noisy, 0.2, 0.02), defensive_share(0.8))  # a judge the humans found good
     errors, naive, hits = [], [], 0
     for _ in range(1000):
         drawn = local.choice(200, 15, replace=True, p=probabilities)
@@ -416,3 +417,30 @@ def test_the_plan_labels_no_query_the_earlier_labels_cover_whole():
     without = plan_row("a", Pilot(prediction, np.where(np.arange(120) < 40, 0.0, 0.2), pilot, truth[pilot]), 0.1, 10, 0.1)
     assert row.queries["stratified"] < 0.8 * row.queries["uniform"]
     assert row.queries["stratified"] < without.queries["stratified"]
+
+
+def test_the_active_draw_follows_the_judge_spread_only_as_far_as_the_humans_found_the_judge_agreeing():
+    """A judge sure of exactly the queries where it errs (the embedded model calls nearly everything relevant): its
+    spread sends the active draw away from its errors and weighs them most. Checked against human labels, a judge at
+    chance gets a uniform draw, which keeps the interval to the uniform design's width; a good judge follows its spread;
+    an unchecked one is hedged halfway."""
+    assert defensive_share(None) == 0.5 and defensive_share(0.05) == 0.95 and defensive_share(-0.1) == 1.0
+    assert defensive_share(0.9) == 0.2  # never less: no weight above five times the uniform draw's
+    local = np.random.default_rng(5)
+    truth = population(200)
+    wrong = np.arange(200) < 80  # the judge is wrong here, and surest here
+    judge = np.clip(truth + np.where(wrong, local.normal(0.3, 0.15, 200), local.normal(0, 0.03, 200)), 0, 1.2)
+    spread = np.where(wrong, 0.005, 0.1)
+
+    def width(design: str, share: float) -> float:
+        widths = []
+        for seed in range(300):
+            sample = draw(design, [str(i) for i in range(200)], 15, spread, seed=seed, even_share=share).sample([str(i) for i in range(200)])
+            corrected = humans_and_ppi(judge, truth[sample.positions], sample)[1]
+            widths.append(corrected.ci_high - corrected.ci_low)
+        return float(np.mean(widths))
+
+    uniform = width("uniform", 0.5)
+    assert width(ACTIVE, defensive_share(0.0)) <= 1.05 * uniform
+    assert width(ACTIVE, defensive_share(None)) > 1.05 * uniform  # unchecked, the bet costs: why rae plan does not pick it blind
+    assert width(ACTIVE, defensive_share(0.9)) > width(ACTIVE, defensive_share(None))

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from rae.cli import app
 from rae.config import load_settings
 from rae.datasets.bundled import ESCI_QUERY_LOG
+from rae.evaluate.designs import defensive_share
 from rae.evaluate.stored_run import drawn_for, load_evaluation
 from rae.retrieve.trec import TrecRunEngine
 from rae.store.human_labels import save_label
@@ -98,9 +99,13 @@ def test_the_same_draw_again_after_labelling_draws_the_same_queries_and_keeps_it
     """The active draw is steered by the labels its prediction holds; the drawn queries' own labels, given after it,
     must neither move a second run of the same command nor count as given before it."""
     command = ["review", "queue", "--for-evaluation", "latest", "--queries", "4", "--design", "active"]
-    assert CliRunner().invoke(app, command).exit_code == 0
+    drew = CliRunner().invoke(app, command)
+    assert drew.exit_code == 0, drew.output
     first, workspace = stored_probabilities(), Workspace(load_settings())
     stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
+    # How far the draw followed the judge's spread is said, and held: no query below that share of a uniform chance.
+    assert "50% of the chance spread evenly, since no human labels have checked the judge" in drew.stdout
+    assert min(first.values()) * len(stored.queries) >= defensive_share(None) - 1e-4  # (stored_probabilities rounds)
     made = drawn_for(workspace.store, stored.population).made_at
     assert label_whole_queue(workspace) > 0
     again = CliRunner().invoke(app, command)

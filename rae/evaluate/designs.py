@@ -12,8 +12,11 @@ Every design draws from the evaluated queries at random, with probabilities rae 
   a stratum of their own, ``known``, taken whole (probability 1): their metric is known exactly, so a label spent
   there would settle nothing, and the labels asked for all go to the other queries.
 - **active**: each query drawn with a probability in proportion to the judge's own spread of its metric, with
-  replacement and a fifth of the probability spread evenly (a defensive mixture, Hesterberg 1995, so that no weight
-  explodes); the estimate divides by the probability (Zrnic and Candès, active statistical inference, 2024).
+  replacement and a share of the probability spread evenly (a defensive mixture, Hesterberg 1995, so that no weight
+  explodes); the estimate divides by the probability (Zrnic and Candès, active statistical inference, 2024). The
+  share is what rae knows of the judge (``defensive_share``): its spread says where its errors lie only as far as it
+  agrees with the humans, and a judge sure of labels the humans contradict would send the labels away from its
+  errors and weigh the queries holding them most.
 
 **The judge's own spread** of a query's metric: each pair's label is redrawn from what the judge believes of it (its
 label probabilities or its confidence when rae measured them, else its label kept with probability 1 - epsilon and
@@ -35,7 +38,8 @@ from rae.evaluate.ppi import ACTIVE, STRATIFIED, UNIFORM, Sample
 
 DESIGNS = (UNIFORM, STRATIFIED, ACTIVE)
 OLDER_NAMES = {"confidence": STRATIFIED}  # an older rae's stratified draw, by the judge's confidence
-DEFENSIVE_SHARE = 0.2  # of the active design's probability, spread evenly over every query
+UNCHECKED_SHARE = 0.5  # of the active design's probability spread evenly, for a judge no human labels have checked
+LEAST_SHARE = 0.2  # never less, however good the judge: no query's weight above five times the uniform draw's
 KNOWN = "known"  # the stratified design's census of the queries labelled whole before the draw
 DEFAULT_EPSILON = 0.3  # the share of labels a judge of unknown confidence is taken to get wrong
 REDRAWS = 64
@@ -146,10 +150,11 @@ class Draw:
 
 
 def draw(design: str, population: list[str], n: int, spread: np.ndarray | None = None, bands: dict[str, str] | None = None,
-         seed: int = 0, known: Collection[str] = ()) -> Draw:
+         seed: int = 0, known: Collection[str] = (), even_share: float = UNCHECKED_SHARE) -> Draw:
     """Draw ``n`` of the ``population`` queries by ``design``; ``spread`` is the judge's own spread of each query's
     metric (``judge_spread``), ``bands`` each query's frequency band (strata instead of the spread), ``known`` the
-    queries labelled whole already (the stratified design takes them whole, beside its ``n``)."""
+    queries labelled whole already (the stratified design takes them whole, beside its ``n``), ``even_share`` the
+    active design's probability spread evenly (``defensive_share``)."""
     rng = np.random.default_rng(seed)
     spread = np.ones(len(population)) if spread is None else np.asarray(spread, dtype=float)
     known = set(known)
@@ -158,7 +163,7 @@ def draw(design: str, population: list[str], n: int, spread: np.ndarray | None =
     if design == UNIFORM or len(population) <= n:
         return _stratified_draw(UNIFORM, {q: "all" for q in population}, {"all": min(n, len(population))}, rng)
     if design == ACTIVE:
-        return _active_draw(population, n, spread, rng)
+        return _active_draw(population, n, spread, rng, even_share)
     strata = strata_of(population, spread, n, bands)
     return _stratified_draw(STRATIFIED, strata, neyman(strata, dict(zip(population, spread, strict=True)), n), rng)
 
@@ -221,17 +226,33 @@ def _stratified_draw(design: str, strata: dict[str, str], sizes: dict[str, int],
     return result
 
 
-def active_probabilities(spread: np.ndarray) -> np.ndarray:
-    """Each query's probability per draw: its share of the judge's spread, mixed with a uniform share."""
+def defensive_share(kappa: float | None) -> float:
+    """The active design's probability spread evenly, from the judge's agreement with the humans (Cohen's kappa on
+    the pairs both labelled): 1 - kappa, so a judge at chance or worse gets a uniform draw (its spread says nothing of
+    where it errs), between ``LEAST_SHARE`` and 1; ``UNCHECKED_SHARE`` when no human labels have checked it."""
+    if kappa is None or not np.isfinite(kappa):
+        return UNCHECKED_SHARE
+    return float(np.clip(1 - kappa, LEAST_SHARE, 1.0))
+
+
+def even_share_said(kappa: float | None) -> str:
+    """The active design's share spread evenly and why, as a line says it."""
+    why = (f"the judge's kappa against the humans' labels is {round(kappa, 2) + 0.0:.2f}" if kappa is not None and np.isfinite(kappa)
+           else "no human labels have checked the judge")
+    return f"{defensive_share(kappa):.0%} of the chance spread evenly, since {why}"
+
+
+def active_probabilities(spread: np.ndarray, even_share: float = UNCHECKED_SHARE) -> np.ndarray:
+    """Each query's probability per draw: its share of the judge's spread, mixed with ``even_share`` spread evenly."""
     spread = np.asarray(spread, dtype=float)
     uniform = np.full(len(spread), 1 / len(spread))
     if spread.sum() <= 0:
         return uniform
-    return (1 - DEFENSIVE_SHARE) * spread / spread.sum() + DEFENSIVE_SHARE * uniform
+    return (1 - even_share) * spread / spread.sum() + even_share * uniform
 
 
-def _active_draw(population: list[str], n: int, spread: np.ndarray, rng: np.random.Generator) -> Draw:
-    probabilities = active_probabilities(spread)
+def _active_draw(population: list[str], n: int, spread: np.ndarray, rng: np.random.Generator, even_share: float) -> Draw:
+    probabilities = active_probabilities(spread, even_share)
     result = Draw(ACTIVE, stratum_sizes={"all": len(population)})
     for index in rng.choice(len(population), n, replace=True, p=probabilities):
         q = population[int(index)]

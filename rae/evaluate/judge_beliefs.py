@@ -6,6 +6,7 @@ judges disagree."""
 from collections.abc import Mapping
 
 import numpy as np
+from sklearn.metrics import cohen_kappa_score
 
 from rae.config import ConfigError
 from rae.datasets.labelled_set import LabelledSet
@@ -24,18 +25,29 @@ def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_un
     human labels (``humans``, by default today's) on these pools says (or 1 - epsilon); a pair it has no judgment of is
     its mix of labels, or, with ``unjudged_as_unsure`` off (a panel judge a budget stopped part way), left out for the
     others to speak for."""
-    outcomes = {pair: outcome.value for pair, outcome in workspace.stored_judgments(stored.pool_pairs()).items() if outcome.ok}
+    outcomes = _judged(workspace, stored)
     if not outcomes:
         raise ConfigError("the judge has no stored judgments of this evaluation's pools: use --design uniform")
-    labels: Gains = {}
-    for pair, row in outcomes.items():
-        labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
-    beliefs = beliefs_from_labels(labels, _epsilon(humans or workspace.human_labels, labels), stored.pools() if unjudged_as_unsure else None)
+    labels = _gains(outcomes)
+    human = human_gains_for(stored.queries, humans or workspace.human_labels)
+    beliefs = beliefs_from_labels(labels, _epsilon(labels, human), stored.pools() if unjudged_as_unsure else None)
     for pair, row in outcomes.items():
         measured = label_probabilities(row.probabilities)
         if measured is not None:
             beliefs[pair.query_id][pair.product_id] = measured
     return beliefs
+
+
+def _judged(workspace: Workspace, stored: StoredEvaluation) -> dict:
+    """The judge's stored judgments of the evaluation's pools that hold a label."""
+    return {pair: outcome.value for pair, outcome in workspace.stored_judgments(stored.pool_pairs()).items() if outcome.ok}
+
+
+def _gains(outcomes: dict) -> Gains:
+    labels: Gains = {}
+    for pair, row in outcomes.items():
+        labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
+    return labels
 
 
 def label_probabilities(probabilities: dict[str, float] | None) -> np.ndarray | None:
@@ -44,11 +56,31 @@ def label_probabilities(probabilities: dict[str, float] | None) -> np.ndarray | 
     return measured / measured.sum() if measured.sum() > 0 else None
 
 
-def _epsilon(humans: LabelledSet, labels: Gains) -> float:
+def _epsilon(labels: Gains, humans: Gains) -> float:
     """The share of the judge's labels the humans' labels contradict, where both exist, else the default."""
-    human = {(j.query_id, j.product_id): j.label.gain for j in humans.judgments}
-    both = [(g, human[(q, p)]) for q, by in labels.items() for p, g in by.items() if (q, p) in human]
+    both = _both_labelled(labels, humans)
     return float(np.mean([a != b for a, b in both])) if len(both) >= MIN_PAIRS_FOR_EPSILON else DEFAULT_EPSILON
+
+
+def judge_kappa(workspace: Workspace, stored: StoredEvaluation, humans: LabelledSet | None = None) -> float | None:
+    """The judge's Cohen's kappa against the human labels (``humans``, by default today's) on these pools: what the
+    active design trusts its spread by (``defensive_share``)."""
+    return agreement_kappa(_gains(_judged(workspace, stored)), human_gains_for(stored.queries, humans or workspace.human_labels))
+
+
+def agreement_kappa(judge: Gains, humans: Gains) -> float | None:
+    """Cohen's kappa of the judge's labels against the humans' on the pairs both labelled, or None with fewer than
+    ``MIN_PAIRS_FOR_EPSILON`` of them."""
+    both = _both_labelled(judge, humans)
+    if len(both) < MIN_PAIRS_FOR_EPSILON:
+        return None
+    judged, human = zip(*both, strict=True)
+    return float(cohen_kappa_score(judged, human, labels=[0, 1, 2]))
+
+
+def _both_labelled(judge: Gains, humans: Gains) -> list[tuple[int, int]]:
+    """(the judge's gain, the humans') for every pair both labelled."""
+    return [(g, humans[q][p]) for q, labels in judge.items() for p, g in labels.items() if p in humans.get(q, {})]
 
 
 def row_values(stored: StoredEvaluation, gains: Gains, metric: str) -> dict[str, np.ndarray]:

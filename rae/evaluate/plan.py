@@ -36,7 +36,16 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from rae.evaluate.corrected import Corrected, per_query_values
-from rae.evaluate.designs import DESIGNS, MIN_PER_STRATUM, active_probabilities, neyman, strata_of
+from rae.evaluate.designs import (
+    DESIGNS,
+    MIN_PER_STRATUM,
+    UNCHECKED_SHARE,
+    active_probabilities,
+    defensive_share,
+    even_share_said,
+    neyman,
+    strata_of,
+)
 from rae.evaluate.evaluation import Evaluation
 from rae.evaluate.found_labels import found_labels
 from rae.evaluate.ppi import ACTIVE, MIN_HUMAN_QUERIES, STRATIFIED, UNIFORM, Sample, fitted_lam, interval_shape
@@ -74,6 +83,7 @@ class Plan:
     margin: float | None = None
     known_pairs: int = 0  # human labels given before the draw that the planned prediction holds (0: the judge's alone)
     known_queries: int = 0  # queries those labels cover whole: the stratified design takes them whole, for no label
+    judge_kappa: float | None = None  # the judge's agreement with the humans' labels, which sets the active design's even share
 
     def as_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in vars(self).items() if k != "rows"},
@@ -87,6 +97,7 @@ class Plan:
         if self.known_queries:
             holding += (f"; {self.known_queries} queries were labelled whole before the draw: the stratified design takes those whole "
                         "and labels none of them")
+        holding += f"; the active design takes {even_share_said(self.judge_kappa)}"
         lines = [
             f"{aim}, of {self.population} evaluated queries: human-labelled queries needed under each design (a human label costs "
             f"${self.human_cost_per_pair:g} a pair, {self.pairs_per_query:.1f} pairs a query{holding})",
@@ -122,6 +133,7 @@ class Pilot:
     human: np.ndarray
     difference: bool = False  # values are differences of two engines' metric
     known: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))  # queries labelled whole already: the stratified design's census
+    even_share: float = UNCHECKED_SHARE  # the active design's probability spread evenly (``defensive_share``)
 
     def residual(self) -> np.ndarray:
         """The humans' value less the judge's, weighted by lam fitted on the labelled queries, on each of them."""
@@ -131,10 +143,12 @@ class Pilot:
 
 
 def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: str, target_width: float, pairs_per_query: float,
-                human_cost_per_pair: float, margin: float | None = None) -> Plan:
-    """A row for each engine and each difference of two, from the queries labelled whole so far."""
+                human_cost_per_pair: float, margin: float | None = None, judge_kappa: float | None = None) -> Plan:
+    """A row for each engine and each difference of two, from the queries labelled whole so far; ``judge_kappa`` (the
+    judge's agreement with the humans' labels) sets how far an active draw would follow the judge's spread."""
     queries = [q.query_id for q in evaluation.queries]
-    plan = Plan(metric, target_width, len(queries), pairs_per_query, human_cost_per_pair, margin=margin)
+    plan = Plan(metric, target_width, len(queries), pairs_per_query, human_cost_per_pair, margin=margin, judge_kappa=judge_kappa)
+    even_share = defensive_share(judge_kappa)
     corrected = evaluation.corrected
     known = sorted(corrected.human_metrics[next(iter(corrected.human_metrics))].per_query.index) if corrected and corrected.human_metrics else []
     judge = {e: per_query_values(m, metric, queries) for e, m in evaluation.metrics.items()}
@@ -149,7 +163,8 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
     names = list(evaluation.metrics)
     found = found_labels({run.name: run.rankings for run in evaluation.engines}, evaluation.human_gains, metric, evaluation.k)
     for e in names:
-        plan.rows.append(plan_row(e, Pilot(judge[e], spreads.get(e, np.ones(len(queries))), labelled, human[e][labelled], known=census),
+        plan.rows.append(plan_row(e, Pilot(judge[e], spreads.get(e, np.ones(len(queries))), labelled, human[e][labelled], known=census,
+                                                  even_share=even_share),
                                   target_width, pairs_per_query, human_cost_per_pair))
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -159,7 +174,8 @@ def plan_labels(evaluation: Evaluation, spreads: dict[str, np.ndarray], metric: 
                 plan.rows.append(PlanRow(what, len(labelled), 0.0, note=_failed_by_humans(humans_say, found.queries, margin)))
                 continue
             seen = humans_say.value if humans_say is not None and humans_say.has_interval else _mean(difference[labelled])
-            pilot = Pilot(judge[b] - judge[a], spreads.get(what, np.ones(len(queries))), labelled, difference[labelled], difference=True, known=census)
+            pilot = Pilot(judge[b] - judge[a], spreads.get(what, np.ones(len(queries))), labelled, difference[labelled], difference=True, known=census,
+                          even_share=even_share)
             plan.rows.append(plan_row(what, pilot, decisive_width(seen, margin, target_width), pairs_per_query, human_cost_per_pair))
     return plan
 
@@ -198,7 +214,7 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
         HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width, shape),
         UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width, shape),
         STRATIFIED: _stratified_size(per_query, pilot.spread, width, shape, pilot.known),
-        ACTIVE: _active_size(per_query, pilot.spread, width, shape),
+        ACTIVE: _active_size(per_query, active_probabilities(pilot.spread, pilot.even_share), width, shape),
     }
     per_label = pairs_per_query * human_cost_per_pair
     return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in queries.items()})
@@ -252,9 +268,8 @@ def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, sh
     return None
 
 
-def _active_size(per_query: np.ndarray, spread: np.ndarray, width: float, shape: float | None) -> int | None:
+def _active_size(per_query: np.ndarray, probabilities: np.ndarray, width: float, shape: float | None) -> int | None:
     population = len(per_query)
-    probabilities = active_probabilities(spread)
     per_draw = float(np.sum(per_query**2 / (population**2 * probabilities)))
     for n in range(MIN_HUMAN_QUERIES, 4 * population + 1):
         if planned_width(math.sqrt(per_draw / n), scipy_stats.t.ppf(0.975, n - 1), shape, n) <= width:

@@ -4,7 +4,8 @@ corrected by them, drawn by a design rae records (``rae.evaluate.designs``), and
 The draw is random, so that the correction is unbiased whatever the design: ``uniform`` gives every query the same
 chance; ``stratified`` and ``active`` send more labels where the judge's own spread of the query's metric is large
 (for an evaluation of two or more engines, of the difference between its first two: a gate's baseline and
-candidate). A pair humans labelled before the draw is certain there: the prediction the drawn queries correct holds
+candidate), the active one only as far as the judge's agreement with the humans' labels on the pools says its
+spread can be trusted (``defensive_share``). A pair humans labelled before the draw is certain there: the prediction the drawn queries correct holds
 its label (``rae.evaluate.corrected``), so nothing is left to correct on it; the stratified design takes the queries
 whose pools those labels cover whole as a stratum of their own, whole, and draws ``--queries`` among the others. Each drawn query's probability is
 stored, and the estimates weight it by the inverse. Every pair of a
@@ -26,9 +27,9 @@ from typing import Literal
 from rae.config import ConfigError
 from rae.datasets.labelled_set import LabelledSet
 from rae.evaluate.corrected import covered_whole
-from rae.evaluate.designs import KNOWN, Draw, draw
+from rae.evaluate.designs import ACTIVE, KNOWN, Draw, defensive_share, draw, even_share_said
 from rae.evaluate.evaluation import human_gains_for
-from rae.evaluate.judge_beliefs import spreads
+from rae.evaluate.judge_beliefs import judge_kappa, spreads
 from rae.evaluate.stored_run import StoredEvaluation, drawn_for
 from rae.store.review_items import Item, add_items
 from rae.store.samples import record_sample
@@ -48,12 +49,19 @@ class Drawn:
     queued: int = 0
     already_labelled: int = 0
     panel: dict[str, str] = field(default_factory=dict)  # judge -> what it judged of the pools
+    kappa: float | None = None  # the judge's agreement with the humans' labels, which the active draw trusted its spread by
 
     def _serving(self) -> str:
         if self.drawn.design == "uniform":
             return ""
         steered = f", steered by the judges {', '.join(f'{n} ({what})' for n, what in self.panel.items())}" if self.panel else ""
         return f", for {self.target}{steered}"
+
+    def _even_share(self) -> str:
+        """How far the active draw followed the judge's spread: the share of its probability spread evenly, and why."""
+        if self.drawn.design != ACTIVE:
+            return ""
+        return f"; {even_share_said(self.kappa)}"
 
     def line(self) -> str:
         counts = [self.drawn.strata[q] for q in self.drawn.draws if self.drawn.strata[q] != KNOWN]
@@ -62,7 +70,7 @@ class Drawn:
         census = f"; the {known} queries whose pools humans labelled whole before are taken whole" if known else ""
         drawn = sum(n for q, n in self.drawn.draws.items() if self.drawn.strata[q] != KNOWN)
         return (
-            f"drew {drawn} queries of evaluation {self.run_id} ({self.drawn.design}{self._serving()}: {by_stratum}{census}); "
+            f"drew {drawn} queries of evaluation {self.run_id} ({self.drawn.design}{self._serving()}: {by_stratum}{census}{self._even_share()}); "
             f"queued {self.queued} pairs in {self.queue!r} ({self.already_labelled} already had a human label)"
         )
 
@@ -86,24 +94,28 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
 
     pools = stored.pools()
 
-    def steered(labels: LabelledSet) -> Draw:
+    def steered(labels: LabelledSet) -> tuple[Draw, float | None]:
         """The draw, its design steered by the judge's spread once ``labels`` settle their pairs, the queries whose
-        pools they cover whole known."""
-        spread = None
+        pools they cover whole known; and, for the active design, the judge's kappa against those labels, which sets
+        how far the draw follows the spread."""
+        spread, kappa = None, None
         if design != "uniform":
             spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, labels)[target]
-        return draw(design, query_ids, n, spread, bands, seed, covered_whole(pools, human_gains_for(stored.queries, labels)))
+        if design == ACTIVE:
+            kappa = judge_kappa(workspace, stored, labels)
+        known = covered_whole(pools, human_gains_for(stored.queries, labels))
+        return draw(design, query_ids, n, spread, bands, seed, known, defensive_share(kappa)), kappa
 
     earlier = drawn_for(workspace.store, stored.population)
-    drawn = steered(workspace.human_labels_before(earlier.made_at)) if earlier is not None and earlier.made_at is not None else None
+    drawn, kappa = steered(workspace.human_labels_before(earlier.made_at)) if earlier is not None and earlier.made_at is not None else (None, None)
     if drawn is not None and drawn.same_as(earlier):
         # The same command again: the same draw, as it was steered then, keeps its time, so the labels given for its
         # queries since stay on the humans' side and do not move it.
         drawn.made_at = earlier.made_at
     else:
-        drawn = steered(workspace.human_labels)
+        drawn, kappa = steered(workspace.human_labels)
         record_sample(workspace.store, stored.population, stored.run_id, drawn.rows())
-    result = Drawn(stored.run_id, drawn, queue, target, panel=judged)
+    result = Drawn(stored.run_id, drawn, queue, target, panel=judged, kappa=kappa)
     _queue(workspace, stored, result)
     return result
 

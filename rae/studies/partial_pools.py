@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.designs import DESIGNS
+from rae.evaluate.designs import DESIGNS, UNCHECKED_SHARE, defensive_share
 from rae.evaluate.found_labels import mean_interval
 from rae.evaluate.metrics import Gains
 from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, plan_row
@@ -139,8 +139,11 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
                        HOLDING_ROWS: (difference(holding.gains), holding.spread(both, difference, seed))}
         left = np.array([i for i in range(len(queries)) if i not in set(complete)])  # what the existing labels leave to correct
         census = {"": np.array([], dtype=int), HOLDING_ROWS: np.array(complete, dtype=int)}  # what the stratified design takes whole
+        # The active design trusts the judge's spread as far as the labels given before the draw say it agrees with them.
+        even = {"": UNCHECKED_SHARE, HOLDING_ROWS: defensive_share(studied.kappa_against(existing))}
         study.plans[name] = {
-            what: plan_row(f"{candidate} - {baseline}", Pilot(prediction, spread, pilot, human[pilot], difference=True, known=census[rows]),
+            what: plan_row(f"{candidate} - {baseline}", Pilot(prediction, spread, pilot, human[pilot], difference=True, known=census[rows],
+                                                              even_share=even[rows]),
                            plan_width, 0.0, 0.0)
             for what, rows, (prediction, spread), pilot in zip((JUDGE_ALONE, HOLDING), predictions, predictions.values(),
                                                                (np.arange(len(queries)), left), strict=True)
@@ -150,7 +153,7 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
                 rng = np.random.default_rng([seed, n])
                 known = [queries[i] for i in census[what]]
                 for design in DESIGNS:
-                    row = _drawn_row(name, design, n, prediction, human, spread, queries, repetitions, margin, rng, known)
+                    row = _drawn_row(name, design, n, prediction, human, spread, queries, repetitions, margin, rng, known, even[what])
                     study.rows.append(replace(row, estimate=row.estimate + what))
     return study
 
@@ -162,10 +165,10 @@ def _once(judge: str, what: str, estimate: Estimate, truth: float, margin: float
 
 
 def _drawn_row(judge: str, design: str, n: int, llm: np.ndarray, human: np.ndarray, spread: np.ndarray, queries: list[str], repetitions: int,
-               margin: float, rng: np.random.Generator, known: list[str]) -> PoolRow:
+               margin: float, rng: np.random.Generator, known: list[str], even_share: float) -> PoolRow:
     truth, values, covered, passed, widths = float(human.mean()), [], 0, 0, []
     for _ in range(repetitions):
-        sample = drawn_sample(design, queries, n, spread, rng, known)
+        sample = drawn_sample(design, queries, n, spread, rng, known, even_share)
         _, ppi, _ = humans_and_ppi(llm, human[sample.positions], sample, difference=True)
         values.append(ppi.value)
         covered += ppi.ci_low <= truth <= ppi.ci_high

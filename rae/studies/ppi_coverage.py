@@ -30,6 +30,7 @@ from rae.evaluate.designs import (
     ACTIVE,
     DESIGNS,
     STRATIFIED,
+    UNCHECKED_SHARE,
     UNIFORM,
     Beliefs,
     MetricOf,
@@ -38,7 +39,7 @@ from rae.evaluate.designs import (
     judge_spread,
     pools_of,
 )
-from rae.evaluate.judge_beliefs import label_probabilities
+from rae.evaluate.judge_beliefs import agreement_kappa, label_probabilities
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
 from rae.evaluate.ppi import Sample, humans_and_ppi
 from rae.labels import LABELS, Label
@@ -68,6 +69,11 @@ class StudiedJudge:
         for q, labels in known.items():
             measured.setdefault(q, {}).update({p: np.eye(3)[g] for p, g in labels.items()})
         return StudiedJudge(gains, measured)
+
+    def kappa_against(self, humans: Gains) -> float | None:
+        """Its Cohen's kappa against ``humans`` on the pairs both labelled, as ``rae review queue --for-evaluation``
+        measures it on the labels given before a draw (``judge_kappa``), or None with too few of them."""
+        return agreement_kappa(self.gains, humans)
 
     def spread(self, lists: dict[str, Rankings], metric_of: MetricOf, seed: int) -> np.ndarray:
         """Each query's spread of ``metric_of`` when its labels are redrawn from its beliefs (``judge_spread``)."""
@@ -275,11 +281,14 @@ def _row(judge: str, target: Target, n: int, human: np.ndarray, llm: np.ndarray,
     )
 
 
-def drawn_sample(design: str, queries: list[str], n: int, spread: np.ndarray, rng: np.random.Generator, known: Collection[str] = ()) -> Sample:
-    """A draw of ``n`` queries to label by ``design`` (the stratified one takes the ``known`` queries whole beside them)."""
+def drawn_sample(design: str, queries: list[str], n: int, spread: np.ndarray, rng: np.random.Generator, known: Collection[str] = (),
+                 even_share: float = UNCHECKED_SHARE) -> Sample:
+    """A draw of ``n`` queries to label by ``design`` (the stratified one takes the ``known`` queries whole beside them;
+    the active one spreads ``even_share`` of its probability evenly)."""
     if design == UNIFORM:
         return Sample.uniform(rng.choice(len(queries), n, replace=False), len(queries))
-    drawn = draw(design if design in (STRATIFIED, ACTIVE) else UNIFORM, queries, n, spread, seed=int(rng.integers(2**32)), known=known)
+    drawn = draw(design if design in (STRATIFIED, ACTIVE) else UNIFORM, queries, n, spread, seed=int(rng.integers(2**32)), known=known,
+                 even_share=even_share)
     return drawn.sample(queries)
 
 

@@ -22,6 +22,7 @@ from rae.evaluate.designs import (
     pools_of,
     strata_of,
 )
+from rae.evaluate.judge_beliefs import agreement_kappa
 from rae.evaluate.metrics import engine_metrics
 from rae.evaluate.plan import Pilot, plan_row
 from rae.evaluate.ppi import ACTIVE, STRATIFIED, Sample, fitted_lam, humans_and_ppi, three_estimates
@@ -426,6 +427,11 @@ def test_the_active_draw_follows_the_judge_spread_only_as_far_as_the_humans_foun
     an unchecked one is hedged halfway."""
     assert defensive_share(None) == 0.5 and defensive_share(0.05) == 0.95 and defensive_share(-0.1) == 1.0
     assert defensive_share(0.9) == 0.2  # never less: no weight above five times the uniform draw's
+    all_relevant = {"q": {f"p{i}": 2 for i in range(40)}}
+    assert agreement_kappa(all_relevant, all_relevant) is None  # kappa is undefined: unmeasured, not perfect
+    assert agreement_kappa({"q": dict(list(all_relevant["q"].items())[:29])}, all_relevant) is None  # too few pairs
+    mixed = {"q": {f"p{i}": i % 3 for i in range(40)}}
+    assert agreement_kappa(mixed, mixed) == pytest.approx(1.0)
     local = np.random.default_rng(5)
     truth = population(200)
     wrong = np.arange(200) < 80  # the judge is wrong here, and surest here

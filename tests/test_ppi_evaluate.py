@@ -104,7 +104,7 @@ def test_the_same_draw_again_after_labelling_draws_the_same_queries_and_keeps_it
     first, workspace = stored_probabilities(), Workspace(load_settings())
     stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
     # How far the draw followed the judge's spread is said, and held: no query below that share of a uniform chance.
-    assert "50% of the chance spread evenly, since no human labels have checked the judge" in drew.stdout
+    assert "50% of the chance spread evenly, since no human labels measure the judge's agreement" in drew.stdout
     assert min(first.values()) * len(stored.queries) >= defensive_share(None) - 1e-4  # (stored_probabilities rounds)
     made = drawn_for(workspace.store, stored.population).made_at
     assert label_whole_queue(workspace) > 0

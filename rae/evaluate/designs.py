@@ -229,7 +229,7 @@ def _stratified_draw(design: str, strata: dict[str, str], sizes: dict[str, int],
 def defensive_share(kappa: float | None) -> float:
     """The active design's probability spread evenly, from the judge's agreement with the humans (Cohen's kappa on
     the pairs both labelled): 1 - kappa, so a judge at chance or worse gets a uniform draw (its spread says nothing of
-    where it errs), between ``LEAST_SHARE`` and 1; ``UNCHECKED_SHARE`` when no human labels have checked it."""
+    where it errs), between ``LEAST_SHARE`` and 1; ``UNCHECKED_SHARE`` when no human labels measure it."""
     if kappa is None or not np.isfinite(kappa):
         return UNCHECKED_SHARE
     return float(np.clip(1 - kappa, LEAST_SHARE, 1.0))
@@ -238,7 +238,7 @@ def defensive_share(kappa: float | None) -> float:
 def even_share_said(kappa: float | None) -> str:
     """The active design's share spread evenly and why, as a line says it."""
     why = (f"the judge's kappa against the humans' labels is {round(kappa, 2) + 0.0:.2f}" if kappa is not None and np.isfinite(kappa)
-           else "no human labels have checked the judge")
+           else "no human labels measure the judge's agreement")
     return f"{defensive_share(kappa):.0%} of the chance spread evenly, since {why}"
 
 

@@ -10,11 +10,13 @@ from sklearn.metrics import cohen_kappa_score
 
 from rae.config import ConfigError
 from rae.datasets.labelled_set import LabelledSet
+from rae.datasets.records import Pair
 from rae.evaluate.designs import DEFAULT_EPSILON, Beliefs, beliefs_from_labels, judge_spread, mixed_beliefs
 from rae.evaluate.evaluation import human_gains_for
 from rae.evaluate.metrics import Gains, engine_metrics
 from rae.evaluate.stored_run import StoredEvaluation
 from rae.labels import LABELS, Label
+from rae.store.schema import JudgmentRow
 from rae.workspace import Workspace
 
 MIN_PAIRS_FOR_EPSILON = 30
@@ -38,12 +40,12 @@ def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_un
     return beliefs
 
 
-def _judged(workspace: Workspace, stored: StoredEvaluation) -> dict:
+def _judged(workspace: Workspace, stored: StoredEvaluation) -> dict[Pair, JudgmentRow]:
     """The judge's stored judgments of the evaluation's pools that hold a label."""
     return {pair: outcome.value for pair, outcome in workspace.stored_judgments(stored.pool_pairs()).items() if outcome.ok}
 
 
-def _gains(outcomes: dict) -> Gains:
+def _gains(outcomes: dict[Pair, JudgmentRow]) -> Gains:
     labels: Gains = {}
     for pair, row in outcomes.items():
         labels.setdefault(pair.query_id, {})[pair.product_id] = Label(row.label).gain
@@ -70,11 +72,13 @@ def judge_kappa(workspace: Workspace, stored: StoredEvaluation, humans: Labelled
 
 def agreement_kappa(judge: Gains, humans: Gains) -> float | None:
     """Cohen's kappa of the judge's labels against the humans' on the pairs both labelled, or None with fewer than
-    ``MIN_PAIRS_FOR_EPSILON`` of them."""
+    ``MIN_PAIRS_FOR_EPSILON`` of them or when one label is all either gave (kappa is undefined there)."""
     both = _both_labelled(judge, humans)
     if len(both) < MIN_PAIRS_FOR_EPSILON:
         return None
     judged, human = zip(*both, strict=True)
+    if len(set(judged) | set(human)) < 2:
+        return None
     return float(cohen_kappa_score(judged, human, labels=[0, 1, 2]))
 
 

@@ -144,15 +144,18 @@ def test_a_stratified_draw_takes_the_queries_labelled_whole_before_it_whole_and_
     assert correction["labelled_queries"] == 4 and not correction["provisional"]
 
 
-def test_when_earlier_labels_cover_every_pool_the_metric_is_known_exactly_and_the_plan_asks_for_no_label(evaluated):
+@pytest.mark.parametrize("design", ["stratified", "uniform", "active"])
+def test_when_earlier_labels_cover_every_pool_the_metric_is_known_exactly_and_the_plan_asks_for_no_label(evaluated, design):
     """Every pool labelled whole before the draw: the stratified draw takes every query whole and queues nothing, the
-    humans' difference is known exactly (an interval of width zero), and the stratified plan needs no label."""
+    humans' difference is known exactly (an interval of width zero), and the stratified plan needs no label. Whatever
+    design drew the queries, the prediction is then the humans' own metric: known exactly too."""
     workspace = Workspace(load_settings())
     stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
     for i, pair in enumerate(stored.pool_pairs()):
         save_label(workspace.store, pair.query_id, pair.query, pair.product_id, ("irrelevant", "highly_relevant")[i % 2], "bo")
-    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "2", "--design", "stratified"])
-    assert "drew 0 queries" in drawn.stdout and "the 6 queries whose pools humans labelled whole before are taken whole" in drawn.stdout
+    drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", "latest", "--queries", "2", "--design", design])
+    if design == "stratified":
+        assert "drew 0 queries" in drawn.stdout and "the 6 queries whose pools humans labelled whole before are taken whole" in drawn.stdout
     assert "queued 0 pairs" in drawn.stdout, drawn.output
     data = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)
     ppi = data["comparisons"][0]["ppi"]["ppi"]

@@ -28,7 +28,7 @@ import numpy as np
 from rae.evaluate.designs import KNOWN, Draw
 from rae.evaluate.found_labels import FoundLabels, found_labels
 from rae.evaluate.metrics import EngineMetrics, Gains, engine_metrics
-from rae.evaluate.ppi import ThreeEstimates, outside_lam, three_estimates
+from rae.evaluate.ppi import STRATIFIED, Sample, ThreeEstimates, outside_lam, three_estimates
 from rae.retrieve.rankings import Rankings
 
 
@@ -67,7 +67,14 @@ class Corrected:
         at = [position[q] for q in fitting if q in position]
         lam = outside_lam(human[at], predictor[at], predictor) if at else None
         sample = self.draw.sample(queries, set(self.labelled_queries))
+        if self.known_everywhere(queries):  # whatever the design drew: the prediction is the humans' metric on every query
+            sample = Sample(STRATIFIED, np.arange(len(queries)), np.full(len(queries), KNOWN, dtype=object), {KNOWN: len(queries)})
         return three_estimates(judge, human[sample.positions], sample, lam, difference, predictor)
+
+    def known_everywhere(self, queries: list[str]) -> bool:
+        """Whether the labels given before the draw cover every evaluated query's pool whole: the prediction the draw
+        corrects is then the humans' own metric, known exactly, however the queries were drawn."""
+        return bool(queries) and self.known_pairs > 0 and set(queries) <= set(self.known_whole)
 
     def taken_whole(self) -> list[str]:
         """The drawn queries of the stratified design's census: labelled whole before the draw, so taken whole."""

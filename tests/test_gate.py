@@ -107,6 +107,8 @@ def test_labels_that_were_not_drawn_fail_a_real_regression_the_judge_alone_would
 
 
 def test_a_drawn_sample_corrects_the_judge_and_says_its_design(engines, monkeypatch):
+    """The bundled labels cover every pool of these 12 queries whole before the draw: whatever the design drew (8 of
+    them, uniformly), the humans' metric is known exactly, and a judge that likes everything cannot pass the loss."""
     install_scripted(monkeypatch, ScriptedEngine(judge_saying("highly_relevant")))
     first = json.loads(gate("--baseline", "prod", "--candidate", "next").stdout)
     drawn = CliRunner().invoke(app, ["review", "queue", "--for-evaluation", first["report"].rsplit("/", 1)[-1], "--queries", "8", "--design", "uniform"])
@@ -114,8 +116,9 @@ def test_a_drawn_sample_corrects_the_judge_and_says_its_design(engines, monkeypa
     assert "queued 0 pairs" in drawn.stdout  # the bundled labels cover the drawn pools whole: nothing to label
     result = gate("--baseline", "prod", "--candidate", "next")
     verdict = json.loads(result.stdout)
-    assert result.exit_code == 1 and verdict["design"] == "uniform" and verdict["human_labelled_queries"] == 8
-    assert "drawn by the uniform design" in verdict["basis"] and verdict["difference"]["ci_high"] < -0.01
+    assert result.exit_code == 1 and verdict["design"] == "uniform" and verdict["human_labelled_queries"] == 12
+    assert "covered the pools of all 12 queries whole before the draw: known exactly" in verdict["basis"]
+    assert verdict["difference"]["ci_low"] == verdict["difference"]["ci_high"] < -0.01
 
 
 def test_the_same_engine_passes_with_exit_0_and_a_usage_error_exits_2(engines, scripted_workspace):

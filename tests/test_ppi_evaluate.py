@@ -142,6 +142,9 @@ def test_a_stratified_draw_takes_the_queries_labelled_whole_before_it_whole_and_
     label_whole_queue(workspace)
     correction = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)["human_correction"]
     assert correction["labelled_queries"] == 4 and not correction["provisional"]
+    verdict = CliRunner().invoke(app, ["gate", "--baseline", "bm25-title", "--candidate", "bm25-full", "--queries", "6", "--k", "5", "--json"])
+    basis = json.loads(verdict.stdout)["basis"]
+    assert "corrected by 2 drawn by the stratified design and labelled whole, beside the 2 queries labelled whole before" in basis, basis
 
 
 @pytest.mark.parametrize("design", ["stratified", "uniform", "active"])

@@ -163,6 +163,7 @@ def test_when_earlier_labels_cover_every_pool_the_metric_is_known_exactly_and_th
     data = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)
     ppi = data["comparisons"][0]["ppi"]["ppi"]
     assert ppi["ci_low"] == ppi["value"] == ppi["ci_high"]
+    assert "cover every pool whole, so the humans' metric is known exactly" in data["human_correction"]["summary"]
     plan = json.loads(CliRunner().invoke(app, ["plan", "--target-width", "0.1", "--json"]).stdout)
     assert plan["known_queries"] == 6 and {row["queries"]["stratified"] for row in plan["rows"]} == {0}
     verdict = CliRunner().invoke(app, ["gate", "--baseline", "bm25-title", "--candidate", "bm25-full", "--queries", "6", "--k", "5", "--json"])

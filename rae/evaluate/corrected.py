@@ -47,6 +47,7 @@ class Corrected:
     known_whole: list[str] = field(default_factory=list)  # queries labelled whole before the draw (drawn or not): nothing to correct there
     known_pairs: int = 0  # pairs of the pools humans had labelled before the draw: the prediction holds their labels
     predictions: dict[str, EngineMetrics] = field(default_factory=dict)  # engine -> per-query metric under that prediction
+    evaluated: int = 0  # the evaluated queries
 
     @property
     def provisional(self) -> bool:
@@ -67,14 +68,14 @@ class Corrected:
         at = [position[q] for q in fitting if q in position]
         lam = outside_lam(human[at], predictor[at], predictor) if at else None
         sample = self.draw.sample(queries, set(self.labelled_queries))
-        if self.known_everywhere(queries):  # whatever the design drew: the prediction is the humans' metric on every query
+        if self.known_everywhere() and set(queries) <= set(self.known_whole):  # whatever the design drew: the prediction is the humans' metric
             sample = Sample(STRATIFIED, np.arange(len(queries)), np.full(len(queries), KNOWN, dtype=object), {KNOWN: len(queries)})
         return three_estimates(judge, human[sample.positions], sample, lam, difference, predictor)
 
-    def known_everywhere(self, queries: list[str]) -> bool:
+    def known_everywhere(self) -> bool:
         """Whether the labels given before the draw cover every evaluated query's pool whole: the prediction the draw
         corrects is then the humans' own metric, known exactly, however the queries were drawn."""
-        return bool(queries) and self.known_pairs > 0 and set(queries) <= set(self.known_whole)
+        return self.evaluated > 0 and self.known_pairs > 0 and len(self.known_whole) == self.evaluated
 
     def taken_whole(self) -> list[str]:
         """The drawn queries of the stratified design's census: labelled whole before the draw, so taken whole."""
@@ -102,7 +103,10 @@ class Corrected:
         done = f"{len(self.labelled_queries)} of the {self.drawn} queries drawn ({self.design}) labelled whole"
         if taken := self.taken_whole():
             done += f" ({len(taken)} of them labelled whole before the draw, taken whole)"
-        if self.known_pairs:
+        if self.known_everywhere():
+            done += (f"; the {self.known_pairs} human labels of these pools given before the draw cover every pool whole, so the humans' "
+                     "metric is known exactly")
+        elif self.known_pairs:
             done += f"; they correct the judge's labels with the {self.known_pairs} human labels of these pools given before the draw in place"
         if self.provisional:
             done += f"; {len(self.incomplete)} still miss {self.missing_pairs} labels, so the correction is provisional"
@@ -135,7 +139,8 @@ def corrected_metrics(
     outside = {q for q in whole - set(drawn) if pools[q]}  # an empty pool outside the draw says nothing of the judge
     result = Corrected(draw.design if draw is not None and drawn else None, len(drawn), [q for q in drawn if q in whole],
                        found=found_labels(rankings, human_gains, main_metric, k), draw=draw,
-                       outside=sorted(outside), known_whole=sorted(known_whole), known_pairs=sum(map(len, known.values())))
+                       outside=sorted(outside), known_whole=sorted(known_whole), known_pairs=sum(map(len, known.values())),
+                       evaluated=len(queries))
     result.incomplete = {q: len(pools[q] - set(human_gains.get(q, {}))) for q in drawn if q not in whole}
     measured = result.labelled_queries + result.outside
     for engine, ranking in rankings.items():

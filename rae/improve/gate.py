@@ -217,7 +217,7 @@ def corrected_difference(evaluation: Evaluation, baseline: str, candidate: str, 
     holding = f" (holding the {corrected.known_pairs} human labels given before the draw)" if prediction is not None else ""
     census = f", beside the {taken} queries labelled whole before the draw, taken whole" if taken else ""
     basis = (f"the humans' own labels, which covered the pools of all {len(queries)} queries whole before the draw: known exactly, no judge needed"
-             if corrected.known_everywhere(queries) else
+             if corrected.known_everywhere() else
              f"the judge on {len(queries)} queries{holding} corrected by {estimates.n_human - taken} drawn by the {corrected.design} design and "
              f"labelled whole{census}" + (f", {len(corrected.incomplete)} more drawn still to label" if corrected.provisional else ""))
     return DifferenceInterval(estimates.ppi, basis, judge_alone, estimates.n_human, corrected.design, corrected.provisional)

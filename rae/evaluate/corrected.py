@@ -68,7 +68,7 @@ class Corrected:
         at = [position[q] for q in fitting if q in position]
         lam = outside_lam(human[at], predictor[at], predictor) if at else None
         sample = self.draw.sample(queries, set(self.labelled_queries))
-        if self.known_everywhere() and set(queries) <= set(self.known_whole):  # whatever the design drew: the prediction is the humans' metric
+        if self.known_everywhere():  # whatever the design drew: the prediction is the humans' metric on every query
             sample = Sample(STRATIFIED, np.arange(len(queries)), np.full(len(queries), KNOWN, dtype=object), {KNOWN: len(queries)})
         return three_estimates(judge, human[sample.positions], sample, lam, difference, predictor)
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from rae.evaluate.designs import DESIGNS, UNCHECKED_SHARE, defensive_share
 from rae.evaluate.found_labels import mean_interval
+from rae.evaluate.judge_beliefs import agreement_kappa
 from rae.evaluate.metrics import Gains
 from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, plan_row
 from rae.evaluate.ppi import DIFFERENCE_RANGE, STRATIFIED, UNIFORM, Sample, humans_and_ppi
@@ -140,7 +141,7 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
         left = np.array([i for i in range(len(queries)) if i not in set(complete)])  # what the existing labels leave to correct
         census = {"": np.array([], dtype=int), HOLDING_ROWS: np.array(complete, dtype=int)}  # what the stratified design takes whole
         # The active design trusts the judge's spread as far as the labels given before the draw say it agrees with them.
-        even = {"": UNCHECKED_SHARE, HOLDING_ROWS: defensive_share(studied.kappa_against(existing))}
+        even = {"": UNCHECKED_SHARE, HOLDING_ROWS: defensive_share(agreement_kappa(studied.gains, existing))}
         study.plans[name] = {
             what: plan_row(f"{candidate} - {baseline}", Pilot(prediction, spread, pilot, human[pilot], difference=True, known=census[rows],
                                                               even_share=even[rows]),

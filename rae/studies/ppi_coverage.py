@@ -39,7 +39,7 @@ from rae.evaluate.designs import (
     judge_spread,
     pools_of,
 )
-from rae.evaluate.judge_beliefs import agreement_kappa, label_probabilities
+from rae.evaluate.judge_beliefs import label_probabilities
 from rae.evaluate.metrics import Gains, condensed, engine_metrics
 from rae.evaluate.ppi import Sample, humans_and_ppi
 from rae.labels import LABELS, Label
@@ -69,11 +69,6 @@ class StudiedJudge:
         for q, labels in known.items():
             measured.setdefault(q, {}).update({p: np.eye(3)[g] for p, g in labels.items()})
         return StudiedJudge(gains, measured)
-
-    def kappa_against(self, humans: Gains) -> float | None:
-        """Its Cohen's kappa against ``humans`` on the pairs both labelled, as ``rae review queue --for-evaluation``
-        measures it on the labels given before a draw (``judge_kappa``), or None with too few of them."""
-        return agreement_kappa(self.gains, humans)
 
     def spread(self, lists: dict[str, Rankings], metric_of: MetricOf, seed: int) -> np.ndarray:
         """Each query's spread of ``metric_of`` when its labels are redrawn from its beliefs (``judge_spread``)."""

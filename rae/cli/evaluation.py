@@ -29,7 +29,7 @@ from rae.cli.options import (
     workspace_from,
 )
 from rae.config import ConfigError, load_settings
-from rae.evaluate.judge_beliefs import judge_kappa, spreads
+from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.plan import holds_earlier_labels, plan_labels
 from rae.evaluate.queries import evaluation_queries
 from rae.evaluate.report import write_report
@@ -129,6 +129,6 @@ def plan(
     chosen = metric or evaluation.main_metric
     corrected = evaluation.corrected
     holding = workspace.human_labels_before(corrected.draw.made_at) if holds_earlier_labels(corrected) else None
-    spread = spreads(workspace, stored, chosen, known=holding)
-    kappa = judge_kappa(workspace, stored, holding)
-    show(plan_labels(evaluation, spread, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, margin, kappa), as_json)
+    judge = spreads(workspace, stored, chosen, known=holding)
+    show(plan_labels(evaluation, judge.rows, chosen, target_width, pairs_per_query, workspace.settings.human_cost_per_pair, margin, judge.kappa),
+         as_json)

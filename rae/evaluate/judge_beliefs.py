@@ -4,6 +4,7 @@ that follows (``rae.evaluate.designs``): known before anyone labels, it is what 
 judges disagree."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
@@ -27,11 +28,15 @@ def judge_beliefs(workspace: Workspace, stored: StoredEvaluation, unjudged_as_un
     human labels (``humans``, by default today's) on these pools says (or 1 - epsilon); a pair it has no judgment of is
     its mix of labels, or, with ``unjudged_as_unsure`` off (a panel judge a budget stopped part way), left out for the
     others to speak for."""
-    outcomes = _judged(workspace, stored)
+    human = human_gains_for(stored.queries, humans or workspace.human_labels)
+    return _beliefs(_judged(workspace, stored), stored, human, unjudged_as_unsure)
+
+
+def _beliefs(outcomes: dict[Pair, JudgmentRow], stored: StoredEvaluation, human: Gains, unjudged_as_unsure: bool = True) -> Beliefs:
+    """``judge_beliefs`` from the judgments already read."""
     if not outcomes:
         raise ConfigError("the judge has no stored judgments of this evaluation's pools: use --design uniform")
     labels = _gains(outcomes)
-    human = human_gains_for(stored.queries, humans or workspace.human_labels)
     beliefs = beliefs_from_labels(labels, _epsilon(labels, human), stored.pools() if unjudged_as_unsure else None)
     for pair, row in outcomes.items():
         measured = label_probabilities(row.probabilities)
@@ -64,12 +69,6 @@ def _epsilon(labels: Gains, humans: Gains) -> float:
     return float(np.mean([a != b for a, b in both])) if len(both) >= MIN_PAIRS_FOR_EPSILON else DEFAULT_EPSILON
 
 
-def judge_kappa(workspace: Workspace, stored: StoredEvaluation, humans: LabelledSet | None = None) -> float | None:
-    """The judge's Cohen's kappa against the human labels (``humans``, by default today's) on these pools: what the
-    active design trusts its spread by (``defensive_share``)."""
-    return agreement_kappa(_gains(_judged(workspace, stored)), human_gains_for(stored.queries, humans or workspace.human_labels))
-
-
 def agreement_kappa(judge: Gains, humans: Gains) -> float | None:
     """Cohen's kappa of the judge's labels against the humans' on the pairs both labelled, or None with fewer than
     ``MIN_PAIRS_FOR_EPSILON`` of them or when one label is all either gave (kappa is undefined there)."""
@@ -97,9 +96,9 @@ def row_values(stored: StoredEvaluation, gains: Gains, metric: str) -> dict[str,
     return engines | differences
 
 
-def panel_beliefs(workspace: Workspace, stored: StoredEvaluation, panel: Mapping[str, Workspace], humans: LabelledSet | None = None) -> Beliefs:
-    """The evaluation's judge's beliefs mixed with each panel judge's, from their stored judgments of the pools."""
-    found = [judge_beliefs(workspace, stored, humans=humans)]
+def panel_beliefs(judge: Beliefs, stored: StoredEvaluation, panel: Mapping[str, Workspace], humans: LabelledSet | None = None) -> Beliefs:
+    """The evaluation's judge's beliefs (``judge``) mixed with each panel judge's, from their stored judgments of the pools."""
+    found = [judge]
     for name, member in panel.items():
         try:
             found.append(judge_beliefs(member, stored, unjudged_as_unsure=False, humans=humans))
@@ -108,17 +107,31 @@ def panel_beliefs(workspace: Workspace, stored: StoredEvaluation, panel: Mapping
     return mixed_beliefs(found)
 
 
+@dataclass(frozen=True)
+class JudgeSpread:
+    """The judge's own spread of every row of ``row_values``, and its Cohen's kappa against the human labels its beliefs
+    were measured on (what the active design trusts the spread by, ``defensive_share``): one reading of its judgments."""
+
+    rows: dict[str, np.ndarray]
+    kappa: float | None
+
+
 def spreads(workspace: Workspace, stored: StoredEvaluation, metric: str, seed: int = 0,
-            panel: Mapping[str, Workspace] | None = None, known: LabelledSet | None = None) -> dict[str, np.ndarray]:
+            panel: Mapping[str, Workspace] | None = None, known: LabelledSet | None = None) -> JudgeSpread:
     """The judge's own spread of every row of ``row_values`` (the panel's, mixed with it, when one is given), from one
     set of redraws. With ``known`` (the human labels a draw's prediction will hold, ``rae.evaluate.corrected``), the
     judge's agreement is measured on them alone and a pair they label is certain: nothing is left to correct there, so
     a design steered by the spread sends no labels for it; and nothing given since moves the spread."""
-    beliefs = panel_beliefs(workspace, stored, panel, known) if panel else judge_beliefs(workspace, stored, humans=known)
+    outcomes = _judged(workspace, stored)
+    human = human_gains_for(stored.queries, known or workspace.human_labels)
+    beliefs = _beliefs(outcomes, stored, human)
+    if panel:
+        beliefs = panel_beliefs(beliefs, stored, panel, known)
     for q, labels in (human_gains_for(stored.queries, known) if known is not None else {}).items():
         for p in labels.keys() & beliefs.get(q, {}).keys():
             beliefs[q][p] = np.eye(3)[labels[p]]
     names = list(row_values(stored, {}, metric))
     stacked = judge_spread(beliefs, lambda gains: np.concatenate(list(row_values(stored, gains, metric).values())), seed=seed)
     size = len(stored.queries)
-    return {name: stacked[i * size:(i + 1) * size] for i, name in enumerate(names)}
+    rows = {name: stacked[i * size:(i + 1) * size] for i, name in enumerate(names)}
+    return JudgeSpread(rows, agreement_kappa(_gains(outcomes), human))

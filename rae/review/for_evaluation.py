@@ -29,7 +29,7 @@ from rae.datasets.labelled_set import LabelledSet
 from rae.evaluate.corrected import covered_whole
 from rae.evaluate.designs import ACTIVE, KNOWN, Draw, defensive_share, draw, even_share_said
 from rae.evaluate.evaluation import human_gains_for
-from rae.evaluate.judge_beliefs import judge_kappa, spreads
+from rae.evaluate.judge_beliefs import spreads
 from rae.evaluate.stored_run import StoredEvaluation, drawn_for
 from rae.store.review_items import Item, add_items
 from rae.store.samples import record_sample
@@ -100,9 +100,8 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
         how far the draw follows the spread."""
         spread, kappa = None, None
         if design != "uniform":
-            spread = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, labels)[target]
-        if design == ACTIVE:
-            kappa = judge_kappa(workspace, stored, labels)
+            judge = spreads(workspace, stored, f"ndcg@{stored.k}", seed, panel, labels)
+            spread, kappa = judge.rows[target], judge.kappa if design == ACTIVE else None
         known = covered_whole(pools, human_gains_for(stored.queries, labels))
         return draw(design, query_ids, n, spread, bands, seed, known, defensive_share(kappa)), kappa
 

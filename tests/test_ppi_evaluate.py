@@ -104,7 +104,7 @@ def test_the_same_draw_again_after_labelling_draws_the_same_queries_and_keeps_it
     first, workspace = stored_probabilities(), Workspace(load_settings())
     stored = load_evaluation(workspace.store, Path(workspace.settings.reports_dir), None)
     # How far the draw followed the judge's spread is said, and held: no query below that share of a uniform chance.
-    assert "50% of the chance spread evenly, since no human labels measure the judge's agreement" in drew.stdout
+    assert f"{defensive_share(None):.0%} of the chance spread evenly, since no human labels measure the judge's agreement" in drew.stdout
     assert min(first.values()) * len(stored.queries) >= defensive_share(None) - 1e-4  # (stored_probabilities rounds)
     made = drawn_for(workspace.store, stored.population).made_at
     assert label_whole_queue(workspace) > 0
@@ -276,7 +276,7 @@ def test_ppi_check_when_the_candidate_leaves_the_labelled_pool(tmp_path, monkeyp
     holding = ", the judge holding the existing labels"
     for design in ("uniform", "stratified", "active"):
         for what in ("", holding):
-            drawn = rows[("simulated, kappa 0.6", f"a {design} draw, labelled whole{what}")]
+            drawn = rows[("simulated, kappa 0.6", f"{'an' if design == 'active' else 'a'} {design} draw, labelled whole{what}")]
             assert drawn["coverage"] >= 0.9 and drawn["passes"] == 0.0 and drawn["truth"] < -0.1
     plain, held = (rows[("simulated, kappa 0.6", f"a uniform draw, labelled whole{what}")]["width"] for what in ("", holding))
     assert held < 0.95 * plain  # the existing labels leave less to correct

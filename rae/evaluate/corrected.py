@@ -78,7 +78,7 @@ class Corrected:
         return self.evaluated > 0 and self.known_pairs > 0 and len(self.known_whole) == self.evaluated
 
     def taken_whole(self) -> list[str]:
-        """The drawn queries of the stratified design's census: labelled whole before the draw, so taken whole."""
+        """The drawn queries of a stratified or active design's census: labelled whole before the draw, so taken whole."""
         return [q for q in self.labelled_queries if self.draw is not None and self.draw.strata.get(q) == KNOWN]
 
     def labelled_since(self) -> list[str]:

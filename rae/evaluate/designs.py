@@ -13,10 +13,12 @@ Every design draws from the evaluated queries at random, with probabilities rae 
   there would settle nothing, and the labels asked for all go to the other queries.
 - **active**: each query drawn with a probability in proportion to the judge's own spread of its metric, with
   replacement and a share of the probability spread evenly (a defensive mixture, Hesterberg 1995, so that no weight
-  explodes); the estimate divides by the probability (Zrnic and Candès, active statistical inference, 2024). The
-  share is what rae knows of the judge (``defensive_share``): its spread says where its errors lie only as far as it
-  agrees with the humans, and a judge sure of labels the humans contradict would send the labels away from its
-  errors and weigh the queries holding them most.
+  explodes); the estimate weighs each draw by the inverse of its probability, normalised (Zrnic and Candès, active
+  statistical inference, 2024; Hajek's form, ``rae.evaluate.ppi``). The queries labelled whole before the draw are
+  taken whole beside it, as the stratified design takes them, and the draws go to the others. The share is what rae
+  knows of the judge (``defensive_share``): its spread says where its errors lie only as far as it agrees with the
+  humans, and a judge sure of labels the humans contradict would send the labels away from its errors and weigh the
+  queries holding them most.
 
 **The judge's own spread** of a query's metric: each pair's label is redrawn from what the judge believes of it (its
 label probabilities or its confidence when rae measured them, else its label kept with probability 1 - epsilon and
@@ -34,13 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.ppi import ACTIVE, STRATIFIED, UNIFORM, Sample
+from rae.evaluate.ppi import ACTIVE, KNOWN, STRATIFIED, UNIFORM, Sample
 
 DESIGNS = (UNIFORM, STRATIFIED, ACTIVE)
 OLDER_NAMES = {"confidence": STRATIFIED}  # an older rae's stratified draw, by the judge's confidence
-UNCHECKED_SHARE = 0.5  # of the active design's probability spread evenly, for a judge no human labels have checked
-LEAST_SHARE = 0.2  # never less, however good the judge: no query's weight above five times the uniform draw's
-KNOWN = "known"  # the stratified design's census of the queries labelled whole before the draw
+UNCHECKED_SHARE = 0.75  # of the active design's probability spread evenly, for a judge no human labels have checked
+LEAST_SHARE = 0.5  # never less, however good the judge: no query's chance below half the uniform draw's (see defensive_share)
 DEFAULT_EPSILON = 0.3  # the share of labels a judge of unknown confidence is taken to get wrong
 REDRAWS = 64
 MIN_PER_STRATUM = 10  # fewer, and a stratum's spread and the interval's degrees of freedom cost more than the strata save
@@ -144,8 +145,9 @@ class Draw:
         strata = np.array([self.strata[q] for q in repeated], dtype=object)
         positions = np.array([position[q] for q in repeated], dtype=int)
         if self.design == ACTIVE:
-            return Sample(ACTIVE, positions, np.full(len(repeated), "all", dtype=object), {"all": len(population)},
-                          np.array([self.probabilities[q] for q in repeated]))
+            census = sum(self.strata.get(q) == KNOWN for q in population)
+            sizes = {"all": len(population) - census} | ({KNOWN: census} if census else {})
+            return Sample(ACTIVE, positions, strata, sizes, np.array([self.probabilities[q] for q in repeated]))
         return Sample(self.design, positions, strata, dict(self.stratum_sizes))
 
 
@@ -153,13 +155,13 @@ def draw(design: str, population: list[str], n: int, spread: np.ndarray | None =
          seed: int = 0, known: Collection[str] = (), even_share: float = UNCHECKED_SHARE) -> Draw:
     """Draw ``n`` of the ``population`` queries by ``design``; ``spread`` is the judge's own spread of each query's
     metric (``judge_spread``), ``bands`` each query's frequency band (strata instead of the spread), ``known`` the
-    queries labelled whole already (the stratified design takes them whole, beside its ``n``), ``even_share`` the
+    queries labelled whole already (the stratified and active designs take them whole, beside their ``n``), ``even_share`` the
     active design's probability spread evenly (``defensive_share``)."""
     rng = np.random.default_rng(seed)
     spread = np.ones(len(population)) if spread is None else np.asarray(spread, dtype=float)
     known = set(known)
-    if design == STRATIFIED and (census := [q for q in population if q in known]):
-        return _with_census(population, census, n, spread, bands, rng)
+    if design in (STRATIFIED, ACTIVE) and (census := [q for q in population if q in known]):
+        return _with_census(design, population, census, n, spread, bands, rng, even_share)
     if design == UNIFORM or len(population) <= n:
         return _stratified_draw(UNIFORM, {q: "all" for q in population}, {"all": min(n, len(population))}, rng)
     if design == ACTIVE:
@@ -168,12 +170,19 @@ def draw(design: str, population: list[str], n: int, spread: np.ndarray | None =
     return _stratified_draw(STRATIFIED, strata, neyman(strata, dict(zip(population, spread, strict=True)), n), rng)
 
 
-def _with_census(population: list[str], census: list[str], n: int, spread: np.ndarray, bands: dict[str, str] | None,
-                 rng: np.random.Generator) -> Draw:
-    """The stratified draw of ``n`` among the queries not yet labelled whole, beside the ``known`` stratum taken whole."""
+def _with_census(design: str, population: list[str], census: list[str], n: int, spread: np.ndarray, bands: dict[str, str] | None,
+                 rng: np.random.Generator, even_share: float) -> Draw:
+    """The design's draw of ``n`` among the queries not yet labelled whole, beside the ``known`` stratum taken whole
+    (every one of the others taken whole when there are no more than ``n``: a stratified draw of them all)."""
     taken = set(census)
     rest = [i for i, q in enumerate(population) if q not in taken]
     others = [population[i] for i in rest]
+    if design == ACTIVE and len(others) > n:
+        drawn = _active_draw(others, n, spread[rest], rng, even_share)
+        for q in census:
+            drawn.strata[q], drawn.probabilities[q], drawn.draws[q] = KNOWN, 1.0, 1
+        drawn.stratum_sizes[KNOWN] = len(census)
+        return drawn
     strata = strata_of(others, spread[rest], n, bands) if len(others) > n else dict.fromkeys(others, "all")
     sizes = neyman(strata, dict(zip(others, spread[rest], strict=True)), n) if len(others) > n else {"all": len(others)}
     return _stratified_draw(STRATIFIED, {**strata, **dict.fromkeys(census, KNOWN)}, {**sizes, KNOWN: len(census)}, rng)
@@ -229,7 +238,11 @@ def _stratified_draw(design: str, strata: dict[str, str], sizes: dict[str, int],
 def defensive_share(kappa: float | None) -> float:
     """The active design's probability spread evenly, from the judge's agreement with the humans (Cohen's kappa on
     the pairs both labelled): 1 - kappa, so a judge at chance or worse gets a uniform draw (its spread says nothing of
-    where it errs), between ``LEAST_SHARE`` and 1; ``UNCHECKED_SHARE`` when no human labels measure it."""
+    where it errs), between ``LEAST_SHARE`` and 1; ``UNCHECKED_SHARE`` when no human labels measure it.
+
+    Never below half, however good the judge: what the drawn queries correct is the humans' metric less lam times the
+    judge's, and with lam below 1 that keeps part of the metric's own spread, which the judge's spread does not see; a
+    query the judge is sure of still varies there."""
     if kappa is None or not np.isfinite(kappa):
         return UNCHECKED_SHARE
     return float(np.clip(1 - kappa, LEAST_SHARE, 1.0))

@@ -25,7 +25,7 @@ labelled whole. Where those labels fail the candidate already, the row says so i
 Once a draw holds human labels given before it (``rae.evaluate.corrected``) and three queries the earlier labels did
 not cover whole are labelled whole, the plan is for what the drawn queries will correct, the judge's labels with the
 earlier ones in place, and learns its residual from those queries only; the queries the earlier labels cover whole are
-then the stratified design's census, known exactly and labelled by nobody.
+then the stratified and active designs' census, known exactly and labelled by nobody.
 """
 
 import math
@@ -82,7 +82,7 @@ class Plan:
     rows: list[PlanRow] = field(default_factory=list)
     margin: float | None = None
     known_pairs: int = 0  # human labels given before the draw that the planned prediction holds (0: the judge's alone)
-    known_queries: int = 0  # queries those labels cover whole: the stratified design takes them whole, for no label
+    known_queries: int = 0  # queries those labels cover whole: the stratified and active designs take them whole, for no label
     judge_kappa: float | None = None  # the judge's agreement with the humans' labels, which sets the active design's even share
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,8 +95,8 @@ class Plan:
         holding = (f"; the judge's labels corrected with the {self.known_pairs} human labels given before the draw in place"
                    if self.known_pairs else "")
         if self.known_queries:
-            holding += (f"; {self.known_queries} queries were labelled whole before the draw: the stratified design takes those whole "
-                        "and labels none of them")
+            holding += (f"; {self.known_queries} queries were labelled whole before the draw: the stratified and active designs take "
+                        "those whole and label none of them")
         holding += f"; the active design takes {even_share_said(self.judge_kappa)}"
         lines = [
             f"{aim}, of {self.population} evaluated queries: human-labelled queries needed under each design (a human label costs "
@@ -132,7 +132,7 @@ class Pilot:
     labelled: np.ndarray
     human: np.ndarray
     difference: bool = False  # values are differences of two engines' metric
-    known: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))  # queries labelled whole already: the stratified design's census
+    known: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))  # queries labelled whole already: the census beside a draw
     even_share: float = UNCHECKED_SHARE  # the active design's probability spread evenly (``defensive_share``)
 
     def residual(self) -> np.ndarray:
@@ -214,7 +214,7 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
         HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width, shape),
         UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width, shape),
         STRATIFIED: _stratified_size(per_query, pilot.spread, width, shape, pilot.known),
-        ACTIVE: _active_size(per_query, active_probabilities(pilot.spread, pilot.even_share), width, shape),
+        ACTIVE: _active_size(per_query, pilot.spread, pilot.even_share, width, shape, pilot.known),
     }
     per_label = pairs_per_query * human_cost_per_pair
     return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in queries.items()})
@@ -268,9 +268,15 @@ def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, sh
     return None
 
 
-def _active_size(per_query: np.ndarray, probabilities: np.ndarray, width: float, shape: float | None) -> int | None:
+def _active_size(per_query: np.ndarray, spread: np.ndarray, even_share: float, width: float, shape: float | None, known: np.ndarray) -> int | None:
+    """The draws to label under the active design: among the queries not labelled whole already, with its probability
+    each, beside the census of those that are."""
     population = len(per_query)
-    per_draw = float(np.sum(per_query**2 / (population**2 * probabilities)))
+    rest = np.setdiff1d(np.arange(population), known)
+    if not len(rest):
+        return 0
+    probabilities = active_probabilities(spread[rest], even_share)
+    per_draw = float(np.sum(per_query[rest] ** 2 / (population**2 * probabilities)))
     for n in range(MIN_HUMAN_QUERIES, 4 * population + 1):
         if planned_width(math.sqrt(per_draw / n), scipy_stats.t.ppf(0.975, n - 1), shape, n) <= width:
             return n

@@ -9,8 +9,12 @@ weighted mean of the humans-minus-judge differences on the sample:
 
     lam * mean_N(judge) + sum_j w_j * (human_j - lam * judge_j)
 
-with w_j = W_h / n_h for a query drawn in stratum h (W_h = N_h / N; a uniform draw is one stratum) and
-w_j = 1 / (N p_j n) for a query drawn with probability p_j (the active design, drawn with replacement). lam, between
+with w_j = W_h / n_h for a query drawn in stratum h (W_h = N_h / N; a uniform draw is one stratum) and, for a query
+drawn with probability p_j (the active design, drawn with replacement), w_j = W_h (1 / p_j) / sum_k (1 / p_k) over
+the stratum's draws: Hajek's normalised inverse-probability weights. Hansen and Hurwitz's unnormalised 1 / (N p_j n)
+is exactly unbiased, but the differences it weighs are not centred (with lam below 1 they hold (1 - lam) times the
+metric itself), so the spread of 1 / p_j enters the estimate as noise however well the judge predicts; the normalised
+form spreads only the residual, and its bias, of order 1 / n, is the jackknife's to count (docs/ppi.md). lam, between
 0 and 1, weighs the judge: the design-weighted slope of the humans' metric on the judge's, over the judge's spread on
 all N, so a judge that says nothing gets lam near 0 and the estimate falls back to the humans' own. lam comes from
 labels outside the sample when there are enough (then it costs nothing: any lam fixed before the draw keeps the
@@ -37,6 +41,7 @@ MIN_HUMAN_QUERIES = 3  # fewer, and no interval from them means anything
 SHRINK = 1.0  # lam is shrunk by max(0, 1 - SHRINK / t^2), t the slope's jackknife t: a judge that says nothing gets 0
 MIN_FOR_OUTSIDE_LAM = 10  # labelled queries outside the sample that may fit lam instead of the sample itself
 UNIFORM, STRATIFIED, ACTIVE = "uniform", "stratified", "active"
+KNOWN = "known"  # the stratum a stratified or active draw takes whole: the queries labelled whole before it
 METRIC_RANGE, DIFFERENCE_RANGE = (0.0, 1.0), (-1.0, 1.0)  # every metric rae computes is a share or nDCG
 
 
@@ -70,24 +75,29 @@ class Sample:
         n, population = self.n, self.population
         rows = np.ones((n + 1, n), dtype=bool)
         rows[np.arange(1, n + 1), np.arange(n)] = False
-        if self.design == ACTIVE:
-            counts = rows.sum(axis=1, keepdims=True)
-            return rows / (population * self.probabilities[None, :] * counts)
         weights = np.zeros((n + 1, n))
         for stratum in np.unique(self.strata):
             members = self.strata == stratum
-            counts = rows[:, members].sum(axis=1, keepdims=True)
             share = self.stratum_sizes[str(stratum)] / population
+            # Within a stratum drawn with replacement, each draw weighs 1 / p (Hajek's normalised form of Hansen and
+            # Hurwitz's estimator); within one drawn without, all weigh the same. Either way a stratum's weights sum
+            # to its share of the evaluated queries.
+            raw = rows[:, members] / self.probabilities[None, members] if self._with_replacement(stratum) else rows[:, members].astype(float)
+            total = raw.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
-                weights[:, members] = np.where(counts > 0, rows[:, members] * share / counts, 0.0)
+                weights[:, members] = np.where(total > 0, raw * share / total, 0.0)
         return weights
+
+    def _with_replacement(self, stratum: object) -> bool:
+        """Whether a stratum's queries were drawn with replacement, each with its probability: the active design's,
+        beside the census of the queries labelled whole before the draw that it takes whole."""
+        return self.design == ACTIVE and stratum != KNOWN
 
     def finite(self) -> dict[str, float]:
         """Each stratum's finite-population correction (none for draws with replacement), a stratum nobody drew in
         included (its draws are missing, not certain)."""
-        if self.design == ACTIVE:
-            return {str(s): 1.0 for s in self.stratum_sizes}
-        return {str(s): max(0.0, 1 - int(np.sum(self.strata == s)) / size) for s, size in self.stratum_sizes.items()}
+        return {str(s): 1.0 if self._with_replacement(s) else max(0.0, 1 - int(np.sum(self.strata == s)) / size)
+                for s, size in self.stratum_sizes.items()}
 
     def sampled(self) -> np.ndarray:
         """Whether each draw is of a stratum drawn in part: a stratum taken whole (the queries labelled whole before the

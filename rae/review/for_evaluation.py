@@ -5,12 +5,13 @@ The draw is random, so that the correction is unbiased whatever the design: ``un
 chance; ``stratified`` and ``active`` send more labels where the judge's own spread of the query's metric is large
 (for an evaluation of two or more engines, of the difference between its first two: a gate's baseline and
 candidate), the active one only as far as the judge's agreement with the humans' labels on the pools says its
-spread can be trusted (``defensive_share``). A pair humans labelled before the draw is certain there: the prediction the drawn queries correct holds
-its label (``rae.evaluate.corrected``), so nothing is left to correct on it; the stratified design takes the queries
-whose pools those labels cover whole as a stratum of their own, whole, and draws ``--queries`` among the others. Each drawn query's probability is
-stored, and the estimates weight it by the inverse. Every pair of a
-drawn query's pool that has no human label yet is queued: a query counts as labelled once its whole pool is. The page
-does not show the judge's label for these pairs, so that the humans' labels stay independent of it.
+spread can be trusted (``defensive_share``). A pair humans labelled before the draw is certain there: the prediction
+the drawn queries correct holds its label (``rae.evaluate.corrected``), so nothing is left to correct on it; the
+stratified and active designs take the queries whose pools those labels cover whole as a stratum of their own,
+whole, and draw ``--queries`` among the others. Each drawn query's probability is stored, and the estimates weight it
+by the inverse. Every pair of a drawn query's pool that has no human label yet is queued: a query counts as labelled
+once its whole pool is. The page does not show the judge's label for these pairs, so that the humans' labels stay
+independent of it.
 
 With ``--judges a,b`` (a panel named under ``[judges.<name>]``) the stratified and active designs are steered by the
 panel as well: each of its judges judges the evaluation's pools (through the store, so only what it has not judged

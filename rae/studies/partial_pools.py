@@ -32,7 +32,7 @@ from rae.evaluate.found_labels import mean_interval
 from rae.evaluate.judge_beliefs import agreement_kappa
 from rae.evaluate.metrics import Gains
 from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, plan_row
-from rae.evaluate.ppi import DIFFERENCE_RANGE, STRATIFIED, UNIFORM, Sample, humans_and_ppi
+from rae.evaluate.ppi import ACTIVE, DIFFERENCE_RANGE, STRATIFIED, UNIFORM, Sample, humans_and_ppi
 from rae.evaluate.verdicts import PASS, decide
 from rae.retrieve.rankings import Rankings
 from rae.stats import Estimate, mean_with_ci
@@ -139,7 +139,7 @@ def partial_pool_study(lists: dict[str, Rankings], truth_gains: Gains, judges: d
         predictions = {"": (judge, studied.spread(both, difference, seed)),
                        HOLDING_ROWS: (difference(holding.gains), holding.spread(both, difference, seed))}
         left = np.array([i for i in range(len(queries)) if i not in set(complete)])  # what the existing labels leave to correct
-        census = {"": np.array([], dtype=int), HOLDING_ROWS: np.array(complete, dtype=int)}  # what the stratified design takes whole
+        census = {"": np.array([], dtype=int), HOLDING_ROWS: np.array(complete, dtype=int)}  # what the stratified and active designs take whole
         # The active design trusts the judge's spread as far as the labels given before the draw say it agrees with them.
         even = {"": UNCHECKED_SHARE, HOLDING_ROWS: defensive_share(agreement_kappa(studied.gains, existing))}
         study.plans[name] = {
@@ -175,5 +175,6 @@ def _drawn_row(judge: str, design: str, n: int, llm: np.ndarray, human: np.ndarr
         covered += ppi.ci_low <= truth <= ppi.ci_high
         passed += decide(ppi, margin) == PASS
         widths.append(ppi.ci_high - ppi.ci_low)
-    return PoolRow(judge, f"a {design} draw, labelled whole", n, round(truth, 4), round(float(np.mean(values)), 4), round(covered / repetitions, 3),
+    drawn = f"{'an' if design == ACTIVE else 'a'} {design} draw, labelled whole"
+    return PoolRow(judge, drawn, n, round(truth, 4), round(float(np.mean(values)), 4), round(covered / repetitions, 3),
                    round(passed / repetitions, 3), round(float(np.mean(widths)), 4))

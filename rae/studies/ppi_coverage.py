@@ -278,8 +278,8 @@ def _row(judge: str, target: Target, n: int, human: np.ndarray, llm: np.ndarray,
 
 def drawn_sample(design: str, queries: list[str], n: int, spread: np.ndarray, rng: np.random.Generator, known: Collection[str] = (),
                  even_share: float = UNCHECKED_SHARE) -> Sample:
-    """A draw of ``n`` queries to label by ``design`` (the stratified one takes the ``known`` queries whole beside them;
-    the active one spreads ``even_share`` of its probability evenly)."""
+    """A draw of ``n`` queries to label by ``design`` (the stratified and active ones take the ``known`` queries whole
+    beside them; the active one spreads ``even_share`` of its probability evenly)."""
     if design == UNIFORM:
         return Sample.uniform(rng.choice(len(queries), n, replace=False), len(queries))
     drawn = draw(design if design in (STRATIFIED, ACTIVE) else UNIFORM, queries, n, spread, seed=int(rng.integers(2**32)), known=known,

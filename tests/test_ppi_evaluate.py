@@ -114,7 +114,9 @@ def test_the_same_draw_again_after_labelling_draws_the_same_queries_and_keeps_it
     correction = json.loads(CliRunner().invoke(app, ["report", "--json"]).stdout)["human_correction"]
     assert correction["labels_known_before_the_draw"] == 0 and not correction["provisional"]
     other = [*command, "--seed", "1"]  # a draw that replaces it, steered by today's labels, then the same command again
-    assert CliRunner().invoke(app, other).exit_code == 0
+    replacing = CliRunner().invoke(app, other)
+    assert replacing.exit_code == 0 and f"replaces the earlier draw of {made:%Y-%m-%d %H:%M} UTC (active, " in replacing.stdout
+    assert "replaces" not in again.stdout  # the same draw again replaces nothing
     replaced, made = stored_probabilities(), drawn_for(workspace.store, stored.population).made_at
     label_whole_queue(workspace)
     assert "queued 0 pairs" in CliRunner().invoke(app, other).stdout and stored_probabilities() == replaced

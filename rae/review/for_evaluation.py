@@ -51,6 +51,7 @@ class Drawn:
     already_labelled: int = 0
     panel: dict[str, str] = field(default_factory=dict)  # judge -> what it judged of the pools
     kappa: float | None = None  # the judge's agreement with the humans' labels, which the active draw trusted its spread by
+    replaced: Draw | None = None  # the earlier draw of the same queries this one took the place of
 
     def _serving(self) -> str:
         if self.drawn.design == "uniform":
@@ -64,6 +65,16 @@ class Drawn:
             return ""
         return f"; {even_share_said(self.kappa)}"
 
+    def _replacing(self) -> str:
+        """What became of the draw this one replaced: its probabilities do not combine with these, its labels stay."""
+        old = self.replaced
+        if old is None:
+            return ""
+        when = f" of {old.made_at:%Y-%m-%d %H:%M} UTC" if old.made_at is not None else ""
+        drawn = sum(1 for q in old.draws if old.strata.get(q) != KNOWN)
+        return (f"; it replaces the earlier draw{when} ({old.design}, {drawn} queries), whose probabilities do not combine with "
+                "these: the labels given for it are kept, and count as given before this draw")
+
     def line(self) -> str:
         counts = [self.drawn.strata[q] for q in self.drawn.draws if self.drawn.strata[q] != KNOWN]
         by_stratum = ", ".join(f"{s} {counts.count(s)}" for s in dict.fromkeys(counts)) or "none left to draw"
@@ -72,7 +83,7 @@ class Drawn:
         drawn = sum(n for q, n in self.drawn.draws.items() if self.drawn.strata[q] != KNOWN)
         return (
             f"drew {drawn} queries of evaluation {self.run_id} ({self.drawn.design}{self._serving()}: {by_stratum}{census}{self._even_share()}); "
-            f"queued {self.queued} pairs in {self.queue!r} ({self.already_labelled} already had a human label)"
+            f"queued {self.queued} pairs in {self.queue!r} ({self.already_labelled} already had a human label){self._replacing()}"
         )
 
 
@@ -108,6 +119,7 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
 
     earlier = drawn_for(workspace.store, stored.population)
     drawn, kappa = steered(workspace.human_labels_before(earlier.made_at)) if earlier is not None and earlier.made_at is not None else (None, None)
+    replaced = None
     if drawn is not None and drawn.same_as(earlier):
         # The same command again: the same draw, as it was steered then, keeps its time, so the labels given for its
         # queries since stay on the humans' side and do not move it.
@@ -115,7 +127,8 @@ def draw_for_evaluation(workspace: Workspace, stored: StoredEvaluation, n: int, 
     else:
         drawn, kappa = steered(workspace.human_labels)
         record_sample(workspace.store, stored.population, stored.run_id, drawn.rows())
-    result = Drawn(stored.run_id, drawn, queue, target, panel=judged, kappa=kappa)
+        replaced = earlier
+    result = Drawn(stored.run_id, drawn, queue, target, panel=judged, kappa=kappa, replaced=replaced)
     _queue(workspace, stored, result)
     return result
 

@@ -132,6 +132,11 @@ class Draw:
         return [{"query_id": q, "design": self.design, "stratum": self.strata[q], "inclusion_probability": self.probabilities[q],
                  "draws": self.draws[q], "stratum_size": self.stratum_sizes[self.strata[q]]} for q in self.draws]
 
+    def size(self) -> int:
+        """The draws the design made (an active one counts a query drawn twice twice), beside its census of the queries
+        labelled whole before: what ``--queries`` asked for."""
+        return sum(n for q, n in self.draws.items() if self.strata[q] != KNOWN)
+
     def same_as(self, other: "Draw") -> bool:
         """The same queries, strata, probabilities and draws, whatever order they are listed in."""
         return sorted(tuple(row.values()) for row in self.rows()) == sorted(tuple(row.values()) for row in other.rows())
@@ -144,11 +149,8 @@ class Draw:
         repeated = [q for q in kept for _ in range(self.draws[q])]
         strata = np.array([self.strata[q] for q in repeated], dtype=object)
         positions = np.array([position[q] for q in repeated], dtype=int)
-        if self.design == ACTIVE:
-            census = sum(self.strata.get(q) == KNOWN for q in population)
-            sizes = {"all": len(population) - census} | ({KNOWN: census} if census else {})
-            return Sample(ACTIVE, positions, strata, sizes, np.array([self.probabilities[q] for q in repeated]))
-        return Sample(self.design, positions, strata, dict(self.stratum_sizes))
+        probabilities = np.array([self.probabilities[q] for q in repeated]) if self.design == ACTIVE else None
+        return Sample(self.design, positions, strata, dict(self.stratum_sizes), probabilities)
 
 
 def draw(design: str, population: list[str], n: int, spread: np.ndarray | None = None, bands: dict[str, str] | None = None,

@@ -127,7 +127,7 @@ def spreads(workspace: Workspace, stored: StoredEvaluation, metric: str, seed: i
     beliefs = _beliefs(outcomes, stored, human)
     if panel:
         beliefs = panel_beliefs(beliefs, stored, panel, known)
-    for q, labels in (human_gains_for(stored.queries, known) if known is not None else {}).items():
+    for q, labels in (human if known is not None else {}).items():  # ``human`` is ``known``'s then
         for p in labels.keys() & beliefs.get(q, {}).keys():
             beliefs[q][p] = np.eye(3)[labels[p]]
     names = list(row_values(stored, {}, metric))

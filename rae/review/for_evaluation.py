@@ -71,8 +71,7 @@ class Drawn:
         if old is None:
             return ""
         when = f" of {old.made_at:%Y-%m-%d %H:%M} UTC" if old.made_at is not None else ""
-        drawn = sum(1 for q in old.draws if old.strata.get(q) != KNOWN)
-        return (f"; it replaces the earlier draw{when} ({old.design}, {drawn} queries), whose probabilities do not combine with "
+        return (f"; it replaces the earlier draw{when} ({old.design}, {old.size()} queries), whose probabilities do not combine with "
                 "these: the labels given for it are kept, and count as given before this draw")
 
     def line(self) -> str:
@@ -80,9 +79,8 @@ class Drawn:
         by_stratum = ", ".join(f"{s} {counts.count(s)}" for s in dict.fromkeys(counts)) or "none left to draw"
         known = sum(s == KNOWN for s in self.drawn.strata.values())
         census = f"; the {known} queries whose pools humans labelled whole before are taken whole" if known else ""
-        drawn = sum(n for q, n in self.drawn.draws.items() if self.drawn.strata[q] != KNOWN)
         return (
-            f"drew {drawn} queries of evaluation {self.run_id} ({self.drawn.design}{self._serving()}: {by_stratum}{census}{self._even_share()}); "
+            f"drew {self.drawn.size()} queries of evaluation {self.run_id} ({self.drawn.design}{self._serving()}: {by_stratum}{census}{self._even_share()}); "
             f"queued {self.queued} pairs in {self.queue!r} ({self.already_labelled} already had a human label){self._replacing()}"
         )
 

@@ -424,6 +424,23 @@ def test_the_plan_labels_no_query_the_earlier_labels_cover_whole():
     assert row.queries["stratified"] < without.queries["stratified"] and row.queries["active"] < without.queries["active"]
 
 
+def test_the_active_plan_asks_for_no_more_draws_than_its_queue_makes_and_counts_a_query_drawn_twice_once():
+    """The active design draws with replacement: a plan needing more draws than the queries left says none in reach will
+    do (``rae review queue`` refuses more, and labelling them all is then the better buy), and its cost counts the
+    distinct queries humans label."""
+    local = np.random.default_rng(7)
+    truth = population(120, seed=7)
+    noisy = np.clip(truth + local.normal(0, 0.3, 120), 0, 1)
+    spread = np.where(np.arange(120) < 20, 1.0, 0.01)
+    pilot = np.arange(30)
+    loose = plan_row("a", Pilot(noisy, spread, pilot, truth[pilot], even_share=0.5), 0.12, 10, 0.1)
+    draws, labelled = loose.queries["active"], loose.labelled("active")
+    assert draws is not None and labelled is not None and labelled < draws <= 120
+    assert loose.cost["active"] == pytest.approx(labelled * 10 * 0.1) and loose.cell("active", "n/a") == f"{draws} draws ({labelled} queries)"
+    tight = plan_row("a", Pilot(noisy, spread, pilot, truth[pilot], even_share=0.5), 0.01, 10, 0.1)
+    assert tight.queries["active"] is None and tight.cell("active", "beyond") == "beyond"
+
+
 def test_the_active_draw_follows_the_judge_spread_only_as_far_as_the_humans_found_the_judge_agreeing():
     """A judge sure of exactly the queries where it errs (the embedded model calls nearly everything relevant): its
     spread sends the active draw away from its errors and weighs them most. Checked against human labels, a judge at

@@ -62,13 +62,28 @@ class PlanRow:
     what: str  # an engine, or "b - a" for a comparison
     labelled_now: int
     width: float
-    queries: dict[str, int | None] = field(default_factory=dict)  # design (or humans only) -> human-labelled queries needed
-    cost: dict[str, float | None] = field(default_factory=dict)
+    queries: dict[str, int | None] = field(default_factory=dict)  # design (or humans only) -> human-labelled queries needed (active: draws)
+    cost: dict[str, float | None] = field(default_factory=dict)  # of the queries labelled (the active design's distinct ones)
     note: str = ""
+    active_labelled: int | None = None  # the distinct queries the active design's draws label, expected (a query drawn twice is labelled once)
+
+    def labelled(self, design: str) -> int | None:
+        """The queries humans label under the design: the active design's distinct ones, however often drawn."""
+        return self.active_labelled if design == ACTIVE and self.queries.get(ACTIVE) is not None else self.queries.get(design)
+
+    def cell(self, design: str, beyond: str) -> str:
+        """The design's figure as a table shows it: ``beyond`` where none in reach will do; the active design's draws
+        beside the distinct queries they label where those are fewer."""
+        n = self.queries.get(design)
+        if n is None:
+            return beyond
+        if design == ACTIVE and self.active_labelled is not None and self.active_labelled < n:
+            return f"{n} draws ({self.active_labelled} queries)"
+        return str(n)
 
     def saving(self, design: str) -> float | None:
         """The share of PPI's (uniform) labelled queries the design saves."""
-        plain, other = self.queries.get(UNIFORM), self.queries.get(design)
+        plain, other = self.queries.get(UNIFORM), self.labelled(design)
         return None if not plain or other is None else round(1 - other / plain, 3)
 
 
@@ -110,16 +125,13 @@ class Plan:
                 width = f"{r.width:.3f}" if r.width > 1e-9 else "n/a"
                 lines.append(f"| {r.what} | {r.labelled_now} | {width} | {r.note} |" + " |" * (len(COLUMNS) + 1))
                 continue
-            cells = " | ".join(_count(r.queries.get(c), self.population) for c in COLUMNS)
-            best = min((c for c in DESIGNS if r.queries.get(c) is not None), key=lambda c: r.queries[c], default=None)
+            cells = " | ".join(r.cell(c, f"more than the {self.population} evaluated") for c in COLUMNS)
+            best = min((c for c in DESIGNS if r.labelled(c) is not None), key=r.labelled, default=None)
             best_cost = f"${r.cost[best]:,.2f} ({best})" if best is not None else "n/a"
             human_cost = f"${r.cost[HUMANS]:,.2f}" if r.cost.get(HUMANS) is not None else "n/a"
             lines.append(f"| {r.what} | {r.labelled_now} | {r.width:.3f} | {cells} | {human_cost} | {best_cost} |")
         return "\n".join(lines)
 
-
-def _count(n: int | None, population: int) -> str:
-    return f"more than the {population} evaluated" if n is None else str(n)
 
 
 @dataclass(frozen=True)
@@ -216,8 +228,12 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
         STRATIFIED: _stratified_size(per_query, pilot.spread, width, shape, pilot.known),
         ACTIVE: _active_size(per_query, pilot.spread, pilot.even_share, width, shape, pilot.known),
     }
+    labelled = dict(queries)
+    if queries[ACTIVE] is not None:
+        labelled[ACTIVE] = active_labelled(queries[ACTIVE], pilot.spread, pilot.even_share, pilot.known)
     per_label = pairs_per_query * human_cost_per_pair
-    return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in queries.items()})
+    return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in labelled.items()},
+                   active_labelled=labelled[ACTIVE])
 
 
 def decisive_width(seen: float | None, margin: float | None, target_width: float) -> float:
@@ -269,15 +285,25 @@ def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, sh
 
 
 def _active_size(per_query: np.ndarray, spread: np.ndarray, even_share: float, width: float, shape: float | None, known: np.ndarray) -> int | None:
-    """The draws to label under the active design: among the queries not labelled whole already, with its probability
-    each, beside the census of those that are."""
+    """The draws to make under the active design (``--queries`` of its review queue): among the queries not labelled
+    whole already, with its probability each, beside the census of those that are. No more draws than those queries:
+    the queue draws no more, and past them labelling every one (a census: no interval at all) is the better buy."""
     population = len(per_query)
     rest = np.setdiff1d(np.arange(population), known)
     if not len(rest):
         return 0
     probabilities = active_probabilities(spread[rest], even_share)
     per_draw = float(np.sum(per_query[rest] ** 2 / (population**2 * probabilities)))
-    for n in range(MIN_HUMAN_QUERIES, 4 * population + 1):
-        if planned_width(math.sqrt(per_draw / n), scipy_stats.t.ppf(0.975, n - 1), shape, n) <= width:
+    for n in range(min(MIN_HUMAN_QUERIES, len(rest)), len(rest) + 1):
+        if planned_width(math.sqrt(per_draw / n), scipy_stats.t.ppf(0.975, max(1, n - 1)), shape, n) <= width:
             return n
     return None
+
+
+def active_labelled(draws: int, spread: np.ndarray, even_share: float, known: np.ndarray) -> int:
+    """The queries humans label for ``draws`` active draws, expected: a query drawn twice is labelled once."""
+    rest = np.setdiff1d(np.arange(len(spread)), known)
+    if not len(rest) or not draws:
+        return 0
+    probabilities = active_probabilities(spread[rest], even_share)
+    return round(float(np.sum(1 - (1 - probabilities) ** draws)))

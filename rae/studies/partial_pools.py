@@ -42,10 +42,6 @@ JUDGE_ALONE, HOLDING = "the judge's labels", "the judge's, holding the existing 
 HOLDING_ROWS = ", the judge holding the existing labels"  # what a draw row correcting that prediction adds to its name
 
 
-def _count(n: int | None) -> str:
-    return "n/a" if n is None else str(n)
-
-
 @dataclass(frozen=True)
 class PoolRow:
     judge: str
@@ -83,8 +79,8 @@ class PoolStudy:
         for judge, by in self.plans.items():
             plain = by[JUDGE_ALONE].queries.get(UNIFORM)
             for what, r in by.items():
-                cells = " | ".join(_count(r.queries.get(c)) for c in COLUMNS)
-                best = min((n for c in DESIGNS if (n := r.queries.get(c)) is not None), default=None)
+                cells = " | ".join(r.cell(c, "more than can be drawn") for c in COLUMNS)
+                best = min((n for c in DESIGNS if (n := r.labelled(c)) is not None), default=None)
                 saved = 1 - best / plain if plain and best is not None else None
                 fewer = "n/a" if saved is None else f"{best} ({abs(saved):.0%} {'fewer' if saved >= 0 else 'more'})"
                 lines.append(f"| {judge} | {what} | {cells or r.note} | {fewer} |")

@@ -37,7 +37,7 @@ class GatePlans:
                  "", "| judge | width | " + " | ".join(COLUMNS) + " | stratified saves | active saves | the spread could save | the residuals could save |",
                  "| --- " * (len(COLUMNS) + 6) + "|"]
         for judge, r in self.rows.items():
-            cells = " | ".join("n/a" if r.queries.get(c) is None else str(r.queries[c]) for c in COLUMNS)
+            cells = " | ".join(r.cell(c, "more than can be drawn") for c in COLUMNS)
             saves = " | ".join("n/a" if r.saving(d) is None else f"{r.saving(d):.0%}" for d in (STRATIFIED, ACTIVE))
             lines.append(f"| {judge} | {r.width:.3f} | {cells or r.note} | {saves} | {self.ceilings.get(judge, float('nan')):.0%} | {self.oracles.get(judge, float('nan')):.0%} |")
         return "\n".join(lines)

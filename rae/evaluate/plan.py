@@ -54,6 +54,7 @@ from rae.evaluate.verdicts import FAIL, judged_by_humans
 from rae.stats import Estimate
 
 HUMANS = "humans only"
+BEYOND = "more than can be drawn"  # a study's cell for a design no number of draws in reach will do
 COLUMNS = (HUMANS, *DESIGNS)
 
 
@@ -69,7 +70,11 @@ class PlanRow:
 
     def labelled(self, design: str) -> int | None:
         """The queries humans label under the design: the active design's distinct ones, however often drawn."""
-        return self.active_labelled if design == ACTIVE and self.queries.get(ACTIVE) is not None else self.queries.get(design)
+        return self.active_labelled if design == ACTIVE else self.queries.get(design)
+
+    def best(self) -> str | None:
+        """The design that labels the fewest queries, of those that reach the width."""
+        return min((d for d in DESIGNS if self.labelled(d) is not None), key=self.labelled, default=None)
 
     def cell(self, design: str, beyond: str) -> str:
         """The design's figure as a table shows it: ``beyond`` where none in reach will do; the active design's draws
@@ -126,7 +131,7 @@ class Plan:
                 lines.append(f"| {r.what} | {r.labelled_now} | {width} | {r.note} |" + " |" * (len(COLUMNS) + 1))
                 continue
             cells = " | ".join(r.cell(c, f"more than the {self.population} evaluated") for c in COLUMNS)
-            best = min((c for c in DESIGNS if r.labelled(c) is not None), key=r.labelled, default=None)
+            best = r.best()
             best_cost = f"${r.cost[best]:,.2f} ({best})" if best is not None else "n/a"
             human_cost = f"${r.cost[HUMANS]:,.2f}" if r.cost.get(HUMANS) is not None else "n/a"
             lines.append(f"| {r.what} | {r.labelled_now} | {r.width:.3f} | {cells} | {human_cost} | {best_cost} |")
@@ -226,11 +231,11 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
         HUMANS: _uniform_size(float(np.std(pilot.human, ddof=1)), population, width, shape),
         UNIFORM: _uniform_size(float(np.std(residual, ddof=1)), population, width, shape),
         STRATIFIED: _stratified_size(per_query, pilot.spread, width, shape, pilot.known),
-        ACTIVE: _active_size(per_query, pilot.spread, pilot.even_share, width, shape, pilot.known),
     }
-    labelled = dict(queries)
-    if queries[ACTIVE] is not None:
-        labelled[ACTIVE] = active_labelled(queries[ACTIVE], pilot.spread, pilot.even_share, pilot.known)
+    left = np.setdiff1d(np.arange(population), pilot.known)  # the queries an active draw draws among, beside its census
+    probabilities = active_probabilities(pilot.spread[left], pilot.even_share) if len(left) else np.array([])
+    queries[ACTIVE] = _active_size(per_query[left], probabilities, population, width, shape)
+    labelled = {**queries, ACTIVE: None if queries[ACTIVE] is None else active_labelled(queries[ACTIVE], probabilities)}
     per_label = pairs_per_query * human_cost_per_pair
     return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in labelled.items()},
                    active_labelled=labelled[ACTIVE])
@@ -284,26 +289,22 @@ def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, sh
     return None
 
 
-def _active_size(per_query: np.ndarray, spread: np.ndarray, even_share: float, width: float, shape: float | None, known: np.ndarray) -> int | None:
-    """The draws to make under the active design (``--queries`` of its review queue): among the queries not labelled
-    whole already, with its probability each, beside the census of those that are. No more draws than those queries:
-    the queue draws no more, and past them labelling every one (a census: no interval at all) is the better buy."""
-    population = len(per_query)
-    rest = np.setdiff1d(np.arange(population), known)
-    if not len(rest):
+def _active_size(per_query: np.ndarray, probabilities: np.ndarray, population: int, width: float, shape: float | None) -> int | None:
+    """The draws to make under the active design (``--queries`` of its review queue) among the queries not labelled
+    whole already (``per_query``'s residual spreads and ``probabilities`` are theirs), beside the census of those that
+    are. No more draws than those queries: the queue draws no more, and past them labelling every one (a census: no
+    interval at all) is the better buy."""
+    left = len(per_query)
+    if not left:
         return 0
-    probabilities = active_probabilities(spread[rest], even_share)
-    per_draw = float(np.sum(per_query[rest] ** 2 / (population**2 * probabilities)))
-    for n in range(min(MIN_HUMAN_QUERIES, len(rest)), len(rest) + 1):
+    per_draw = float(np.sum(per_query**2 / (population**2 * probabilities)))
+    for n in range(min(MIN_HUMAN_QUERIES, left), left + 1):
         if planned_width(math.sqrt(per_draw / n), scipy_stats.t.ppf(0.975, max(1, n - 1)), shape, n) <= width:
             return n
     return None
 
 
-def active_labelled(draws: int, spread: np.ndarray, even_share: float, known: np.ndarray) -> int:
-    """The queries humans label for ``draws`` active draws, expected: a query drawn twice is labelled once."""
-    rest = np.setdiff1d(np.arange(len(spread)), known)
-    if not len(rest) or not draws:
-        return 0
-    probabilities = active_probabilities(spread[rest], even_share)
+def active_labelled(draws: int, probabilities: np.ndarray) -> int:
+    """The queries humans label for ``draws`` active draws with these ``probabilities``, expected: a query drawn twice
+    is labelled once."""
     return round(float(np.sum(1 - (1 - probabilities) ** draws)))

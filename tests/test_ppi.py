@@ -3,11 +3,13 @@ no wider than humans alone when the judge says nothing, and covering at ten labe
 interval does not."""
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 from scipy import stats as scipy_stats
+from sqlalchemy import Column, MetaData, Table, create_engine
 
 from rae.evaluate.corrected import corrected_metrics
 from rae.evaluate.designs import (
@@ -17,6 +19,7 @@ from rae.evaluate.designs import (
     beliefs_from_labels,
     defensive_share,
     draw,
+    inclusion_probabilities,
     judge_spread,
     neyman,
     pools_of,
@@ -25,8 +28,11 @@ from rae.evaluate.designs import (
 from rae.evaluate.judge_beliefs import agreement_kappa
 from rae.evaluate.metrics import engine_metrics
 from rae.evaluate.plan import Pilot, plan_row
-from rae.evaluate.ppi import ACTIVE, STRATIFIED, Sample, fitted_lam, humans_and_ppi, three_estimates
+from rae.evaluate.ppi import ACTIVE, CERTAIN, STRATIFIED, Sample, fitted_lam, humans_and_ppi, three_estimates
 from rae.evaluate.small_sample import Replicates, jackknife_interval, planned_width
+from rae.store.samples import record_sample, sample_of
+from rae.store.schema import EvaluationSampleRow
+from rae.store.store import Store
 
 rng = np.random.default_rng(7)
 
@@ -135,7 +141,7 @@ def test_ten_draws_that_miss_the_tail_take_its_shape_from_the_judge():
     def own_skewness(drawn: np.ndarray) -> tuple[float, float]:
         values = truth[drawn]
         left_out = (values.sum() - values) / (len(values) - 1)
-        estimate = jackknife_interval(Replicates(float(values.mean()), [left_out], [1 - len(values) / len(truth)]))
+        estimate = jackknife_interval(Replicates(float(values.mean()), [left_out], [np.full(len(values), 1 - len(values) / len(truth))]))
         return estimate.ci_low, estimate.ci_high
 
     assert coverage(own_skewness, truth, 10) < 0.935
@@ -152,7 +158,7 @@ def test_the_plan_promises_the_width_the_interval_then_has():
     se = float(np.std(values, ddof=1) / np.sqrt(len(values)))
     quantile = float(scipy_stats.t.ppf(0.975, len(values) - 1))
     for shape in (-1.0, 0.4):
-        interval = jackknife_interval(Replicates(float(values.mean()), [left_out], [1.0], shape))
+        interval = jackknife_interval(Replicates(float(values.mean()), [left_out], [np.ones(len(values))], shape))
         planned = planned_width(se, quantile, shape, len(values))
         assert interval.ci_high - interval.ci_low == pytest.approx(planned, abs=2e-4)
         assert planned > 2 * quantile * se * 1.03
@@ -181,24 +187,75 @@ def test_a_stratified_draw_is_biased_without_its_strata_and_not_with_them():
     assert abs(weighted) < 0.01
 
 
-def test_an_active_draw_is_unbiased_with_its_probabilities_and_covers():
-    """Queries drawn with replacement in proportion to a spread that is larger where the judge is worse: weighted by
-    the probabilities, unbiased (lam fixed, so exactly) and covering (lam fitted); treated as uniform, biased."""
+def test_an_active_draw_is_unbiased_with_its_probabilities_covers_and_counts_what_it_left_undrawn():
+    """Queries drawn without replacement with chances in proportion to a spread that is larger where the judge is
+    worse: each query is drawn with exactly its chance and never twice; weighted by the chances, unbiased (lam fixed)
+    and covering (lam fitted); treated as uniform, biased. With the finite-population correction of 1 - each chance
+    the interval is narrower than the same draws' without it, and still covers."""
     local = np.random.default_rng(12)
     truth = population(200)
     noisy = np.arange(200) < 60
     judge = np.clip(truth + np.where(noisy, local.normal(0.15, 0.2, 200), local.normal(0, 0.02, 200)), 0, 1.2)
-    probabilities = active_probabilities(np.where(noisy, 0.2, 0.02), defensive_share(0.8))  # a judge the humans found good
-    errors, naive, hits = [], [], 0
-    for _ in range(1000):
-        drawn = local.choice(200, 15, replace=True, p=probabilities)
-        sample = Sample(ACTIVE, drawn, np.full(15, "all"), {"all": 200}, probabilities[drawn])
-        errors.append(humans_and_ppi(judge, truth[drawn], sample, 0.5)[1].value - truth.mean())
-        naive.append(humans_and_ppi(judge, truth[drawn], Sample.uniform(drawn, 200), 0.5)[1].value - truth.mean())
-        _, fitted, _ = humans_and_ppi(judge, truth[drawn], sample)
-        hits += fitted.ci_low <= truth.mean() <= fitted.ci_high
+    spread = np.where(noisy, 0.2, 0.02)
+    chances = inclusion_probabilities(active_probabilities(spread, defensive_share(0.8)), 40)  # a judge the humans found good
+    assert chances.sum() == pytest.approx(40) and chances.max() <= 1
+    ids = [str(i) for i in range(200)]
+    errors, naive, hits, widths, counts = [], [], {"without": 0, "with": 0}, {"without": [], "with": []}, np.zeros(200)
+    for seed in range(1000):
+        drawn = draw(ACTIVE, ids, 40, spread, seed=seed, even_share=defensive_share(0.8))
+        assert len(drawn.draws) == 40 and set(drawn.draws.values()) == {1}
+        sample = drawn.sample(ids)
+        counts[sample.positions] += 1
+        errors.append(humans_and_ppi(judge, truth[sample.positions], sample, 0.5)[1].value - truth.mean())
+        naive.append(humans_and_ppi(judge, truth[sample.positions], Sample.uniform(sample.positions, 200), 0.5)[1].value - truth.mean())
+        as_if_replaced = Sample(ACTIVE, sample.positions, sample.strata, sample.stratum_sizes, sample.probabilities, replacement=True)
+        for name, which in (("without", sample), ("with", as_if_replaced)):
+            _, fitted, _ = humans_and_ppi(judge, truth[sample.positions], which)
+            hits[name] += fitted.ci_low <= truth.mean() <= fitted.ci_high
+            widths[name].append(fitted.ci_high - fitted.ci_low)
+    assert np.allclose(counts / 1000, chances, atol=0.05)  # each query drawn with its chance
     assert abs(np.mean(errors)) < 0.008 and np.mean(naive) < -0.015
-    assert hits / 1000 >= 0.94
+    assert hits["without"] / 1000 >= 0.94 and np.mean(widths["without"]) < 0.95 * np.mean(widths["with"])
+
+
+def test_an_active_draw_takes_the_queries_its_chances_make_certain_whole():
+    """Where a query's chance reaches 1 it is drawn for certain: a stratum of its own, weighed by its share of the
+    queries and adding no noise; the other draws are weighed against the rest, and the estimate stays unbiased."""
+    local = np.random.default_rng(14)
+    ids = [f"q{i:02d}" for i in range(60)]
+    truth = population(60, seed=14)
+    spread = np.r_[np.full(3, 10.0), np.full(57, 0.1)]
+    errors = []
+    for seed in range(200):
+        drawn = draw(ACTIVE, ids, 30, spread, seed=seed, even_share=0.5)
+        assert [q for q, s in drawn.strata.items() if s == CERTAIN] == ids[:3] and drawn.stratum_sizes == {"all": 57, CERTAIN: 3}
+        sample = drawn.sample(ids)
+        certain = sample.strata == CERTAIN
+        assert np.all(sample.finite()[certain] == 0) and sample.weights()[0][certain].sum() == pytest.approx(3 / 60)
+        judge = np.clip(truth + local.normal(0, 0.2, 60), 0, 1)
+        humans, ppi, _ = humans_and_ppi(judge, truth[sample.positions], sample, 0.5)
+        assert ppi.has_interval
+        errors.append(ppi.value - truth.mean())
+    assert abs(np.mean(errors)) < 0.005
+
+
+def test_an_older_active_draw_made_with_replacement_is_read_as_it_was_made():
+    """An older rae's active draw repeated queries and stored a probability per draw: its rows (without_replacement
+    false) read back as such a draw, weighted by those probabilities with no finite-population correction."""
+    local = np.random.default_rng(13)
+    truth = population(200)
+    probabilities = active_probabilities(np.where(np.arange(200) < 60, 0.2, 0.02), 0.5)
+    drawn = local.choice(200, 15, replace=True, p=probabilities)
+    rows = [SimpleNamespace(query_id=str(i), design=ACTIVE, stratum="all", inclusion_probability=float(probabilities[i]),
+                            draws=int(np.sum(drawn == i)), stratum_size=200, without_replacement=False, created_at=datetime.now(UTC))
+            for i in sorted(set(drawn.tolist()))]
+    older = Draw.from_rows(rows)
+    assert older is not None and older.replacement and older.size() == 15
+    sample = older.sample([str(i) for i in range(200)])
+    assert sample.n == 15 and sample.replacement and np.all(sample.finite() == 1.0)
+    humans, _, _ = humans_and_ppi(np.zeros(200), truth[sample.positions], sample, 0.0)
+    assert humans.value == pytest.approx(np.average(truth[drawn], weights=1 / probabilities[drawn]), abs=1e-4)
+    assert not draw(ACTIVE, [str(i) for i in range(200)], 15, seed=1).replacement
 
 
 def test_the_stratified_draw_gives_more_labels_where_the_judge_is_unsure_and_at_least_ten_everywhere():
@@ -394,6 +451,7 @@ def test_the_queries_labelled_whole_before_the_draw_are_taken_whole_and_every_la
         drawn = draw(design, queries, 15, spread, seed=seed, known=queries[:40], even_share=0.5)
         assert sum(s == KNOWN for s in drawn.strata.values()) == 40 and sum(n for q, n in drawn.draws.items() if q not in queries[:40]) == 15
         assert all(drawn.probabilities[q] == 1.0 and drawn.draws[q] == 1 for q in queries[:40]) and drawn.stratum_sizes == {KNOWN: 40, "all": 80}
+        assert set(drawn.draws.values()) == {1}  # no query drawn twice, whatever the design
         sample = drawn.sample(queries)
         ppi = three_estimates(prediction, truth[sample.positions], sample).ppi
         hits += ppi.ci_low <= truth.mean() <= ppi.ci_high
@@ -424,21 +482,21 @@ def test_the_plan_labels_no_query_the_earlier_labels_cover_whole():
     assert row.queries["stratified"] < without.queries["stratified"] and row.queries["active"] < without.queries["active"]
 
 
-def test_the_active_plan_asks_for_no_more_draws_than_its_queue_makes_and_counts_a_query_drawn_twice_once():
-    """The active design draws with replacement: a plan needing more draws than the queries left says none in reach will
-    do (``rae review queue`` refuses more, and labelling them all is then the better buy), and its cost counts the
-    distinct queries humans label."""
+def test_the_active_plan_counts_the_finite_population_and_asks_for_no_more_than_the_queries_left():
+    """The active design draws without replacement: its plan counts the finite-population correction (the queries it
+    is sure to draw add no noise), so its queries are never more than the queries left, and where no draw of them
+    reaches the width it says none in reach will do; it costs what the queries it labels cost."""
     local = np.random.default_rng(7)
     truth = population(120, seed=7)
     noisy = np.clip(truth + local.normal(0, 0.3, 120), 0, 1)
     spread = np.where(np.arange(120) < 20, 1.0, 0.01)
     pilot = np.arange(30)
     loose = plan_row("a", Pilot(noisy, spread, pilot, truth[pilot], even_share=0.5), 0.12, 10, 0.1)
-    draws, labelled = loose.queries["active"], loose.labelled("active")
-    assert draws is not None and labelled is not None and labelled < draws <= 120
-    assert loose.cost["active"] == pytest.approx(labelled * 10 * 0.1) and loose.cell("active", "n/a") == f"{draws} draws ({labelled} queries)"
-    tight = plan_row("a", Pilot(noisy, spread, pilot, truth[pilot], even_share=0.5), 0.01, 10, 0.1)
-    assert tight.queries["active"] is None and tight.cell("active", "beyond") == "beyond"
+    labelled = loose.queries["active"]
+    assert labelled is not None and labelled <= 120 and loose.labelled("active") == labelled
+    assert loose.cost["active"] == pytest.approx(labelled * 10 * 0.1) and loose.cell("active") == str(labelled)
+    everything = plan_row("a", Pilot(noisy, spread, pilot, truth[pilot], even_share=0.5), 1e-6, 10, 0.1)
+    assert everything.queries["active"] == everything.queries["uniform"] == 120  # every query: the metric known exactly
 
 
 def test_the_active_draw_follows_the_judge_spread_only_as_far_as_the_humans_found_the_judge_agreeing():
@@ -471,3 +529,25 @@ def test_the_active_draw_follows_the_judge_spread_only_as_far_as_the_humans_foun
     assert width(ACTIVE, defensive_share(0.0)) <= 1.05 * uniform
     assert uniform < unchecked <= 1.05 * uniform  # unchecked, the bet costs a little, and never more than 5%
     assert trusted > unchecked  # trusting a judge sure of its errors costs more
+
+
+def test_a_store_of_an_older_rae_reads_its_active_draw_as_made_with_replacement(store_url):
+    """The store an older rae wrote has no ``without_replacement`` column: opening it adds the column, false for the
+    rows already there, so their active draw reads as made with replacement; a new draw reads as made without."""
+    older = MetaData()
+    table = EvaluationSampleRow.__table__
+    Table(table.name, older, *[Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns if c.name != "without_replacement"])
+    engine = create_engine(store_url)
+    older.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(older.tables[table.name].insert(), [
+            {"population": "p", "query_id": q, "run_id": "r", "design": ACTIVE, "stratum": "all", "inclusion_probability": 0.01,
+             "draws": n, "stratum_size": 120, "created_at": datetime.now(UTC)} for q, n in (("q1", 2), ("q2", 1))])
+    engine.dispose()
+    store = Store(store_url)
+    made = Draw.from_rows(sample_of(store, "p"))
+    assert made is not None and made.replacement and made.size() == 3
+    ids = [f"q{i}" for i in range(120)]
+    record_sample(store, "p", "r2", draw(ACTIVE, ids, 12, np.linspace(0, 1, 120), seed=2).rows())
+    again = Draw.from_rows(sample_of(store, "p"))
+    assert again is not None and not again.replacement and again.size() == 12

@@ -11,14 +11,17 @@ Every design draws from the evaluated queries at random, with probabilities rae 
   each so each stratum's spread can be estimated. The queries whose pools humans labelled whole before the draw are
   a stratum of their own, ``known``, taken whole (probability 1): their metric is known exactly, so a label spent
   there would settle nothing, and the labels asked for all go to the other queries.
-- **active**: each query drawn with a probability in proportion to the judge's own spread of its metric, with
-  replacement and a share of the probability spread evenly (a defensive mixture, Hesterberg 1995, so that no weight
-  explodes); the estimate weighs each draw by the inverse of its probability, normalised (Zrnic and Candès, active
-  statistical inference, 2024; Hajek's form, ``rae.evaluate.ppi``). The queries labelled whole before the draw are
-  taken whole beside it, as the stratified design takes them, and the draws go to the others. The share is what rae
-  knows of the judge (``defensive_share``): its spread says where its errors lie only as far as it agrees with the
-  humans, and a judge sure of labels the humans contradict would send the labels away from its errors and weigh the
-  queries holding them most.
+- **active**: each query's chance of being drawn in proportion to the judge's own spread of its metric, with a share
+  of it spread evenly (a defensive mixture, Hesterberg 1995, so that no weight explodes), drawn without replacement
+  by Pareto sampling (Rosén 1997), which gives each query its chance and never draws one twice; the queries whose
+  chance reaches 1 are a stratum of their own, ``certain``, taken whole. The estimate weighs each drawn query by the
+  inverse of its chance, normalised (Zrnic and Candès, active statistical inference, 2024;
+  Hajek's form, ``rae.evaluate.ppi``). Without replacement, a query drawn counts its finite-population correction,
+  which an older rae's draw, made with replacement, forwent; its stored draws are read as they were made. The queries
+  labelled whole before the draw are taken whole beside it, as the stratified design takes them, and the draws go to
+  the others. The share is what rae knows of the judge (``defensive_share``): its spread says where its errors lie
+  only as far as it agrees with the humans, and a judge sure of labels the humans contradict would send the labels
+  away from its errors and weigh the queries holding them most.
 
 **The judge's own spread** of a query's metric: each pair's label is redrawn from what the judge believes of it (its
 label probabilities or its confidence when rae measured them, else its label kept with probability 1 - epsilon and
@@ -36,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from rae.evaluate.ppi import ACTIVE, KNOWN, STRATIFIED, UNIFORM, Sample
+from rae.evaluate.ppi import ACTIVE, CERTAIN, KNOWN, STRATIFIED, UNIFORM, Sample
 
 DESIGNS = (UNIFORM, STRATIFIED, ACTIVE)
 OLDER_NAMES = {"confidence": STRATIFIED}  # an older rae's stratified draw, by the judge's confidence
@@ -102,9 +105,10 @@ def judge_spread(beliefs: Beliefs, metric_of: MetricOf, redraws: int = REDRAWS, 
 
 @dataclass
 class Draw:
-    """A design's draw: per drawn query its stratum, its probability (inclusion for a stratified or uniform draw, per
-    draw for the active one) and how many times it was drawn; each stratum's size; and when it was made (the human
-    labels given before then are fixed whatever it drew, so the prediction the drawn queries correct may hold them)."""
+    """A design's draw: per drawn query its stratum, its probability (of being drawn at all; per draw for an older
+    rae's active draw, ``replacement``) and how many times it was drawn; each stratum's size; and when it was made (the
+    human labels given before then are fixed whatever it drew, so the prediction the drawn queries correct may hold
+    them)."""
 
     design: str
     strata: dict[str, str] = field(default_factory=dict)
@@ -112,6 +116,7 @@ class Draw:
     draws: dict[str, int] = field(default_factory=dict)
     stratum_sizes: dict[str, int] = field(default_factory=dict)
     made_at: datetime | None = None
+    replacement: bool = False  # an older rae's active draw: with replacement, each probability per draw
 
     @classmethod
     def from_rows(cls, rows: list[Any]) -> "Draw | None":
@@ -119,7 +124,8 @@ class Draw:
         from how many were drawn in it and their probability."""
         if not rows:
             return None
-        found = cls(OLDER_NAMES.get(rows[0].design, rows[0].design), made_at=min(row.created_at for row in rows))
+        design = OLDER_NAMES.get(rows[0].design, rows[0].design)
+        found = cls(design, made_at=min(row.created_at for row in rows), replacement=design == ACTIVE and not rows[0].without_replacement)
         drawn_in: dict[str, int] = {}
         for row in rows:
             found.strata[row.query_id], found.probabilities[row.query_id] = row.stratum, row.inclusion_probability
@@ -130,7 +136,8 @@ class Draw:
 
     def rows(self) -> list[dict[str, Any]]:
         return [{"query_id": q, "design": self.design, "stratum": self.strata[q], "inclusion_probability": self.probabilities[q],
-                 "draws": self.draws[q], "stratum_size": self.stratum_sizes[self.strata[q]]} for q in self.draws]
+                 "draws": self.draws[q], "stratum_size": self.stratum_sizes[self.strata[q]], "without_replacement": not self.replacement}
+                for q in self.draws]
 
     def size(self) -> int:
         """The draws the design made (an active one counts a query drawn twice twice), beside its census of the queries
@@ -150,7 +157,7 @@ class Draw:
         strata = np.array([self.strata[q] for q in repeated], dtype=object)
         positions = np.array([position[q] for q in repeated], dtype=int)
         probabilities = np.array([self.probabilities[q] for q in repeated]) if self.design == ACTIVE else None
-        return Sample(self.design, positions, strata, dict(self.stratum_sizes), probabilities)
+        return Sample(self.design, positions, strata, dict(self.stratum_sizes), probabilities, self.replacement)
 
 
 def draw(design: str, population: list[str], n: int, spread: np.ndarray | None = None, bands: dict[str, str] | None = None,
@@ -258,7 +265,8 @@ def even_share_said(kappa: float | None) -> str:
 
 
 def active_probabilities(spread: np.ndarray, even_share: float = UNCHECKED_SHARE) -> np.ndarray:
-    """Each query's probability per draw: its share of the judge's spread, mixed with ``even_share`` spread evenly."""
+    """Each query's share of the active design's chance: its share of the judge's spread, mixed with ``even_share``
+    spread evenly. They sum to 1; ``inclusion_probabilities`` makes them n draws' chances."""
     spread = np.asarray(spread, dtype=float)
     uniform = np.full(len(spread), 1 / len(spread))
     if spread.sum() <= 0:
@@ -266,11 +274,43 @@ def active_probabilities(spread: np.ndarray, even_share: float = UNCHECKED_SHARE
     return (1 - even_share) * spread / spread.sum() + even_share * uniform
 
 
+def inclusion_probabilities(shares: np.ndarray, n: int) -> np.ndarray:
+    """Each query's chance of being among ``n`` drawn without replacement, in proportion to its share: n times the
+    share, those that would pass 1 held at 1 (drawn for certain) and the others' scaled up so the chances sum to n."""
+    shares = np.asarray(shares, dtype=float)
+    chances, certain = np.zeros(len(shares)), np.zeros(len(shares), dtype=bool)
+    if n >= len(shares):
+        return np.ones(len(shares))
+    while True:
+        rest = ~certain
+        chances[rest] = (n - certain.sum()) * shares[rest] / shares[rest].sum()
+        over = rest & (chances >= 1)
+        if not over.any():
+            return chances
+        certain |= over
+        chances[certain] = 1.0
+
+
+def pareto_draw(chances: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The positions of ``n`` queries drawn by Pareto sampling (Rosén 1997, an order sampling scheme): each query
+    gets a uniform U, ranked by U / (1 - U) over c / (1 - c) for its chance c, and the n first are drawn, those of
+    chance 1 always. Each is drawn with its chance to within a fraction of a percent and never twice, and the draw is
+    as random as a fixed-size draw with those chances can be (high entropy), which is what Hajek's variance, the
+    interval's, assumes."""
+    chances = np.asarray(chances, dtype=float)
+    u = rng.random(len(chances))
+    inside = np.clip(chances, 1e-12, 1 - 1e-12)
+    order = np.where(chances >= 1, -np.inf, (u / (1 - u)) / (inside / (1 - inside)))
+    return np.argsort(order, kind="stable")[:n]
+
+
 def _active_draw(population: list[str], n: int, spread: np.ndarray, rng: np.random.Generator, even_share: float) -> Draw:
-    probabilities = active_probabilities(spread, even_share)
-    result = Draw(ACTIVE, stratum_sizes={"all": len(population)})
-    for index in rng.choice(len(population), n, replace=True, p=probabilities):
+    """The active draw; the queries whose chance reached 1 form a stratum of their own, ``certain``, taken whole, and
+    the draws among the others are weighed against the share of the queries those are."""
+    chances = inclusion_probabilities(active_probabilities(spread, even_share), n)
+    certain = int(np.sum(chances >= 1))
+    result = Draw(ACTIVE, stratum_sizes={"all": len(population) - certain, **({CERTAIN: certain} if certain else {})})
+    for index in pareto_draw(chances, n, rng):
         q = population[int(index)]
-        result.strata[q], result.probabilities[q] = "all", float(probabilities[index])
-        result.draws[q] = result.draws.get(q, 0) + 1
+        result.strata[q], result.probabilities[q], result.draws[q] = CERTAIN if chances[index] >= 1 else "all", float(chances[index]), 1
     return result

@@ -85,4 +85,4 @@ def mean_interval(values: np.ndarray, value_range: tuple[float, float]) -> Estim
         return Estimate(float(np.mean(values)) if len(values) else float("nan"), float("nan"), float("nan"), f"{len(values)} queries: too few")
     n = len(values)
     left_out = (values.sum() - values) / (n - 1)
-    return jackknife_interval(Replicates(float(values.mean()), [left_out], [1.0], range_skewness(values, np.ones(n), *value_range)))
+    return jackknife_interval(Replicates(float(values.mean()), [left_out], [np.ones(n)], range_skewness(values, np.ones(n), *value_range)))

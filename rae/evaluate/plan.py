@@ -11,7 +11,8 @@ interval of the target width:
 - **PPI** (a uniform draw): the same with the residual's spread;
 - **stratified**: strata of the judge's spread and Neyman's allocation, each stratum's residual spread estimated from
   the pilot queries in it (the pooled one where it has fewer than three), t with n minus the strata;
-- **active**: each query drawn with the active design's probability, its residual spread its stratum's.
+- **active**: each query drawn with the active design's probability, without replacement, its residual spread its
+  stratum's; the variance Hajek's approximation, (1 / N^2) sum (1 - pi_i) e_i^2 / pi_i.
 
 Each is the width of rae's interval: the t interval's, with the skewness correction on the side of the tail that the
 interval takes from the judge's metric over every evaluated query, or from the metric's range when the judge's is
@@ -43,6 +44,7 @@ from rae.evaluate.designs import (
     active_probabilities,
     defensive_share,
     even_share_said,
+    inclusion_probabilities,
     neyman,
     strata_of,
 )
@@ -54,7 +56,6 @@ from rae.evaluate.verdicts import FAIL, judged_by_humans
 from rae.stats import Estimate
 
 HUMANS = "humans only"
-BEYOND = "more than can be drawn"  # a study's cell for a design no number of draws in reach will do
 COLUMNS = (HUMANS, *DESIGNS)
 
 
@@ -63,28 +64,22 @@ class PlanRow:
     what: str  # an engine, or "b - a" for a comparison
     labelled_now: int
     width: float
-    queries: dict[str, int | None] = field(default_factory=dict)  # design (or humans only) -> human-labelled queries needed (active: draws)
-    cost: dict[str, float | None] = field(default_factory=dict)  # of the queries labelled (the active design's distinct ones)
+    queries: dict[str, int | None] = field(default_factory=dict)  # design (or humans only) -> human-labelled queries needed
+    cost: dict[str, float | None] = field(default_factory=dict)  # of the queries labelled
     note: str = ""
-    active_labelled: int | None = None  # the distinct queries the active design's draws label, expected (a query drawn twice is labelled once)
 
     def labelled(self, design: str) -> int | None:
-        """The queries humans label under the design: the active design's distinct ones, however often drawn."""
-        return self.active_labelled if design == ACTIVE else self.queries.get(design)
+        """The queries humans label under the design; None where none in reach will do."""
+        return self.queries.get(design)
 
     def best(self) -> str | None:
         """The design that labels the fewest queries, of those that reach the width."""
         return min((d for d in DESIGNS if self.labelled(d) is not None), key=self.labelled, default=None)
 
-    def cell(self, design: str, beyond: str) -> str:
-        """The design's figure as a table shows it: ``beyond`` where none in reach will do; the active design's draws
-        beside the distinct queries they label where those are fewer."""
+    def cell(self, design: str) -> str:
+        """The design's figure as a table shows it ("n/a" for a population too small for an interval)."""
         n = self.queries.get(design)
-        if n is None:
-            return beyond
-        if design == ACTIVE and self.active_labelled is not None and self.active_labelled < n:
-            return f"{n} draws ({self.active_labelled} queries)"
-        return str(n)
+        return "n/a" if n is None else str(n)
 
     def saving(self, design: str) -> float | None:
         """The share of PPI's (uniform) labelled queries the design saves."""
@@ -130,7 +125,7 @@ class Plan:
                 width = f"{r.width:.3f}" if r.width > 1e-9 else "n/a"
                 lines.append(f"| {r.what} | {r.labelled_now} | {width} | {r.note} |" + " |" * (len(COLUMNS) + 1))
                 continue
-            cells = " | ".join(r.cell(c, f"more than the {self.population} evaluated") for c in COLUMNS)
+            cells = " | ".join(r.cell(c) for c in COLUMNS)
             best = r.best()
             best_cost = f"${r.cost[best]:,.2f} ({best})" if best is not None else "n/a"
             human_cost = f"${r.cost[HUMANS]:,.2f}" if r.cost.get(HUMANS) is not None else "n/a"
@@ -235,10 +230,8 @@ def plan_row(what: str, pilot: Pilot, width: float, pairs_per_query: float, huma
     left = np.setdiff1d(np.arange(population), pilot.known)  # the queries an active draw draws among, beside its census
     probabilities = active_probabilities(pilot.spread[left], pilot.even_share) if len(left) else np.array([])
     queries[ACTIVE] = _active_size(per_query[left], probabilities, population, width, shape)
-    labelled = {**queries, ACTIVE: None if queries[ACTIVE] is None else active_labelled(queries[ACTIVE], probabilities)}
     per_label = pairs_per_query * human_cost_per_pair
-    return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in labelled.items()},
-                   active_labelled=labelled[ACTIVE])
+    return PlanRow(what, n, width, queries, {k: None if v is None else round(v * per_label, 2) for k, v in queries.items()})
 
 
 def decisive_width(seen: float | None, margin: float | None, target_width: float) -> float:
@@ -290,21 +283,16 @@ def _stratified_size(per_query: np.ndarray, spread: np.ndarray, width: float, sh
 
 
 def _active_size(per_query: np.ndarray, probabilities: np.ndarray, population: int, width: float, shape: float | None) -> int | None:
-    """The draws to make under the active design (``--queries`` of its review queue) among the queries not labelled
+    """The queries to draw under the active design (``--queries`` of its review queue) among the queries not labelled
     whole already (``per_query``'s residual spreads and ``probabilities`` are theirs), beside the census of those that
-    are. No more draws than those queries: the queue draws no more, and past them labelling every one (a census: no
-    interval at all) is the better buy."""
+    are."""
     left = len(per_query)
     if not left:
         return 0
-    per_draw = float(np.sum(per_query**2 / (population**2 * probabilities)))
     for n in range(min(MIN_HUMAN_QUERIES, left), left + 1):
-        if planned_width(math.sqrt(per_draw / n), scipy_stats.t.ppf(0.975, max(1, n - 1)), shape, n) <= width:
+        chances = inclusion_probabilities(probabilities, n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variance = float(np.sum(np.where(chances < 1, (1 - chances) * per_query**2 / chances, 0.0))) / population**2
+        if planned_width(math.sqrt(variance), scipy_stats.t.ppf(0.975, max(1, n - 1)), shape, n) <= width:
             return n
     return None
-
-
-def active_labelled(draws: int, probabilities: np.ndarray) -> int:
-    """The queries humans label for ``draws`` active draws with these ``probabilities``, expected: a query drawn twice
-    is labelled once."""
-    return round(float(np.sum(1 - (1 - probabilities) ** draws)))

@@ -10,11 +10,14 @@ weighted mean of the humans-minus-judge differences on the sample:
     lam * mean_N(judge) + sum_j w_j * (human_j - lam * judge_j)
 
 with w_j = W_h / n_h for a query drawn in stratum h (W_h = N_h / N; a uniform draw is one stratum) and, for a query
-drawn with probability p_j (the active design, drawn with replacement), w_j = W_h (1 / p_j) / sum_k (1 / p_k) over
-the stratum's draws: Hajek's normalised inverse-probability weights. Hansen and Hurwitz's unnormalised 1 / (N p_j n)
-is exactly unbiased, but the differences it weighs are not centred (with lam below 1 they hold (1 - lam) times the
-metric itself), so the spread of 1 / p_j enters the estimate as noise however well the judge predicts; the normalised
-form spreads only the residual, and its bias, of order 1 / n, is the jackknife's to count (docs/ppi.md). lam, between
+drawn with probability pi_j (the active design), w_j = W_h (1 / pi_j) / sum_k (1 / pi_k) over the stratum's draws:
+Hajek's normalised inverse-probability weights. Horvitz and Thompson's unnormalised 1 / (N pi_j) is exactly
+unbiased, but the differences it weighs are not centred (with lam below 1 they hold (1 - lam) times the metric
+itself), so the spread of 1 / pi_j enters the estimate as noise however well the judge predicts; the normalised form
+spreads only the residual, and its bias, of order 1 / n, is the jackknife's to count (docs/ppi.md). Each draw's
+finite-population correction is 1 - pi_j, its chance of being drawn (Hajek's approximation for a draw without
+replacement of unequal probabilities: 1 - n_h / N_h in a stratum of equal ones, 0 for a query taken for certain), and
+1 for an older rae's active draw, made with replacement, whose p_j are per draw. lam, between
 0 and 1, weighs the judge: the design-weighted slope of the humans' metric on the judge's, over the judge's spread on
 all N, so a judge that says nothing gets lam near 0 and the estimate falls back to the humans' own. lam comes from
 labels outside the sample when there are enough (then it costs nothing: any lam fixed before the draw keeps the
@@ -42,19 +45,21 @@ SHRINK = 1.0  # lam is shrunk by max(0, 1 - SHRINK / t^2), t the slope's jackkni
 MIN_FOR_OUTSIDE_LAM = 10  # labelled queries outside the sample that may fit lam instead of the sample itself
 UNIFORM, STRATIFIED, ACTIVE = "uniform", "stratified", "active"
 KNOWN = "known"  # the stratum a stratified or active draw takes whole: the queries labelled whole before it
+CERTAIN = "certain"  # the active draw's queries whose chance reached 1: drawn for certain, a stratum taken whole
 METRIC_RANGE, DIFFERENCE_RANGE = (0.0, 1.0), (-1.0, 1.0)  # every metric rae computes is a share or nDCG
 
 
 @dataclass(frozen=True)
 class Sample:
-    """The labelled draws: each one's position among the N evaluated queries (an active draw may repeat one), its
-    stratum, and, for the active design, the probability it was drawn with."""
+    """The labelled draws: each one's position among the N evaluated queries (an older rae's active draw, made with
+    replacement, may repeat one), its stratum, and, for the active design, the probability it was drawn with."""
 
     design: str
     positions: np.ndarray
     strata: np.ndarray
     stratum_sizes: dict[str, int]
     probabilities: np.ndarray | None = None
+    replacement: bool = False  # an older rae's active draw: ``probabilities`` per draw, and no finite-population correction
 
     @classmethod
     def uniform(cls, positions: np.ndarray | list[int], population: int) -> "Sample":
@@ -79,31 +84,36 @@ class Sample:
         for stratum in np.unique(self.strata):
             members = self.strata == stratum
             share = self.stratum_sizes[str(stratum)] / population
-            # Within a stratum drawn with replacement, each draw weighs 1 / p (Hajek's normalised form of Hansen and
-            # Hurwitz's estimator); within one drawn without, all weigh the same. Either way a stratum's weights sum
-            # to its share of the evaluated queries.
-            raw = rows[:, members] / self.probabilities[None, members] if self._with_replacement(stratum) else rows[:, members].astype(float)
+            # Within a stratum of unequal probabilities, each draw weighs 1 / p (Hajek's normalised form); within one of
+            # equal ones, all weigh the same. Either way a stratum's weights sum to its share of the evaluated queries.
+            raw = rows[:, members] / self.probabilities[None, members] if self._unequal(stratum) else rows[:, members].astype(float)
             total = raw.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 weights[:, members] = np.where(total > 0, raw * share / total, 0.0)
         return weights
 
-    def _with_replacement(self, stratum: object) -> bool:
-        """Whether a stratum's queries were drawn with replacement, each with its probability: the active design's,
-        beside the census of the queries labelled whole before the draw that it takes whole."""
-        return self.design == ACTIVE and stratum != KNOWN
+    def _unequal(self, stratum: object) -> bool:
+        """Whether a stratum's queries were drawn each with its own probability: the active design's, beside the
+        strata it takes whole (the queries labelled whole before the draw, and those its chances made certain)."""
+        return self.design == ACTIVE and stratum not in (KNOWN, CERTAIN)
 
-    def finite(self) -> dict[str, float]:
-        """Each stratum's finite-population correction (none for draws with replacement), a stratum nobody drew in
-        included (its draws are missing, not certain)."""
-        return {str(s): 1.0 if self._with_replacement(s) else max(0.0, 1 - int(np.sum(self.strata == s)) / size)
-                for s, size in self.stratum_sizes.items()}
+    def finite(self) -> np.ndarray:
+        """Each draw's finite-population correction, 1 - its probability of being drawn: its own in the active design
+        (none in an older rae's, drawn with replacement), n_h / N_h in a stratum of equal probabilities, n_h its
+        labelled draws (a drawn query left unlabelled is missing, not certain), and 0 in a stratum taken whole."""
+        finite = np.ones(self.n)
+        for stratum, size in self.stratum_sizes.items():
+            members = self.strata == stratum
+            if self._unequal(stratum):
+                finite[members] = 1.0 if self.replacement else np.clip(1 - self.probabilities[members], 0.0, 1.0)
+            else:
+                finite[members] = max(0.0, 1 - int(members.sum()) / size)
+        return finite
 
     def sampled(self) -> np.ndarray:
-        """Whether each draw is of a stratum drawn in part: a stratum taken whole (the queries labelled whole before the
-        draw) is known exactly, so it adds no noise, and nothing about the judge's weight is learnt from it."""
-        finite = self.finite()
-        return np.array([finite[str(s)] > 0 for s in self.strata], dtype=bool)
+        """Whether each draw carries noise: a query taken for certain (the queries labelled whole before the draw, or
+        one the active design could not miss) is known exactly, and nothing about the judge's weight is learnt from it."""
+        return self.finite() > 0
 
 
 @dataclass(frozen=True)
@@ -228,9 +238,9 @@ def outside_lam(human: np.ndarray, judge_on_human: np.ndarray, judge: np.ndarray
 def _replicates(values: np.ndarray, sample: Sample, shape: float | None) -> Replicates:
     """Row 0 is the estimate; row i + 1 the estimate without draw i, grouped by the draw's stratum (every stratum of
     the design: one nobody drew in leaves the estimate without an interval)."""
-    finite = sample.finite()
-    left_out = values[1:]
-    return Replicates(float(values[0]), [left_out[sample.strata == s] for s in finite], list(finite.values()), shape)
+    finite, left_out = sample.finite(), values[1:]
+    return Replicates(float(values[0]), [left_out[sample.strata == s] for s in sample.stratum_sizes],
+                      [finite[sample.strata == s] for s in sample.stratum_sizes], shape)
 
 
 def _p_value(judge: np.ndarray, human: np.ndarray, sample: Sample, lam: float | None) -> float:

@@ -23,9 +23,11 @@ each a standard small-sample tool:
   too large (one failed query among ten), where the inverse of Hall's cubic grows without bound, so the correction is
   capped at a = 1 / (4 t): the tail side reaches at most about 1.6 times the t half-width.
 
-``finite`` is each stratum's finite-population correction, 1 - n_h / N_h: the estimand is the humans' metric over
-the evaluated queries (what labelling every pool would give), a finite population sampled without replacement. A
-draw with replacement (the active design) has none.
+``finite`` is each draw's finite-population correction, 1 - its probability of being drawn (1 - n_h / N_h in a
+stratum of equal probabilities): the estimand is the humans' metric over the evaluated queries (what labelling every
+pool would give), a finite population sampled without replacement. Scaling each draw's jackknife deviation by it is
+Hajek's (1964) approximation of the variance of a draw of unequal probabilities without replacement, which randomised
+systematic sampling (``rae.evaluate.designs``) meets. A draw with replacement (an older rae's active design) has none.
 """
 
 from dataclasses import dataclass
@@ -40,24 +42,30 @@ ALPHA = 0.05
 
 @dataclass(frozen=True)
 class Replicates:
-    """An estimate and, per stratum that has labelled draws, the estimate with each of them left out in turn; and the
-    skewness of the per-query values it averages, over every evaluated query, when the judge shows it."""
+    """An estimate and, per stratum, the estimate with each of its labelled draws left out in turn, and each draw's
+    finite-population correction; and the skewness of the per-query values it averages, over every evaluated query,
+    when the judge shows it."""
 
     value: float
     by_stratum: list[np.ndarray]
-    finite: list[float]  # per stratum: 1 - n_h / N_h, or 1.0 for draws with replacement
+    finite: list[np.ndarray]  # per stratum, per draw: 1 - its probability of being drawn (0: certain; 1: with replacement)
     skewness: float | None = None
 
     @property
     def n(self) -> int:
-        """The draws that carry noise: a stratum taken whole (no finite-population share left) is known exactly."""
-        return int(sum(len(r) for r, f in zip(self.by_stratum, self.finite, strict=True) if f > 0))
+        """The draws that carry noise: a query taken for certain is known exactly."""
+        return int(sum(np.sum(f > 0) for f in self.finite))
+
+    def missing(self) -> bool:
+        """Whether a stratum that carries noise has fewer than two labelled draws (none at all: its draws are missing,
+        not certain), so that its spread cannot be estimated."""
+        return not self.by_stratum or any(len(r) < 2 and not (len(f) and np.all(f == 0)) for r, f in zip(self.by_stratum, self.finite, strict=True))
 
 
 def jackknife_interval(replicates: Replicates, alpha: float = ALPHA) -> Estimate:
     """The 95% interval described above; no interval (with the reason) when a stratum has a single labelled draw."""
     value = replicates.value
-    if any(len(r) < 2 and f > 0 for r, f in zip(replicates.by_stratum, replicates.finite, strict=True)) or not replicates.by_stratum:
+    if replicates.missing():
         return Estimate(round(value, 4), float("nan"), float("nan"), "a stratum with fewer than two labelled queries")
     by_stratum = [np.sqrt(f * (len(r) - 1) / len(r)) * (r.mean() - r) for r, f in zip(replicates.by_stratum, replicates.finite, strict=True)]
     deviations = np.concatenate(by_stratum)
@@ -65,7 +73,7 @@ def jackknife_interval(replicates: Replicates, alpha: float = ALPHA) -> Estimate
     if variance <= 1e-18:
         return Estimate(round(value, 4), round(value, 4), round(value, 4))
     se = np.sqrt(variance)
-    df = _satterthwaite([float(np.sum(d**2)) for d in by_stratum], [len(r) for r in replicates.by_stratum])
+    df = _satterthwaite([float(np.sum(d**2)) for d in by_stratum], [int(np.sum(f > 0)) for f in replicates.finite])  # a certain draw adds no freedom
     quantile = float(scipy_stats.t.ppf(1 - alpha / 2, df))
     if replicates.skewness is None:
         a = 2 * float(np.sum(deviations**3) / (6 * variance**1.5))  # twice Efron's acceleration: skewness / (3 sqrt n)
@@ -116,7 +124,7 @@ def planned_width(se: float, quantile: float, skewness: float | None, n: int) ->
 def _satterthwaite(variances: list[float], sizes: list[int]) -> float:
     """The degrees of freedom of a sum of stratum variances (Satterthwaite 1946): n - 1 for one stratum, and as few as
     the smallest stratum's when its variance dominates (a stratum of two labelled queries gives one)."""
-    spread = sum(v**2 / (m - 1) for v, m in zip(variances, sizes, strict=True))
+    spread = sum(v**2 / max(m - 1, 1) for v, m in zip(variances, sizes, strict=True) if v > 0)  # a stratum taken whole adds nothing
     return max(1.0, sum(variances) ** 2 / spread) if spread > 0 else float(sum(sizes) - len(sizes))
 
 

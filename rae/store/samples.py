@@ -16,7 +16,7 @@ def sample_of(store: Store, population: str) -> list[EvaluationSampleRow]:
 
 def record_sample(store: Store, population: str, run_id: str, rows: list[dict[str, Any]]) -> None:
     """The draw for a population (one row a drawn query: query_id, design, stratum, inclusion_probability, draws,
-    stratum_size), in place of any earlier one: the probabilities of two draws do not combine."""
+    stratum_size, without_replacement), in place of any earlier one: the probabilities of two draws do not combine."""
     now = datetime.now(UTC)
     with store.session() as session, session.begin():
         session.execute(delete(EvaluationSampleRow).where(EvaluationSampleRow.population == population))

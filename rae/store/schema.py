@@ -248,9 +248,9 @@ class RunRow(Base):
 
 class EvaluationSampleRow(Base):
     """A query drawn for human labelling by ``rae review queue --for-evaluation``, with the probability it was drawn
-    with (its inclusion probability in a uniform or stratified draw; its probability per draw in the active design,
-    which draws with replacement, ``draws`` times) and its stratum's size: the corrected estimates weight it by them,
-    so every design stays unbiased."""
+    with (its inclusion probability; in an older rae's active draw, which drew with replacement, ``draws`` times, its
+    probability per draw: ``without_replacement`` false) and its stratum's size: the corrected estimates weight it by
+    them, so every design stays unbiased."""
 
     __tablename__ = "evaluation_samples"
 
@@ -262,6 +262,7 @@ class EvaluationSampleRow(Base):
     inclusion_probability: Mapped[float] = mapped_column(Float)
     draws: Mapped[int] = mapped_column(Integer, default=1)
     stratum_size: Mapped[int] = mapped_column(Integer, default=0)  # 0: written by an older rae (size = drawn / probability)
+    without_replacement: Mapped[bool] = mapped_column(Boolean, default=False)  # false: written by an older rae (its active draws had replacement)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

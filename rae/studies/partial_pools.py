@@ -31,7 +31,7 @@ from rae.evaluate.designs import DESIGNS, UNCHECKED_SHARE, defensive_share
 from rae.evaluate.found_labels import mean_interval
 from rae.evaluate.judge_beliefs import agreement_kappa
 from rae.evaluate.metrics import Gains
-from rae.evaluate.plan import BEYOND, COLUMNS, Pilot, PlanRow, plan_row
+from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, plan_row
 from rae.evaluate.ppi import ACTIVE, DIFFERENCE_RANGE, STRATIFIED, UNIFORM, Sample, humans_and_ppi
 from rae.evaluate.verdicts import PASS, decide
 from rae.retrieve.rankings import Rankings
@@ -79,7 +79,7 @@ class PoolStudy:
         for judge, by in self.plans.items():
             plain = by[JUDGE_ALONE].queries.get(UNIFORM)
             for what, r in by.items():
-                cells = " | ".join(r.cell(c, BEYOND) for c in COLUMNS)
+                cells = " | ".join(r.cell(c) for c in COLUMNS)
                 best = r.labelled(design) if (design := r.best()) is not None else None
                 saved = 1 - best / plain if plain and best is not None else None
                 fewer = "n/a" if saved is None else f"{best} ({abs(saved):.0%} {'fewer' if saved >= 0 else 'more'})"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rae.evaluate.metrics import Gains
-from rae.evaluate.plan import BEYOND, COLUMNS, Pilot, PlanRow, decisive_width, plan_row
+from rae.evaluate.plan import COLUMNS, Pilot, PlanRow, decisive_width, plan_row
 from rae.evaluate.ppi import ACTIVE, STRATIFIED
 from rae.retrieve.rankings import Rankings
 from rae.studies.ppi_coverage import StudiedJudge, Target, targets_of
@@ -37,7 +37,7 @@ class GatePlans:
                  "", "| judge | width | " + " | ".join(COLUMNS) + " | stratified saves | active saves | the spread could save | the residuals could save |",
                  "| --- " * (len(COLUMNS) + 6) + "|"]
         for judge, r in self.rows.items():
-            cells = " | ".join(r.cell(c, BEYOND) for c in COLUMNS)
+            cells = " | ".join(r.cell(c) for c in COLUMNS)
             saves = " | ".join("n/a" if r.saving(d) is None else f"{r.saving(d):.0%}" for d in (STRATIFIED, ACTIVE))
             lines.append(f"| {judge} | {r.width:.3f} | {cells or r.note} | {saves} | {self.ceilings.get(judge, float('nan')):.0%} | {self.oracles.get(judge, float('nan')):.0%} |")
         return "\n".join(lines)

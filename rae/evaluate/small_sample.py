@@ -26,8 +26,9 @@ each a standard small-sample tool:
 ``finite`` is each draw's finite-population correction, 1 - its probability of being drawn (1 - n_h / N_h in a
 stratum of equal probabilities): the estimand is the humans' metric over the evaluated queries (what labelling every
 pool would give), a finite population sampled without replacement. Scaling each draw's jackknife deviation by it is
-Hajek's (1964) approximation of the variance of a draw of unequal probabilities without replacement, which randomised
-systematic sampling (``rae.evaluate.designs``) meets. A draw with replacement (an older rae's active design) has none.
+Hajek's (1964) approximation of the variance of a draw of unequal probabilities without replacement, which holds for
+a draw as random as its size and chances allow, as the active design's Pareto sampling is (``rae.evaluate.designs``).
+A draw with replacement (an older rae's active design) has none.
 """
 
 from dataclasses import dataclass

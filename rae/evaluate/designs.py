@@ -15,11 +15,10 @@ Every design draws from the evaluated queries at random, with probabilities rae 
   of it spread evenly (a defensive mixture, Hesterberg 1995, so that no weight explodes), drawn without replacement
   by Pareto sampling (Rosén 1997), which gives each query its chance and never draws one twice; the queries whose
   chance reaches 1 are a stratum of their own, ``certain``, taken whole. The estimate weighs each drawn query by the
-  inverse of its chance, normalised (Zrnic and Candès, active statistical inference, 2024;
-  Hajek's form, ``rae.evaluate.ppi``). Without replacement, a query drawn counts its finite-population correction,
-  which an older rae's draw, made with replacement, forwent; its stored draws are read as they were made. The queries
-  labelled whole before the draw are taken whole beside it, as the stratified design takes them, and the draws go to
-  the others. The share is what rae knows of the judge (``defensive_share``): its spread says where its errors lie
+  inverse of its chance, normalised (Zrnic and Candès, active statistical inference, 2024; Hajek's form,
+  ``rae.evaluate.ppi``). Without replacement, a query drawn counts its finite-population correction, which an older
+  rae's draw, made with replacement, forwent; its stored draws are read as they were made. The queries labelled whole
+  before the draw are taken whole beside it, as the stratified design takes them, and the draws go to the others. The share is what rae knows of the judge (``defensive_share``): its spread says where its errors lie
   only as far as it agrees with the humans, and a judge sure of labels the humans contradict would send the labels
   away from its errors and weigh the queries holding them most.
 

@@ -60,6 +60,16 @@ def stopped_then_finished(tmp_path: Path, server: FakeServer, name: str, command
             "paid": len(server.recorded.bodies)}
 
 
+def most_reserved(bodies: list[dict]) -> float:
+    """The largest reservation among these requests, counted as ``rae.annotate.call_gate`` counts (a byte a token, 16
+    a message and 16 for the template) at this project's prices: what a run the budget stopped may leave unspent."""
+    def most(body: dict) -> float:
+        tokens = 16 + sum(16 + len(str(message["content"]).encode()) for message in body["messages"])
+        return (tokens * 10.0 + body.get("max_tokens", 256) * 20.0) / 1e6
+
+    return max(map(most, bodies))
+
+
 def unbounded_calls(tmp_path: Path, command: list[str], extra: str = "") -> int:
     """How many calls the same command makes on a store of its own with no budget: what a run may pay in all."""
     with FakeServer(faults=four_calls_a_step) as server:
@@ -81,6 +91,8 @@ def test_annotate_never_passes_its_budget_and_continues_with_more(tmp_path, plac
         done = stopped_then_finished(tmp_path, server, "annotate", command, "0.08")
     first, finished = done["ledgers"]
     assert first.spent_usd <= first.limit_usd == 0.08 and first.refused > 0 and first.calls > 0
+    if not placement:  # a call refused while the run had calls in flight waited for them: it stopped only with less left than a call
+        assert first.spent_usd > first.limit_usd - most_reserved(server.recorded.bodies[: done["paid_first"]])
     assert "spent of the budget of $0.0800; the budget stopped the run" in done["first"] and done["code"] == 0
     assert finished.refused == 0 and "20 pairs: 20 judged" in done["again"].replace("failed to parse", "")  # the rest, judged
     assert "stopped the run" not in done["again"]

@@ -266,8 +266,9 @@ def test_a_failed_call_settles_at_nothing_and_a_timed_out_one_at_its_reservation
 
 
 def test_many_calls_in_flight_never_pass_the_budget_by_the_ledger(store):
-    """64 calls at once, each reserving 0.1 and costing 0.09, against a budget of 1.0: at most ten fit, however they
-    interleave; the rest are refused, and the ledger's spent stays under the limit."""
+    """64 calls at once, each reserving 0.1 and costing 0.09, against a budget of 1.0: ten fit at once, the others wait
+    for them to settle, and an eleventh fits once they have (0.90 spent + 0.1 held); after it nothing can, so the rest
+    are refused, and the ledger's spent stays under the limit."""
     from rae.annotate.executor import OverBudget
     from rae.store.ledger import Reservation
 
@@ -291,5 +292,39 @@ def test_many_calls_in_flight_never_pass_the_budget_by_the_ledger(store):
     paid_for = sum(asyncio.run(all_of_them()))
     executor.flush()
     ledger = budget_row(store, budget)
-    assert paid_for == ledger.calls and 10 <= paid_for <= 11 and ledger.spent_usd <= 1.0 and ledger.refused == 64 - paid_for
+    assert paid_for == ledger.calls == 11 and ledger.spent_usd <= 1.0 and ledger.refused == 64 - paid_for
+    executor.close()
+
+
+@pytest.mark.parametrize(("cost", "paid"), [(0.01, 64), (0.05, 19)])
+def test_calls_the_budget_covers_once_calls_in_flight_settle_wait_for_them_instead_of_stopping_the_run(store, cost, paid):
+    """Each call reserves 0.1 and costs ``cost``; with 64 at once against 1.0 only ten reservations fit at a time.
+    Refusing the other 54 would stop a run that spent a tenth of its budget (what ``rae annotate --budget`` once did:
+    $0.07 of $0.30, 12 calls refused). They wait for this claimant's own calls to settle: at 0.01 a call all 64 are
+    paid; at 0.05 exactly 19 (after 18, 0.90 spent leaves room for one more reservation of 0.1; after 19, none)."""
+    from rae.annotate.executor import OverBudget
+    from rae.store.ledger import Reservation
+
+    budget = open_budget(store, 1.0)
+    executor = CacheThrough(store, poll_s=0.01)
+
+    async def one(key: str) -> bool:
+        async def pay() -> dict:
+            await asyncio.sleep(0.01)
+            return costing(key, cost)
+
+        try:
+            return (await executor.athrough(key, pay, Reservation(budget, 0.1))).paid
+        except OverBudget:
+            return False
+
+    async def all_of_them() -> list[bool]:
+        with executor.grouped_on_this_loop():
+            return await asyncio.gather(*(one(f"k{i}") for i in range(64)))
+
+    assert sum(asyncio.run(all_of_them())) == paid
+    executor.flush()
+    ledger = budget_row(store, budget)
+    assert ledger.calls == paid and ledger.refused == 64 - paid and ledger.spent_usd == pytest.approx(paid * cost)
+    assert ledger.reserved_usd == pytest.approx(0.0)
     executor.close()

@@ -12,7 +12,9 @@ engines returning one product, two commands on one store. For each key:
    stored its answer and let go between the first read and the claim: serving it keeps the key from being paid
    twice), and the call's most possible cost reserved against the run's budget (``rae.store.ledger``). A claim held
    by anyone else is waited for, claiming again between pauses, until the answer appears or the claim ends. A call the
-   budget cannot cover is not claimed and not sent (``OverBudget``).
+   budget cannot cover while this claimant's own calls in flight hold part of it waits for them, claiming again between
+   pauses (they reserved their most possible cost and settle at what they cost, which gives room back); a call the
+   budget cannot cover even so is not claimed and not sent (``OverBudget``).
 4. Only then is the call paid for; its answer is stored, the claim let go and the reservation settled with what the
    call cost, in one transaction of the gateway's next group, which the caller does not wait for (it holds the answer;
    a waiter elsewhere finds it once committed; a kill loses at most the answers in that group, as it loses the calls in
@@ -111,7 +113,7 @@ class CacheThrough:
                 raise OverBudget(f"the budget cannot cover this call (up to ${reservation.amount:.6f}): not sent")
             if claim.held:
                 break
-            await asyncio.sleep(self.poll_s)  # someone else is paying for this key: wait for its answer
+            await asyncio.sleep(self.poll_s)  # someone else is paying for this key, or our calls in flight hold the budget
         try:
             answer = await pay()
         except BaseException as error:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from rae.store.ledger import Reservation, reserve
+from rae.store.ledger import Hold, Reservation, reserve
 from rae.store.schema import BudgetRow
 from rae.store.store import Store
 
@@ -33,7 +33,7 @@ def reserve_each(store: Store, reservations: dict[str, Reservation]) -> list[str
     held: list[str] = []
     with store.engine.begin() as connection:
         for key, reservation in reservations.items():
-            if not reserve(connection, reservation):
+            if reserve(connection, reservation) is not Hold.HELD:
                 break
             held.append(key)
     return held

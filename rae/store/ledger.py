@@ -7,8 +7,9 @@ a reservation costs no round trip of its own.
 """
 
 from dataclasses import dataclass
+from enum import Enum
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 
 from rae.store.schema import BudgetRow
 
@@ -23,6 +24,16 @@ class Reservation:
     amount: float
 
 
+class Hold(Enum):
+    """What the ledger answers a reservation: held; not now (it fits once calls in flight settle, and the caller has
+    some of its own to wait for); refused (it would pass the limit even if every call in flight cost nothing, or the
+    caller has nothing of its own in flight to wait for)."""
+
+    HELD = "held"
+    WAIT = "wait"
+    REFUSED = "refused"
+
+
 @dataclass(frozen=True)
 class Settlement:
     """A reservation given back and what the call really cost (None: unknown, so the reservation counts as spent)."""
@@ -32,18 +43,25 @@ class Settlement:
     cost: float | None
 
 
-def reserve(connection: Connection, reservation: Reservation) -> bool:
-    """Hold the amount if spent plus reserved stays within the limit; count a refusal otherwise."""
+def reserve(connection: Connection, reservation: Reservation, may_wait: bool = False) -> Hold:
+    """Hold the amount if spent plus reserved stays within the limit. Otherwise a caller with calls of its own in flight
+    (``may_wait``) waits while spent alone leaves room: refusing it would stop a run with most of its budget unspent,
+    held for a moment by reservations that settle at a fraction of them. Anything else is refused, and counted."""
     table = BudgetRow.__table__
+    mine = table.c.budget_id == reservation.budget_id
     held = connection.execute(
         update(table)
-        .where(table.c.budget_id == reservation.budget_id,
-               table.c.spent_usd + table.c.reserved_usd + reservation.amount <= table.c.limit_usd + SLACK_USD)
+        .where(mine, table.c.spent_usd + table.c.reserved_usd + reservation.amount <= table.c.limit_usd + SLACK_USD)
         .values(reserved_usd=table.c.reserved_usd + reservation.amount)
     ).rowcount == 1
-    if not held:
-        connection.execute(update(table).where(table.c.budget_id == reservation.budget_id).values(refused=table.c.refused + 1))
-    return held
+    if held:
+        return Hold.HELD
+    if may_wait and connection.execute(
+        select(table.c.spent_usd + reservation.amount <= table.c.limit_usd + SLACK_USD).where(mine)
+    ).scalar():
+        return Hold.WAIT
+    connection.execute(update(table).where(mine).values(refused=table.c.refused + 1))
+    return Hold.REFUSED
 
 
 def settle(connection: Connection, settlement: Settlement) -> None:

@@ -52,7 +52,7 @@ class AnnotationSummary:
             f"{self.lm_calls['requirements_guidelines']} for requirements and guidelines)",
         ]
         if calls == 0:
-            parts[-1] = "0 LM calls made (everything was in the store)"
+            parts[-1] = "0 LM calls made" + (" (everything was in the store)" if self.from_store == self.pairs else "")
         else:
             total = self.total
             cost = "unknown cost" if total.cost_usd is None else f"${total.cost_usd:.4f}"

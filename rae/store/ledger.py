@@ -64,6 +64,16 @@ def reserve(connection: Connection, reservation: Reservation, may_wait: bool = F
     return Hold.REFUSED
 
 
+def reserve_in_turn(connection: Connection, reservations: dict[str, Reservation], in_flight: bool) -> dict[str, Hold]:
+    """Each key's reservation in turn. While the claimant has calls in flight (from before, or held earlier in this
+    turn), a reservation that does not fit may wait for them to settle (``Hold.WAIT``) instead of being refused."""
+    holds: dict[str, Hold] = {}
+    for key, reservation in reservations.items():
+        holds[key] = reserve(connection, reservation, may_wait=in_flight)
+        in_flight = in_flight or holds[key] is Hold.HELD
+    return holds
+
+
 def settle(connection: Connection, settlement: Settlement) -> None:
     table = BudgetRow.__table__
     cost = settlement.reserved if settlement.cost is None else settlement.cost

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rae.store.database import StoreError, create_schema, open_engine, safe_url
-from rae.store.ledger import Hold, Reservation, Settlement, reserve, settle
+from rae.store.ledger import Hold, Reservation, Settlement, reserve_in_turn, settle
 from rae.store.schema import LEGACY_TABLES, Base, ClaimRow, LMCallRow, MetaRow, RunRow
 
 Row = TypeVar("Row")
@@ -38,9 +38,8 @@ SCHEMA_VERSION = "3"  # answers keyed on what their sender sends (lm_calls); 2: 
 @dataclass(frozen=True)
 class Claim:
     """The answer to a claim on a key: whether the claimant now holds it, and the key's stored answer as of then (a
-    stored answer is returned unclaimed); ``refused``: the key was free, but its call's reservation did not fit in the
-    budget, so it is not held and must not be paid; ``wait``: not now, it fits once the claimant's own calls in
-    flight settle (``rae.store.ledger.Hold``)."""
+    stored answer is returned unclaimed); the key was free but its reservation did not fit the budget: ``refused``
+    (never to be paid) or ``wait`` (it fits once the claimant's own calls in flight settle; ``ledger.Hold``)."""
 
     held: bool
     row: Any = None
@@ -269,7 +268,7 @@ class Store:
         held = [key for key, claim in claims.items() if claim.held]
         late = _rows_of(connection, LMCallRow, held) if held else {}
         to_reserve = {key: reservations[key] for key in held if key not in late and key in reservations}
-        holds = _reserve_in_turn(connection, to_reserve, in_flight=bool(to_reserve) and _holds_others(connection, owner, fingerprints))
+        holds = reserve_in_turn(connection, to_reserve, in_flight=bool(to_reserve) and _holds_others(connection, owner, fingerprints))
         not_held = [key for key, hold in holds.items() if hold is not Hold.HELD]
         let_go = list(late) + not_held
         if let_go:
@@ -395,17 +394,7 @@ def _replacing(dialect: str, table: Any) -> Any:
 
 
 def _holds_others(connection: Connection, owner: str, keys: list[str]) -> bool:
-    """Whether the claimant holds claims beyond these keys: calls in flight, each holding its reservation until the
-    transaction that stores its answer lets go of its claim."""
+    """Whether the claimant holds claims beyond these keys: calls in flight, each with its reservation until it settles."""
     others = select(ClaimRow.fingerprint).where(ClaimRow.owner == owner, ClaimRow.fingerprint.not_in(keys)).limit(1)
     return connection.execute(others).first() is not None
 
-
-def _reserve_in_turn(connection: Connection, reservations: dict[str, Reservation], in_flight: bool) -> dict[str, Hold]:
-    """Each key's reservation in turn. While the claimant has calls in flight (from before, or held earlier in this
-    turn), a reservation that does not fit may wait for them to settle (``Hold.WAIT``) instead of being refused."""
-    holds: dict[str, Hold] = {}
-    for key, reservation in reservations.items():
-        holds[key] = reserve(connection, reservation, may_wait=in_flight)
-        in_flight = in_flight or holds[key] is Hold.HELD
-    return holds

@@ -104,3 +104,26 @@ def test_a_sum_of_costs_is_rounded_as_one_call_is_and_unknown_if_any_part_is():
     assert total_cost(parts) == round(sum(parts), 8)
     assert total_cost([*parts, None]) is None
     assert total_cost([]) == 0.0
+
+
+def test_an_evaluation_the_budget_stopped_says_so_above_its_tables_and_a_complete_one_does_not(scripted, store, tiny, tmp_path):
+    """The metrics count a product the judge never labelled as not relevant; only judged@k showed it, so an evaluation
+    the budget stopped read like a finished one (rae evaluate --budget 0.5: 37 of 398 pairs judged, exit 0, no word)."""
+    from rae.evaluate.evaluation import evaluate_engines
+    from rae.evaluate.report import evaluation_json, markdown, write_report
+    from rae.retrieve.rankings import retrieve_all
+    from tests.test_evaluate import tiny_engines
+
+    judging, queries = priced(store, scripted), tiny.queries()
+    retrievals = retrieve_all(tiny_engines(tiny), queries, 3, tiny.catalog)
+    stopped = evaluate_engines(retrievals, queries, judging, tiny.catalog, k=3, progress=False, budget=open_budget(store, [judging.model], 0.5))
+    missing = stopped.unjudged()
+    assert all(n > 0 for n, _ in missing.values())
+    for page in ("report.md", "report.html"):
+        text = (write_report(stopped, {"run_id": "r1"}, tmp_path / "stopped") / page).read_text()
+        assert "Incomplete: the judge has not labelled every product of the top 3 (the budget stopped the judging)" in text
+        assert f"title lacks {missing['title'][0]} of its {missing['title'][1]}" in text and "(with more --budget)" in text
+    engine = evaluation_json(stopped, {})["engines"]["title"]
+    assert engine["unjudged_in_top_k"] == missing["title"][0] and engine["not_judged"] > 0
+    complete = evaluate_engines(retrievals, queries, judging, tiny.catalog, k=3, progress=False, budget=open_budget(store, [judging.model], 1000.0))
+    assert all(n == 0 for n, _ in complete.unjudged().values()) and "Incomplete" not in markdown(complete, {"run_id": "r2"})

@@ -60,6 +60,14 @@ class Evaluation:
     def main_metric(self) -> str:
         return f"ndcg@{self.k}"
 
+    def unjudged(self) -> dict[str, tuple[int, int]]:
+        """Per engine, the products of its top k the judge has no label for, and all the products of its top k."""
+        counts = {}
+        for run in self.engines:
+            pairs = [(query_id, product_id) for query_id, ranking in run.rankings.items() for product_id in ranking[: self.k]]
+            counts[run.name] = (sum(p not in self.llm_gains.get(q, {}) for q, p in pairs), len(pairs))
+        return counts
+
     def worst_queries(self, engine: str, n: int = 5) -> list[tuple[Query, float]]:
         scores = self.metrics[engine].per_query[self.main_metric]
         by_id = {q.query_id: q for q in self.queries}

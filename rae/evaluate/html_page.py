@@ -11,7 +11,7 @@ from rae.evaluate import plots
 from rae.evaluate.drilldown import drilldown_section
 from rae.evaluate.evaluation import Evaluation
 from rae.evaluate.metrics import metric_names
-from rae.evaluate.tables import title
+from rae.evaluate.tables import title, unjudged_note
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#212529}"
@@ -22,6 +22,8 @@ STYLE = (
 
 def html_page(evaluation: Evaluation, described: dict[str, Any], titled: dict[str, pd.DataFrame], images: dict[str, str] | None = None) -> str:
     body = [f"<h1>{html.escape(title(evaluation, described))}</h1>"]
+    if (note := unjudged_note(evaluation)) is not None:
+        body.append(f"<p><strong>{html.escape(note)}</strong></p>")
     for heading, table in titled.items():
         body.append(f"<h2>{html.escape(heading)}</h2>")
         if not table.empty:

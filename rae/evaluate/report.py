@@ -14,7 +14,7 @@ import pandas as pd
 
 from rae.evaluate.evaluation import Evaluation
 from rae.evaluate.html_page import html_page
-from rae.evaluate.tables import tables, title
+from rae.evaluate.tables import tables, title, unjudged_note
 from rae.jsonout import dumps, plain
 from rae.retrieve.trec import write_trec_run
 
@@ -36,6 +36,7 @@ def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[s
             for run in evaluation.engines
         },
     }
+    unjudged = evaluation.unjudged()
     for run in evaluation.engines:
         summary, total = run.annotation, run.annotation.total
         data["engines"][run.name] = {
@@ -44,6 +45,9 @@ def evaluation_json(evaluation: Evaluation, described: dict[str, Any]) -> dict[s
             "new_pairs_judged": summary.new_pairs_judged,
             "from_store": summary.from_store,
             "failed": summary.failed,
+            "not_judged": summary.not_judged,
+            "lm_errors": summary.errors,
+            "unjudged_in_top_k": unjudged[run.name][0],
             "lm_calls": summary.total_calls,
             "judgment_calls": summary.lm_calls["judgment"],
             "input_tokens": total.input_tokens,
@@ -102,6 +106,8 @@ def write_report(evaluation: Evaluation, described: dict[str, Any], directory: P
 
 def _markdown(evaluation: Evaluation, described: dict[str, Any], titled: dict[str, pd.DataFrame]) -> str:
     lines = [title(evaluation, described), ""]
+    if (note := unjudged_note(evaluation)) is not None:
+        lines += [note, ""]
     for heading, table in titled.items():
         lines += [f"## {heading}", "", table.to_markdown(index=False) if not table.empty else "", ""]
     return "\n".join(lines)

@@ -4,11 +4,11 @@ The engines' results are retrieved once, before (a dry run and a budget read the
 The run is recorded in the store with what each engine cost in LM calls.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rae.annotate.spending import Budget, budget_state
+from rae.annotate.spending import Budget, BudgetState, budget_state
 from rae.annotate.summary import AnnotationSummary
 from rae.datasets.records import Pair, Query
 from rae.evaluate.evaluation import Evaluation, evaluate_engines, human_gains_for
@@ -29,16 +29,26 @@ class EvaluationRun:
 
     def as_dict(self) -> dict[str, Any]:
         result = {**evaluation_json(self.evaluation, self.described), "report": str(self.report_dir)}
+        if (budget := self.budget) is not None:
+            result["budget"] = {**asdict(budget), "stopped": budget.stopped}
         return result | ({"mlflow_run_id": self.mlflow_run_id} if self.mlflow_run_id else {})
+
+    @property
+    def budget(self) -> BudgetState | None:
+        """The run's ledger as its judging ended (None: no --budget)."""
+        return next((engine.annotation.budget for engine in self.evaluation.engines if engine.annotation.budget is not None), None)
 
     def markdown(self) -> str:
         lines = [markdown(self.evaluation, self.described)]
         for engine in self.evaluation.engines:
             summary = engine.annotation
+            left = f", {summary.not_judged} not judged" if summary.not_judged else ""
             lines.append(
                 f"{engine.name}: {summary.pairs} pairs, {summary.new_pairs_judged} new pairs judged with "
-                f"{summary.lm_calls['judgment']} judgment calls, {summary.from_store} from the store"
+                f"{summary.lm_calls['judgment']} judgment calls, {summary.from_store} from the store{left}"
             )
+        if self.budget is not None:
+            lines.append(self.budget.line())
         lines.append(f"report: {self.report_dir}/report.html")
         return "\n".join(lines)
 

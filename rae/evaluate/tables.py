@@ -120,6 +120,30 @@ def title(evaluation: Evaluation, described: dict[str, Any]) -> str:
     )
 
 
+def unjudged_note(evaluation: Evaluation) -> str | None:
+    """A line under the title when the judge left products of the top k without a label: the metrics count them as not
+    relevant, which otherwise only judged@k shows. It says why when this run knows (the budget, LM errors, answers that
+    did not parse), and that running again judges what is missing, unless all that is missing did not parse."""
+    missing = {name: counts for name, counts in evaluation.unjudged().items() if counts[0]}
+    if not missing:
+        return None
+    summaries = [run.annotation for run in evaluation.engines]
+    stopped, errors, failed = any(s.stopped_by_budget for s in summaries), sum(s.errors for s in summaries), sum(s.failed for s in summaries)
+    why = []
+    if stopped:
+        why.append("the budget stopped the judging")
+    if errors:
+        why.append(f"{errors} LM errors")
+    if failed:
+        why.append(f"{failed} answers that did not parse")
+    each = ", ".join(f"{name} lacks {n:,} of its {total:,}" for name, (n, total) in missing.items())
+    note = (f"Incomplete: the judge has not labelled every product of the top {evaluation.k}" + (f" ({'; '.join(why)})" if why else "")
+            + f": {each}. The metrics count them as not relevant (judged@{evaluation.k} is the share labelled).")
+    if stopped or errors or not failed:
+        note += " The same command again judges what the store lacks, paying for nothing twice" + (" (with more --budget)." if stopped else ".")
+    return note
+
+
 def _estimate(estimate: dict[str, Any]) -> str:
     if estimate["value"] is None:
         return "n/a"

@@ -18,9 +18,10 @@ Every design draws from the evaluated queries at random, with probabilities rae 
   inverse of its chance, normalised (Zrnic and Candès, active statistical inference, 2024; Hajek's form,
   ``rae.evaluate.ppi``). Without replacement, a query drawn counts its finite-population correction, which an older
   rae's draw, made with replacement, forwent; its stored draws are read as they were made. The queries labelled whole
-  before the draw are taken whole beside it, as the stratified design takes them, and the draws go to the others. The share is what rae knows of the judge (``defensive_share``): its spread says where its errors lie
-  only as far as it agrees with the humans, and a judge sure of labels the humans contradict would send the labels
-  away from its errors and weigh the queries holding them most.
+  before the draw are taken whole beside it, as the stratified design takes them, and the draws go to the others.
+  The share is what rae knows of the judge (``defensive_share``): its spread says where its errors lie only as far
+  as it agrees with the humans, and a judge sure of labels the humans contradict would send the labels away from its
+  errors and weigh the queries holding them most.
 
 **The judge's own spread** of a query's metric: each pair's label is redrawn from what the judge believes of it (its
 label probabilities or its confidence when rae measured them, else its label kept with probability 1 - epsilon and

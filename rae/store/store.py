@@ -38,13 +38,13 @@ SCHEMA_VERSION = "3"  # answers keyed on what their sender sends (lm_calls); 2: 
 @dataclass(frozen=True)
 class Claim:
     """The answer to a claim on a key: whether the claimant now holds it, and the key's stored answer as of then (a
-    stored answer is returned unclaimed); the key was free but its reservation did not fit the budget: ``refused``
-    (never to be paid) or ``wait`` (it fits once the claimant's own calls in flight settle; ``ledger.Hold``)."""
+    stored answer is returned unclaimed); ``refused``: the key was free, but its call's reservation did not fit the
+    budget, never to be paid. Not held, not refused and no row: ask again later (someone else holds the key, or the
+    reservation fits once the claimant's own calls in flight settle: ``ledger.Hold.WAIT``)."""
 
     held: bool
     row: Any = None
     refused: bool = False
-    wait: bool = False
 
 
 @dataclass
@@ -274,7 +274,7 @@ class Store:
         if let_go:
             connection.execute(delete(ClaimRow).where(ClaimRow.fingerprint.in_(let_go), ClaimRow.owner == owner))
             claims.update({key: Claim(False, row) for key, row in late.items()})
-            claims.update({key: Claim(False, refused=holds[key] is Hold.REFUSED, wait=holds[key] is Hold.WAIT) for key in not_held})
+            claims.update({key: Claim(False, refused=holds[key] is Hold.REFUSED) for key in not_held})
         return claims
 
     def _put_answers(self, connection: Connection, rows: list[dict[str, Any]], owner: str | None) -> None:
